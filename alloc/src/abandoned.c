@@ -1,0 +1,183 @@
+/* The process-wide abandoned list: segments of exited threads that still
+ * hold live blocks.  Any thread may free into them (remote frees); a thread
+ * that needs memory reclaims them, one reclaimer per segment.
+ *
+ * Invariants (A1, A2, A4, P5):
+ *   an abandoned segment has thread_id 0 and tld NULL, is on the list exactly
+ *   once, has no page on any purge queue and no page in any heap, and
+ *   abandoned_pages == used;
+ *   abandoned_count == length of the list == stats.segments_abandoned;
+ *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
+ *   in-use pages sit in the reclaimer's backing heap and its committed free
+ *   pages on the reclaimer's purge queue. */
+#include "internal.h"
+
+#include <pthread.h>
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static lode_segment_t* abandoned_first; /* guarded by abandoned_lock */
+static size_t abandoned_count;          /* guarded by abandoned_lock */
+
+void _lode_abandoned_init(void) {}
+
+void _lode_abandoned_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); }
+void _lode_abandoned_fork_parent(void) { pthread_mutex_unlock(&abandoned_lock); }
+void _lode_abandoned_fork_child(void) { pthread_mutex_init(&abandoned_lock, NULL); }
+
+lode_segment_t* _lode_abandoned_first(void) { return abandoned_first; }
+size_t _lode_abandoned_count(void) { return abandoned_count; }
+
+static void abandoned_push(lode_segment_t* seg) {
+  pthread_mutex_lock(&abandoned_lock);
+  seg->prev = NULL;
+  seg->next = abandoned_first;
+  if (abandoned_first) abandoned_first->prev = seg;
+  abandoned_first = seg;
+  abandoned_count++;
+  pthread_mutex_unlock(&abandoned_lock);
+  _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
+}
+
+static lode_segment_t* abandoned_pop(void) {
+  pthread_mutex_lock(&abandoned_lock);
+  lode_segment_t* seg = abandoned_first;
+  if (seg != NULL) {
+    abandoned_first = seg->next;
+    if (abandoned_first) abandoned_first->prev = NULL;
+    seg->next = seg->prev = NULL;
+    abandoned_count--;
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (seg != NULL) _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
+  return seg;
+}
+
+/* Owner thread exits: pages leave its purge queue, the owner is cleared and
+ * the segment is published (or released when nothing in it lives). */
+void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
+  }
+  if (seg->used == 0) {
+    _lode_segment_release(seg, tld);
+    return;
+  }
+  _lode_segment_list_remove(&tld->segments[seg->kind], seg);
+  seg->tld = NULL;
+  seg->is_abandoned = true;
+  seg->abandoned_pages = seg->used;
+  atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
+  _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
+  abandoned_push(seg);
+}
+
+/* Take ownership of a popped segment.  Only one thread can win the CAS. */
+static bool segment_claim(lode_segment_t* seg, lode_tld_t* tld) {
+  uintptr_t expected = 0;
+  return atomic_compare_exchange_strong_explicit(&seg->thread_id, &expected, tld->thread_id,
+                                                 memory_order_acq_rel, memory_order_acquire);
+}
+
+/* Merge remote frees of every in-use page; pages left empty become free. */
+static void segment_collect_pages(lode_segment_t* seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (!page->in_use) continue;
+    _lode_page_collect(page, false);
+    if (page->used == 0) {
+      page->in_use = 0;
+      page->free = page->local_free = NULL;
+      page->capacity = 0;
+      atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+      atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
+      seg->used--;
+      _lode_stat_sub(&_lode_stats.pages_current, 1);
+    }
+  }
+}
+
+/* Adopt a claimed segment into tld: live pages to the backing heap (never a
+ * user heap: lode_heap_destroy must not free blocks it did not allocate),
+ * committed free pages onto tld's purge queue.  Returns false when the
+ * segment was released because nothing in it lived any more. */
+static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
+  seg->is_abandoned = false;
+  seg->abandoned_pages = 0;
+  seg->tld = tld;
+  _lode_stat_add(&_lode_stats.segments_reclaimed, NULL, 1);
+  segment_collect_pages(seg);
+  if (seg->used == 0) {
+    _lode_segment_release(seg, NULL);
+    return false;
+  }
+  _lode_segment_list_push(&tld->segments[seg->kind], seg, seg->used < seg->page_count);
+  lode_heap_t* backing = &tld->heap_backing;
+  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+  int64_t now = _lode_clock_now();
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->in_use) {
+      page->retire_expire = 0;
+      page->next = page->prev = NULL;
+      atomic_store_explicit(&page->heap, backing, memory_order_release);
+      _lode_page_set_delayed(page, LODE_DELAYED_NO, true);
+      _lode_queue_push_back(backing, &backing->pages[page->bin], page);
+      backing->page_count++;
+    } else if (page->is_committed && delay > 0) {
+      _lode_purge_queue_push(tld, page, now);
+    }
+  }
+  if (delay == 0) {
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      if (!seg->pages[i].in_use && seg->pages[i].is_committed) _lode_page_purge(&seg->pages[i], tld);
+    }
+  }
+  return true;
+}
+
+bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
+  lode_tld_t* tld = heap->tld;
+  for (size_t n = 0; n < max_segments; n++) {
+    lode_segment_t* seg = abandoned_pop();
+    if (seg == NULL) return false;
+    if (!segment_claim(seg, tld)) {
+      lode_assert(!"abandoned segment already owned");
+      continue;
+    }
+    if (segment_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
+  }
+  return false;
+}
+
+/* Forced collect: abandoned segments whose blocks have all been freed go
+ * back to the OS; the others return to the list. */
+size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
+  pthread_mutex_lock(&abandoned_lock);
+  lode_segment_t* list = abandoned_first;
+  size_t n = abandoned_count;
+  abandoned_first = NULL;
+  abandoned_count = 0;
+  pthread_mutex_unlock(&abandoned_lock);
+  _lode_stat_sub(&_lode_stats.segments_abandoned, n);
+  size_t released = 0;
+  while (list != NULL) {
+    lode_segment_t* seg = list;
+    list = seg->next;
+    seg->next = seg->prev = NULL;
+    if (!segment_claim(seg, tld)) {
+      lode_assert(!"abandoned segment already owned");
+      continue;
+    }
+    segment_collect_pages(seg);
+    if (seg->used == 0) {
+      _lode_segment_release(seg, NULL);
+      released++;
+      continue;
+    }
+    seg->abandoned_pages = seg->used;
+    atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
+    abandoned_push(seg);
+  }
+  return released;
+}

@@ -1,0 +1,285 @@
+/* The allocation API: malloc/free fast paths, calloc, realloc, aligned
+ * allocation, usable size, and validation of the pointers handed to free.
+ *
+ * Fast paths: a small malloc pops the first block of pages_direct[size/8];
+ * a free by the owner thread pushes on local_free.  Neither takes a lock or
+ * an atomic read-modify-write (only plain loads of atomics). */
+#include "internal.h"
+
+#include <stdlib.h>
+
+
+static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
+  lode_page_t* page = heap->pages_direct[(size + 7) >> 3];
+  lode_block_t* block = page->free;
+  if (lode_unlikely(block == NULL)) return _lode_malloc_generic(heap, size);
+  page->free = lode_block_next(page, block);
+  page->used++;
+  return block;
+}
+
+static inline void* heap_malloc(lode_heap_t* heap, size_t size) {
+  if (lode_likely(size <= LODE_DIRECT_MAX)) return heap_malloc_small(heap, size);
+  return _lode_malloc_generic(heap, size);
+}
+
+void* lode_malloc(size_t size) { return heap_malloc(_lode_heap_get_default(), size); }
+
+void* lode_heap_malloc(lode_heap_t* heap, size_t size) {
+  if (heap == NULL) heap = _lode_heap_get_default();
+  return heap_malloc(heap, size);
+}
+
+static bool mul_overflow(size_t a, size_t b, size_t* out) { return __builtin_mul_overflow(a, b, out); }
+
+void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
+  size_t total;
+  if (mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void* p = lode_heap_malloc(heap, total);
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
+
+void* lode_calloc(size_t count, size_t size) { return lode_heap_calloc(NULL, count, size); }
+
+/* --- pointer validation ----------------------------------------------------- */
+/* Cheap double-free test: an immediate re-free, or a block whose first word
+ * links into its own page and is found on the free lists within a few
+ * steps.  LODE_SECURE and LODE_DEBUG >= 2 walk the lists in full. */
+#if defined(LODE_SECURE) || LODE_DEBUG >= 2
+#define DOUBLE_FREE_WALK ((size_t)-1)
+#else
+#define DOUBLE_FREE_WALK ((size_t)16)
+#endif
+
+static bool list_contains(const lode_page_t* page, const lode_block_t* list, const lode_block_t* b,
+                          size_t limit) {
+  for (size_t n = 0; list != NULL && n < limit && n <= page->capacity; n++) {
+    if (list == b) return true;
+    list = lode_block_next(page, list);
+  }
+  return false;
+}
+
+static inline bool looks_double_free(const lode_page_t* page, const lode_block_t* b) {
+  if (b == page->local_free || b == page->free) return true;
+  uintptr_t next = (uintptr_t)lode_block_next(page, b);
+  uintptr_t off = next - (uintptr_t)page->area;
+  if (lode_likely(off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic)))
+    return false;
+  return list_contains(page, page->local_free, b, DOUBLE_FREE_WALK) ||
+         list_contains(page, page->free, b, DOUBLE_FREE_WALK);
+}
+
+
+/* Resolve p to its segment, page and block start, or report it.  Returns
+ * NULL when p is not a block lode handed out. */
+static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** pseg, lode_page_t** ppage) {
+  lode_segment_t* seg = _lode_segment_map_lookup(p);
+  if (seg == NULL || seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg)) {
+    _lode_error_pointer(func, "invalid pointer", p);
+    return NULL;
+  }
+  lode_page_t* page = _lode_segment_page_of(seg, p);
+  const uint8_t* u = p;
+  if (u < page->area || u >= page->area + page->area_size || page->block_size == 0) {
+    _lode_error_pointer(func, "invalid pointer", p);
+    return NULL;
+  }
+  uint64_t off = (uint64_t)(u - page->area);
+  lode_block_t* block = (lode_block_t*)u;
+  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) {
+    block = _lode_page_unalign(page, p);
+  } else if (seg->kind == LODE_PAGE_HUGE ? off != 0 : !lode_is_multiple(off, page->block_magic)) {
+    _lode_error_pointer(func, "invalid pointer (not the start of a block)", p);
+    return NULL;
+  }
+  *pseg = seg;
+  *ppage = page;
+  return block;
+}
+
+void _lode_free_slow(lode_segment_t* seg, lode_page_t* page, void* p, const char* func) {
+  (void)seg; (void)page;
+  if (p == NULL) return;
+  lode_block_t* block = resolve(p, func, &seg, &page);
+  if (block == NULL) return;
+  if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id()) {
+    uint64_t off = (uint64_t)((uint8_t*)block - page->area);
+    if (!page->in_use || off >= (uint64_t)page->capacity * page->block_size) {
+      _lode_error_pointer(func, "invalid pointer (not allocated)", p);
+      return;
+    }
+    if (page->used == 0 || looks_double_free(page, block)) {
+      _lode_error_pointer(func, "double free", p);
+      return;
+    }
+    _lode_page_free_block_owned(page, block);
+  } else {
+    _lode_page_free_remote(page, block);
+  }
+}
+
+void lode_free(void* p) {
+  if (lode_unlikely(p == NULL)) return;
+  lode_segment_t* seg = _lode_ptr_segment(p);
+  if (lode_unlikely(!_lode_segment_map_is_start(p))) {
+    _lode_free_slow(NULL, NULL, p, "free");
+    return;
+  }
+  lode_page_t* page = _lode_segment_page_of(seg, p);
+  if (lode_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
+                  atomic_load_explicit(&page->flags, memory_order_relaxed) == 0)) {
+    lode_block_t* block = p;
+    uint64_t off = (uint64_t)((uint8_t*)p - page->area);
+    if (lode_likely(off < (uint64_t)page->capacity * page->block_size &&
+                    lode_is_multiple(off, page->block_magic) && page->used != 0 &&
+                    !looks_double_free(page, block))) {
+      lode_block_set_next(page, block, page->local_free);
+      page->local_free = block;
+      if (lode_unlikely(--page->used == 0)) _lode_page_retire(page);
+      return;
+    }
+  }
+  _lode_free_slow(seg, page, p, "free");
+}
+
+size_t lode_usable_size(const void* p) {
+  if (p == NULL) return 0;
+  lode_segment_t* seg;
+  lode_page_t* page;
+  lode_block_t* block = resolve(p, "malloc_usable_size", &seg, &page);
+  if (block == NULL) return 0;
+  return page->block_size - (size_t)((const uint8_t*)p - (uint8_t*)block);
+}
+
+/* --- aligned allocation ------------------------------------------------------ */
+/* Small alignments: the first size class that is a multiple of the
+ * alignment, in a page whose area start is aligned too, gives naturally
+ * aligned blocks.  Otherwise over-allocate and hand out an interior pointer;
+ * the page is marked so free finds the block start. */
+void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero) {
+  if (!lode_is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (heap == NULL) heap = _lode_heap_get_default();
+  if (size > LODE_MAX_ALLOC_SIZE || alignment > LODE_MAX_ALLOC_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (size == 0) size = 1;
+  void* p = NULL;
+  if (alignment <= LODE_MAX_ALIGN && (size >= alignment || size > 8)) {
+    return zero ? lode_heap_calloc(heap, 1, size) : heap_malloc(heap, size);
+  } else if (alignment <= LODE_OS_PAGE_SIZE && size <= LODE_MEDIUM_OBJ_MAX) {
+    /* Classes 2^k are multiples of any alignment <= 2^k; page areas are
+     * 4 KiB aligned. */
+    size_t want = size < alignment ? alignment : size;
+    size_t bin = lode_bin_of(want);
+    while (lode_bin_size(bin) % alignment != 0) bin++;
+    p = heap_malloc(heap, lode_bin_size(bin));
+    if (p == NULL) return NULL;
+  } else {
+    size_t over = size + alignment - 1;
+    if (over > LODE_LARGE_OBJ_MAX || alignment > LODE_OS_PAGE_SIZE * 16) {
+      /* A huge block placed at an aligned offset of its own segment. */
+      if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      lode_page_t* page = _lode_heap_huge_page(heap, size, alignment);
+      if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      lode_block_t* block = page->free;
+      page->free = NULL;
+      page->used = 1;
+      _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+      _lode_queue_to_full(heap, page);
+      lode_assert(((uintptr_t)block & (alignment - 1)) == 0);
+      p = block;
+    } else {
+      uint8_t* raw = heap_malloc(heap, over);
+      if (raw == NULL) return NULL;
+      lode_segment_t* seg = _lode_ptr_segment(raw);
+      lode_page_t* page = _lode_segment_page_of(seg, raw);
+      uint8_t* aligned = (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
+      if (aligned != raw) atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
+      p = aligned;
+    }
+  }
+  if (p != NULL && zero) memset(p, 0, size);
+  lode_assert(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+  return p;
+}
+
+void* lode_heap_aligned_alloc(lode_heap_t* heap, size_t alignment, size_t size) {
+  return _lode_heap_malloc_aligned(heap, size, alignment, false);
+}
+
+void* lode_aligned_alloc(size_t alignment, size_t size) {
+  return _lode_heap_malloc_aligned(NULL, size, alignment, false);
+}
+
+int lode_posix_memalign(void** out, size_t alignment, size_t size) {
+  if (out == NULL || !lode_is_pow2(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  int saved = errno;
+  void* p = _lode_heap_malloc_aligned(NULL, size, alignment, false);
+  if (p == NULL) {
+    int e = errno;
+    errno = saved;
+    return e == EINVAL ? EINVAL : ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+/* --- realloc ------------------------------------------------------------------ */
+void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
+  if (p == NULL) return lode_heap_malloc(heap, newsize);
+  lode_segment_t* seg;
+  lode_page_t* page;
+  lode_block_t* block = resolve(p, "realloc", &seg, &page);
+  if (block == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t offset = (size_t)((uint8_t*)p - (uint8_t*)block);
+  size_t usable = page->block_size - offset;
+  if (newsize > LODE_MAX_ALLOC_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
+  if (seg->kind == LODE_PAGE_HUGE && mine && offset == 0 && newsize > LODE_LARGE_OBJ_MAX) {
+    /* Huge blocks shrink and grow in place within their reservation. */
+    if (newsize <= usable) {
+      if (newsize < usable / 2 || usable - newsize >= LODE_SEGMENT_SIZE) _lode_segment_huge_shrink(page, newsize);
+      return p;
+    }
+    if (_lode_segment_huge_grow(page, newsize)) return p;
+  } else if (newsize <= usable && newsize >= usable / 2 && seg->kind != LODE_PAGE_HUGE) {
+    return p; /* fits and does not waste more than half */
+  }
+  void* q = lode_heap_malloc(heap, newsize);
+  if (q == NULL) return NULL; /* p stays valid */
+  memcpy(q, p, newsize < usable ? newsize : usable);
+  lode_free(p);
+  return q;
+}
+
+void* lode_realloc(void* p, size_t newsize) { return lode_heap_realloc(NULL, p, newsize); }
+
+void* lode_reallocarray(void* p, size_t count, size_t size) {
+  size_t total;
+  if (mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return lode_realloc(p, total);
+}

@@ -1,0 +1,303 @@
+/* The invariant checker: the oracle of the stress and fuzz suites.  It reads
+ * lode's structures and reports every broken invariant to the reporter;
+ * nothing here changes state, and nothing runs unless called. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+static lode_check_reporter_fn* reporter;
+static void* reporter_arg;
+static __thread size_t violations;
+
+static void default_reporter(const char* inv, const void* obj, const char* msg, void* arg) {
+  (void)arg;
+  char buf[300];
+  int n = snprintf(buf, sizeof(buf), "lode: invariant %s violated at %p: %s\n", inv, obj, msg);
+  if (n > 0) {
+    ssize_t w = write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    (void)w;
+  }
+}
+
+void lode_check_set_reporter(lode_check_reporter_fn* fn, void* arg) {
+  reporter = fn;
+  reporter_arg = arg;
+}
+
+void _lode_check_report(const char* inv, const void* obj, const char* msg) {
+  violations++;
+  if (reporter) reporter(inv, obj, msg, reporter_arg);
+  else default_reporter(inv, obj, msg, NULL);
+}
+
+#define REPORT_IF(cond, inv, obj, msg) \
+  do {                                  \
+    if (cond) _lode_check_report(inv, obj, msg); \
+  } while (0)
+
+/* Length of a free list, or SIZE_MAX when it leaves the page, misaligns or
+ * loops (longer than the page can hold). */
+static size_t list_length(const lode_page_t* page, const lode_block_t* b, bool raw_links) {
+  size_t n = 0;
+  size_t limit = (size_t)page->capacity + 1;
+  while (b != NULL) {
+    uint64_t off = (uint64_t)((const uint8_t*)b - page->area);
+    if (off >= (uint64_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic))
+      return SIZE_MAX;
+    if (++n > limit) return SIZE_MAX;
+    b = raw_links ? b->next : lode_block_next(page, b);
+  }
+  return n;
+}
+
+/* F1/F2/F3: one page's block accounting (owner's view). */
+static void check_page_blocks(const lode_page_t* page, const char* acct_inv) {
+  size_t nfree = list_length(page, page->free, false);
+  size_t nlocal = list_length(page, page->local_free, false);
+  size_t nthread = list_length(page, lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)), false);
+  REPORT_IF(nfree == SIZE_MAX, "F1", page, "free list leaves the page, misaligned or cyclic");
+  REPORT_IF(nlocal == SIZE_MAX, "F1", page, "local_free list leaves the page, misaligned or cyclic");
+  REPORT_IF(nthread == SIZE_MAX, "F2", page, "thread_free list leaves the page, misaligned or cyclic");
+  REPORT_IF(page->capacity > page->reserved, "F1", page, "capacity exceeds reserved blocks");
+  if (nfree != SIZE_MAX && nlocal != SIZE_MAX)
+    REPORT_IF(page->used + nfree + nlocal != page->capacity, acct_inv, page,
+              "used + |free| + |local_free| != capacity (a block is lost or counted twice)");
+  if (nthread != SIZE_MAX) REPORT_IF(nthread > page->used, "F2", page, "more remote frees pending than blocks in use");
+}
+
+static size_t count_queue(const lode_page_queue_t* q, size_t limit, bool* broken) {
+  size_t n = 0;
+  const lode_page_t* prev = NULL;
+  for (const lode_page_t* p = q->first; p != NULL; p = p->next) {
+    if (p->prev != prev || ++n > limit) {
+      *broken = true;
+      return n;
+    }
+    prev = p;
+  }
+  if (q->last != prev) *broken = true;
+  return n;
+}
+
+static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t tid) {
+  REPORT_IF(heap->tld != tld, "H1", heap, "heap's thread data is not its thread's");
+  size_t pages = 0;
+  for (size_t b = 0; b < LODE_BIN_COUNT; b++) {
+    const lode_page_queue_t* q = &heap->pages[b];
+    bool broken = false;
+    size_t n = count_queue(q, 1u << 24, &broken);
+    if (broken) {
+      _lode_check_report("H1", q, "heap page queue is not a well-formed list");
+      continue;
+    }
+    pages += n;
+    for (const lode_page_t* page = q->first; page != NULL; page = page->next) {
+      lode_segment_t* seg = _lode_page_segment(page);
+      uint8_t flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
+      REPORT_IF(page->on_purge_queue, "P3", page, "page in use by a heap is on a purge queue");
+      REPORT_IF(!page->in_use, "H1", page, "page in a heap queue is not marked in use");
+      REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != heap, "H1", page,
+                "page sits in a queue of a heap it does not name");
+      REPORT_IF(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != tid, "H1", page,
+                "page of this thread's heap lies in a segment this thread does not own");
+      REPORT_IF(b == LODE_BIN_FULL ? !(flags & LODE_PAGE_IN_FULL) : ((flags & LODE_PAGE_IN_FULL) || page->bin != b),
+                "H1", page, "page is in the wrong bin queue");
+      REPORT_IF(lode_tf_delayed(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == LODE_DELAYED_NEVER,
+                "F3", page, "page of a live heap refuses delayed frees");
+      check_page_blocks(page, seg->kind == LODE_PAGE_HUGE ? "F1" : "F1");
+    }
+    if (b >= 1 && b < LODE_BIN_HUGE && lode_bin_size(b) <= LODE_DIRECT_MAX) {
+      const lode_page_t* want = q->first ? q->first : &_lode_page_empty;
+      REPORT_IF(heap->pages_direct[lode_bin_size(b) / 8] != want, "H1", heap,
+                "direct table does not point at the first page of its bin");
+    }
+  }
+  REPORT_IF(pages != heap->page_count, "H1", heap, "heap page count differs from its queues");
+}
+
+static bool page_is_on_queue(const lode_purge_queue_t* q, const lode_page_t* page) {
+  size_t n = 0;
+  for (const lode_page_t* p = q->first; p != NULL && n <= q->count; p = p->purge_next, n++)
+    if (p == page) return true;
+  return false;
+}
+
+static void check_purge_queue(const lode_tld_t* tld, uintptr_t tid) {
+  const lode_purge_queue_t* q = &tld->purge;
+  size_t n = 0;
+  const lode_page_t* prev = NULL;
+  bool broken = false;
+  for (const lode_page_t* page = q->first; page != NULL; page = page->purge_next) {
+    if (page->purge_prev != prev) {
+      _lode_check_report("P2", page, "purge queue back link broken");
+      broken = true;
+      break;
+    }
+    if (++n > q->count + 1) {
+      _lode_check_report("P2", q, "purge queue longer than its count (cycle or duplicate)");
+      broken = true;
+      break;
+    }
+    if (prev != NULL && prev->purge_expire > page->purge_expire)
+      _lode_check_report("P2", page, "purge queue expiries out of order");
+    lode_segment_t* seg = _lode_page_segment(page);
+    REPORT_IF(page->in_use || atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "P1", page,
+              "queued page is in use or in a heap");
+    REPORT_IF(page->in_use, "P3", page, "page in use is on the purge queue");
+    REPORT_IF(!page->in_use && page->used != 0, "P1", page, "queued page holds live blocks");
+    REPORT_IF(page->purge_expire == 0, "P1", page, "queued page has no expiry");
+    REPORT_IF(!page->is_committed, "P1", page, "queued page has no memory to purge");
+    REPORT_IF(!page->on_purge_queue, "P5", page, "queued page is not marked as queued");
+    REPORT_IF(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != tid || seg->tld != tld ||
+                  seg->is_abandoned,
+              "P1", page, "queued page lies in a segment this thread does not own");
+    prev = page;
+  }
+  if (!broken) {
+    REPORT_IF(q->last != prev, "P2", q, "purge queue last pointer is not its last page");
+    REPORT_IF(n != q->count, "P2", q, "purge queue count differs from its length");
+  }
+}
+
+static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged_out) {
+  size_t flagged = 0;
+  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
+    const lode_segment_list_t* list = &tld->segments[k];
+    bool seen_full = false;
+    size_t n = 0;
+    for (const lode_segment_t* seg = list->first; seg != NULL; seg = seg->next) {
+      if (++n > list->count + 1) {
+        _lode_check_report("H1", list, "segment list longer than its count");
+        break;
+      }
+      REPORT_IF(seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg), "H1", seg, "segment cookie damaged");
+      REPORT_IF(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != tid || seg->tld != tld, "A4", seg,
+                "segment on this thread's list has another owner");
+      REPORT_IF(seg->is_abandoned, "A1", seg, "owned segment is marked abandoned");
+      REPORT_IF((int)seg->kind != k, "H1", seg, "segment on the wrong kind list");
+      REPORT_IF(!_lode_segment_map_is_start(seg), "H1", seg, "segment missing from the segment map");
+      uint32_t used = 0, committed = 0;
+      for (uint32_t i = 0; i < seg->page_count; i++) {
+        const lode_page_t* page = &seg->pages[i];
+        used += page->in_use;
+        committed += page->is_committed;
+        if (page->on_purge_queue) {
+          flagged++;
+          REPORT_IF(!page_is_on_queue(&tld->purge, page), "P5", page,
+                    "page marked queued is not on its owner's purge queue");
+        }
+        if (!page->in_use && page->purged_at >= 0)
+          REPORT_IF(page->purged_at < page->last_expire, "P6", page, "page was purged before its delay expired");
+      }
+      REPORT_IF(used != seg->used, "H1", seg, "segment used-page count is wrong");
+      REPORT_IF(committed != seg->committed, "H1", seg, "segment committed-page count is wrong");
+      bool has_free = seg->used < seg->page_count;
+      if (k != LODE_PAGE_HUGE) {
+        REPORT_IF(has_free && seen_full, "H1", seg, "segment with a free page sits behind a full one");
+        if (!has_free) seen_full = true;
+      }
+    }
+    REPORT_IF(n != list->count && n <= list->count + 1, "H1", list, "segment list count differs from its length");
+  }
+  *flagged_out = flagged;
+}
+
+/* P4: what the last collect promised still holds if nothing was queued or
+ * freed since. */
+static void check_collect_mark(const lode_tld_t* tld) {
+  const lode_collect_mark_t* m = &tld->mark;
+  if (m->kind == 0 || m->queue_pushes != tld->queue_pushes || m->page_frees != tld->page_frees) return;
+  if (m->kind == 2) {
+    REPORT_IF(tld->purge.first != NULL, "P4", tld->purge.first, "purge queue not empty after a forced collect");
+    for (int k = 0; k < LODE_PAGE_KINDS; k++)
+      for (const lode_segment_t* seg = tld->segments[k].first; seg != NULL; seg = seg->next)
+        for (uint32_t i = 0; i < seg->page_count; i++)
+          REPORT_IF(!seg->pages[i].in_use && seg->pages[i].is_committed, "P4", &seg->pages[i],
+                    "free page still committed after a forced collect");
+  } else {
+    for (const lode_page_t* p = tld->purge.first; p != NULL && p->purge_expire <= m->time; p = p->purge_next) {
+      _lode_check_report("P4", p, "expired page still queued after a non-forced collect");
+      break;
+    }
+  }
+}
+
+size_t lode_check_thread(void) {
+  violations = 0;
+  lode_heap_t* heap = _lode_heap_get_default();
+  lode_tld_t* tld = heap->tld;
+  if (tld == NULL) return 0;
+  uintptr_t tid = _lode_thread_id();
+  REPORT_IF(tld->thread_id != tid, "H1", tld, "thread data belongs to another thread");
+  size_t nheaps = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) check_heap(h, tld, tid);
+  check_purge_queue(tld, tid);
+  size_t flagged = 0;
+  check_segments(tld, tid, &flagged);
+  REPORT_IF(flagged != tld->purge.count, "P5", tld, "pages marked queued differ from the queue's length");
+  check_collect_mark(tld);
+  return violations;
+}
+
+/* --- process-wide ------------------------------------------------------------ */
+size_t lode_check_process(void) {
+  violations = 0;
+  _lode_segments_lock();
+  size_t abandoned_seen = 0, listed = 0;
+  for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) {
+    REPORT_IF(seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg), "H1", seg, "segment cookie damaged");
+    uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_acquire);
+    if (seg->is_abandoned) {
+      abandoned_seen++;
+      REPORT_IF(owner != 0 || seg->tld != NULL, "A1", seg, "abandoned segment still has an owner");
+      REPORT_IF(seg->abandoned_pages != seg->used, "A1", seg, "in-use pages of an abandoned segment not all counted abandoned");
+      for (uint32_t i = 0; i < seg->page_count; i++) {
+        const lode_page_t* page = &seg->pages[i];
+        REPORT_IF(page->on_purge_queue, "P5", page, "page of an abandoned segment is on a purge queue");
+        if (!page->in_use) continue;
+        REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
+                  "page of an abandoned segment still in a heap");
+        check_page_blocks(page, "A3");
+      }
+    } else {
+      REPORT_IF(owner == 0 || seg->tld == NULL || seg->tld->thread_id != owner, "A4", seg,
+                "segment has no single owner");
+      for (uint32_t i = 0; i < seg->page_count && seg->tld != NULL; i++) {
+        const lode_page_t* page = &seg->pages[i];
+        if (page->on_purge_queue)
+          REPORT_IF(!page_is_on_queue(&seg->tld->purge, page), "A4", page,
+                    "free page is not on its segment owner's purge queue");
+      }
+    }
+  }
+  _lode_segments_unlock();
+  size_t count = _lode_abandoned_count();
+  size_t n = 0;
+  for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) {
+    if (++n > count + 1) {
+      _lode_check_report("A2", seg, "abandoned list longer than its count (cycle or duplicate)");
+      break;
+    }
+    REPORT_IF(!seg->is_abandoned, "A1", seg, "segment on the abandoned list is not marked abandoned");
+    for (lode_segment_t* other = seg->next; other != NULL && listed < count + 1; other = other->next, listed++)
+      REPORT_IF(other == seg, "A1", seg, "segment on the abandoned list twice");
+  }
+  REPORT_IF(n != count && n <= count + 1, "A2", NULL, "abandoned count differs from the list's length");
+  REPORT_IF(n != abandoned_seen && n <= count + 1, "A1", NULL, "abandoned segments missing from the abandoned list");
+  REPORT_IF(atomic_load_explicit(&_lode_stats.segments_abandoned, memory_order_relaxed) != count, "A2", NULL,
+            "abandoned statistic differs from the list's count");
+  return violations;
+}
+
+/* A5: everything freed and collected leaves nothing behind. */
+size_t lode_check_clean(size_t committed_baseline) {
+  violations = 0;
+  size_t abandoned = _lode_abandoned_count();
+  REPORT_IF(abandoned != 0, "A5", _lode_abandoned_first(), "abandoned segments remain after everything was freed");
+  size_t committed = atomic_load_explicit(&_lode_stats.committed_current, memory_order_relaxed);
+  REPORT_IF(committed > committed_baseline, "A5", NULL, "committed memory above its starting level");
+  lode_tld_t* tld = _lode_heap_get_default()->tld;
+  if (tld != NULL) REPORT_IF(tld->purge.count != 0, "A5", tld->purge.first, "pages still queued after a forced collect");
+  return violations;
+}

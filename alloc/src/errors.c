@@ -1,0 +1,80 @@
+/* Error reporting without allocating: messages go straight to fd 2. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static void write_all(const char* s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(2, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+void _lode_message(const char* msg) { write_all(msg, strlen(msg)); }
+
+void _lode_write_hex(char* buf, size_t* pos, uintptr_t x) {
+  static const char digits[] = "0123456789abcdef";
+  char tmp[2 * sizeof(uintptr_t)];
+  size_t n = 0;
+  do {
+    tmp[n++] = digits[x & 15];
+    x >>= 4;
+  } while (x != 0);
+  buf[(*pos)++] = '0';
+  buf[(*pos)++] = 'x';
+  while (n > 0) buf[(*pos)++] = tmp[--n];
+}
+
+static size_t append(char* buf, size_t pos, size_t cap, const char* s) {
+  while (*s && pos + 1 < cap) buf[pos++] = *s++;
+  return pos;
+}
+
+/* "lode: free(): invalid pointer 0x1234" then abort, warn or ignore. */
+void _lode_error_pointer(const char* func, const char* what, const void* p) {
+  long mode = _lode_option(LODE_OPTION_ON_ERROR);
+  if (mode == LODE_ON_ERROR_IGNORE) return;
+  char buf[256];
+  size_t pos = append(buf, 0, sizeof(buf) - 24, "lode: ");
+  pos = append(buf, pos, sizeof(buf) - 24, func);
+  pos = append(buf, pos, sizeof(buf) - 24, "(): ");
+  pos = append(buf, pos, sizeof(buf) - 24, what);
+  buf[pos++] = ' ';
+  _lode_write_hex(buf, &pos, (uintptr_t)p);
+  buf[pos++] = '\n';
+  write_all(buf, pos);
+  if (mode == LODE_ON_ERROR_ABORT) abort();
+}
+
+void _lode_verbose(const char* msg, const void* p, size_t n) {
+  if (!_lode_option(LODE_OPTION_VERBOSE)) return;
+  char buf[200];
+  size_t pos = append(buf, 0, sizeof(buf) - 48, "lode: ");
+  pos = append(buf, pos, sizeof(buf) - 48, msg);
+  buf[pos++] = ' ';
+  _lode_write_hex(buf, &pos, (uintptr_t)p);
+  buf[pos++] = ' ';
+  _lode_write_hex(buf, &pos, (uintptr_t)n);
+  buf[pos++] = '\n';
+  write_all(buf, pos);
+}
+
+void _lode_assert_fail(const char* expr, const char* file, int line) {
+  char buf[512];
+  size_t pos = append(buf, 0, sizeof(buf) - 40, "lode: assertion failed: ");
+  pos = append(buf, pos, sizeof(buf) - 40, expr);
+  pos = append(buf, pos, sizeof(buf) - 40, " at ");
+  pos = append(buf, pos, sizeof(buf) - 40, file);
+  pos = append(buf, pos, sizeof(buf) - 40, ":");
+  char num[16];
+  size_t n = 0;
+  unsigned u = (unsigned)line;
+  do { num[n++] = (char)('0' + u % 10); u /= 10; } while (u && n < sizeof(num));
+  while (n > 0) buf[pos++] = num[--n];
+  buf[pos++] = '\n';
+  write_all(buf, pos);
+  abort();
+}

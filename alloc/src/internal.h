@@ -1,0 +1,406 @@
+/* lode internal types, constants and invariants.  Every mechanism's file
+ * includes only this header; the types live here so the checker can see them. */
+#ifndef LODE_INTERNAL_H
+#define LODE_INTERNAL_H
+
+#include "lode.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef LODE_DEBUG
+#define LODE_DEBUG 0
+#endif
+
+#define lode_likely(x) __builtin_expect(!!(x), 1)
+#define lode_unlikely(x) __builtin_expect(!!(x), 0)
+#define lode_noinline __attribute__((noinline))
+#define lode_unused __attribute__((unused))
+
+/* Asserts graded by LODE_DEBUG: level 1 off the fast path, 2 on every
+ * operation, 3 expensive walks.  Level 0 compiles them all away. */
+void _lode_assert_fail(const char* expr, const char* file, int line);
+#define lode_assert_level(lvl, x) \
+  ((LODE_DEBUG >= (lvl) && !(x)) ? _lode_assert_fail(#x, __FILE__, __LINE__) : (void)0)
+#define lode_assert(x) lode_assert_level(1, x)
+#define lode_assert_internal(x) lode_assert_level(2, x)
+#define lode_assert_expensive(x) lode_assert_level(3, x)
+
+/* --- sizes ---------------------------------------------------------------- */
+#define LODE_OS_PAGE_SIZE ((size_t)4096)
+#define LODE_SEGMENT_SHIFT 22 /* 4 MiB segments, aligned to their size */
+#define LODE_SEGMENT_SIZE ((size_t)1 << LODE_SEGMENT_SHIFT)
+#define LODE_SEGMENT_MASK (LODE_SEGMENT_SIZE - 1)
+#define LODE_SMALL_PAGE_SHIFT 16  /* 64 KiB */
+#define LODE_MEDIUM_PAGE_SHIFT 19 /* 512 KiB */
+#define LODE_SMALL_PAGE_SIZE ((size_t)1 << LODE_SMALL_PAGE_SHIFT)
+#define LODE_MEDIUM_PAGE_SIZE ((size_t)1 << LODE_MEDIUM_PAGE_SHIFT)
+#define LODE_SMALL_PAGES_PER_SEGMENT (LODE_SEGMENT_SIZE / LODE_SMALL_PAGE_SIZE)
+#define LODE_SMALL_OBJ_MAX (LODE_SMALL_PAGE_SIZE / 8)   /* >= 8 blocks a page */
+#define LODE_MEDIUM_OBJ_MAX (LODE_MEDIUM_PAGE_SIZE / 8) /* 64 KiB */
+#define LODE_LARGE_OBJ_MAX (LODE_SEGMENT_SIZE / 2)      /* 2 MiB; larger is huge */
+#define LODE_MAX_ALIGN ((size_t)16)                     /* malloc's guarantee */
+#define LODE_DIRECT_MAX ((size_t)1024)                  /* sizes served by pages_direct */
+#define LODE_DIRECT_COUNT (LODE_DIRECT_MAX / 8 + 1)
+/* Sizes beyond this cannot be served: it keeps size arithmetic far from overflow. */
+#define LODE_MAX_ALLOC_SIZE (((size_t)1 << 46))
+
+/* Size classes: 8, then multiples of 16 up to 128, then four classes per
+ * doubling (160, 192, 224, 256, 320, ...).  Every class above 8 is a multiple
+ * of 16, so malloc's 16-byte alignment holds for every size >= 16. */
+#define LODE_BIN_HUGE 66 /* single-block huge pages */
+#define LODE_BIN_FULL 67 /* pages with no free block */
+#define LODE_BIN_COUNT (LODE_BIN_FULL + 1)
+
+static inline size_t lode_bin_of(size_t size) {
+  if (size <= 8) return 1;
+  if (size <= 128) return 1 + ((size + 15) >> 4);
+  if (size > LODE_LARGE_OBJ_MAX) return LODE_BIN_HUGE;
+  size_t w = size - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(w); /* b >= 7 */
+  return 10 + (size_t)(b - 7) * 4 + ((w >> (b - 2)) & 3);
+}
+static inline size_t lode_bin_size(size_t bin) {
+  if (bin <= 1) return 8;
+  if (bin <= 9) return (bin - 1) * 16;
+  size_t b = 7 + (bin - 10) / 4, sub = (bin - 10) % 4;
+  return ((size_t)1 << b) + (sub + 1) * ((size_t)1 << (b - 2));
+}
+
+static inline size_t lode_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static inline bool lode_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* --- blocks and pages ------------------------------------------------------ */
+typedef struct lode_block_s {
+  struct lode_block_s* next; /* encoded when LODE_SECURE */
+} lode_block_t;
+
+typedef enum lode_page_kind_e {
+  LODE_PAGE_SMALL = 0, /* 64 KiB pages, blocks <= 8 KiB */
+  LODE_PAGE_MEDIUM,    /* 512 KiB pages, blocks <= 64 KiB */
+  LODE_PAGE_LARGE,     /* one page filling a 4 MiB segment, blocks <= 2 MiB */
+  LODE_PAGE_HUGE,      /* one block in a segment of its own size */
+  LODE_PAGE_KINDS
+} lode_page_kind_t;
+
+/* Low two bits of page->thread_free: may a remote free use the heap's
+ * delayed-free list?  Only pages in a heap's full queue use it, so the owner
+ * learns that a full page has room again. */
+typedef enum lode_delayed_e {
+  LODE_DELAYED_NO = 0,      /* push on thread_free */
+  LODE_DELAYED_USE = 1,     /* next remote free goes to heap->thread_delayed */
+  LODE_DELAYED_FREEING = 2, /* a remote thread is pushing to the heap right now */
+  LODE_DELAYED_NEVER = 3    /* heap is going away: always thread_free */
+} lode_delayed_t;
+
+/* page->flags bits; read by any thread (relaxed), written by the owner. */
+#define LODE_PAGE_IN_FULL 0x01u
+#define LODE_PAGE_HAS_ALIGNED 0x02u
+
+typedef struct lode_heap_s lode_heap_t;
+typedef struct lode_tld_s lode_tld_t;
+
+/* A page holds blocks of one size.  Invariants (owner's view, after collect):
+ *   used + |free| + |local_free| == capacity <= reserved
+ *   |thread_free| <= used  (remote frees count as used until merged)
+ *   in_use == (heap != NULL) for every page but a huge page being freed
+ *   on the purge queue => !in_use && is_committed && purge_expire != 0 */
+typedef struct lode_page_s {
+  lode_block_t* free;       /* allocate from here */
+  uint32_t used;            /* live blocks, including pending thread_free */
+  _Atomic(uint8_t) flags;   /* LODE_PAGE_* */
+  uint8_t in_use;           /* assigned to a heap */
+  uint8_t is_committed;     /* has (possibly dirty) memory since last purge */
+  uint8_t retire_expire;    /* empty page kept a few generic mallocs */
+  size_t block_size;
+  uint64_t block_magic;     /* divisibility magic of block_size (interior-pointer check) */
+  lode_block_t* local_free; /* owner's frees, merged into free on demand */
+  _Atomic(uintptr_t) thread_free; /* remote frees | lode_delayed_t */
+  _Atomic(lode_heap_t*) heap;
+  uint32_t capacity;        /* blocks carved from the area so far */
+  uint32_t reserved;        /* blocks that fit the area */
+  uint8_t* area;            /* start of the blocks */
+  size_t area_size;
+  uint16_t index;           /* in its segment */
+  uint8_t on_purge_queue;
+  uint8_t bin;
+  struct lode_page_s* next; /* heap bin queue */
+  struct lode_page_s* prev;
+  struct lode_page_s* purge_next; /* thread purge queue */
+  struct lode_page_s* purge_prev;
+  int64_t purge_expire;     /* when queued: purge at or after this time (ms) */
+  int64_t last_expire;      /* expiry it had when it last left the queue by purge */
+  int64_t purged_at;        /* when last purged, -1 if by force */
+  uint64_t keys[2];         /* free-list encoding keys (LODE_SECURE) */
+} lode_page_t;
+
+/* --- segments ------------------------------------------------------------- */
+#define LODE_SEGMENT_COOKIE ((uint64_t)0x6c6f64655f736567ull)
+
+/* A segment is SEGMENT_SIZE-aligned, so masking a block's address finds it
+ * (the segment map resolves the rare huge-alignment block that lies further
+ * in).  Its header holds the page metadata. */
+typedef struct lode_segment_s {
+  uint64_t cookie;               /* LODE_SEGMENT_COOKIE ^ address */
+  _Atomic(uintptr_t) thread_id;  /* owner thread; 0 while abandoned */
+  lode_tld_t* tld;               /* owner's thread data (owner only) */
+  size_t size;                   /* bytes mapped */
+  size_t header_size;
+  lode_page_kind_t kind;
+  uint32_t page_shift;
+  uint32_t page_count;
+  uint32_t used;                 /* pages in use */
+  uint32_t committed;            /* pages with is_committed */
+  uint32_t abandoned_pages;      /* in-use pages at abandon time (A1) */
+  bool is_abandoned;
+  struct lode_segment_s* next;   /* tld segment list, or abandoned list */
+  struct lode_segment_s* prev;
+  struct lode_segment_s* all_next; /* registry of every segment (checker) */
+  struct lode_segment_s* all_prev;
+  lode_page_t pages[1];          /* page_count of them */
+} lode_segment_t;
+
+/* --- heaps, queues and threads --------------------------------------------- */
+typedef struct lode_page_queue_s {
+  lode_page_t* first;
+  lode_page_t* last;
+  size_t block_size;
+} lode_page_queue_t;
+
+struct lode_heap_s {
+  lode_tld_t* tld;               /* NULL only for the static empty heap */
+  lode_page_t* pages_direct[LODE_DIRECT_COUNT];
+  lode_page_queue_t pages[LODE_BIN_COUNT];
+  _Atomic(lode_block_t*) thread_delayed; /* blocks freed remotely into full pages */
+  size_t page_count;
+  size_t retired_min, retired_max;       /* bins that may hold retained empty pages */
+  lode_heap_t* next;                     /* tld's heap list */
+  bool is_backing;
+  uint64_t keys[2];
+};
+
+typedef struct lode_purge_queue_s {
+  lode_page_t* first;
+  lode_page_t* last;
+  size_t count;
+} lode_purge_queue_t;
+
+typedef struct lode_segment_list_s {
+  lode_segment_t* first; /* segments with a free page come first */
+  lode_segment_t* last;
+  size_t count;
+} lode_segment_list_t;
+
+/* What the last collect of this thread promised (P4). */
+typedef struct lode_collect_mark_s {
+  int kind;              /* 0 none, 1 non-forced, 2 forced */
+  int64_t time;          /* clock at the end of that collect */
+  uint64_t queue_pushes; /* tld->queue_pushes then: any later push voids the mark */
+  uint64_t page_frees;   /* tld->page_frees then */
+} lode_collect_mark_t;
+
+struct lode_tld_s {
+  uintptr_t thread_id;
+  lode_heap_t* heaps;            /* backing heap first */
+  lode_segment_list_t segments[LODE_PAGE_KINDS];
+  lode_purge_queue_t purge;
+  uint64_t queue_pushes;         /* pages ever pushed on the purge queue */
+  uint64_t page_frees;           /* pages ever returned to their segment */
+  lode_collect_mark_t mark;
+  lode_tld_t* next_free;         /* tld cache */
+  lode_heap_t heap_backing;      /* the thread's default heap */
+};
+
+/* --- thread identity and TLS ----------------------------------------------- */
+extern __thread lode_heap_t* _lode_heap_default;
+extern __thread char _lode_thread_marker;
+extern lode_heap_t _lode_heap_empty;
+extern lode_page_t _lode_page_empty;
+
+/* Unique among live threads: the address of a thread-local byte. */
+static inline uintptr_t _lode_thread_id(void) { return (uintptr_t)&_lode_thread_marker; }
+
+/* --- segment and page lookup ------------------------------------------------ */
+static inline lode_segment_t* _lode_ptr_segment(const void* p) {
+  return (lode_segment_t*)((uintptr_t)p & ~(uintptr_t)LODE_SEGMENT_MASK);
+}
+static inline lode_page_t* _lode_segment_page_of(lode_segment_t* seg, const void* p) {
+  size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
+  return &seg->pages[idx < seg->page_count ? idx : 0];
+}
+static inline lode_segment_t* _lode_page_segment(const lode_page_t* page) {
+  return _lode_ptr_segment(page);
+}
+
+/* Divisibility by block size without a division (offsets < 2^32). */
+static inline uint64_t lode_div_magic(size_t d) { return UINT64_MAX / (uint64_t)d + 1; }
+static inline bool lode_is_multiple(uint64_t n, uint64_t magic) { return n * magic <= magic - 1; }
+
+/* --- free-list links (encoded under LODE_SECURE) ----------------------------- */
+static inline lode_block_t* lode_block_next(const lode_page_t* page, const lode_block_t* b) {
+#ifdef LODE_SECURE
+  uintptr_t x = (uintptr_t)b->next;
+  x = (x - page->keys[1]);
+  x = (x >> 17) | (x << 47);
+  return (lode_block_t*)(x ^ page->keys[0]);
+#else
+  (void)page;
+  return b->next;
+#endif
+}
+static inline void lode_block_set_next(const lode_page_t* page, lode_block_t* b, const lode_block_t* next) {
+#ifdef LODE_SECURE
+  uintptr_t x = (uintptr_t)next ^ page->keys[0];
+  x = (x << 17) | (x >> 47);
+  b->next = (lode_block_t*)(x + page->keys[1]);
+#else
+  (void)page;
+  b->next = (lode_block_t*)next;
+#endif
+}
+
+static inline uintptr_t lode_tf_make(lode_block_t* b, lode_delayed_t d) { return (uintptr_t)b | (uintptr_t)d; }
+static inline lode_block_t* lode_tf_block(uintptr_t tf) { return (lode_block_t*)(tf & ~(uintptr_t)3); }
+static inline lode_delayed_t lode_tf_delayed(uintptr_t tf) { return (lode_delayed_t)(tf & 3); }
+
+static inline bool lode_page_all_free(const lode_page_t* page) { return page->used == 0; }
+static inline bool lode_page_immediate_available(const lode_page_t* page) { return page->free != NULL; }
+
+/* --- mechanisms ------------------------------------------------------------ */
+/* os.c: every OS call goes through here (and through the failure injector). */
+void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
+bool _lode_os_release(void* p, size_t size);
+bool _lode_os_commit(void* p, size_t size);
+bool _lode_os_decommit(void* p, size_t size);
+bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE */
+void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */
+void _lode_os_free_meta(void* p, size_t size);
+bool _lode_os_fail_injected(void);
+
+/* clock.c */
+int64_t _lode_clock_now(void);
+
+/* options.c */
+void _lode_options_init(void);
+long _lode_option(lode_option_t o);
+
+/* errors.c */
+void _lode_error_pointer(const char* func, const char* what, const void* p);
+void _lode_message(const char* msg);
+void _lode_verbose(const char* msg, const void* p, size_t n);
+void _lode_write_hex(char* buf, size_t* pos, uintptr_t x);
+
+/* stats.c */
+typedef struct lode_stats_atomic_s {
+  _Atomic(size_t) segments_current, segments_peak, segments_abandoned, segments_abandoned_total,
+      segments_reclaimed, pages_current, pages_peak, pages_queued, purges, commits, decommits,
+      mmaps, munmaps, committed_current, committed_peak, reserved_current, os_failures,
+      threads_current;
+} lode_stats_atomic_t;
+extern lode_stats_atomic_t _lode_stats;
+void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
+void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
+#define lode_stat_inc(name) _lode_stat_add(&_lode_stats.name, NULL, 1)
+
+/* segment_map.c: which 4 MiB chunks belong to lode. */
+#define LODE_MAP_CHUNKS ((size_t)1 << (47 - LODE_SEGMENT_SHIFT))
+#define LODE_CHUNK_START 1
+extern _Atomic(_Atomic(uint8_t)*) _lode_map_base;
+/* p lies in the first chunk of a lode segment (the free fast path's test). */
+static inline bool _lode_segment_map_is_start(const void* p) {
+  _Atomic(uint8_t)* base = atomic_load_explicit(&_lode_map_base, memory_order_relaxed);
+  uintptr_t c = (uintptr_t)p >> LODE_SEGMENT_SHIFT;
+  return lode_likely(base != NULL && c < LODE_MAP_CHUNKS) &&
+         atomic_load_explicit(&base[c], memory_order_relaxed) == LODE_CHUNK_START;
+}
+bool _lode_segment_map_init(void);
+void _lode_segment_map_add(lode_segment_t* seg);
+void _lode_segment_map_remove(lode_segment_t* seg);
+lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's */
+
+/* segment.c */
+lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size);
+lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t alignment);
+void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld);
+void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld);
+bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld);
+void _lode_segment_list_remove(lode_segment_list_t* list, lode_segment_t* seg);
+void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, bool front);
+void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
+void _lode_segments_release_empty(lode_tld_t* tld);
+bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld);
+/* Registry of all segments, for checks made while other threads are quiescent. */
+void _lode_segments_lock(void);
+void _lode_segments_unlock(void);
+void _lode_segments_fork_child(void);
+lode_segment_t* _lode_segments_all(void);
+void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
+bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size);
+
+/* page.c */
+void _lode_page_init(lode_page_t* page, size_t block_size);
+bool _lode_page_extend(lode_page_t* page);
+void _lode_page_collect(lode_page_t* page, bool force);
+void _lode_page_free_block_owned(lode_page_t* page, lode_block_t* block);
+void _lode_page_retire(lode_page_t* page);
+void _lode_page_free_to_segment(lode_page_t* page, lode_heap_t* heap);
+bool _lode_page_set_delayed(lode_page_t* page, lode_delayed_t d, bool override_never);
+void _lode_page_free_remote(lode_page_t* page, lode_block_t* block);
+void* _lode_malloc_generic(lode_heap_t* heap, size_t size);
+lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment);
+lode_block_t* _lode_page_unalign(const lode_page_t* page, const void* p);
+
+/* page_queue.c */
+void _lode_queue_push_front(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
+void _lode_queue_push_back(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
+void _lode_queue_remove(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
+void _lode_queue_to_full(lode_heap_t* heap, lode_page_t* page);
+void _lode_queue_from_full(lode_heap_t* heap, lode_page_t* page);
+lode_page_queue_t* _lode_page_queue_of(lode_heap_t* heap, const lode_page_t* page);
+void _lode_heap_direct_update(lode_heap_t* heap, size_t bin);
+
+/* purge_queue.c */
+void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now);
+void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page);
+size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now);
+static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
+  return tld->purge.first != NULL && tld->purge.first->purge_expire <= now;
+}
+
+/* abandoned.c */
+void _lode_abandoned_init(void);
+void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld);
+bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments);
+size_t _lode_abandoned_release_empty(lode_tld_t* tld);
+void _lode_abandoned_fork_prepare(void);
+void _lode_abandoned_fork_parent(void);
+void _lode_abandoned_fork_child(void);
+/* check.c walks the list with other threads quiescent. */
+lode_segment_t* _lode_abandoned_first(void);
+size_t _lode_abandoned_count(void);
+
+/* heap.c */
+void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);
+void _lode_heap_delayed_free_all(lode_heap_t* heap);
+void _lode_heap_collect_retired(lode_heap_t* heap, bool force);
+void _lode_heap_collect_ex(lode_heap_t* heap, bool force);
+void _lode_heap_abandon_all(lode_tld_t* tld);
+
+/* thread.c */
+lode_heap_t* _lode_thread_init(void); /* NULL on failure */
+void _lode_process_init(void);
+bool _lode_process_is_initialized(void);
+static inline lode_heap_t* _lode_heap_get_default(void) { return _lode_heap_default; }
+
+/* alloc.c */
+void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero);
+void _lode_free_slow(lode_segment_t* seg, lode_page_t* page, void* p, const char* func);
+
+/* check.c */
+void _lode_check_report(const char* inv, const void* obj, const char* msg);
+
+#endif /* LODE_INTERNAL_H */

@@ -1,0 +1,106 @@
+/* Options: defaults, environment (read once at process start), run-time set. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+typedef struct option_desc_s {
+  const char* env;
+  long value;
+} option_desc_t;
+
+static option_desc_t options[LODE_OPTION_COUNT] = {
+    [LODE_OPTION_PURGE_DELAY] = {"LODE_PURGE_DELAY", 10},
+    [LODE_OPTION_PURGE_MODE] = {"LODE_PURGE_MODE", LODE_PURGE_DONTNEED},
+    [LODE_OPTION_SHOW_STATS] = {"LODE_SHOW_STATS", 0},
+    [LODE_OPTION_VERBOSE] = {"LODE_VERBOSE", 0},
+    [LODE_OPTION_ON_ERROR] = {"LODE_ON_ERROR", LODE_ON_ERROR_ABORT},
+};
+static _Atomic(long) values[LODE_OPTION_COUNT];
+static _Atomic(int) values_state; /* 0 unread, 1 reading, 2 ready */
+
+static bool parse_long(const char* s, long* out) {
+  char* end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+/* Named values accepted besides numbers. */
+static bool parse_named(lode_option_t o, const char* s, long* out) {
+  static const struct { lode_option_t o; const char* name; long v; } names[] = {
+      {LODE_OPTION_PURGE_MODE, "dontneed", LODE_PURGE_DONTNEED},
+      {LODE_OPTION_PURGE_MODE, "free", LODE_PURGE_FREE},
+      {LODE_OPTION_PURGE_MODE, "decommit", LODE_PURGE_DECOMMIT},
+      {LODE_OPTION_ON_ERROR, "abort", LODE_ON_ERROR_ABORT},
+      {LODE_OPTION_ON_ERROR, "warn", LODE_ON_ERROR_WARN},
+      {LODE_OPTION_ON_ERROR, "ignore", LODE_ON_ERROR_IGNORE},
+      {LODE_OPTION_SHOW_STATS, "true", 1}, {LODE_OPTION_SHOW_STATS, "false", 0},
+      {LODE_OPTION_VERBOSE, "true", 1}, {LODE_OPTION_VERBOSE, "false", 0},
+  };
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    if (names[i].o == o && strcmp(names[i].name, s) == 0) {
+      *out = names[i].v;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool value_valid(lode_option_t o, long v) {
+  switch (o) {
+    case LODE_OPTION_PURGE_MODE: return v >= LODE_PURGE_DONTNEED && v <= LODE_PURGE_DECOMMIT;
+    case LODE_OPTION_ON_ERROR: return v >= LODE_ON_ERROR_ABORT && v <= LODE_ON_ERROR_IGNORE;
+    default: return true;
+  }
+}
+
+static void options_load(void) {
+  for (int i = 0; i < LODE_OPTION_COUNT; i++) {
+    long v = options[i].value;
+    const char* s = getenv(options[i].env);
+    if (s != NULL && *s != '\0') {
+      long parsed;
+      if ((parse_named((lode_option_t)i, s, &parsed) || parse_long(s, &parsed)) &&
+          value_valid((lode_option_t)i, parsed)) {
+        v = parsed;
+      } else {
+        _lode_message("lode: ignoring invalid value of ");
+        _lode_message(options[i].env);
+        _lode_message("\n");
+      }
+    }
+    atomic_store_explicit(&values[i], v, memory_order_relaxed);
+  }
+}
+
+void _lode_options_init(void) {
+  int st = atomic_load_explicit(&values_state, memory_order_acquire);
+  if (st == 2) return;
+  st = 0;
+  if (atomic_compare_exchange_strong_explicit(&values_state, &st, 1, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    options_load();
+    atomic_store_explicit(&values_state, 2, memory_order_release);
+    return;
+  }
+  while (atomic_load_explicit(&values_state, memory_order_acquire) != 2) {
+  }
+}
+
+long _lode_option(lode_option_t o) {
+  if (lode_unlikely(atomic_load_explicit(&values_state, memory_order_acquire) != 2)) _lode_options_init();
+  return atomic_load_explicit(&values[o], memory_order_relaxed);
+}
+
+long lode_option_get(lode_option_t o) {
+  if ((unsigned)o >= LODE_OPTION_COUNT) return 0;
+  return _lode_option(o);
+}
+
+void lode_option_set(lode_option_t o, long value) {
+  if ((unsigned)o >= LODE_OPTION_COUNT || !value_valid(o, value)) return;
+  _lode_options_init();
+  atomic_store_explicit(&values[o], value, memory_order_relaxed);
+}

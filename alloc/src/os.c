@@ -1,0 +1,141 @@
+/* OS layer: every mmap/munmap/madvise/mprotect of lode goes through here, so
+ * tests can inject failures (lode_test_fail_os) and statistics stay exact. */
+#include "internal.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
+static _Atomic(bool) os_ever_protected; /* some range was decommitted: commit must unprotect */
+
+long lode_test_fail_os(long count) {
+  return atomic_exchange_explicit(&os_fail_pending, count < 0 ? 0 : count, memory_order_relaxed);
+}
+
+/* Consume one injected failure if any is pending. */
+bool _lode_os_fail_injected(void) {
+  long n = atomic_load_explicit(&os_fail_pending, memory_order_relaxed);
+  while (n > 0) {
+    if (atomic_compare_exchange_weak_explicit(&os_fail_pending, &n, n - 1, memory_order_relaxed,
+                                              memory_order_relaxed)) {
+      lode_stat_inc(os_failures);
+      return true;
+    }
+  }
+  return false;
+}
+
+static void os_failed(const char* what, void* p, size_t size) {
+  lode_stat_inc(os_failures);
+  _lode_verbose(what, p, size);
+}
+
+static void* os_mmap(size_t size) {
+  void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    os_failed("mmap failed", NULL, size);
+    return NULL;
+  }
+  lode_stat_inc(mmaps);
+  return p;
+}
+
+static void os_munmap(void* p, size_t size) {
+  if (size == 0) return;
+  if (munmap(p, size) != 0) {
+    os_failed("munmap failed", p, size);
+    return;
+  }
+  lode_stat_inc(munmaps);
+}
+
+/* Reserve `size` bytes aligned to `alignment` (a power of two >= OS page). The
+ * memory is readable and writable; Linux commits it on first touch. */
+void* _lode_os_reserve_aligned(size_t size, size_t alignment) {
+  if (_lode_os_fail_injected()) return NULL;
+  size = lode_align_up(size, LODE_OS_PAGE_SIZE);
+  /* Try the exact size first: mappings often come out aligned already. */
+  uint8_t* p = os_mmap(size);
+  if (p == NULL) return NULL;
+  if (((uintptr_t)p & (alignment - 1)) != 0) {
+    os_munmap(p, size);
+    size_t over = size + alignment;
+    if (over < size) return NULL;
+    p = os_mmap(over);
+    if (p == NULL) return NULL;
+    uint8_t* aligned = (uint8_t*)lode_align_up((uintptr_t)p, alignment);
+    size_t pre = (size_t)(aligned - p);
+    size_t post = over - pre - size;
+    /* Unmapping the slack is not counted as a release of memory we used. */
+    if (pre) munmap(p, pre);
+    if (post) munmap(aligned + size, post);
+    p = aligned;
+  }
+  _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
+  return p;
+}
+
+bool _lode_os_release(void* p, size_t size) {
+  size = lode_align_up(size, LODE_OS_PAGE_SIZE);
+  os_munmap(p, size);
+  _lode_stat_sub(&_lode_stats.reserved_current, size);
+  return true;
+}
+
+/* Commit makes a range usable again after a decommit.  With the default purge
+ * modes memory is never protected, so commit is bookkeeping plus the failure
+ * injection point (a real commit can fail under memory pressure). */
+bool _lode_os_commit(void* p, size_t size) {
+  if (_lode_os_fail_injected()) return false;
+  if (atomic_load_explicit(&os_ever_protected, memory_order_relaxed)) {
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+      os_failed("mprotect(commit) failed", p, size);
+      return false;
+    }
+  }
+  lode_stat_inc(commits);
+  _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, size);
+  return true;
+}
+
+/* Decommit: give the memory back and make any access fault.  Always makes the
+ * range inaccessible, whatever the purge mode (used for shrunk huge blocks). */
+bool _lode_os_decommit(void* p, size_t size) {
+  bool ok = true;
+  atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+  if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
+  if (mprotect(p, size, PROT_NONE) != 0) ok = false;
+  if (!ok) os_failed("decommit failed", p, size);
+  lode_stat_inc(decommits);
+  _lode_stat_sub(&_lode_stats.committed_current, size);
+  return ok;
+}
+
+/* Purge: return the memory of an unused range to the OS, as the option says.
+ * The range stays reserved; _lode_os_commit must precede its next use. */
+bool _lode_os_purge(void* p, size_t size) {
+  long mode = _lode_option(LODE_OPTION_PURGE_MODE);
+  lode_stat_inc(purges);
+  if (mode == LODE_PURGE_DECOMMIT) return _lode_os_decommit(p, size);
+  int advice = MADV_DONTNEED;
+#ifdef MADV_FREE
+  if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
+#endif
+  bool ok = madvise(p, size, advice) == 0;
+  if (!ok && advice != MADV_DONTNEED) ok = madvise(p, size, MADV_DONTNEED) == 0;
+  if (!ok) os_failed("madvise(purge) failed", p, size);
+  _lode_stat_sub(&_lode_stats.committed_current, size);
+  return ok;
+}
+
+/* Thread metadata: never fails on purpose (a thread must be able to tear
+ * down), and is not counted as segment memory. */
+void* _lode_os_alloc_meta(size_t size) {
+  void* p = mmap(NULL, lode_align_up(size, LODE_OS_PAGE_SIZE), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void _lode_os_free_meta(void* p, size_t size) {
+  munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
+}

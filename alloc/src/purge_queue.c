@@ -1,0 +1,60 @@
+/* The per-thread purge queue: free pages wait here LODE_PURGE_DELAY ms before
+ * their memory goes back to the OS, so a thread that frees and re-allocates
+ * does not pay a page fault per page.
+ *
+ * Invariants (checked as P1, P2, P5):
+ *   every queued page is free (not in use, in no heap), committed, in a
+ *   segment owned by this thread, and has purge_expire != 0;
+ *   the list is doubly linked, first/last consistent, expiries non-decreasing;
+ *   page->on_purge_queue <=> the page is on exactly one queue, its owner's.
+ * A non-forced collect purges only expired entries: the queue may stay
+ * non-empty.  Only a forced collect promises an empty queue. */
+#include "internal.h"
+
+void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
+  lode_assert(!page->in_use && !page->on_purge_queue && page->is_committed);
+  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+  if (delay <= 0) delay = 1; /* callers decide about 0 and negative delays */
+  int64_t expire = now + delay;
+  if (expire == 0) expire = 1; /* 0 means "not queued" */
+  page->purge_expire = expire;
+  /* Insert from the tail: with a fixed delay that is O(1); a lowered delay
+   * walks back so expiries stay ordered. */
+  lode_page_t* after = tld->purge.last;
+  while (after != NULL && after->purge_expire > expire) after = after->purge_prev;
+  page->purge_prev = after;
+  page->purge_next = after ? after->purge_next : tld->purge.first;
+  if (page->purge_next) page->purge_next->purge_prev = page; else tld->purge.last = page;
+  if (after) after->purge_next = page; else tld->purge.first = page;
+  page->on_purge_queue = 1;
+  tld->purge.count++;
+  tld->queue_pushes++;
+  _lode_stat_add(&_lode_stats.pages_queued, NULL, 1);
+}
+
+void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page) {
+  lode_assert(page->on_purge_queue);
+  if (page->purge_prev) page->purge_prev->purge_next = page->purge_next;
+  else tld->purge.first = page->purge_next;
+  if (page->purge_next) page->purge_next->purge_prev = page->purge_prev;
+  else tld->purge.last = page->purge_prev;
+  page->purge_next = page->purge_prev = NULL;
+  page->purge_expire = 0;
+  page->on_purge_queue = 0;
+  tld->purge.count--;
+  _lode_stat_sub(&_lode_stats.pages_queued, 1);
+}
+
+/* Purge expired entries (all of them when forced).  Returns pages purged. */
+size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now) {
+  size_t n = 0;
+  lode_page_t* page;
+  while ((page = tld->purge.first) != NULL && (force || page->purge_expire <= now)) {
+    /* Record when and against which expiry it went (P6: never too early). */
+    page->last_expire = page->purge_expire;
+    page->purged_at = force ? -1 : now;
+    _lode_page_purge(page, tld); /* removes it from the queue first */
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,305 @@
+/* Segments: reserve, carve into pages, hand pages to heaps, take them back,
+ * purge them and release whole segments.
+ *
+ * Invariants:
+ *   seg->used == number of pages with in_use
+ *   seg->committed == number of pages with is_committed
+ *   a segment is on its owner's tld->segments[kind] list exactly once, with
+ *     every segment that has a free page ahead of every full one
+ *   a segment with no page in use and no committed page is released at once
+ *     (a huge segment as soon as its block is freed). */
+#include "internal.h"
+
+#include <pthread.h>
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static lode_segment_t* registry_first; /* guarded by registry_lock */
+
+void _lode_segments_lock(void) { pthread_mutex_lock(&registry_lock); }
+void _lode_segments_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+void _lode_segments_fork_child(void) { pthread_mutex_init(&registry_lock, NULL); }
+lode_segment_t* _lode_segments_all(void) { return registry_first; }
+
+static void registry_add(lode_segment_t* seg) {
+  pthread_mutex_lock(&registry_lock);
+  seg->all_prev = NULL;
+  seg->all_next = registry_first;
+  if (registry_first) registry_first->all_prev = seg;
+  registry_first = seg;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(lode_segment_t* seg) {
+  pthread_mutex_lock(&registry_lock);
+  if (seg->all_prev) seg->all_prev->all_next = seg->all_next; else registry_first = seg->all_next;
+  if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static size_t segment_header_size(size_t page_count) {
+  size_t h = sizeof(lode_segment_t) + (page_count - 1) * sizeof(lode_page_t);
+  return lode_align_up(h, LODE_OS_PAGE_SIZE);
+}
+
+static size_t page_committed_bytes(const lode_page_t* page) {
+  return _lode_page_segment(page)->kind == LODE_PAGE_HUGE ? page->block_size : page->area_size;
+}
+
+/* --- the tld's segment lists --------------------------------------------- */
+void _lode_segment_list_remove(lode_segment_list_t* list, lode_segment_t* seg) {
+  if (seg->prev) seg->prev->next = seg->next; else list->first = seg->next;
+  if (seg->next) seg->next->prev = seg->prev; else list->last = seg->prev;
+  seg->next = seg->prev = NULL;
+  list->count--;
+}
+
+void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, bool front) {
+  if (front) {
+    seg->prev = NULL;
+    seg->next = list->first;
+    if (list->first) list->first->prev = seg; else list->last = seg;
+    list->first = seg;
+  } else {
+    seg->next = NULL;
+    seg->prev = list->last;
+    if (list->last) list->last->next = seg; else list->first = seg;
+    list->last = seg;
+  }
+  list->count++;
+}
+
+/* Keep segments with a free page in front so finding one is O(1). */
+void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
+  if (seg->kind == LODE_PAGE_HUGE) return;
+  lode_segment_list_t* list = &tld->segments[seg->kind];
+  bool has_free = seg->used < seg->page_count;
+  if (has_free && list->first != seg) {
+    _lode_segment_list_remove(list, seg);
+    _lode_segment_list_push(list, seg, true);
+  } else if (!has_free && list->last != seg) {
+    _lode_segment_list_remove(list, seg);
+    _lode_segment_list_push(list, seg, false);
+  }
+}
+
+/* --- allocate and release -------------------------------------------------- */
+static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, size_t alignment,
+                                     lode_tld_t* tld) {
+  size_t page_shift, page_count, size;
+  switch (kind) {
+    case LODE_PAGE_SMALL: page_shift = LODE_SMALL_PAGE_SHIFT; break;
+    case LODE_PAGE_MEDIUM: page_shift = LODE_MEDIUM_PAGE_SHIFT; break;
+    default: page_shift = LODE_SEGMENT_SHIFT; break;
+  }
+  page_count = kind == LODE_PAGE_HUGE ? 1 : LODE_SEGMENT_SIZE >> page_shift;
+  size_t header = segment_header_size(page_count);
+  size_t area_offset = header;
+  if (kind == LODE_PAGE_HUGE) {
+    if (alignment > LODE_OS_PAGE_SIZE) area_offset = lode_align_up(header, alignment);
+    size = area_offset + lode_align_up(huge_size, LODE_OS_PAGE_SIZE);
+    if (size < huge_size) return NULL;
+  } else {
+    size = LODE_SEGMENT_SIZE;
+  }
+  if (!_lode_segment_map_init()) return NULL;
+  lode_segment_t* seg = _lode_os_reserve_aligned(size, LODE_SEGMENT_SIZE);
+  if (seg == NULL) return NULL;
+  if (!_lode_os_commit(seg, header)) {
+    _lode_os_release(seg, size);
+    return NULL;
+  }
+  /* Fresh anonymous memory is zero: only non-zero fields are set. */
+  seg->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg;
+  seg->tld = tld;
+  seg->size = lode_align_up(size, LODE_OS_PAGE_SIZE);
+  seg->header_size = header;
+  seg->kind = kind;
+  seg->page_shift = kind == LODE_PAGE_HUGE ? 47 : (uint32_t)page_shift;
+  seg->page_count = (uint32_t)page_count;
+  for (size_t i = 0; i < page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    uint8_t* start = (uint8_t*)seg + (i << page_shift);
+    page->index = (uint16_t)i;
+    page->area = i == 0 ? (uint8_t*)seg + area_offset : start;
+    page->area_size = kind == LODE_PAGE_HUGE ? size - area_offset
+                                             : ((size_t)1 << page_shift) - (size_t)(page->area - start);
+    page->purged_at = -2; /* never purged */
+  }
+  atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
+  _lode_segment_map_add(seg);
+  registry_add(seg);
+  _lode_stat_add(&_lode_stats.segments_current, &_lode_stats.segments_peak, 1);
+  _lode_segment_list_push(&tld->segments[kind], seg, true);
+  return seg;
+}
+
+/* Release a segment that holds no live block: pages leave the purge queue,
+ * the map forgets it, the memory goes back to the OS. */
+void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
+  lode_assert(seg->used == 0 || seg->kind == LODE_PAGE_HUGE);
+  size_t committed = seg->header_size;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->on_purge_queue && tld != NULL) _lode_purge_queue_remove(tld, page);
+    if (page->is_committed) committed += page_committed_bytes(page);
+  }
+  if (tld != NULL && !seg->is_abandoned) _lode_segment_list_remove(&tld->segments[seg->kind], seg);
+  _lode_segment_map_remove(seg);
+  registry_remove(seg);
+  _lode_stat_sub(&_lode_stats.committed_current, committed);
+  _lode_stat_sub(&_lode_stats.segments_current, 1);
+  seg->cookie = 0;
+  _lode_os_release(seg, seg->size);
+}
+
+bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld) {
+  if (seg->used != 0 || seg->committed != 0) return false;
+  _lode_segment_release(seg, tld);
+  return true;
+}
+
+/* Forced collect: segments whose pages are all free go back to the OS, even
+ * when their pages were never purged (delay < 0). */
+void _lode_segments_release_empty(lode_tld_t* tld) {
+  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
+    lode_segment_t* seg = tld->segments[k].first;
+    while (seg != NULL) {
+      lode_segment_t* next = seg->next;
+      if (seg->used == 0) _lode_segment_release(seg, tld);
+      seg = next;
+    }
+  }
+}
+
+/* --- pages ----------------------------------------------------------------- */
+static bool page_commit(lode_page_t* page, lode_segment_t* seg) {
+  if (page->is_committed) return true;
+  if (!_lode_os_commit(page->area, page->area_size)) return false;
+  page->is_committed = 1;
+  seg->committed++;
+  return true;
+}
+
+static lode_page_t* segment_find_free_page(lode_segment_t* seg) {
+  lode_page_t* fallback = NULL;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->in_use) continue;
+    if (page->is_committed) return page; /* reuse warm memory first */
+    if (fallback == NULL) fallback = page;
+  }
+  return fallback;
+}
+
+static lode_page_t* page_claim(lode_segment_t* seg, lode_page_t* page, lode_tld_t* tld) {
+  if (page->on_purge_queue) _lode_purge_queue_remove(tld, page); /* P3 */
+  if (!page_commit(page, seg)) return NULL;
+  page->in_use = 1;
+  seg->used++;
+  _lode_segment_update_position(seg, tld);
+  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
+  return page;
+}
+
+lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size) {
+  lode_tld_t* tld = heap->tld;
+  lode_segment_list_t* list = &tld->segments[kind];
+  lode_segment_t* seg = list->first;
+  if (seg == NULL || seg->used == seg->page_count) {
+    /* Memory of dead threads first: reclaim before mapping more. */
+    _lode_abandoned_reclaim(heap, kind, 8);
+    seg = list->first;
+    if (seg == NULL || seg->used == seg->page_count) seg = segment_alloc(kind, 0, 0, tld);
+    if (seg == NULL) return NULL;
+  }
+  lode_page_t* page = segment_find_free_page(seg);
+  lode_assert(page != NULL);
+  if (page_claim(seg, page, tld) == NULL) {
+    _lode_segment_try_release(seg, tld);
+    return NULL;
+  }
+  _lode_page_init(page, block_size);
+  return page;
+}
+
+lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t alignment) {
+  lode_tld_t* tld = heap->tld;
+  size_t bsize = lode_align_up(size, LODE_OS_PAGE_SIZE);
+  lode_segment_t* seg = segment_alloc(LODE_PAGE_HUGE, bsize, alignment, tld);
+  if (seg == NULL) return NULL;
+  lode_page_t* page = &seg->pages[0];
+  /* Commit only what the block needs; the rest of the area backs in-place growth. */
+  page->area_size = seg->size - (size_t)(page->area - (uint8_t*)seg);
+  if (!_lode_os_commit(page->area, bsize)) {
+    _lode_segment_release(seg, tld);
+    return NULL;
+  }
+  page->is_committed = 1;
+  seg->committed = 1;
+  page->in_use = 1;
+  seg->used = 1;
+  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
+  _lode_page_init(page, bsize);
+  return page;
+}
+
+/* Shrink a huge block in place: the tail is decommitted and becomes
+ * inaccessible, so usable_size must shrink with it. */
+void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
+  size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
+  if (nb >= page->block_size) return;
+  _lode_os_decommit(page->area + nb, page->block_size - nb);
+  page->block_size = nb;
+}
+
+bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
+  size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
+  if (nb <= page->block_size) return true;
+  if (nb > page->area_size) return false;
+  if (!_lode_os_commit(page->area + page->block_size, nb - page->block_size)) return false;
+  page->block_size = nb;
+  return true;
+}
+
+/* Return memory of a free page to the OS.  Returns true when that released
+ * the whole segment (the page is gone then). */
+bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld) {
+  lode_segment_t* seg = _lode_page_segment(page);
+  lode_assert(!page->in_use);
+  if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
+  if (page->is_committed) {
+    _lode_os_purge(page->area, page->area_size);
+    page->is_committed = 0;
+    seg->committed--;
+  }
+  return _lode_segment_try_release(seg, tld);
+}
+
+/* A page leaves its heap: it is free now and waits on the purge queue. */
+void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
+  lode_segment_t* seg = _lode_page_segment(page);
+  lode_assert(page->in_use);
+  page->in_use = 0;
+  page->free = page->local_free = NULL;
+  page->used = 0;
+  page->capacity = 0;
+  page->retire_expire = 0;
+  atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->heap, NULL, memory_order_release);
+  seg->used--;
+  tld->page_frees++;
+  _lode_stat_sub(&_lode_stats.pages_current, 1);
+  if (seg->kind == LODE_PAGE_HUGE) {
+    _lode_segment_release(seg, tld); /* huge memory goes back at once */
+    return;
+  }
+  _lode_segment_update_position(seg, tld);
+  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+  if (delay == 0) {
+    _lode_page_purge(page, tld);
+  } else if (delay > 0) {
+    _lode_purge_queue_push(tld, page, _lode_clock_now());
+  }
+  /* delay < 0: the page stays committed; a forced collect releases the segment. */
+}

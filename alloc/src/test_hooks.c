@@ -1,0 +1,151 @@
+/* Test-only corruption hooks (LODE_TESTING): each breaks one invariant on
+ * purpose, so the tests can show that its check really fires. */
+#include "internal.h"
+
+#include <pthread.h>
+
+static lode_tld_t* my_tld(void) { return lode_heap_get_default()->tld; }
+
+/* A free page waiting on this thread's purge queue. */
+static lode_page_t* queued_page(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000000);
+  lode_heap_t* h = lode_heap_new();
+  if (h == NULL) return NULL;
+  void* p = lode_heap_malloc(h, 64);
+  (void)p;
+  lode_heap_destroy(h);
+  return my_tld()->purge.last;
+}
+
+/* A live page of this thread's backing heap. */
+static lode_page_t* live_page(void** keep) {
+  void* p = lode_malloc(48);
+  if (p == NULL) return NULL;
+  *keep = p;
+  return _lode_segment_page_of(_lode_ptr_segment(p), p);
+}
+
+static void* exit_holding_block(void* arg) {
+  (void)arg;
+  void* p = lode_malloc(100);
+  void* q = lode_malloc(100);
+  return p != NULL && q != NULL ? p : NULL;
+}
+
+/* A segment of a thread that exited holding live blocks. */
+static lode_segment_t* abandoned_segment(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, exit_holding_block, NULL) != 0) return NULL;
+  pthread_join(t, NULL);
+  return _lode_abandoned_first();
+}
+
+int lode_test_corrupt(const char* inv) {
+  if (inv == NULL) return -1;
+  void* keep = NULL;
+  if (strcmp(inv, "P1") == 0) {
+    lode_page_t* page = queued_page();
+    if (page == NULL) return -1;
+    page->used = 3; /* a queued page that claims live blocks */
+    return 0;
+  }
+  if (strcmp(inv, "P2") == 0) {
+    lode_page_t* page = queued_page();
+    if (page == NULL) return -1;
+    page->purge_prev = page;
+    return 0;
+  }
+  if (strcmp(inv, "P3") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    page->on_purge_queue = 1;
+    return 0;
+  }
+  if (strcmp(inv, "P4") == 0) {
+    lode_option_set(LODE_OPTION_PURGE_DELAY, 1000000);
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_collect(true);
+    lode_segment_t* seg = _lode_page_segment(page);
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      lode_page_t* p = &seg->pages[i];
+      if (!p->in_use && !p->is_committed) {
+        p->is_committed = 1; /* as if the forced collect skipped it */
+        seg->committed++;
+        return 0;
+      }
+    }
+    return -1;
+  }
+  if (strcmp(inv, "P5") == 0) {
+    lode_segment_t* seg = abandoned_segment();
+    if (seg == NULL) return -1;
+    seg->pages[seg->page_count - 1].on_purge_queue = 1;
+    return 0;
+  }
+  if (strcmp(inv, "P6") == 0) {
+    lode_page_t* page = queued_page();
+    if (page == NULL) return -1;
+    _lode_purge_queue_remove(my_tld(), page);
+    page->last_expire = 1000;
+    page->purged_at = 10; /* purged 990 ms early */
+    return 0;
+  }
+  if (strcmp(inv, "A1") == 0) {
+    lode_segment_t* seg = abandoned_segment();
+    if (seg == NULL) return -1;
+    atomic_store(&seg->thread_id, (uintptr_t)0x1234);
+    return 0;
+  }
+  if (strcmp(inv, "A2") == 0) {
+    if (abandoned_segment() == NULL) return -1;
+    _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
+    return 0;
+  }
+  if (strcmp(inv, "A3") == 0) {
+    lode_segment_t* seg = abandoned_segment();
+    if (seg == NULL) return -1;
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      if (seg->pages[i].in_use) {
+        seg->pages[i].local_free = NULL; /* the dead thread's own frees vanish */
+        seg->pages[i].free = NULL;
+        return 0;
+      }
+    }
+    return -1;
+  }
+  if (strcmp(inv, "A4") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    atomic_store(&_lode_page_segment(page)->thread_id, (uintptr_t)0x5678);
+    return 0;
+  }
+  if (strcmp(inv, "A5") == 0) {
+    return abandoned_segment() == NULL ? -1 : 0; /* a block nobody frees */
+  }
+  if (strcmp(inv, "F1") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    page->used++;
+    return 0;
+  }
+  if (strcmp(inv, "F2") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    atomic_store(&page->thread_free, (uintptr_t)0x1000);
+    return 0;
+  }
+  if (strcmp(inv, "F3") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    atomic_store(&page->thread_free, lode_tf_make(lode_tf_block(atomic_load(&page->thread_free)), LODE_DELAYED_NEVER));
+    return 0;
+  }
+  if (strcmp(inv, "H1") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_heap_get_default()->pages_direct[2] = page; /* 16-byte sizes now point at a 48-byte page */
+    return 0;
+  }
+  return -1;
+}
