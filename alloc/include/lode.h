@@ -18,10 +18,12 @@ extern "C" {
 #define LODE_VERSION_MAJOR 0
 #define LODE_VERSION_MINOR 1
 
+#ifndef LODE_MALLOC_ATTR
 #if defined(__GNUC__)
 #define LODE_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
 #else
 #define LODE_MALLOC_ATTR
+#endif
 #endif
 
 /* ---------------------------------------------------------------------------

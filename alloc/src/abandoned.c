@@ -22,7 +22,7 @@ void _lode_abandoned_init(void) {}
 
 void _lode_abandoned_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); }
 void _lode_abandoned_fork_parent(void) { pthread_mutex_unlock(&abandoned_lock); }
-void _lode_abandoned_fork_child(void) { pthread_mutex_init(&abandoned_lock, NULL); }
+void _lode_abandoned_fork_child(void) { pthread_mutex_unlock(&abandoned_lock); }
 
 lode_segment_t* _lode_abandoned_first(void) { return abandoned_first; }
 size_t _lode_abandoned_count(void) { return abandoned_count; }

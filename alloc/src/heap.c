@@ -154,8 +154,9 @@ void lode_heap_collect(lode_heap_t* heap, bool force) {
 }
 
 void lode_collect(bool force) {
-  lode_heap_t* heap = _lode_heap_get_default();
-  if (heap->tld == NULL) return;
+  /* A thread that never allocated still releases abandoned segments. */
+  lode_heap_t* heap = lode_heap_get_default();
+  if (heap == NULL) return;
   _lode_heap_collect_ex(heap, force);
 }
 

@@ -3,6 +3,9 @@
 #ifndef LODE_INTERNAL_H
 #define LODE_INTERNAL_H
 
+/* Inside lode a block address leads to its page metadata by arithmetic; the
+ * malloc attribute would let the compiler assume no such alias exists. */
+#define LODE_MALLOC_ATTR
 #include "lode.h"
 
 #include <errno.h>

@@ -17,7 +17,7 @@ static lode_segment_t* registry_first; /* guarded by registry_lock */
 
 void _lode_segments_lock(void) { pthread_mutex_lock(&registry_lock); }
 void _lode_segments_unlock(void) { pthread_mutex_unlock(&registry_lock); }
-void _lode_segments_fork_child(void) { pthread_mutex_init(&registry_lock, NULL); }
+void _lode_segments_fork_child(void) { pthread_mutex_unlock(&registry_lock); }
 lode_segment_t* _lode_segments_all(void) { return registry_first; }
 
 static void registry_add(lode_segment_t* seg) {
@@ -102,7 +102,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     size = LODE_SEGMENT_SIZE;
   }
   if (!_lode_segment_map_init()) return NULL;
-  lode_segment_t* seg = _lode_os_reserve_aligned(size, LODE_SEGMENT_SIZE);
+  lode_segment_t* seg = _lode_os_reserve_aligned(size, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE);
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
     _lode_os_release(seg, size);

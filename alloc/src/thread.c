@@ -36,7 +36,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
-  pthread_mutex_init(&tld_cache_lock, NULL);
+  pthread_mutex_unlock(&tld_cache_lock);
 }
 
 static void process_done(void) {

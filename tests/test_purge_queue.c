@@ -1,0 +1,142 @@
+/* Delayed purge on a virtual clock: a page is purged exactly when its delay
+ * expires, never before; delay 0 purges at once; a negative delay never. */
+#include "internal.h"
+#include "test.h"
+
+static lode_tld_t* tld(void) { return lode_heap_get_default()->tld; }
+
+/* Free one whole page's worth through a heap destroy: the page leaves the
+ * heap at once (no retention) and its fate depends on the delay. */
+static lode_page_t* free_a_page(void** keep) {
+  *keep = lode_malloc(64); /* keeps the segment alive */
+  lode_heap_t* h = lode_heap_new();
+  void* p = lode_heap_malloc(h, 64);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  lode_heap_destroy(h);
+  return page;
+}
+
+static void purged_exactly_at_expiry(void) {
+  lode_test_set_clock(test_clock, NULL);
+  test_clock_set(1000);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(page->on_purge_queue);
+  CHECK_EQ(page->purge_expire, 1100);
+  CHECK(page->is_committed);
+  test_clock_set(1099);
+  lode_collect(false);
+  CHECK(page->on_purge_queue);  /* not yet: a non-forced collect leaves it */
+  CHECK(page->is_committed);
+  CHECK_EQ(lode_check_thread(), 0); /* and that is correct (P4 non-forced) */
+  test_clock_set(1100);
+  lode_collect(false);
+  CHECK(!page->on_purge_queue);
+  CHECK(!page->is_committed);
+  CHECK_EQ(page->purged_at, 1100);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(keep);
+  lode_collect(true);
+}
+
+static void expiry_on_allocation_path(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 50);
+  test_clock_set(5000);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(page->on_purge_queue);
+  test_clock_set(5049);
+  void* x = lode_malloc(100000); /* generic path: runs due purges only */
+  CHECK(page->on_purge_queue);
+  test_clock_set(5050);
+  void* y = lode_malloc(100000);
+  CHECK(!page->on_purge_queue && !page->is_committed);
+  lode_free(x);
+  lode_free(y);
+  lode_free(keep);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+static void delay_zero_purges_at_once(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 0);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(!page->on_purge_queue);
+  CHECK(!page->is_committed);
+  CHECK_EQ(tld()->purge.count, 0);
+  lode_free(keep);
+  lode_collect(true);
+}
+
+static void negative_delay_never_purges(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, -1);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(!page->on_purge_queue);
+  CHECK(page->is_committed);
+  test_clock_set(1000000000);
+  lode_collect(false);
+  CHECK(page->is_committed); /* never by time */
+  lode_collect(true);
+  CHECK(!page->is_committed); /* but a forced collect returns it */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(keep);
+  lode_collect(true);
+}
+
+static void queued_page_taken_back_leaves_queue(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  test_clock_set(2000000000);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(page->on_purge_queue);
+  size_t queued = tld()->purge.count;
+  /* the next fresh page of this segment is the warm queued one */
+  lode_heap_t* h = lode_heap_new();
+  void* p = lode_heap_malloc(h, 64);
+  lode_page_t* again = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  CHECK(again == page);
+  CHECK(!page->on_purge_queue);
+  CHECK_EQ(tld()->purge.count, queued - 1);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_heap_destroy(h);
+  lode_free(keep);
+  lode_collect(true);
+}
+
+static void expiries_stay_ordered_when_delay_drops(void) {
+  test_clock_set(3000000000);
+  void* keep = lode_malloc(64);
+  lode_heap_t* h1 = lode_heap_new();
+  lode_heap_t* h2 = lode_heap_new();
+  void* p1 = lode_heap_malloc(h1, 64);
+  void* p2 = lode_heap_malloc(h2, 64);
+  lode_page_t* a = _lode_segment_page_of(_lode_ptr_segment(p1), p1);
+  lode_page_t* b = _lode_segment_page_of(_lode_ptr_segment(p2), p2);
+  CHECK(a != b);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 500);
+  lode_heap_destroy(h1);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_heap_destroy(h2);
+  CHECK(a->on_purge_queue && b->on_purge_queue);
+  CHECK(a->purge_expire > b->purge_expire);
+  CHECK_EQ(lode_check_thread(), 0); /* P2: b was inserted before a */
+  test_clock_set(3000000100);
+  lode_collect(false);
+  CHECK(!b->on_purge_queue && a->on_purge_queue);
+  lode_free(keep);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+int main(void) {
+  RUN(purged_exactly_at_expiry);
+  RUN(expiry_on_allocation_path);
+  RUN(delay_zero_purges_at_once);
+  RUN(negative_delay_never_purges);
+  RUN(queued_page_taken_back_leaves_queue);
+  RUN(expiries_stay_ordered_when_delay_drops);
+  return test_done();
+}
