@@ -307,6 +307,7 @@ typedef struct lode_stats_atomic_s {
 extern lode_stats_atomic_t _lode_stats;
 void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
 void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
+void _lode_stats_print_fd(int fd);
 #define lode_stat_inc(name) _lode_stat_add(&_lode_stats.name, NULL, 1)
 
 /* segment_map.c: which 4 MiB chunks belong to lode. */

@@ -47,7 +47,9 @@ void lode_stats_get(lode_stats_t* out) {
 
 /* snprintf into a stack buffer and write(2): printing must not allocate
  * through stdio buffers while lode may be the process malloc. */
-void lode_stats_print(void) {
+void lode_stats_print(void) { _lode_stats_print_fd(2); }
+
+void _lode_stats_print_fd(int fd) {
   lode_stats_t s;
   lode_stats_get(&s);
   char buf[1024];
@@ -63,7 +65,7 @@ void lode_stats_print(void) {
                    s.committed_current / 1024, s.committed_peak / 1024, s.reserved_current / 1024,
                    s.mmaps, s.munmaps, s.commits, s.decommits, s.purges, s.os_failures, s.threads_current);
   if (n > 0) {
-    ssize_t w = write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    ssize_t w = write(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
     (void)w;
   }
 }

@@ -4,8 +4,10 @@
  * handlers, and statistics at exit. */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 __thread lode_heap_t* _lode_heap_default = &_lode_heap_empty;
 __thread char _lode_thread_marker;
@@ -39,8 +41,19 @@ static void fork_child(void) {
   pthread_mutex_unlock(&tld_cache_lock);
 }
 
+/* Programs such as coreutils close stderr in their own exit handlers, which
+ * run before ours: with LODE_SHOW_STATS a private duplicate is kept, and
+ * used only if it still is the file stderr was. */
+static int stats_fd = -1;
+static struct stat stats_st;
+
 static void process_done(void) {
-  if (_lode_option(LODE_OPTION_SHOW_STATS)) lode_stats_print();
+  if (!_lode_option(LODE_OPTION_SHOW_STATS)) return;
+  struct stat now;
+  if (stats_fd >= 0 && fstat(stats_fd, &now) == 0 && now.st_dev == stats_st.st_dev && now.st_ino == stats_st.st_ino)
+    _lode_stats_print_fd(stats_fd);
+  else
+    lode_stats_print();
 }
 
 bool _lode_process_is_initialized(void) {
@@ -63,6 +76,10 @@ void _lode_process_init(void) {
   _lode_abandoned_init();
   pthread_key_create(&thread_key, thread_done);
   pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (_lode_option(LODE_OPTION_SHOW_STATS)) {
+    stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 200);
+    if (stats_fd >= 0 && fstat(stats_fd, &stats_st) != 0) stats_fd = -1;
+  }
   atexit(process_done);
   thread_in_process_init = false;
   atomic_store_explicit(&process_state, 2, memory_order_release);

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test`: builds lode, its tests and suites with gcc and with clang
+# (Debug with asserts at level 2, Release with level 1; shared and static
+# libraries in both) and runs ctest in each tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${JOBS:-2}
+status=0
+
+build() { # dir cc cmake-args...
+  local dir=$1 cc=$2; shift 2
+  CC=$cc cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+echo "== clang, Release, LODE_DEBUG=1: every test =="
+build build/test-clang clang -DCMAKE_BUILD_TYPE=Release -DLODE_DEBUG=1
+(cd build/test-clang && ctest --output-on-failure -j"$jobs") || status=1
+
+echo "== gcc, Debug, LODE_DEBUG=2: every test but the long fuzz runs =="
+build build/test-gcc gcc -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=2
+(cd build/test-gcc && ctest --output-on-failure -j"$jobs" -LE long) || status=1
+
+exit $status
