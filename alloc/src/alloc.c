@@ -20,6 +20,17 @@ static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
 
 static inline void* heap_malloc(lode_heap_t* heap, size_t size) {
   if (lode_likely(size <= LODE_DIRECT_MAX)) return heap_malloc_small(heap, size);
+  if (lode_likely(size <= LODE_LARGE_OBJ_MAX)) {
+    /* Medium and large sizes: the first page of the bin, as the direct
+     * table would give it. */
+    lode_page_t* page = heap->pages[lode_bin_of(size)].first;
+    lode_block_t* block;
+    if (lode_likely(page != NULL && (block = page->free) != NULL)) {
+      page->free = lode_block_next(page, block);
+      page->used++;
+      return block;
+    }
+  }
   return _lode_malloc_generic(heap, size);
 }
 

@@ -113,20 +113,22 @@ typedef struct lode_tld_s lode_tld_t;
  *   in_use == (heap != NULL) for every page but a huge page being freed
  *   on the purge queue => !in_use && is_committed && purge_expire != 0 */
 typedef struct lode_page_s {
+  /* first cache line: everything the malloc/free fast paths touch */
   lode_block_t* free;       /* allocate from here */
+  lode_block_t* local_free; /* owner's frees, merged into free on demand */
+  uint8_t* area;            /* start of the blocks */
+  size_t block_size;
+  uint64_t block_magic;     /* divisibility magic of block_size (interior-pointer check) */
   uint32_t used;            /* live blocks, including pending thread_free */
+  uint32_t capacity;        /* blocks carved from the area so far */
   _Atomic(uint8_t) flags;   /* LODE_PAGE_* */
   uint8_t in_use;           /* assigned to a heap */
   uint8_t is_committed;     /* has (possibly dirty) memory since last purge */
   uint8_t retire_expire;    /* empty page kept a few generic mallocs */
-  size_t block_size;
-  uint64_t block_magic;     /* divisibility magic of block_size (interior-pointer check) */
-  lode_block_t* local_free; /* owner's frees, merged into free on demand */
-  _Atomic(uintptr_t) thread_free; /* remote frees | lode_delayed_t */
-  _Atomic(lode_heap_t*) heap;
-  uint32_t capacity;        /* blocks carved from the area so far */
   uint32_t reserved;        /* blocks that fit the area */
-  uint8_t* area;            /* start of the blocks */
+  _Atomic(uintptr_t) thread_free; /* remote frees | lode_delayed_t */
+  /* the rest: slow paths */
+  _Atomic(lode_heap_t*) heap;
   size_t area_size;
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
@@ -139,7 +141,7 @@ typedef struct lode_page_s {
   int64_t last_expire;      /* expiry it had when it last left the queue by purge */
   int64_t purged_at;        /* when last purged, -1 if by force */
   uint64_t keys[2];         /* free-list encoding keys (LODE_SECURE) */
-} lode_page_t;
+} __attribute__((aligned(64))) lode_page_t;
 
 /* --- segments ------------------------------------------------------------- */
 #define LODE_SEGMENT_COOKIE ((uint64_t)0x6c6f64655f736567ull)
@@ -213,6 +215,7 @@ struct lode_tld_s {
   lode_purge_queue_t purge;
   uint64_t queue_pushes;         /* pages ever pushed on the purge queue */
   uint64_t page_frees;           /* pages ever returned to their segment */
+  uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */
   lode_heap_t heap_backing;      /* the thread's default heap */
