@@ -40,20 +40,23 @@ static void purged_exactly_at_expiry(void) {
   lode_collect(true);
 }
 
+/* The generic allocation path runs due purges too (it reads the clock every
+ * few calls): never before expiry, soon after. */
 static void expiry_on_allocation_path(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 50);
   test_clock_set(5000);
   void* keep;
   lode_page_t* page = free_a_page(&keep);
   CHECK(page->on_purge_queue);
+  void* x[64];
+  int n = 0;
   test_clock_set(5049);
-  void* x = lode_malloc(100000); /* generic path: runs due purges only */
+  for (int i = 0; i < 32; i++) x[n++] = lode_malloc(3u << 20); /* each takes the generic path */
   CHECK(page->on_purge_queue);
   test_clock_set(5050);
-  void* y = lode_malloc(100000);
+  for (int i = 0; i < 16 && page->on_purge_queue; i++) x[n++] = lode_malloc(3u << 20);
   CHECK(!page->on_purge_queue && !page->is_committed);
-  lode_free(x);
-  lode_free(y);
+  for (int i = 0; i < n; i++) lode_free(x[i]);
   lode_free(keep);
   lode_collect(true);
   CHECK_EQ(lode_check_thread(), 0);
