@@ -286,6 +286,7 @@ bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE
 void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */
 void _lode_os_free_meta(void* p, size_t size);
 bool _lode_os_fail_injected(void);
+void _lode_os_guard(void* p, size_t size);
 
 /* clock.c */
 int64_t _lode_clock_now(void);

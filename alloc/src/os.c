@@ -139,3 +139,8 @@ void* _lode_os_alloc_meta(size_t size) {
 void _lode_os_free_meta(void* p, size_t size) {
   munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
 }
+
+/* Guard page: inaccessible for the life of its segment. */
+void _lode_os_guard(void* p, size_t size) {
+  if (mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
+}

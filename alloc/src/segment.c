@@ -98,6 +98,9 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     if (alignment > LODE_OS_PAGE_SIZE) area_offset = lode_align_up(header, alignment);
     size = area_offset + lode_align_up(huge_size, LODE_OS_PAGE_SIZE);
     if (size < huge_size) return NULL;
+#ifdef LODE_SECURE
+    size += LODE_OS_PAGE_SIZE; /* room for the guard page */
+#endif
   } else {
     size = LODE_SEGMENT_SIZE;
   }
@@ -124,6 +127,12 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     page->area_size = kind == LODE_PAGE_HUGE ? size - area_offset
                                              : ((size_t)1 << page_shift) - (size_t)(page->area - start);
     page->purged_at = -2; /* never purged */
+#ifdef LODE_SECURE
+    /* A guard page ends every page area: a linear overflow faults instead
+     * of running into the next page's blocks. */
+    page->area_size -= LODE_OS_PAGE_SIZE;
+    _lode_os_guard(page->area + page->area_size, LODE_OS_PAGE_SIZE);
+#endif
   }
   atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
   _lode_segment_map_add(seg);
@@ -230,6 +239,9 @@ lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t ali
   lode_page_t* page = &seg->pages[0];
   /* Commit only what the block needs; the rest of the area backs in-place growth. */
   page->area_size = seg->size - (size_t)(page->area - (uint8_t*)seg);
+#ifdef LODE_SECURE
+  page->area_size -= LODE_OS_PAGE_SIZE;
+#endif
   if (!_lode_os_commit(page->area, bsize)) {
     _lode_segment_release(seg, tld);
     return NULL;
