@@ -15,6 +15,7 @@ static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
   if (lode_unlikely(block == NULL)) return _lode_malloc_generic(heap, size);
   page->free = lode_block_next(page, block);
   page->used++;
+  lode_assert_internal(page->used <= page->capacity && page->block_size >= size);
   return block;
 }
 
@@ -149,6 +150,7 @@ void lode_free(void* p) {
     if (lode_likely(off < (uint64_t)page->capacity * page->block_size &&
                     lode_is_multiple(off, page->block_magic) && page->used != 0 &&
                     !looks_double_free(page, block))) {
+      lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
       lode_block_set_next(page, block, page->local_free);
       page->local_free = block;
       if (lode_unlikely(--page->used == 0)) _lode_page_retire(page);

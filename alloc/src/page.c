@@ -92,7 +92,16 @@ static size_t page_merge_thread_free(lode_page_t* page) {
   return count;
 }
 
+/* Level-3 check: every block is either live or on exactly one local list. */
+static lode_unused bool page_accounting_ok(const lode_page_t* page) {
+  size_t n = 0;
+  for (const lode_block_t* b = page->free; b != NULL && n <= page->capacity; b = lode_block_next(page, b)) n++;
+  for (const lode_block_t* b = page->local_free; b != NULL && n <= page->capacity; b = lode_block_next(page, b)) n++;
+  return n + page->used == page->capacity;
+}
+
 void _lode_page_collect(lode_page_t* page, bool force) {
+  lode_assert_expensive(page_accounting_ok(page));
   page_merge_thread_free(page);
   if (page->local_free == NULL) return;
   if (page->free == NULL) {
@@ -307,6 +316,8 @@ void* _lode_malloc_generic(lode_heap_t* heap, size_t size) {
   lode_block_t* block = page->free;
   page->free = lode_block_next(page, block);
   page->used++;
+  lode_assert_internal(page->used <= page->capacity);
+  lode_assert_expensive(page_accounting_ok(page));
   if (bin == LODE_BIN_HUGE) {
     _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
     _lode_queue_to_full(heap, page);

@@ -28,6 +28,8 @@ void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
   if (after) after->purge_next = page; else tld->purge.first = page;
   page->on_purge_queue = 1;
   tld->purge.count++;
+  lode_assert_expensive(page->purge_prev == NULL || page->purge_prev->purge_expire <= page->purge_expire);
+  lode_assert_expensive(page->purge_next == NULL || page->purge_next->purge_expire >= page->purge_expire);
   tld->queue_pushes++;
   _lode_stat_add(&_lode_stats.pages_queued, NULL, 1);
 }
