@@ -181,6 +181,13 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
       for (uint32_t i = 0; i < seg->page_count; i++) {
         const lode_page_t* page = &seg->pages[i];
         used += page->in_use;
+        if (page->in_use) {
+          const lode_heap_t* owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
+          bool found = false;
+          size_t nh = 0;
+          for (const lode_heap_t* h = tld->heaps; h != NULL && nh < 100000; h = h->next, nh++) found |= h == owner;
+          REPORT_IF(!found, "H1", page, "page in use belongs to no live heap of its thread");
+        }
         committed += page->is_committed;
         if (page->on_purge_queue) {
           flagged++;
