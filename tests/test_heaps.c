@@ -62,6 +62,16 @@ static void* exit_holding(void* arg) {
 static void destroy_spares_reclaimed_blocks(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
   lode_collect(true);
+  /* The heap exists first: the reclaim must happen inside h's allocations. */
+  lode_heap_t* h = lode_heap_new();
+  /* Use up every free small page of this thread: h's next page must then
+   * come from reclaiming the dead thread's segment. */
+  lode_segment_list_t* small = &lode_heap_get_default()->tld->segments[LODE_PAGE_SMALL];
+  enum { FILL = 4096 };
+  static void* fill[FILL];
+  int nfill = 0;
+  while (nfill < FILL && small->first != NULL && small->first->used < small->first->page_count)
+    fill[nfill++] = lode_malloc(8000);
   pthread_t t;
   pthread_create(&t, NULL, exit_holding, NULL);
   pthread_join(t, NULL);
@@ -69,7 +79,6 @@ static void destroy_spares_reclaimed_blocks(void) {
   lode_stats_get(&st);
   size_t reclaimed = st.segments_reclaimed;
   CHECK(st.segments_abandoned >= 1);
-  lode_heap_t* h = lode_heap_new();
   for (int i = 0; i < 5000; i++) (void)!lode_heap_malloc(h, 64);
   lode_stats_get(&st);
   CHECK(st.segments_reclaimed > reclaimed); /* h's allocations reclaimed them */
@@ -83,6 +92,7 @@ static void destroy_spares_reclaimed_blocks(void) {
   CHECK_EQ(bad, 0);
   CHECK_EQ(lode_check_thread(), 0);
   for (int i = 0; i < N; i++) lode_free(dead[i]);
+  for (int i = 0; i < nfill; i++) lode_free(fill[i]);
   lode_collect(true);
   CHECK_EQ(lode_check_thread(), 0);
   CHECK_EQ(lode_check_process(), 0);

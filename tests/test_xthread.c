@@ -1,0 +1,121 @@
+/* Cross-thread traffic with no join in between: a producer allocates and a
+ * consumer frees through a ring (remote frees race with the owner's merges),
+ * and threads die holding blocks while others allocate and reclaim at the
+ * same time.  Under ThreadSanitizer this is where ordering bugs show. */
+#include "internal.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { RING = 256, ITEMS = 60000 };
+static _Atomic(unsigned char*) ring[RING];
+static atomic_int producer_done;
+static atomic_long corrupt;
+
+static void* producer(void* arg) {
+  (void)arg;
+  for (int i = 0; i < ITEMS; i++) {
+    size_t n = 16 + (size_t)(i % 97) * 8;
+    unsigned char* p = lode_malloc(n);
+    memset(p, (unsigned char)n, n);
+    unsigned char* expected = NULL;
+    while (!atomic_compare_exchange_weak(&ring[i % RING], &expected, p)) expected = NULL;
+    if (i % 1000 == 0) lode_collect(false);
+  }
+  atomic_store(&producer_done, 1);
+  return NULL;
+}
+
+static void* consumer(void* arg) {
+  (void)arg;
+  int got = 0;
+  while (got < ITEMS) {
+    for (int k = 0; k < RING; k++) {
+      unsigned char* p = atomic_exchange(&ring[k], NULL);
+      if (p == NULL) continue;
+      size_t n = lode_usable_size(p) >= 16 ? (size_t)p[0] : 0;
+      for (size_t j = 0; j < n && j < 16; j++) if (p[j] != p[0]) atomic_fetch_add(&corrupt, 1);
+      lode_free(p);
+      got++;
+    }
+  }
+  return NULL;
+}
+
+static void producer_consumer(void) {
+  pthread_t a, b;
+  pthread_create(&a, NULL, producer, NULL);
+  pthread_create(&b, NULL, consumer, NULL);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  CHECK_EQ(atomic_load(&corrupt), 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
+enum { POOL = 4096 };
+static _Atomic(void*) pool[POOL];
+static atomic_int stop;
+
+static void* die_holding(void* arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < 300; i++) {
+    seed = seed * 1103515245u + 12345u;
+    void* p = lode_malloc(32 + seed % 2000);
+    void* old = atomic_exchange(&pool[seed % POOL], p);
+    lode_free(old);
+  }
+  return NULL; /* abandons segments holding pool blocks */
+}
+
+static void* spawner(void* arg) {
+  for (unsigned r = 0; !atomic_load(&stop); r++) {
+    pthread_t t;
+    pthread_create(&t, NULL, die_holding, (void*)(uintptr_t)(r * 2 + (uintptr_t)arg));
+    pthread_join(t, NULL);
+  }
+  return NULL;
+}
+
+static void* allocator(void* arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  void* mine[512] = {0};
+  for (int i = 0; i < 40000; i++) {
+    seed = seed * 1103515245u + 12345u;
+    unsigned k = seed % 512;
+    lode_free(mine[k]);
+    mine[k] = lode_malloc(16 + seed % 3000); /* fresh pages come from reclaim */
+    if (i % 7 == 0) lode_free(atomic_exchange(&pool[seed % POOL], NULL));
+  }
+  for (int k = 0; k < 512; k++) lode_free(mine[k]);
+  return NULL;
+}
+
+static void concurrent_abandon_and_reclaim(void) {
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  pthread_t s1, s2, a1, a2;
+  pthread_create(&s1, NULL, spawner, (void*)1);
+  pthread_create(&s2, NULL, spawner, (void*)2);
+  pthread_create(&a1, NULL, allocator, (void*)3);
+  pthread_create(&a2, NULL, allocator, (void*)4);
+  pthread_join(a1, NULL);
+  pthread_join(a2, NULL);
+  atomic_store(&stop, 1);
+  pthread_join(s1, NULL);
+  pthread_join(s2, NULL);
+  lode_stats_get(&after);
+  CHECK(after.segments_reclaimed > before.segments_reclaimed);
+  CHECK_EQ(lode_check_process(), 0);
+  for (int k = 0; k < POOL; k++) lode_free(atomic_exchange(&pool[k], NULL));
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  CHECK_EQ(lode_check_clean(before.committed_current), 0);
+}
+
+int main(void) {
+  RUN(producer_consumer);
+  RUN(concurrent_abandon_and_reclaim);
+  return test_done();
+}
