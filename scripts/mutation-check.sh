@@ -37,8 +37,9 @@ copy_tree() { # dest
 
 build() { # src dir cc type extra-cmake-args...
   local src=$1 dir=$2 cc=$3 type=$4; shift 4
-  CC=$cc cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir.configure.log" 2>&1 &&
-    cmake --build "$dir" -j$jobs >"$dir.build.log" 2>&1
+  mkdir -p "$dir"
+  CC=$cc cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir/configure.log" 2>&1 &&
+    cmake --build "$dir" -j$jobs >"$dir/build.log" 2>&1
 }
 
 # Each suite: name and the command run in the mutant's tree.  A suite whose
@@ -96,7 +97,7 @@ run_suites() {
 echo "== baseline: the unmodified tree must pass every suite =="
 base=$work/base
 copy_tree "$base"
-prepare "$base" || { echo "baseline does not build; see $base/build/dbg.build.log"; exit 1; }
+prepare "$base" || { echo "baseline does not build; see $base/build/dbg/build.log"; exit 1; }
 read -r bsuite _ < <(run_suites "$base" baseline)
 if [ "$bsuite" != "-" ]; then
   echo "baseline FAILS suite '$bsuite' (log: $logdir/baseline.$bsuite.log): no mutant can be scored"
