@@ -1,0 +1,25 @@
+/* libFuzzer engine: the harness core behind LLVMFuzzerTestOneInput.  Built
+ * with -fsanitize=fuzzer,address,undefined; lode's sources are compiled into
+ * the same binary with the same instrumentation.  A failure aborts (the crash
+ * is libFuzzer's signal) after printing the op and the lode-replay command. */
+#include "harness.h"
+
+#ifndef LODE_REPLAY_CMD
+#define LODE_REPLAY_CMD "lode-replay -v"
+#endif
+
+int LLVMFuzzerInitialize(int* argc, char*** argv);
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  (void)argc;
+  (void)argv;
+  fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT, .verbose = false, .replay_cmd = LODE_REPLAY_CMD};
+  fz_init(&cfg);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fz_run_bytes(data, size);
+  return 0;
+}

@@ -1,0 +1,237 @@
+/* lode-replay: runs fuzz inputs (raw binary, or .ops text) through the
+ * harness outside any fuzz engine, each in a child process so that a crash or
+ * an abort inside lode still names its input; converts between the two forms.
+ *
+ *   lode-replay [-v] [--no-fork] FILE|DIR...   replay (directories recursively)
+ *   lode-replay --to-text IN [OUT]              binary input -> .ops text
+ *   lode-replay --to-bin IN [OUT]               .ops text -> canonical binary
+ *
+ * Exit status: 0 every input clean, 1 a failure, 2 usage. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: lode-replay [-v] [--no-fork] FILE|DIR...\n"
+          "       lode-replay --to-text BINARY-INPUT [OUT.ops]\n"
+          "       lode-replay --to-bin INPUT.ops [OUT]\n"
+          "Replays fuzz inputs (files ending in .ops are text, anything else binary;\n"
+          "directories recursively, skipping dot files and README/*.md).\n"
+          "  -v          print every operation as it runs, with its results\n"
+          "  --no-fork   run inputs in this process (for a debugger); stops at the first failure\n"
+          "Exit status: 0 clean, 1 failure, 2 usage.\n");
+  exit(2);
+}
+
+typedef struct {
+  char** items;
+  size_t count, cap;
+} list_t;
+
+static void list_add(list_t* l, const char* s) {
+  if (l->count == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->items = realloc(l->items, l->cap * sizeof(char*));
+    if (l->items == NULL) abort();
+  }
+  l->items[l->count++] = strdup(s);
+}
+
+static int cmp_str(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
+
+static bool skipped_name(const char* name) {
+  size_t n = strlen(name);
+  return name[0] == '.' || strncmp(name, "README", 6) == 0 || (n > 3 && strcmp(name + n - 3, ".md") == 0);
+}
+
+static int collect(const char* path, list_t* out) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    list_add(out, path);
+    return 0;
+  }
+  DIR* d = opendir(path);
+  if (d == NULL) {
+    fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  list_t names = {0};
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL)
+    if (!skipped_name(e->d_name)) list_add(&names, e->d_name);
+  closedir(d);
+  if (names.count) qsort(names.items, names.count, sizeof(char*), cmp_str);
+  int rc = 0;
+  for (size_t i = 0; i < names.count; i++) {
+    size_t n = strlen(path) + strlen(names.items[i]) + 2;
+    char* child = malloc(n);
+    snprintf(child, n, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names.items[i]);
+    if (collect(child, out) != 0) rc = -1;
+    free(child);
+    free(names.items[i]);
+  }
+  free(names.items);
+  return rc;
+}
+
+static uint8_t* read_file(const char* path, size_t* len) {
+  FILE* f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  size_t cap = 4096, n = 0;
+  uint8_t* buf = malloc(cap + 1);
+  size_t r;
+  while (buf != NULL && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += r;
+    if (n == cap) {
+      cap *= 2;
+      buf = realloc(buf, cap + 1);
+    }
+  }
+  fclose(f);
+  if (buf == NULL) return NULL;
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+static bool is_text(const char* path) {
+  size_t n = strlen(path);
+  return n > 4 && strcmp(path + n - 4, ".ops") == 0;
+}
+
+static fz_program_t prog;
+
+/* Loads path into prog; -1 with a message on a parse or read error. */
+static int load(const char* path, bool text) {
+  size_t len = 0;
+  uint8_t* data = read_file(path, &len);
+  if (data == NULL) {
+    fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  int rc = 0;
+  if (text) {
+    char err[200];
+    if (fz_parse_text((const char*)data, &prog, err, sizeof(err)) != 0) {
+      fprintf(stderr, "lode-replay: %s: %s\n", path, err);
+      rc = -1;
+    }
+  } else {
+    fz_decode(data, len, &prog);
+  }
+  free(data);
+  return rc;
+}
+
+static FILE* open_out(const char* path) {
+  if (path == NULL) return stdout;
+  FILE* f = fopen(path, "wb");
+  if (f == NULL) {
+    fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+  return f;
+}
+
+static int convert(bool to_text, const char* in, const char* outpath) {
+  if (load(in, !to_text) != 0) return 1;
+  FILE* out = open_out(outpath);
+  if (to_text) {
+    fprintf(out, "# converted from %s by lode-replay --to-text\n", in);
+    fz_write_text(&prog, out);
+  } else {
+    static uint8_t buf[FZ_MAX_OPS * 6];
+    char err[200];
+    size_t n = fz_encode(&prog, buf, sizeof(buf), err, sizeof(err));
+    if (n == 0 && prog.count > 0) {
+      fprintf(stderr, "lode-replay: %s: %s\n", in, err);
+      return 1;
+    }
+    fwrite(buf, 1, n, out);
+  }
+  if (out != stdout && fclose(out) != 0) return 1;
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  bool verbose = false, fork_each = true;
+  int i = 1;
+  if (argc >= 2 && (strcmp(argv[1], "--to-text") == 0 || strcmp(argv[1], "--to-bin") == 0)) {
+    if (argc < 3 || argc > 4) usage();
+    return convert(strcmp(argv[1], "--to-text") == 0, argv[2], argc == 4 ? argv[3] : NULL);
+  }
+  for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+    if (strcmp(argv[i], "-v") == 0) verbose = true;
+    else if (strcmp(argv[i], "--no-fork") == 0) fork_each = false;
+    else if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    } else {
+      fprintf(stderr, "lode-replay: unknown option '%s'\n", argv[i]);
+      usage();
+    }
+  }
+  if (i >= argc) usage();
+  list_t files = {0};
+  int status = 0;
+  for (; i < argc; i++)
+    if (collect(argv[i], &files) != 0) status = 1;
+
+  char replay_cmd[4200];
+  snprintf(replay_cmd, sizeof(replay_cmd), "%s -v", argv[0]);
+  fz_config_t cfg = {.fail_mode = FZ_FAIL_EXIT, .verbose = verbose, .replay_cmd = replay_cmd};
+  if (verbose) setvbuf(stdout, NULL, _IONBF, 0); /* a crash mid-op keeps the trace */
+  fz_init(&cfg);
+  fz_install_crash_report();
+
+  size_t failed = 0;
+  for (size_t k = 0; k < files.count; k++) {
+    const char* path = files.items[k];
+    fz_set_input_name(path);
+    if (verbose) printf("== %s\n", path);
+    fflush(stdout);
+    if (load(path, is_text(path)) != 0) {
+      failed++;
+      status = 1;
+      continue;
+    }
+    if (!fork_each) {
+      fz_run(&prog); /* a failure exits 1 from inside */
+      continue;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      perror("lode-replay: fork");
+      return 1;
+    }
+    if (pid == 0) {
+      fz_run(&prog);
+      fflush(stdout);
+      _exit(0);
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) continue;
+    failed++;
+    status = 1;
+    if (WIFSIGNALED(ws))
+      fprintf(stderr, "lode-replay: FAIL %s: killed by signal %d\n", path, WTERMSIG(ws));
+    else
+      fprintf(stderr, "lode-replay: FAIL %s: exit status %d\n", path, WEXITSTATUS(ws));
+    fprintf(stderr, "lode-replay: replay with: %s %s\n", replay_cmd, path);
+  }
+  printf("lode-replay: %zu input(s), %zu failed\n", files.count, failed);
+  return status;
+}
