@@ -94,8 +94,29 @@ typedef struct {
 static violation_t first_violation;
 static size_t violation_count;
 
+/* Known allocator issue filter (LODE_FUZZ_IGNORE_KNOWN=1, used by long
+ * campaigns so one known bug does not drown every other finding): P4 "free
+ * page still committed after a forced collect" right after this thread
+ * reclaimed an abandoned segment (corpus/regressions/
+ * 2026-11-25-p4-reclaimed-free-committed-page.ops).  Off by default. */
+static bool ignore_known;
+static size_t ignored_known;
+static size_t reclaimed_at_force[FZ_THREADS];
+static bool reclaim_since_force;
+
+static size_t reclaims_now(void) {
+  lode_stats_t st;
+  lode_stats_get(&st);
+  return st.segments_reclaimed;
+}
+
 static void reporter(const char* inv, const void* obj, const char* message, void* arg) {
   (void)arg;
+  if (ignore_known && reclaim_since_force && strcmp(inv, "P4") == 0 &&
+      strstr(message, "free page still committed after a forced collect") != NULL) {
+    ignored_known++;
+    return;
+  }
   if (violation_count++ == 0) {
     snprintf(first_violation.inv, sizeof(first_violation.inv), "%s", inv);
     snprintf(first_violation.msg, sizeof(first_violation.msg), "%s", message);
@@ -104,12 +125,15 @@ static void reporter(const char* inv, const void* obj, const char* message, void
 }
 
 static void check_result(size_t n, const char* which) {
-  if (n == 0 && violation_count == 0) return;
+  (void)n; /* the reporter counts what is not filtered */
+  if (violation_count == 0) return;
   fz_fail("invariant %s violated (%s, object %p): %s [%zu violation(s)]", first_violation.inv, which,
           first_violation.obj, first_violation.msg, violation_count);
 }
 
 static void check_on_worker(void) {
+  unsigned me = fz_sched_current();
+  reclaim_since_force = me < FZ_THREADS && reclaims_now() != reclaimed_at_force[me];
   check_result(lode_check_thread(), "lode_check_thread on the acting thread");
   /* Every other worker is parked and main waits: the process is quiescent. */
   check_result(lode_check_process(), "lode_check_process, other threads parked");
@@ -300,7 +324,10 @@ static bool run_worker_op(const fz_op_t* op, unsigned me) {
     case FZ_OP_HEAP_DESTROY:
       if (heap_usable(op->heap, me)) heap_destroy(op->heap);
       break;
-    case FZ_OP_COLLECT: lode_collect(op->flag != 0); break;
+    case FZ_OP_COLLECT:
+      lode_collect(op->flag != 0);
+      if (op->flag) reclaimed_at_force[me] = reclaims_now();
+      break;
     case FZ_OP_EXIT:
       /* Its heaps fold into the backing heap and are abandoned with it. */
       for (unsigned h = 0; h < FZ_HEAPS; h++) {
@@ -369,6 +396,7 @@ static bool finish_job(unsigned me, void* arg) {
   (void)me;
   (void)arg;
   lode_collect(true);
+  reclaim_since_force = false;
   check_result(lode_check_thread(), "lode_check_thread after the final forced collect of a worker");
   return true;
 }
@@ -388,6 +416,7 @@ static void finish_input(void) {
     if (fz_sched_alive(t)) fz_sched_run(t, finish_job, NULL);
   phase = "end of input: main's forced collect";
   lode_collect(true);
+  reclaim_since_force = false;
   check_result(lode_check_thread(), "lode_check_thread on main after the final forced collect");
   check_result(lode_check_process(), "lode_check_process after every worker exited");
   phase = "end of input: A5 (lode_check_clean)";
@@ -400,6 +429,8 @@ static void finish_input(void) {
 /* --- entry points ---------------------------------------------------------------------- */
 void fz_init(const fz_config_t* cfg) {
   config = *cfg;
+  const char* known = getenv("LODE_FUZZ_IGNORE_KNOWN");
+  ignore_known = known != NULL && strcmp(known, "1") == 0;
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
@@ -418,6 +449,8 @@ void fz_run(const fz_program_t* p) {
   fail_armed = false;
   seq = 0;
   violation_count = 0;
+  for (unsigned t = 0; t < FZ_THREADS; t++) reclaimed_at_force[t] = reclaims_now();
+  reclaim_since_force = false;
   phase = "start of input";
   op_index = 0;
   while (op_index < prog->count) {
