@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# afl-campaign.sh: an AFL++ campaign on lode's fuzz harness.
+#
+#   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--out DIR] [--strict]
+#
+# Builds the persistent-mode target (build/afl) and a CMPLOG build
+# (build/afl-cmplog) with afl-clang-fast, seeds from corpus/ (every .ops
+# converted to binary with lode-replay), runs `afl-fuzz -M main -c CMPLOG` and
+# N-1 `-S` secondaries for the duration, prints `afl-whatsup -s` every few
+# minutes, then a summary (execs, exec/s, corpus size, coverage, crashes,
+# hangs).  Every crash is minimised with afl-tmin into
+# OUT/regression-candidates/ (binary + .ops) with the command that replays it.
+# Exits 1 if anything crashed, 2 on usage errors.
+#
+#   --duration SECONDS  fuzzing time (default 3600)
+#   --jobs N            afl-fuzz instances (default: nproc)
+#   --out DIR           output directory (default build/afl-campaign)
+#   --build-dir DIR     where the two builds go (default build; gives DIR/afl, DIR/afl-cmplog)
+#   --strict            do not filter the known allocator issue (see fuzz/harness.c,
+#                       LODE_FUZZ_IGNORE_KNOWN); by default it is filtered so that one
+#                       known bug does not drown everything else
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+usage() {
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build strict=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --duration) [ $# -ge 2 ] || usage; duration=$2; shift 2 ;;
+    --jobs) [ $# -ge 2 ] || usage; jobs=$2; shift 2 ;;
+    --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
+    --build-dir) [ $# -ge 2 ] || usage; builddir=$2; shift 2 ;;
+    --strict) strict=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "afl-campaign: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[[ $duration =~ ^[0-9]+$ && $duration -gt 0 && $jobs =~ ^[0-9]+$ && $jobs -ge 1 ]] || usage
+
+log() { echo "[afl-campaign $(date +%H:%M:%S)] $*"; }
+
+# --- afl++ ----------------------------------------------------------------------
+if ! command -v afl-clang-fast >/dev/null || ! command -v afl-fuzz >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing afl++ with apt-get"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq afl++) >/dev/null || true
+  fi
+  if ! command -v afl-clang-fast >/dev/null; then
+    echo "afl-campaign: afl-clang-fast not found and could not be installed (need root + apt, or install afl++)" >&2
+    exit 77
+  fi
+fi
+
+# --- builds -----------------------------------------------------------------------
+build() { # dir [env...]
+  local dir=$1; shift
+  mkdir -p "$dir"
+  env "$@" CC=afl-clang-fast cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLODE_DEBUG=2 \
+    -DLODE_BUILD_TESTS=OFF -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_FUZZ=ON -DLODE_FUZZ_AFL=ON >"$dir/configure.log" 2>&1 &&
+    env "$@" AFL_QUIET=1 cmake --build "$dir" -j2 --target lode-fuzz-afl lode-replay >"$dir/build.log" 2>&1
+}
+afl_dir=$builddir/afl cmplog_dir=$builddir/afl-cmplog
+log "building $afl_dir (persistent mode) and $cmplog_dir (CMPLOG)"
+build "$afl_dir" || { echo "afl-campaign: build failed, see $afl_dir/build.log" >&2; tail -20 "$afl_dir/build.log" >&2; exit 1; }
+build "$cmplog_dir" AFL_LLVM_CMPLOG=1 || { echo "afl-campaign: CMPLOG build failed, see $cmplog_dir/build.log" >&2; exit 1; }
+target=$(realpath "$afl_dir/fuzz/lode-fuzz-afl") cmplog=$(realpath "$cmplog_dir/fuzz/lode-fuzz-afl")
+replay=$(realpath "$afl_dir/fuzz/lode-replay")
+
+# --- seeds ------------------------------------------------------------------------
+[ "$strict" = 1 ] || export LODE_FUZZ_IGNORE_KNOWN=1
+mkdir -p "$out"
+out=$(realpath "$out")
+rm -rf "$out/seeds" "$out/sync" "$out/regression-candidates"
+mkdir -p "$out/seeds"
+n=0
+while IFS= read -r -d '' f; do
+  case $(basename "$f") in README*|*.md|.*) continue ;; esac
+  name=$(echo "${f#corpus/}" | tr '/' '_')
+  seed=$out/seeds/${name%.ops}.bin
+  if [[ $f == *.ops ]]; then
+    "$replay" --to-bin "$f" "$seed" 2>/dev/null || { log "seed $f has no binary form (bad ops?): skipped"; continue; }
+  else
+    cp "$f" "$seed"
+  fi
+  if ! "$replay" "$seed" >/dev/null 2>&1; then
+    log "seed $f fails already (a known regression?): not used as a seed"
+    rm -f "$seed"
+    continue
+  fi
+  n=$((n + 1))
+done < <(find corpus -type f -print0 | sort -z)
+log "$n seeds in $out/seeds"
+
+# --- fuzzing ----------------------------------------------------------------------
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 AFL_TRY_AFFINITY=0
+[ -t 1 ] || export AFL_NO_UI=1
+common=(-i "$out/seeds" -o "$out/sync" -m none -t 2000 -x "$root/fuzz/lode.dict" -V "$duration")
+pids=()
+log "afl-fuzz: 1 main (CMPLOG) + $((jobs - 1)) secondaries for ${duration}s; output in $out/sync"
+afl-fuzz "${common[@]}" -M main -c "$cmplog" -- "$target" >"$out/main.log" 2>&1 &
+pids+=($!)
+for ((i = 1; i < jobs; i++)); do
+  afl-fuzz "${common[@]}" -S "sec$i" -- "$target" >"$out/sec$i.log" 2>&1 &
+  pids+=($!)
+done
+trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+start=$(date +%s)
+interval=$(( duration / 6 )); [ $interval -lt 20 ] && interval=20; [ $interval -gt 300 ] && interval=300
+while kill -0 "${pids[0]}" 2>/dev/null; do
+  for ((s = 0; s < interval; s += 5)); do
+    kill -0 "${pids[0]}" 2>/dev/null || break
+    sleep 5
+  done
+  kill -0 "${pids[0]}" 2>/dev/null || break
+  log "status after $(( $(date +%s) - start ))s:"
+  afl-whatsup -s "$out/sync" 2>&1 | grep -v -e "^tput:" -e "status check tool" -e "^$" | sed "s/^/    /"
+done
+wait "${pids[@]}" 2>/dev/null
+elapsed=$(( $(date +%s) - start ))
+if [ ! -f "$out/sync/main/fuzzer_stats" ]; then
+  echo "afl-campaign: afl-fuzz did not start; its log:" >&2
+  tail -30 "$out/main.log" >&2
+  exit 1
+fi
+
+# --- summary ------------------------------------------------------------------------
+stat() { sed -n "s/^$2 *: *//p" "$1" | head -1; }
+total_execs=0 crashes=0 hangs=0 corpus=0
+printf '\n%-8s %12s %10s %8s %10s %8s %6s\n' instance execs exec/s corpus coverage crashes hangs
+for d in "$out"/sync/*/; do
+  f=$d/fuzzer_stats
+  [ -f "$f" ] || continue
+  inst=$(basename "$d")
+  e=$(stat "$f" execs_done) eps=$(stat "$f" execs_per_sec) c=$(stat "$f" corpus_count)
+  cov=$(stat "$f" bitmap_cvg)
+  cr=$(find "$d/crashes" -name 'id:*' 2>/dev/null | wc -l) hg=$(find "$d/hangs" -name 'id:*' 2>/dev/null | wc -l)
+  printf '%-8s %12s %10s %8s %10s %8s %6s\n' "$inst" "$e" "$eps" "$c" "$cov" "$cr" "$hg"
+  total_execs=$((total_execs + ${e:-0})) crashes=$((crashes + cr)) hangs=$((hangs + hg))
+  [ "${c:-0}" -gt "$corpus" ] && corpus=${c:-0}
+done
+eps_total=$(( elapsed > 0 ? total_execs / elapsed : 0 ))
+cat <<EOF
+
+== AFL++ campaign summary ==
+duration        ${elapsed}s, $jobs instance(s) (main with CMPLOG)
+execs total     $total_execs
+exec/s          $eps_total overall ($(( eps_total / jobs )) per instance)
+corpus size     $corpus (largest queue)
+coverage        $(stat "$out/sync/main/fuzzer_stats" bitmap_cvg) of the map (main), edges found $(stat "$out/sync/main/fuzzer_stats" edges_found)
+crashes         $crashes
+hangs           $hangs
+known filter    $([ "$strict" = 1 ] && echo off '(--strict)' || echo 'on (LODE_FUZZ_IGNORE_KNOWN=1)')
+EOF
+
+# --- crashes -> regression candidates --------------------------------------------
+if [ "$crashes" -gt 0 ]; then
+  mkdir -p "$out/regression-candidates"
+  echo
+  echo "== regression candidates (minimised with afl-tmin) =="
+  find "$out"/sync/*/crashes -name 'id:*' -print0 | sort -z | while IFS= read -r -d '' c; do
+    inst=$(basename "$(dirname "$(dirname "$c")")")
+    id=$(basename "$c" | sed 's/^id:\([0-9]*\).*/\1/')
+    min=$out/regression-candidates/$inst-$id.bin
+    if ! timeout 600 afl-tmin -m none -t 5000 -i "$c" -o "$min" -- "$target" >"$min.tmin.log" 2>&1; then
+      cp "$c" "$min"
+    fi
+    "$replay" --to-text "$min" "${min%.bin}.ops" 2>/dev/null
+    reason=$("$replay" "$min" 2>&1 | grep -m1 -E 'FAILURE|CRASH|lode:' || true)
+    echo "$min"
+    echo "    $reason"
+    echo "    replay: $replay -v $min"
+  done
+  echo "Minimise further by hand if needed, then copy into corpus/regressions/YYYY-MM-DD-what.ops."
+fi
+if [ "$hangs" -gt 0 ]; then
+  echo
+  echo "hangs (replay each with $replay -v FILE):"
+  find "$out"/sync/*/hangs -name 'id:*' | sort | sed 's/^/    /'
+fi
+[ "$crashes" -eq 0 ]
