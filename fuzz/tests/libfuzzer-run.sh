@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# libfuzzer-run.sh LIBFUZZER-BINARY CORPUS-DIR SECONDS [LODE-REPLAY]
+# Runs the libFuzzer engine for SECONDS on one core, seeded with a scratch copy
+# of the corpus (libFuzzer writes new inputs into its first corpus directory;
+# corpus/ itself stays untouched).  Fails if libFuzzer finds a crash, and then
+# prints the command that replays it.
+set -u
+bin=$1 corpus=$2 secs=$3 replay=${4:-lode-replay}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus" "$work/artifacts"
+find "$corpus" -type f -name '*.bin' -not -path '*/regressions/*' -exec cp {} "$work/corpus/" \;
+dict=$(dirname "$0")/../lode.dict
+"$bin" -max_total_time="$secs" -seed=1 -timeout=10 -rss_limit_mb=4096 -dict="$dict" \
+  -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
+rc=$?
+grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::average_exec_per_sec|cov:' "$work/log" | tail -4
+if [ $rc -ne 0 ]; then
+  tail -40 "$work/log"
+  keep=${TMPDIR:-/tmp}/lode-libfuzzer-crashes
+  mkdir -p "$keep" && cp "$work"/artifacts/* "$keep/" 2>/dev/null
+  for a in "$keep"/*; do [ -f "$a" ] && echo "replay with: $replay -v $a"; done
+  exit 1
+fi
+echo "libfuzzer: ${secs}s clean"
