@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(void) {
@@ -26,6 +27,7 @@ static void usage(void) {
           "directories recursively, skipping dot files and README/*.md).\n"
           "  -v          print every operation as it runs, with its results\n"
           "  --no-fork   run inputs in this process (for a debugger); stops at the first failure\n"
+          "  --bench N   run each input N times in this process and print runs per second\n"
           "Exit status: 0 clean, 1 failure, 2 usage.\n");
   exit(2);
 }
@@ -166,6 +168,7 @@ static int convert(bool to_text, const char* in, const char* outpath) {
 
 int main(int argc, char** argv) {
   bool verbose = false, fork_each = true;
+  long bench = 0;
   int i = 1;
   if (argc >= 2 && (strcmp(argv[1], "--to-text") == 0 || strcmp(argv[1], "--to-bin") == 0)) {
     if (argc < 3 || argc > 4) usage();
@@ -174,6 +177,10 @@ int main(int argc, char** argv) {
   for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
     if (strcmp(argv[i], "-v") == 0) verbose = true;
     else if (strcmp(argv[i], "--no-fork") == 0) fork_each = false;
+    else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc && (bench = strtol(argv[i + 1], NULL, 10)) > 0) {
+      fork_each = false;
+      i++;
+    }
     else if (strcmp(argv[i], "--") == 0) {
       i++;
       break;
@@ -204,6 +211,16 @@ int main(int argc, char** argv) {
     if (load(path, is_text(path)) != 0) {
       failed++;
       status = 1;
+      continue;
+    }
+    if (bench > 0) {
+      struct timespec t0, t1;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      for (long r = 0; r < bench; r++) fz_run(&prog);
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+      printf("%s: %zu ops, %ld runs in %.3f s: %.0f runs/s, %.0f ops/s\n", path, prog.count, bench, secs,
+             (double)bench / secs, (double)bench * (double)prog.count / secs);
       continue;
     }
     if (!fork_each) {
