@@ -105,6 +105,7 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   seg->is_abandoned = false;
   seg->abandoned_pages = 0;
   seg->tld = tld;
+  tld->adoptions++; /* its free pages postdate this thread's last collect (P4) */
   _lode_stat_add(&_lode_stats.segments_reclaimed, NULL, 1);
   segment_collect_pages(seg);
   if (seg->used == 0) {

@@ -58,9 +58,13 @@ void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
 void* lode_calloc(size_t count, size_t size) { return lode_heap_calloc(NULL, count, size); }
 
 /* --- pointer validation ----------------------------------------------------- */
-/* Cheap double-free test: an immediate re-free, or a block whose first word
- * links into its own page and is found on the free lists within a few
- * steps.  LODE_SECURE and LODE_DEBUG >= 2 walk the lists in full. */
+/* Cheap double-free test, owner thread only.  A free block's first word is
+ * its link: NULL at a list's end (then it must be one of the known tails), or
+ * a block boundary of its own page (then it is looked for on the lists within
+ * a few steps).  Any other first word means the block is live.  Remote frees
+ * not yet merged (thread_free) are walked too: their links were published by
+ * the pushing thread's release CAS, which the acquire load below sees.
+ * LODE_SECURE and LODE_DEBUG >= 2 walk the lists in full. */
 #if defined(LODE_SECURE) || LODE_DEBUG >= 2
 #define DOUBLE_FREE_WALK ((size_t)-1)
 #else
@@ -76,14 +80,23 @@ static bool list_contains(const lode_page_t* page, const lode_block_t* list, con
   return false;
 }
 
+static bool remote_contains(const lode_page_t* page, const lode_block_t* b) {
+  uintptr_t tf = atomic_load_explicit(&((lode_page_t*)page)->thread_free, memory_order_acquire);
+  return list_contains(page, lode_tf_block(tf), b, DOUBLE_FREE_WALK);
+}
+
 static inline bool looks_double_free(const lode_page_t* page, const lode_block_t* b) {
   if (b == page->local_free || b == page->free) return true;
   uintptr_t next = (uintptr_t)lode_block_next(page, b);
+  if (next == 0) {
+    return (page->local_free != NULL && b == page->local_free_tail) ||
+           (page->free != NULL && b == page->free_tail) || remote_contains(page, b);
+  }
   uintptr_t off = next - (uintptr_t)page->area;
   if (lode_likely(off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic)))
     return false;
   return list_contains(page, page->local_free, b, DOUBLE_FREE_WALK) ||
-         list_contains(page, page->free, b, DOUBLE_FREE_WALK);
+         list_contains(page, page->free, b, DOUBLE_FREE_WALK) || remote_contains(page, b);
 }
 
 
@@ -104,7 +117,14 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
   uint64_t off = (uint64_t)(u - page->area);
   lode_block_t* block = (lode_block_t*)u;
   if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) {
+    /* An aligned allocation hands out align_up(block, A): it lies less than
+     * A, and so less than its own lowest set bit, past the block start. */
     block = _lode_page_unalign(page, p);
+    uintptr_t d = (uintptr_t)p - (uintptr_t)block, a = (uintptr_t)p;
+    if (d != 0 && d >= (a & (~a + 1))) {
+      _lode_error_pointer(func, "invalid pointer (not the start of a block)", p);
+      return NULL;
+    }
   } else if (seg->kind == LODE_PAGE_HUGE ? off != 0 : !lode_is_multiple(off, page->block_magic)) {
     _lode_error_pointer(func, "invalid pointer (not the start of a block)", p);
     return NULL;
@@ -151,6 +171,7 @@ void lode_free(void* p) {
                     lode_is_multiple(off, page->block_magic) && page->used != 0 &&
                     !looks_double_free(page, block))) {
       lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
+      if (page->local_free == NULL) page->local_free_tail = block;
       lode_block_set_next(page, block, page->local_free);
       page->local_free = block;
       if (lode_unlikely(--page->used == 0)) _lode_page_retire(page);

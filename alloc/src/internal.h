@@ -129,6 +129,12 @@ typedef struct lode_page_s {
   _Atomic(uintptr_t) thread_free; /* remote frees | lode_delayed_t */
   /* the rest: slow paths */
   _Atomic(lode_heap_t*) heap;
+  /* Last block of free / local_free, valid while that list is non-empty:
+   * the double-free test recognises a list's end block (its link is NULL,
+   * as in many live blocks) without walking.  Lists only grow at their
+   * head once non-empty, so a tail set when a list is (re)started holds. */
+  lode_block_t* free_tail;
+  lode_block_t* local_free_tail;
   size_t area_size;
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
@@ -206,6 +212,7 @@ typedef struct lode_collect_mark_s {
   int64_t time;          /* clock at the end of that collect */
   uint64_t queue_pushes; /* tld->queue_pushes then: any later push voids the mark */
   uint64_t page_frees;   /* tld->page_frees then */
+  uint64_t adoptions;    /* tld->adoptions then: a reclaimed segment brings new free pages */
 } lode_collect_mark_t;
 
 struct lode_tld_s {
@@ -215,6 +222,7 @@ struct lode_tld_s {
   lode_purge_queue_t purge;
   uint64_t queue_pushes;         /* pages ever pushed on the purge queue */
   uint64_t page_frees;           /* pages ever returned to their segment */
+  uint64_t adoptions;            /* abandoned segments ever adopted */
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */

@@ -15,6 +15,7 @@ void _lode_page_init(lode_page_t* page, size_t block_size) {
   page->capacity = 0;
   page->used = 0;
   page->free = page->local_free = NULL;
+  page->free_tail = page->local_free_tail = NULL;
   page->retire_expire = 0;
   page->next = page->prev = NULL;
   atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
@@ -48,6 +49,7 @@ bool _lode_page_extend(lode_page_t* page) {
   lode_block_t* head = page->free;
   for (size_t i = 0; i < n; i++) {
     lode_block_t* b = (lode_block_t*)(start + (size_t)idx[i] * bsize);
+    if (head == NULL) page->free_tail = b;
     lode_block_set_next(page, b, head);
     head = b;
   }
@@ -58,6 +60,7 @@ bool _lode_page_extend(lode_page_t* page) {
     lode_block_t* b = (lode_block_t*)(start + i * bsize);
     lode_block_set_next(page, b, (lode_block_t*)((uint8_t*)b + bsize));
   }
+  if (page->free == NULL) page->free_tail = last;
   lode_block_set_next(page, last, page->free);
   page->free = (lode_block_t*)start;
 #endif
@@ -85,6 +88,7 @@ static size_t page_merge_thread_free(lode_page_t* page) {
       return 0;
     }
   }
+  if (page->local_free == NULL) page->local_free_tail = tail;
   lode_block_set_next(page, tail, page->local_free);
   page->local_free = head;
   lode_assert(count <= page->used);
@@ -106,6 +110,7 @@ void _lode_page_collect(lode_page_t* page, bool force) {
   if (page->local_free == NULL) return;
   if (page->free == NULL) {
     page->free = page->local_free;
+    page->free_tail = page->local_free_tail;
     page->local_free = NULL;
   } else if (force) {
     lode_block_t* tail = page->local_free;
@@ -175,6 +180,7 @@ void _lode_page_free_remote(lode_page_t* page, lode_block_t* block) {
 
 /* --- owner frees and retirement ------------------------------------------- */
 void _lode_page_free_block_owned(lode_page_t* page, lode_block_t* block) {
+  if (page->local_free == NULL) page->local_free_tail = block;
   lode_block_set_next(page, block, page->local_free);
   page->local_free = block;
   if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) {
