@@ -1,0 +1,337 @@
+/* The oracle: captures the checker's reports with the reporting thread's
+ * context, turns any violation, pattern mismatch or fatal signal into one
+ * report with the command line that replays the case, and wraps every
+ * allocation in pattern and size checks. */
+#include "stress.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+atomic_long oracle_violations;
+static __thread worker_t* tl_worker;
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* First violation the checker reported in this thread since the last check. */
+static __thread struct {
+  int count;
+  char inv[16];
+  const void* obj;
+  char msg[200];
+} tl_seen;
+
+/* Replay line and context for the signal handler: written by main while the
+ * workers are parked, read by the handler. */
+static char replay_line[1024];
+static char sig_context[160];
+
+void oracle_set_thread(worker_t* w) { tl_worker = w; }
+worker_t* oracle_thread(void) { return tl_worker; }
+
+static int fmt_replay(char* buf, size_t n, int workload, long round) {
+  int k = snprintf(buf, n,
+                   "%s --target %s --workload %s --seed %llu --threads %d --rounds %ld --round-ops %ld "
+                   "--collect-rate %ld --force-ratio %g --check-every %ld",
+                   opt.argv0, opt.target, workload_names[workload], (unsigned long long)opt.seed, opt.threads,
+                   round + 1, opt.round_ops, opt.collect_rate, opt.force_ratio, opt.check_every);
+  if (opt.purge_delay_set && k > 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, " --purge-delay %ld", opt.purge_delay);
+  if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
+  if (opt.inject && k > 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, " --inject-corruption %s", opt.inject);
+  return k;
+}
+
+void oracle_update_replay(int workload, long round) {
+  fmt_replay(replay_line, sizeof(replay_line), workload, round);
+  snprintf(sig_context, sizeof(sig_context), "workload %s, round %ld, seed %llu, target %s", workload_names[workload],
+           round, (unsigned long long)opt.seed, opt.target);
+}
+
+static void describe_thread(char* buf, size_t n) {
+  worker_t* w = tl_worker;
+  if (w == NULL || w->index < 0) snprintf(buf, n, "main");
+  else if (w->child >= 0) snprintf(buf, n, "%d (child %d of worker %d)", w->index, w->child, w->index);
+  else snprintf(buf, n, "%d", w->index);
+}
+
+_Noreturn void oracle_fail(const char* invariant, const void* object, const char* fmt, ...) {
+  pthread_mutex_lock(&fail_lock); /* the first failure reports; others wait for exit */
+  atomic_fetch_add(&oracle_violations, 1);
+  char msg[600], who[64];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  describe_thread(who, sizeof(who));
+  worker_t* w = tl_worker;
+  int wl = w ? w->workload : ctl.workload;
+  long round = w ? w->round : ctl.round;
+  char replay[1024];
+  fmt_replay(replay, sizeof(replay), wl, round);
+  fflush(stdout);
+  fprintf(stderr,
+          "\nlode-stress: FAILURE\n"
+          "  invariant: %s\n"
+          "  workload:  %s\n"
+          "  thread:    %s\n"
+          "  round:     %ld\n"
+          "  seed:      %llu\n"
+          "  target:    %s\n"
+          "  object:    %p\n"
+          "  message:   %s\n"
+          "  replay:    %s\n"
+          "  (thread interleavings are not deterministic: the replay re-runs the same case with the same seeds)\n",
+          invariant, workload_names[wl], who, round, (unsigned long long)opt.seed, opt.target, object, msg, replay);
+  fflush(stderr);
+  _exit(1);
+}
+
+/* Called by lode's checker (through target.c) in the checking thread. */
+void oracle_report_cb(const char* inv, const void* obj, const char* msg);
+void oracle_report_cb(const char* inv, const void* obj, const char* msg) {
+  char who[64];
+  describe_thread(who, sizeof(who));
+  fprintf(stderr, "lode-stress: invariant %s violated at %p: %s [thread %s]\n", inv, obj, msg, who);
+  if (tl_seen.count++ == 0) {
+    snprintf(tl_seen.inv, sizeof(tl_seen.inv), "%s", inv);
+    snprintf(tl_seen.msg, sizeof(tl_seen.msg), "%s", msg);
+    tl_seen.obj = obj;
+  }
+}
+
+static void fail_if_seen(size_t n, const char* what, const char* when) {
+  if (n == 0 && tl_seen.count == 0) return;
+  if (tl_seen.count == 0) oracle_fail("?", NULL, "%s reported %zu violations (%s)", what, n, when);
+  oracle_fail(tl_seen.inv, tl_seen.obj, "%s (%s, %s; %zu violations)", tl_seen.msg, what, when, n);
+}
+
+void oracle_check_thread(worker_t* w, const char* when) {
+  if (opt.bench || !T->white_box) return;
+  tl_seen.count = 0;
+  size_t n = target_check_thread();
+  if (w) atomic_store_explicit(&w->checks, atomic_load_explicit(&w->checks, memory_order_relaxed) + 1,
+                               memory_order_relaxed);
+  fail_if_seen(n, "lode_check_thread", when);
+}
+
+void oracle_check_process(const char* when) {
+  if (opt.bench || !T->white_box) return;
+  tl_seen.count = 0;
+  fail_if_seen(target_check_process(), "lode_check_process", when);
+}
+
+void oracle_check_clean(size_t baseline) {
+  if (opt.bench || !T->white_box) return;
+  tl_seen.count = 0;
+  fail_if_seen(target_check_clean(baseline), "lode_check_clean", "A5 after everything was freed and collected");
+}
+
+/* --- fatal signals ------------------------------------------------------------ */
+static struct sigaction old_actions[32];
+static volatile sig_atomic_t in_handler;
+
+static void put(const char* s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t k = write(2, s, n);
+    if (k <= 0) return;
+    s += k;
+    n -= (size_t)k;
+  }
+}
+
+static void put_long(long v) {
+  char b[24];
+  int i = 23;
+  b[i] = 0;
+  bool neg = v < 0;
+  unsigned long u = neg ? (unsigned long)-v : (unsigned long)v;
+  do {
+    b[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u && i > 1);
+  if (neg) b[--i] = '-';
+  put(b + i);
+}
+
+static void on_fatal(int sig, siginfo_t* info, void* uc) {
+  (void)uc;
+  if (!in_handler) {
+    in_handler = 1;
+    put("\nlode-stress: FAILURE\n  invariant: fatal signal ");
+    put_long(sig);
+    put(sig == SIGSEGV ? " (SIGSEGV)" : sig == SIGBUS ? " (SIGBUS)" : sig == SIGABRT ? " (SIGABRT)" : "");
+    put("\n  context:   ");
+    put(sig_context);
+    put("\n  thread:    ");
+    worker_t* w = tl_worker;
+    if (w == NULL || w->index < 0) put("main");
+    else {
+      put_long(w->index);
+      if (w->child >= 0) {
+        put(" (child ");
+        put_long(w->child);
+        put(")");
+      }
+      put("\n  round:     ");
+      put_long(w->round);
+    }
+    put("\n  replay:    ");
+    put(replay_line);
+    put("\n  (thread interleavings are not deterministic: the replay re-runs the same case with the same seeds)\n");
+  }
+  /* Hand the signal to whoever had it before (a sanitizer, or the default). */
+  sigaction(sig, &old_actions[sig], NULL);
+  if (info == NULL || info->si_code <= 0 || sig == SIGABRT) raise(sig);
+  /* a fault returns and re-executes the faulting instruction */
+}
+
+void oracle_init(void) {
+  static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, &old_actions[sigs[i]]);
+  }
+  target_install_reporter();
+}
+
+/* --- blocks ------------------------------------------------------------------- */
+static inline void add_live(worker_t* w, long d) {
+  w->local_live += d;
+  atomic_store_explicit(&w->live_bytes, w->local_live, memory_order_relaxed);
+}
+
+static void* after_alloc(worker_t* w, void* p, size_t size, size_t align, const char* what) {
+  if (p == NULL) oracle_fail("ALLOC", NULL, "%s(size %zu, alignment %zu) returned NULL", what, size, align);
+  if (opt.bench) {
+    *(volatile char*)p = 1;
+    return p;
+  }
+  size_t want_align = align ? align : (size >= 16 ? 16 : 8);
+  if ((uintptr_t)p % want_align != 0)
+    oracle_fail("ALIGN", p, "%s(size %zu) returned a block not aligned to %zu", what, size, want_align);
+  size_t us = T->usable(p);
+  if (us < size) oracle_fail("USABLE", p, "%s: usable size %zu < requested %zu", what, us, size);
+  pattern_fill(p, us, (uintptr_t)p, us, w->pseed);
+  add_live(w, (long)us);
+  return p;
+}
+
+void* blk_alloc(worker_t* w, size_t size) { return after_alloc(w, T->malloc(size), size, 0, "malloc"); }
+void* blk_aligned(worker_t* w, size_t alignment, size_t size) {
+  return after_alloc(w, T->aligned(alignment, size), size, alignment, "aligned_alloc");
+}
+void* blk_heap_alloc(worker_t* w, void* heap, size_t size) {
+  return after_alloc(w, T->heap_malloc(heap, size), size, 0, "heap_malloc");
+}
+
+static void verify_range(worker_t* w, const void* p, size_t n, uintptr_t key, size_t keysize, const char* inv,
+                         const char* when) {
+  uint64_t want = 0, got = 0;
+  size_t off = pattern_verify(p, n, key, keysize, w->pseed, &want, &got);
+  if (off == SIZE_MAX) return;
+  oracle_fail(inv, p,
+              "%s: block %p (usable %zu): byte %zu differs from its pattern (word want %016llx, got %016llx)%s", when,
+              p, keysize, off, (unsigned long long)want, (unsigned long long)got,
+              got == 0 ? " -- memory reads zero: purged or reset while live?"
+                       : " -- overlap, stray write, or usable size changed");
+}
+
+void blk_verify(worker_t* w, const void* p, const char* when) {
+  if (opt.bench || p == NULL) return;
+  size_t us = T->usable(p);
+  verify_range(w, p, us, (uintptr_t)p, us, "PATTERN", when);
+}
+
+void blk_free(worker_t* w, void* p) {
+  if (p == NULL) return;
+  if (!opt.bench) {
+    size_t us = T->usable(p);
+    verify_range(w, p, us, (uintptr_t)p, us, "PATTERN", "before free");
+    add_live(w, -(long)us);
+  }
+  T->free(p);
+}
+
+void* blk_realloc(worker_t* w, void* p, size_t size) {
+  if (opt.bench) {
+    void* q = T->realloc(p, size);
+    if (q == NULL) oracle_fail("ALLOC", p, "realloc(%zu) returned NULL", size);
+    *(volatile char*)q = 1;
+    return q;
+  }
+  size_t old_us = T->usable(p);
+  verify_range(w, p, old_us, (uintptr_t)p, old_us, "PATTERN", "before realloc");
+  void* q = T->realloc(p, size);
+  if (q == NULL) oracle_fail("ALLOC", p, "realloc(%p, %zu) returned NULL", p, size);
+  size_t us = T->usable(q);
+  if (us < size) oracle_fail("USABLE", q, "realloc from %zu to %zu: usable size %zu < new size", old_us, size, us);
+  if ((uintptr_t)q % 16 != 0 && size >= 16) oracle_fail("ALIGN", q, "realloc returned a block not aligned to 16");
+  size_t keep = old_us < size ? old_us : size;
+  verify_range(w, q, keep, (uintptr_t)p, old_us, "REALLOC", "bytes within the new size after realloc");
+  pattern_fill(q, us, (uintptr_t)q, us, w->pseed); /* the whole usable size must be writable */
+  add_live(w, (long)us - (long)old_us);
+  return q;
+}
+
+void op_done(worker_t* w) {
+  long n = atomic_load_explicit(&w->ops, memory_order_relaxed) + 1;
+  atomic_store_explicit(&w->ops, n, memory_order_relaxed);
+  w->rops++;
+  if (opt.bench) return;
+  if (opt.inject && w->index == 0 && w->child < 0 && w->round == 0 && w->rops == opt.round_ops / 2) {
+    if (target_corrupt(opt.inject) != 0) {
+      fprintf(stderr, "lode-stress: --inject-corruption %s: unknown or unsupported invariant\n", opt.inject);
+      _exit(2);
+    }
+    oracle_check_thread(w, "after the injected corruption");
+  }
+  if (T->white_box && opt.check_every > 0 && n % opt.check_every == 0) oracle_check_thread(w, "periodic check");
+}
+
+/* --- local block tables and transfer helpers -------------------------------------- */
+void lt_init(ltable_t* t, size_t cap) {
+  t->b = calloc(cap, sizeof(*t->b));
+  if (t->b == NULL) abort();
+  t->cap = cap;
+  t->live = 0;
+}
+
+void lt_destroy(ltable_t* t) {
+  free(t->b);
+  t->b = NULL;
+  t->cap = 0;
+}
+
+void lt_release(worker_t* w, ltable_t* t, bool keep_some) {
+  for (size_t i = 0; i < t->cap; i++) {
+    void* p = t->b[i].p;
+    if (p == NULL) continue;
+    t->b[i].p = NULL;
+    if (keep_some && rng_chance(&w->rng, 50)) {
+      blk_verify(w, p, "before handing over at thread exit");
+      blk_free(w, transfer_swap((size_t)rng_next(&w->rng), p));
+    } else {
+      blk_free(w, p);
+    }
+  }
+  t->live = 0;
+}
+
+void drain_some(worker_t* w, int n) {
+  for (int i = 0; i < n; i++) blk_free(w, transfer_take((size_t)rng_next(&w->rng)));
+}
+
+void drain_share(worker_t* w) {
+  size_t n = transfer_count();
+  for (size_t i = (size_t)w->index; i < n; i += (size_t)opt.threads) blk_free(w, transfer_take(i));
+}
