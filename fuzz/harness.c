@@ -94,9 +94,9 @@ typedef struct {
 static violation_t first_violation;
 static size_t violation_count;
 
-/* Known allocator issue filter (LODE_FUZZ_IGNORE_KNOWN=1, used by long
- * campaigns so one known bug does not drown every other finding; the
- * default in the fuzz engines, while lode-replay is strict unless set): P4 "free
+/* Known allocator issue filter (LODE_FUZZ_IGNORE_KNOWN=1, opt-in, for
+ * campaigns on a tree that predates the fix, so one known bug does not drown
+ * every other finding; strict by default everywhere since the fix, fa9ff78): P4 "free
  * page still committed after a forced collect" right after this thread
  * reclaimed an abandoned segment (corpus/regressions/
  * 2026-11-25-p4-reclaimed-free-committed-page.ops). */
@@ -431,8 +431,7 @@ static void finish_input(void) {
 void fz_init(const fz_config_t* cfg) {
   config = *cfg;
   const char* known = getenv("LODE_FUZZ_IGNORE_KNOWN");
-  /* Default: filtered in the fuzz engines, strict in lode-replay. */
-  ignore_known = known != NULL ? strcmp(known, "1") == 0 : cfg->fail_mode == FZ_FAIL_ABORT;
+  ignore_known = known != NULL && strcmp(known, "1") == 0;
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
