@@ -94,30 +94,8 @@ typedef struct {
 static violation_t first_violation;
 static size_t violation_count;
 
-/* Known allocator issue filter (LODE_FUZZ_IGNORE_KNOWN=1, opt-in, for
- * campaigns on a tree that predates the fix, so one known bug does not drown
- * every other finding; strict by default everywhere since the fix, fa9ff78): P4 "free
- * page still committed after a forced collect" right after this thread
- * reclaimed an abandoned segment (corpus/regressions/
- * 2026-11-25-p4-reclaimed-free-committed-page.ops). */
-static bool ignore_known;
-static size_t ignored_known;
-static size_t reclaimed_at_force[FZ_THREADS];
-static bool reclaim_since_force;
-
-static size_t reclaims_now(void) {
-  lode_stats_t st;
-  lode_stats_get(&st);
-  return st.segments_reclaimed;
-}
-
 static void reporter(const char* inv, const void* obj, const char* message, void* arg) {
   (void)arg;
-  if (ignore_known && reclaim_since_force && strcmp(inv, "P4") == 0 &&
-      strstr(message, "free page still committed after a forced collect") != NULL) {
-    ignored_known++;
-    return;
-  }
   if (violation_count++ == 0) {
     snprintf(first_violation.inv, sizeof(first_violation.inv), "%s", inv);
     snprintf(first_violation.msg, sizeof(first_violation.msg), "%s", message);
@@ -126,15 +104,13 @@ static void reporter(const char* inv, const void* obj, const char* message, void
 }
 
 static void check_result(size_t n, const char* which) {
-  (void)n; /* the reporter counts what is not filtered */
+  (void)n; /* the reporter has counted them */
   if (violation_count == 0) return;
   fz_fail("invariant %s violated (%s, object %p): %s [%zu violation(s)]", first_violation.inv, which,
           first_violation.obj, first_violation.msg, violation_count);
 }
 
 static void check_on_worker(void) {
-  unsigned me = fz_sched_current();
-  reclaim_since_force = me < FZ_THREADS && reclaims_now() != reclaimed_at_force[me];
   check_result(lode_check_thread(), "lode_check_thread on the acting thread");
   /* Every other worker is parked and main waits: the process is quiescent. */
   check_result(lode_check_process(), "lode_check_process, other threads parked");
@@ -327,7 +303,6 @@ static bool run_worker_op(const fz_op_t* op, unsigned me) {
       break;
     case FZ_OP_COLLECT:
       lode_collect(op->flag != 0);
-      if (op->flag) reclaimed_at_force[me] = reclaims_now();
       break;
     case FZ_OP_EXIT:
       /* Its heaps fold into the backing heap and are abandoned with it. */
@@ -397,7 +372,6 @@ static bool finish_job(unsigned me, void* arg) {
   (void)me;
   (void)arg;
   lode_collect(true);
-  reclaim_since_force = false;
   check_result(lode_check_thread(), "lode_check_thread after the final forced collect of a worker");
   return true;
 }
@@ -417,7 +391,6 @@ static void finish_input(void) {
     if (fz_sched_alive(t)) fz_sched_run(t, finish_job, NULL);
   phase = "end of input: main's forced collect";
   lode_collect(true);
-  reclaim_since_force = false;
   check_result(lode_check_thread(), "lode_check_thread on main after the final forced collect");
   check_result(lode_check_process(), "lode_check_process after every worker exited");
   phase = "end of input: A5 (lode_check_clean)";
@@ -430,8 +403,6 @@ static void finish_input(void) {
 /* --- entry points ---------------------------------------------------------------------- */
 void fz_init(const fz_config_t* cfg) {
   config = *cfg;
-  const char* known = getenv("LODE_FUZZ_IGNORE_KNOWN");
-  ignore_known = known != NULL && strcmp(known, "1") == 0;
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
@@ -450,8 +421,6 @@ void fz_run(const fz_program_t* p) {
   fail_armed = false;
   seq = 0;
   violation_count = 0;
-  for (unsigned t = 0; t < FZ_THREADS; t++) reclaimed_at_force[t] = reclaims_now();
-  reclaim_since_force = false;
   phase = "start of input";
   op_index = 0;
   while (op_index < prog->count) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # afl-campaign.sh: an AFL++ campaign on lode's fuzz harness.
 #
-#   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--out DIR] [--build-dir DIR] [--ignore-known]
+#   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--out DIR] [--build-dir DIR]
 #
 # Builds the persistent-mode target (build/afl) and a CMPLOG build
 # (build/afl-cmplog) with afl-clang-fast, seeds from corpus/ (every .ops
@@ -16,9 +16,6 @@
 #   --jobs N            afl-fuzz instances (default: nproc)
 #   --out DIR           output directory (default build/afl-campaign)
 #   --build-dir DIR     where the two builds go (default build; gives DIR/afl, DIR/afl-cmplog)
-#   --ignore-known      filter the known (since fixed) P4-after-reclaim issue
-#                       (LODE_FUZZ_IGNORE_KNOWN=1, see fuzz/harness.c); for trees that
-#                       predate the fix.  --strict (the default) is accepted too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,15 +25,13 @@ usage() {
   exit 2
 }
 
-duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build strict=1
+duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift 2 ;;
     --jobs) [ $# -ge 2 ] || usage; jobs=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --build-dir) [ $# -ge 2 ] || usage; builddir=$2; shift 2 ;;
-    --strict) strict=1; shift ;;
-    --ignore-known) strict=0; shift ;;
     -h|--help) usage ;;
     *) echo "afl-campaign: unknown argument '$1'" >&2; usage ;;
   esac
@@ -73,7 +68,6 @@ target=$(realpath "$afl_dir/fuzz/lode-fuzz-afl") cmplog=$(realpath "$cmplog_dir/
 replay=$(realpath "$afl_dir/fuzz/lode-replay")
 
 # --- seeds ------------------------------------------------------------------------
-[ "$strict" = 1 ] || export LODE_FUZZ_IGNORE_KNOWN=1
 mkdir -p "$out"
 out=$(realpath "$out")
 rm -rf "$out/seeds" "$out/sync" "$out/regression-candidates"
@@ -155,7 +149,6 @@ corpus size     $corpus (largest queue)
 coverage        $(stat "$out/sync/main/fuzzer_stats" bitmap_cvg) of the map (main), edges found $(stat "$out/sync/main/fuzzer_stats" edges_found)
 crashes         $crashes
 hangs           $hangs
-known filter    $([ "$strict" = 1 ] && echo 'off (strict)' || echo 'on (--ignore-known: LODE_FUZZ_IGNORE_KNOWN=1)')
 EOF
 
 # --- crashes -> regression candidates --------------------------------------------
