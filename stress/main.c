@@ -69,6 +69,22 @@ static double parse_double(const char* flag, const char* v, double lo, double hi
   return x;
 }
 
+#ifdef STRESS_MIMALLOC_EXE
+/* --target mimalloc lives in a sibling binary linked with mimalloc. */
+static void exec_mimalloc(char** argv) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 64);
+  if (n <= 0) usage("cannot locate %s", STRESS_MIMALLOC_EXE);
+  self[n] = 0;
+  char* slash = strrchr(self, '/');
+  snprintf(slash ? slash + 1 : self, 64, "%s", STRESS_MIMALLOC_EXE);
+  setenv("LODE_STRESS_ARGV0", argv[0], 1);
+  execv(self, argv);
+  fprintf(stderr, "lode-stress: cannot run %s for --target mimalloc\n", self);
+  exit(2);
+}
+#endif
+
 static void parse(int argc, char** argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   opt.threads = (int)(ncpu > 0 ? 2 * ncpu : 4);
@@ -158,6 +174,11 @@ static void parse(int argc, char** argv) {
     }
   }
   if (!opt.workloads) opt.workloads = (1u << W_COUNT) - 1;
+#ifdef STRESS_MIMALLOC_EXE
+  if (!strcmp(opt.target, "mimalloc")) exec_mimalloc(argv);
+#endif
+  const char* a0 = getenv("LODE_STRESS_ARGV0");
+  if (a0 && *a0) opt.argv0 = a0; /* replay lines name the binary the user ran */
   T = target_find(opt.target);
   if (T == NULL) usage("unknown or unavailable target '%s'", opt.target);
   if (opt.seconds > 0 && opt.rounds > 0) usage("give --seconds or --rounds, not both%s", "");
@@ -408,7 +429,6 @@ static void run_workload(int wl, double budget, size_t baseline) {
   r->collects = SUM(collects);
   r->qcollects = SUM(qcollects);
   target_stats(&r->s1);
-  status(r, wl, true);
   if (tty && !opt.quiet && !opt.bench) fprintf(stderr, "\n");
   if (wl == W_COLLECT && T->white_box && !opt.bench && !opt.purge_delay_set && r->rounds >= 2 && r->qcollects == 0 &&
       r->collects > 0)

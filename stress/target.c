@@ -90,7 +90,7 @@ const target_t* target_find(const char* name) {
 }
 
 const char* target_names(void) {
-#ifdef STRESS_HAVE_MIMALLOC
+#if defined(STRESS_HAVE_MIMALLOC) || defined(STRESS_MIMALLOC_EXE)
   return "lode|libc|mimalloc";
 #else
   return "lode|libc (mimalloc: not found at configure time)";
