@@ -35,7 +35,7 @@ static void usage(const char* fmt, const char* arg) {
           "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large (default: all)\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"
-          "  --rounds R            rounds per workload instead of a time limit\n"
+          "  --rounds R            rounds per workload instead of a time limit (--bench: 300, large 20)\n"
           "  --round-ops N         operations per thread per round (default 2000)\n"
           "  --seed S              seed (default: random; always printed)\n"
           "  --purge-delay MS      fix the purge delay (default: collect cycles 3000,10,0,-1,...)\n"
@@ -186,8 +186,7 @@ static void parse(int argc, char** argv) {
   if (opt.inject && !target_can_corrupt())
     usage("--inject-corruption needs --target lode and a LODE_TESTING build (got target '%s')", opt.target);
   if (opt.seconds == 0 && opt.rounds == 0) {
-    if (opt.bench) opt.rounds = 20;
-    else opt.seconds = 10;
+    if (!opt.bench) opt.seconds = 10; /* bench: per-workload round counts: 300 rounds, large 20 */
   }
   if (!seed_set) {
     if (opt.bench) opt.seed = 1;
@@ -395,7 +394,8 @@ static void run_workload(int wl, double budget, size_t baseline) {
     oracle_check_process("at the round barrier, all workers parked");
     status(r, wl, false);
     r->rounds++;
-    bool stop = opt.rounds ? round + 1 >= opt.rounds : now_s() - t0 >= budget;
+    long limit = opt.rounds ? opt.rounds : opt.bench ? (wl == W_LARGE ? 20 : 300) : 0;
+    bool stop = limit ? round + 1 >= limit : now_s() - t0 >= budget;
     if (stop) {
       ctl.final = true;
       main_release();
@@ -505,6 +505,7 @@ int main(int argc, char** argv) {
   for (int wl = 0; wl < W_COUNT; wl++)
     if (opt.workloads & (1u << wl)) fprintf(out, " %s", workload_names[wl]);
   if (opt.rounds) fprintf(out, ", %ld rounds each\n", opt.rounds);
+  else if (opt.bench) fprintf(out, ", 300 rounds each (large: 20)\n");
   else fprintf(out, ", %.1f s in total\n", opt.seconds);
   fflush(out);
   /* Baseline for A5: committed memory before any worker ran. */

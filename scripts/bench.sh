@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# lode vs glibc, mimalloc, jemalloc and tcmalloc on the lode-stress workloads
+# in benchmark mode (fixed work, no checks, no patterns).  Each run is one
+# workload in one process (peak RSS is per process); within each repeat the
+# allocators alternate.  Prints a table of medians with ratios to mimalloc,
+# writes build/bench/results.csv, build/bench/summary.csv and a chart
+# build/bench/bench.svg (+ .png with gnuplot).
+#
+#   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..]
+#
+# Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
+# mimalloc, jemalloc, tcmalloc (LD_PRELOAD of Debian's libraries with
+# --target libc), lode-preload (LD_PRELOAD liblode.so, --target libc).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+repeats=5 threads=4
+workloads=mixed,collect,churn,heaps,xthread,large
+allocators=lode,lode-secure,glibc,mimalloc,jemalloc,tcmalloc,lode-preload
+usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --repeats) repeats=${2:-}; shift 2 || usage ;;
+    --threads) threads=${2:-}; shift 2 || usage ;;
+    --workloads) workloads=${2:-}; shift 2 || usage ;;
+    --allocators) allocators=${2:-}; shift 2 || usage ;;
+    -h|--help) usage ;;
+    *) echo "bench.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ ]] || usage
+out=$root/build/bench
+mkdir -p "$out"
+libdir=/usr/lib/x86_64-linux-gnu
+
+build() { # dir extra-cmake-args...
+  local dir=$1; shift
+  echo "bench.sh: building $dir"
+  CC=${CC:-gcc} cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLODE_DEBUG=0 -DLODE_TESTING=OFF \
+    -DLODE_BUILD_TESTS=OFF -DLODE_BUILD_FUZZ=OFF "$@" >"$dir.configure.log" 2>&1 &&
+    cmake --build "$dir" -j2 --target lode-stress lode >"$dir.build.log" 2>&1 ||
+    { tail -20 "$dir.build.log" "$dir.configure.log" 2>/dev/null; echo "bench.sh: build of $dir failed" >&2; exit 1; }
+}
+build "$out/lode"
+build "$out/lode-secure" -DLODE_SECURE=ON
+
+bin=$out/lode/stress/lode-stress
+# name -> "binary target preload"
+declare -A spec=(
+  [lode]="$bin lode -"
+  [lode-secure]="$out/lode-secure/stress/lode-stress lode -"
+  [glibc]="$bin libc -"
+  [mimalloc]="$bin libc $libdir/libmimalloc.so.2"
+  [jemalloc]="$bin libc $libdir/libjemalloc.so.2"
+  [tcmalloc]="$bin libc $libdir/libtcmalloc_minimal.so.4"
+  [lode-preload]="$bin libc $out/lode/alloc/liblode.so"
+)
+IFS=, read -r -a wls <<<"$workloads"
+IFS=, read -r -a allocs_in <<<"$allocators"
+allocs=()
+for a in "${allocs_in[@]}"; do
+  [ -n "${spec[$a]:-}" ] || { echo "bench.sh: unknown allocator $a" >&2; usage; }
+  read -r _ _ pre <<<"${spec[$a]}"
+  if [ "$pre" != - ] && [ ! -e "$pre" ]; then echo "bench.sh: $a skipped ($pre missing; scripts/setup.sh installs it)"; continue; fi
+  allocs+=("$a")
+done
+
+csv=$out/results.csv
+echo "allocator,workload,repeat,seconds,peak_rss_kib" >"$csv"
+total=$((repeats * ${#wls[@]} * ${#allocs[@]})) n=0
+echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads"
+for r in $(seq 1 "$repeats"); do
+  for wl in "${wls[@]}"; do
+    # rotate the order each repeat so no allocator always runs first
+    k=$(( (r - 1) % ${#allocs[@]} ))
+    order=("${allocs[@]:$k}" "${allocs[@]:0:$k}")
+    for a in "${order[@]}"; do
+      read -r b tgt pre <<<"${spec[$a]}"
+      n=$((n + 1))
+      if [ "$pre" = - ]; then line=$("$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" 2>&1)
+      else line=$(LD_PRELOAD=$pre "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" 2>&1); fi
+      rc=$?
+      s=$(grep -o 'seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
+      m=$(grep -o 'peak_rss_kib=[0-9]*' <<<"$line" | cut -d= -f2)
+      if [ $rc -ne 0 ] || [ -z "$s" ]; then
+        echo "bench.sh: $a $wl failed (exit $rc):"; tail -5 <<<"$line"; continue
+      fi
+      echo "$a,$wl,$r,$s,$m" >>"$csv"
+      [ -t 2 ] && printf '\rbench.sh: %d/%d runs' "$n" "$total" >&2
+    done
+  done
+done
+[ -t 2 ] && echo >&2
+
+python3 - "$csv" "$out" <<'PY'
+import csv, statistics, sys, os
+rows = list(csv.DictReader(open(sys.argv[1])))
+out = sys.argv[2]
+allocs, wls = [], []
+for r in rows:
+    if r["allocator"] not in allocs: allocs.append(r["allocator"])
+    if r["workload"] not in wls: wls.append(r["workload"])
+med = {}
+for a in allocs:
+    for w in wls:
+        t = [float(r["seconds"]) for r in rows if r["allocator"] == a and r["workload"] == w]
+        m = [int(r["peak_rss_kib"]) for r in rows if r["allocator"] == a and r["workload"] == w]
+        if t: med[a, w] = (statistics.median(t), statistics.median(m))
+ref = "mimalloc" if "mimalloc" in allocs else allocs[0]
+with open(os.path.join(out, "summary.csv"), "w") as f:
+    f.write("workload,allocator,median_seconds,median_peak_rss_kib,time_ratio,rss_ratio\n")
+    for w in wls:
+        for a in allocs:
+            if (a, w) in med and (ref, w) in med:
+                t, m = med[a, w]; rt, rm = med[ref, w]
+                f.write(f"{w},{a},{t:.4f},{m},{t / rt:.3f},{m / rm:.3f}\n")
+for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RSS, MiB", 1, "", 1024.0)):
+    print(f"\n{title} (ratio to {ref})")
+    print(f"{'workload':9}" + "".join(f"{a:>16}" for a in allocs))
+    for w in wls:
+        line = f"{w:9}"
+        for a in allocs:
+            if (a, w) not in med or (ref, w) not in med:
+                line += f"{'-':>16}"; continue
+            v, r = med[a, w][idx], med[ref, w][idx]
+            line += f"{v / scale:9.3f} ({v / r:4.2f})" if idx == 0 else f"{v / scale:9.1f} ({v / r:4.2f})"
+        print(line)
+# lode-secure cost
+if "lode" in allocs and "lode-secure" in allocs:
+    costs = [med["lode-secure", w][0] / med["lode", w][0] for w in wls if ("lode", w) in med and ("lode-secure", w) in med]
+    if costs:
+        print(f"\nlode-secure time / lode time: " + ", ".join(f"{w} {c:.2f}x" for w, c in zip(wls, costs)))
+targets = [w for w in wls if ("lode", w) in med and (ref, w) in med]
+if "lode" in allocs and targets:
+    bad = [w for w in targets if med["lode", w][0] > med[ref, w][0] * 1.0 or med["lode", w][1] > med[ref, w][1] * 1.1]
+    print("target (lode <= 1.0x %s time, <= 1.1x peak RSS): %s" % (ref, "met" if not bad else "missed on " + ", ".join(bad)))
+# chart data for gnuplot: one row per workload, one column per allocator
+for kind, idx in (("time", 0), ("rss", 1)):
+    with open(os.path.join(out, f"chart-{kind}.dat"), "w") as f:
+        f.write("workload " + " ".join(allocs) + "\n")
+        for w in wls:
+            f.write(w + " " + " ".join(
+                f"{med[a, w][idx] / med[ref, w][idx]:.4f}" if (a, w) in med and (ref, w) in med else "0" for a in allocs) + "\n")
+# SVG written here (used when gnuplot is missing)
+def svg(path):
+    W, H, pad = 980, 620, 60
+    ph = (H - 3 * pad) / 2
+    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+         f'<rect width="{W}" height="{H}" fill="white"/>']
+    for p, (kind, idx, title) in enumerate((("time", 0, f"time / {ref}"), ("rss", 1, f"peak RSS / {ref}"))):
+        top = pad + p * (ph + pad)
+        vals = [med[a, w][idx] / med[ref, w][idx] for w in wls for a in allocs if (a, w) in med and (ref, w) in med]
+        vmax = max(vals + [1.0]) * 1.1
+        s.append(f'<text x="{pad}" y="{top - 10}" font-size="13">{title} (lower is better; line = 1.0)</text>')
+        gw = (W - 2 * pad) / len(wls)
+        bw = gw * 0.8 / len(allocs)
+        for i, w in enumerate(wls):
+            for j, a in enumerate(allocs):
+                if (a, w) not in med or (ref, w) not in med: continue
+                v = med[a, w][idx] / med[ref, w][idx]
+                h = v / vmax * ph
+                x = pad + i * gw + gw * 0.1 + j * bw
+                s.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colors[j % 8]}"><title>{a} {w}: {v:.2f}</title></rect>')
+            s.append(f'<text x="{pad + i * gw + gw / 2:.1f}" y="{top + ph + 14}" text-anchor="middle">{w}</text>')
+        y1 = top + ph - 1.0 / vmax * ph
+        s.append(f'<line x1="{pad}" x2="{W - pad}" y1="{y1:.1f}" y2="{y1:.1f}" stroke="black" stroke-dasharray="4"/>')
+        s.append(f'<line x1="{pad}" x2="{pad}" y1="{top}" y2="{top + ph}" stroke="black"/>')
+    for j, a in enumerate(allocs):
+        s.append(f'<rect x="{pad + j * 120}" y="{H - 22}" width="10" height="10" fill="{colors[j % 8]}"/>'
+                 f'<text x="{pad + j * 120 + 14}" y="{H - 13}">{a}</text>')
+    s.append("</svg>")
+    open(path, "w").write("\n".join(s))
+svg(os.path.join(out, "bench-fallback.svg"))
+PY
+
+if command -v gnuplot >/dev/null; then
+  ncol=$(( ${#allocs[@]} + 1 ))
+  for fmt in "svg size 1000,640" "pngcairo size 1000,640" "png size 1000,640"; do
+    ext=${fmt%% *}; ext=${ext/pngcairo/png}
+    [ "$ext" = png ] && [ -s "$out/bench.png" ] && continue
+    gnuplot 2>/dev/null <<GP && echo "bench.sh: chart $out/bench.$ext"
+set terminal $fmt
+set output "$out/bench.$ext"
+set multiplot layout 2,1 title "lode-stress --bench, $threads threads, medians of $repeats (ratio to mimalloc)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key outside right top
+set yrange [0:*]
+set grid ytics
+set ylabel "time / mimalloc"
+plot for [i=2:$ncol] "$out/chart-time.dat" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle
+set ylabel "peak RSS / mimalloc"
+plot for [i=2:$ncol] "$out/chart-rss.dat" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle
+unset multiplot
+GP
+  done
+else
+  cp "$out/bench-fallback.svg" "$out/bench.svg"
+  echo "bench.sh: gnuplot missing; wrote $out/bench.svg from the script"
+fi
+echo "bench.sh: raw runs $csv, medians $out/summary.csv"
