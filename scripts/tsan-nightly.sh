@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Long ThreadSanitizer run: builds lode-stress with clang -fsanitize=thread
+# (Debug, LODE_DEBUG=1) and runs it again and again for --minutes M (default
+# 30), cycling through the workloads and fresh seeds.  Each run's log is kept
+# under build/tsan-nightly/<timestamp>/run-NNN.log; a summary at the end lists
+# runs per workload and every failure with its replay line.  Exit 1 on any
+# TSan report or violation, 2 on bad usage.
+#
+#   scripts/tsan-nightly.sh [--minutes M] [--run-seconds S] [--threads N] [--seed S]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+minutes=30 run_seconds=60 threads=4 seed0=""
+usage() { echo "usage: $0 [--minutes M] [--run-seconds S] [--threads N] [--seed S]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --minutes) minutes=${2:-}; shift 2 || usage ;;
+    --run-seconds) run_seconds=${2:-}; shift 2 || usage ;;
+    --threads) threads=${2:-}; shift 2 || usage ;;
+    --seed) seed0=${2:-}; shift 2 || usage ;;
+    -h|--help) usage ;;
+    *) echo "tsan-nightly.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+[[ $minutes =~ ^[0-9]+$ && $minutes -gt 0 && $run_seconds =~ ^[0-9]+$ && $run_seconds -gt 0 &&
+   $threads =~ ^[0-9]+$ && $threads -gt 0 ]] || usage
+[ -z "$seed0" ] || [[ $seed0 =~ ^[0-9]+$ ]] || usage
+
+dir=$root/build/tsan-nightly
+build=$dir/build
+logs=$dir/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$build" "$logs"
+echo "tsan-nightly: building in $build"
+if ! CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread \
+      -DLODE_BUILD_TESTS=OFF -DLODE_BUILD_FUZZ=OFF >"$logs/configure.log" 2>&1 ||
+   ! cmake --build "$build" -j2 --target lode-stress >"$logs/build.log" 2>&1; then
+  tail -30 "$logs/build.log" "$logs/configure.log" 2>/dev/null
+  echo "tsan-nightly: build failed" >&2
+  exit 1
+fi
+bin=$build/stress/lode-stress
+export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+
+workloads=(mixed collect churn heaps xthread large all)
+declare -A runs=() fails=()
+failures=()
+deadline=$(( $(date +%s) + minutes * 60 ))
+n=0
+echo "tsan-nightly: $minutes min, runs of up to $run_seconds s, $threads threads; logs in $logs"
+while [ "$(date +%s)" -lt "$deadline" ]; do
+  left=$(( deadline - $(date +%s) ))
+  secs=$(( left < run_seconds ? left : run_seconds ))
+  [ "$secs" -ge 5 ] || break
+  wl=${workloads[$(( n % ${#workloads[@]} ))]}
+  if [ -n "$seed0" ]; then seed=$(( seed0 + n )); else seed=$(( (RANDOM << 30 | RANDOM << 15 | RANDOM) )); fi
+  n=$((n + 1))
+  log=$(printf '%s/run-%03d.log' "$logs" "$n")
+  printf 'tsan-nightly: run %03d workload %-8s seed %-12s %3d s ... ' "$n" "$wl" "$seed" "$secs"
+  start=$(date +%s)
+  "$bin" --workload "$wl" --seconds "$secs" --seed "$seed" --threads "$threads" --quiet >"$log" 2>&1
+  rc=$?
+  runs[$wl]=$(( ${runs[$wl]:-0} + 1 ))
+  if [ $rc -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$log"; then
+    fails[$wl]=$(( ${fails[$wl]:-0} + 1 ))
+    why=$(grep -m1 -o "WARNING: ThreadSanitizer: [a-z -]*\|invariant: .*" "$log" || echo "exit $rc")
+    replay=$(grep -m1 "replay:" "$log" | sed 's/^ *replay: *//')
+    [ -n "$replay" ] || replay="$bin --workload $wl --seconds $secs --seed $seed --threads $threads"
+    failures+=("run $(printf %03d $n) $wl seed $seed: $why (exit $rc); log $log; replay: $replay")
+    echo "FAIL ($why)"
+  else
+    echo "ok ($(( $(date +%s) - start )) s)"
+  fi
+done
+
+{
+  echo
+  echo "tsan-nightly summary: $n runs in $minutes min, logs in $logs"
+  for wl in "${workloads[@]}"; do
+    [ -n "${runs[$wl]:-}" ] && printf '  %-8s %3d runs, %d failed\n' "$wl" "${runs[$wl]}" "${fails[$wl]:-0}"
+  done
+  if [ ${#failures[@]} -eq 0 ]; then
+    echo "  result: PASS (no ThreadSanitizer report, no violation)"
+  else
+    echo "  result: FAIL (${#failures[@]} runs)"
+    for f in "${failures[@]}"; do echo "  $f"; done
+  fi
+} | tee "$logs/summary.txt"
+[ ${#failures[@]} -eq 0 ]
