@@ -9,18 +9,26 @@
 
 #include <stdlib.h>
 
-enum { HEAPS_CAP = 384, NHEAPS = 5 };
+enum { HEAPS_CAP = 384, NHEAPS = 5, FILL_MAX = 160 };
 enum { MODE_NONE, MODE_DELETE, MODE_DESTROY };
 
 typedef struct {
   ltable_t t;
   void* heap[NHEAPS]; /* [0] is the default heap */
   int mode[NHEAPS];
+  /* blocks that fill whole pages of a heap, so the heap owns full pages
+   * when it is deleted or destroyed */
+  void* fill[NHEAPS][FILL_MAX];
+  int nfill[NHEAPS];
 } heaps_state_t;
 
 static void end_heap(worker_t* w, heaps_state_t* s, int h) {
   if (s->mode[h] == MODE_DELETE) {
     T->heap_delete(s->heap[h]);
+    /* the full pages moved to the default heap too: the blocks stay valid,
+     * and freeing them must go through a live heap */
+    for (int i = 0; i < s->nfill[h]; i++) blk_free(w, s->fill[h][i]);
+    if (s->nfill[h]) oracle_check_thread(w, "after deleting a heap with full pages and freeing their blocks");
     for (size_t i = 0; i < s->t.cap; i++)
       if (s->t.b[i].p && s->t.b[i].heap == h) {
         s->t.b[i].heap = 0; /* lives on in the default heap */
@@ -38,9 +46,19 @@ static void end_heap(worker_t* w, heaps_state_t* s, int h) {
       }
       b->p = NULL;
     }
+    for (int i = 0; i < s->nfill[h]; i++) {
+      if (T->real_heaps) {
+        blk_verify(w, s->fill[h][i], "before its heap is destroyed");
+        if (!opt.bench) w->local_live -= (long)T->usable(s->fill[h][i]);
+      } else {
+        blk_free(w, s->fill[h][i]);
+      }
+    }
     if (T->real_heaps) T->heap_destroy(s->heap[h]);
     else T->heap_delete(s->heap[h]);
+    if (s->nfill[h]) oracle_check_thread(w, "after destroying a heap with full pages");
   }
+  s->nfill[h] = 0;
   s->heap[h] = NULL;
   s->mode[h] = MODE_NONE;
 }
@@ -100,6 +118,13 @@ static void heaps_round(worker_t* w) {
         s->heap[h] = T->heap_new();
         if (s->heap[h] == NULL) oracle_fail("ALLOC", NULL, "heap_new returned NULL");
         s->mode[h] = rng_chance(&w->rng, 50) ? MODE_DELETE : MODE_DESTROY;
+        if (rng_chance(&w->rng, 50)) { /* fill whole pages of one size class */
+          static const size_t fill_sizes[] = {512, 1024, 2048};
+          size_t size = fill_sizes[rng_below(&w->rng, 3)];
+          int count = (int)((64u << 10) / size) + 8;
+          for (int k = 0; k < count; k++) s->fill[h][k] = blk_heap_alloc(w, s->heap[h], size);
+          s->nfill[h] = count;
+        }
       }
     } else {
       if (h != 0 && s->heap[h] != NULL) end_heap(w, s, h);
