@@ -142,6 +142,7 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
     _lode_segments_release_empty(tld);
     _lode_abandoned_release_empty(tld);
   }
+  _lode_segment_cache_collect(force);
   tld->mark.kind = force ? 2 : 1;
   tld->mark.time = now;
   tld->mark.queue_pushes = tld->queue_pushes;

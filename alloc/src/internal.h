@@ -46,6 +46,7 @@ void _lode_assert_fail(const char* expr, const char* file, int line);
 #define LODE_SMALL_OBJ_MAX (LODE_SMALL_PAGE_SIZE / 8)   /* >= 8 blocks a page */
 #define LODE_MEDIUM_OBJ_MAX (LODE_MEDIUM_PAGE_SIZE / 8) /* 64 KiB */
 #define LODE_LARGE_OBJ_MAX (LODE_SEGMENT_SIZE / 2)      /* 2 MiB; larger is huge */
+#define LODE_HUGE_SLACK_MAX ((size_t)1 << 30)           /* huge blocks up to this reserve 2x */
 #define LODE_MAX_ALIGN ((size_t)16)                     /* malloc's guarantee */
 #define LODE_DIRECT_MAX ((size_t)1024)                  /* sizes served by pages_direct */
 #define LODE_DIRECT_COUNT (LODE_DIRECT_MAX / 8 + 1)
@@ -288,6 +289,8 @@ static inline bool lode_page_immediate_available(const lode_page_t* page) { retu
 /* os.c: every OS call goes through here (and through the failure injector). */
 void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
 bool _lode_os_release(void* p, size_t size);
+bool _lode_os_reuse(void* p, size_t size);
+void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE */
@@ -337,6 +340,11 @@ bool _lode_segment_map_init(void);
 void _lode_segment_map_add(lode_segment_t* seg);
 void _lode_segment_map_remove(lode_segment_t* seg);
 lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's */
+
+/* segment_cache.c */
+bool _lode_segment_cache_put(void* base, size_t size, size_t committed);
+void* _lode_segment_cache_take(size_t size, size_t* mapped);
+void _lode_segment_cache_collect(bool force);
 
 /* segment.c */
 lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size);

@@ -7,6 +7,7 @@
 
 static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
 static _Atomic(bool) os_ever_protected; /* some range was decommitted: commit must unprotect */
+static _Atomic(bool) os_ever_guarded;   /* some guard page exists: a reused mapping must unprotect */
 
 long lode_test_fail_os(long count) {
   return atomic_exchange_explicit(&os_fail_pending, count < 0 ? 0 : count, memory_order_relaxed);
@@ -51,8 +52,7 @@ static void os_munmap(void* p, size_t size) {
 
 /* Reserve `size` bytes aligned to `alignment` (a power of two >= OS page). The
  * memory is readable and writable; Linux commits it on first touch. */
-void* _lode_os_reserve_aligned(size_t size, size_t alignment) {
-  if (_lode_os_fail_injected()) return NULL;
+static void* reserve_aligned(size_t size, size_t alignment) {
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
   /* Try the exact size first: mappings often come out aligned already. */
   uint8_t* p = os_mmap(size);
@@ -75,6 +75,24 @@ void* _lode_os_reserve_aligned(size_t size, size_t alignment) {
   return p;
 }
 
+void* _lode_os_reserve_aligned(size_t size, size_t alignment) {
+  if (_lode_os_fail_injected()) return NULL;
+  return reserve_aligned(size, alignment);
+}
+
+/* Reserve `want` bytes, or at least `need` when address space is short (one
+ * OS call as far as failure injection goes).  *got: the size reserved. */
+void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got) {
+  if (_lode_os_fail_injected()) return NULL;
+  void* p = NULL;
+  if (want > need && (p = reserve_aligned(want, alignment)) != NULL) {
+    *got = lode_align_up(want, LODE_OS_PAGE_SIZE);
+    return p;
+  }
+  *got = lode_align_up(need, LODE_OS_PAGE_SIZE);
+  return reserve_aligned(need, alignment);
+}
+
 bool _lode_os_release(void* p, size_t size) {
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
   os_munmap(p, size);
@@ -95,6 +113,19 @@ bool _lode_os_commit(void* p, size_t size) {
   }
   lode_stat_inc(commits);
   _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, size);
+  return true;
+}
+
+/* A cached mapping used again: ranges a decommit or guard page made
+ * inaccessible become usable (the caller commits what it uses). */
+bool _lode_os_reuse(void* p, size_t size) {
+  if (!atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
+      !atomic_load_explicit(&os_ever_guarded, memory_order_relaxed))
+    return true;
+  if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+    os_failed("mprotect(reuse) failed", p, size);
+    return false;
+  }
   return true;
 }
 
@@ -142,5 +173,6 @@ void _lode_os_free_meta(void* p, size_t size) {
 
 /* Guard page: inaccessible for the life of its segment. */
 void _lode_os_guard(void* p, size_t size) {
+  atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
   if (mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
 }

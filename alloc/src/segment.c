@@ -105,13 +105,26 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     size = LODE_SEGMENT_SIZE;
   }
   if (!_lode_segment_map_init()) return NULL;
-  lode_segment_t* seg = _lode_os_reserve_aligned(size, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE);
+  size = lode_align_up(size, LODE_OS_PAGE_SIZE);
+  size_t mapped = size;
+  lode_segment_t* seg = NULL;
+  if (alignment <= LODE_SEGMENT_SIZE) seg = _lode_segment_cache_take(size, &mapped);
+  bool reused = seg != NULL;
+  if (seg == NULL) {
+    /* A huge block gets as much address space again (untouched, so it costs
+     * no memory): realloc can then grow it in place instead of copying. */
+    size_t want = size;
+    if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
+    seg = _lode_os_reserve_flex(size, want, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE, &mapped);
+  }
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
-    _lode_os_release(seg, size);
+    _lode_os_release(seg, mapped);
     return NULL;
   }
+  size = mapped; /* a cached mapping may be larger: a huge area gets the slack */
   /* Fresh anonymous memory is zero: only non-zero fields are set. */
+  if (reused) memset(seg, 0, header);
   seg->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg;
   seg->tld = tld;
   seg->size = lode_align_up(size, LODE_OS_PAGE_SIZE);
@@ -143,7 +156,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
 }
 
 /* Release a segment that holds no live block: pages leave the purge queue,
- * the map forgets it, the memory goes back to the OS. */
+ * the map forgets it, the memory goes to the segment cache or the OS. */
 void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   lode_assert(seg->used == 0 || seg->kind == LODE_PAGE_HUGE);
   size_t committed = seg->header_size;
@@ -155,9 +168,10 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   if (tld != NULL && !seg->is_abandoned) _lode_segment_list_remove(&tld->segments[seg->kind], seg);
   _lode_segment_map_remove(seg);
   registry_remove(seg);
-  _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
+  if (_lode_segment_cache_put(seg, seg->size, committed)) return;
+  _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_os_release(seg, seg->size);
 }
 
