@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,6 +113,52 @@ static void huge_grows_in_place(void) {
   lode_collect(true);
 }
 
+/* A thread's segment, released at its exit with warm (committed) free pages,
+ * is made into the next thread's segment: the warm pages arrive as committed
+ * free pages on the new owner's purge queue, counted, and purged at expiry. */
+static void* fill_and_leave(void* arg) {
+  (void)arg;
+  enum { N = 2000 };
+  static void* v[N];
+  for (int i = 0; i < N; i++) v[i] = lode_malloc(200);
+  for (int i = 0; i < N; i++) lode_free(v[i]);
+  return NULL; /* exits with every page free but committed */
+}
+
+static void* take_warm(void* arg) {
+  lode_stats_t* before = arg;
+  void* p = lode_malloc(200);
+  lode_stats_t now = stats();
+  CHECK(p != NULL);
+  CHECK_EQ(now.mmaps, before->mmaps);          /* the cached mapping, not a new one */
+  CHECK(now.pages_queued > 0);                 /* its other warm pages wait on our queue */
+  CHECK_EQ(lode_check_thread(), 0);
+  test_clock_set(50000 + 2000);                /* past the delay */
+  lode_collect(false);
+  CHECK_EQ(stats().pages_queued, 0);           /* purged at expiry */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(p);
+  lode_collect(true);
+  return NULL;
+}
+
+static void warm_pages_carry_over(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  test_clock_set(50000);
+  lode_collect(true);
+  lode_stats_t base = stats();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fill_and_leave, NULL) == 0);
+  pthread_join(t, NULL);
+  lode_stats_t cached = stats();
+  CHECK(cached.committed_current > base.committed_current); /* warm and counted */
+  CHECK(pthread_create(&t, NULL, take_warm, &cached) == 0);
+  pthread_join(t, NULL);
+  lode_collect(true);
+  CHECK_EQ(lode_check_clean(base.committed_current), 0);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(reuse_within_delay);
@@ -119,5 +166,6 @@ int main(void) {
   RUN(delay_zero_caches_nothing);
   RUN(stale_pointer_is_invalid);
   RUN(huge_grows_in_place);
+  RUN(warm_pages_carry_over);
   return test_done();
 }

@@ -43,6 +43,7 @@ void _lode_assert_fail(const char* expr, const char* file, int line);
 #define LODE_SMALL_PAGE_SIZE ((size_t)1 << LODE_SMALL_PAGE_SHIFT)
 #define LODE_MEDIUM_PAGE_SIZE ((size_t)1 << LODE_MEDIUM_PAGE_SHIFT)
 #define LODE_SMALL_PAGES_PER_SEGMENT (LODE_SEGMENT_SIZE / LODE_SMALL_PAGE_SIZE)
+_Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps a 64-bit mask of warm pages");
 #define LODE_SMALL_OBJ_MAX (LODE_SMALL_PAGE_SIZE / 8)   /* >= 8 blocks a page */
 #define LODE_MEDIUM_OBJ_MAX (LODE_MEDIUM_PAGE_SIZE / 8) /* 64 KiB */
 #define LODE_LARGE_OBJ_MAX (LODE_SEGMENT_SIZE / 2)      /* 2 MiB; larger is huge */
@@ -290,6 +291,7 @@ static inline bool lode_page_immediate_available(const lode_page_t* page) { retu
 void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
 bool _lode_os_release(void* p, size_t size);
 bool _lode_os_reuse(void* p, size_t size);
+void _lode_os_discard(void* p, size_t size);
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_decommit(void* p, size_t size);
@@ -342,8 +344,15 @@ void _lode_segment_map_remove(lode_segment_t* seg);
 lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's */
 
 /* segment_cache.c */
-bool _lode_segment_cache_put(void* base, size_t size, size_t committed);
-void* _lode_segment_cache_take(size_t size, size_t* mapped);
+typedef struct lode_segment_cache_info_s {
+  void* base;
+  size_t size;           /* bytes mapped */
+  lode_page_kind_t kind; /* layout it had */
+  uint64_t warm;         /* regular kinds: bit i = page i still committed;
+                            huge: end offset of its committed block, 0 if none */
+} lode_segment_cache_info_t;
+bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
+bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 void _lode_segment_cache_collect(bool force);
 
 /* segment.c */

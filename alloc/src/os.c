@@ -129,6 +129,13 @@ bool _lode_os_reuse(void* p, size_t size) {
   return true;
 }
 
+/* Drop the contents of an uncounted range (a cached mapping's memory that
+ * nothing tracks any more); it stays usable and reads as zero. */
+void _lode_os_discard(void* p, size_t size) {
+  if (size == 0) return;
+  if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
+}
+
 /* Decommit: give the memory back and make any access fault.  Always makes the
  * range inaccessible, whatever the purge mode (used for shrunk huge blocks). */
 bool _lode_os_decommit(void* p, size_t size) {

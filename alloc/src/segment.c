@@ -83,6 +83,32 @@ void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
 }
 
 /* --- allocate and release -------------------------------------------------- */
+/* A segment made from a cached mapping: pages still committed from its last
+ * life become committed free pages on this thread's purge queue (purged at
+ * expiry unless used first); a huge block's old warm tail beyond the new
+ * block is dropped, since nothing would count or purge it. */
+static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info_t* c, size_t huge_size,
+                              lode_tld_t* tld) {
+  if (seg->kind == LODE_PAGE_HUGE) {
+    /* The new block [a, b) is committed (and counted) by the caller. */
+    size_t h = seg->header_size, a = (size_t)(seg->pages[0].area - (uint8_t*)seg);
+    size_t b = a + lode_align_up(huge_size, LODE_OS_PAGE_SIZE), end = (size_t)c->warm;
+    if (end > h && a > h) _lode_os_discard((uint8_t*)seg + h, (end < a ? end : a) - h);
+    if (end > b) _lode_os_discard((uint8_t*)seg + b, end - b);
+    return;
+  }
+  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+  int64_t now = _lode_clock_now();
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    if (!(c->warm & ((uint64_t)1 << i))) continue;
+    lode_page_t* page = &seg->pages[i];
+    page->is_committed = 1;
+    seg->committed++;
+    _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, page->area_size);
+    if (delay > 0) _lode_purge_queue_push(tld, page, now);
+  }
+}
+
 static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, size_t alignment,
                                      lode_tld_t* tld) {
   size_t page_shift, page_count, size;
@@ -108,9 +134,12 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
   size_t mapped = size;
   lode_segment_t* seg = NULL;
-  if (alignment <= LODE_SEGMENT_SIZE) seg = _lode_segment_cache_take(size, &mapped);
-  bool reused = seg != NULL;
-  if (seg == NULL) {
+  lode_segment_cache_info_t cached;
+  bool reused = alignment <= LODE_SEGMENT_SIZE && _lode_segment_cache_take(kind, size, &cached);
+  if (reused) {
+    seg = cached.base;
+    mapped = cached.size;
+  } else {
     /* A huge block gets as much address space again (untouched, so it costs
      * no memory): realloc can then grow it in place instead of copying. */
     size_t want = size;
@@ -147,6 +176,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     _lode_os_guard(page->area + page->area_size, LODE_OS_PAGE_SIZE);
 #endif
   }
+  if (reused) segment_take_warm(seg, &cached, huge_size, tld);
   atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
   _lode_segment_map_add(seg);
   registry_add(seg);
@@ -170,7 +200,15 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  if (_lode_segment_cache_put(seg, seg->size, committed)) return;
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0};
+  if (seg->kind == LODE_PAGE_HUGE) {
+    const lode_page_t* page = &seg->pages[0];
+    if (page->is_committed) info.warm = (uint64_t)(page->area - (uint8_t*)seg) + page->block_size;
+  } else {
+    for (uint32_t i = 0; i < seg->page_count; i++)
+      if (seg->pages[i].is_committed) info.warm |= (uint64_t)1 << i;
+  }
+  if (_lode_segment_cache_put(&info, committed)) return;
   _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_os_release(seg, seg->size);
 }

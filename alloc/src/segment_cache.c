@@ -1,25 +1,32 @@
 /* Segment cache: the mappings of released segments wait LODE_PURGE_DELAY ms
  * before they go back to the OS, so a program that frees and allocates huge
- * blocks (or empties and refills whole segments) in a loop does not pay an
- * mmap, a page fault per 4 KiB and an munmap every time.
+ * blocks (or whose threads come and go) does not pay an mmap, a page fault
+ * per 4 KiB and an munmap every time.
+ *
+ * Warm memory is never lost track of: an entry remembers which of its pages
+ * are still committed (resident); a segment of the same kind made from it
+ * takes them over as committed free pages on its owner's purge queue, so the
+ * usual expiry purges them if they stay unused.  A mapping reused for another
+ * layout, or a huge block's warm tail beyond the new block, is purged first.
  *
  * Invariants (under the segment registry lock):
  *   an entry is a whole mapping of a released segment: in no segment list, not
- *     in the segment map (so free() of a pointer into it is reported), cookie 0;
+ *     in the segment map (free() of a pointer into it is reported), cookie 0;
  *   its committed bytes stay counted in committed_current and its size in
  *     reserved_current until it is taken (the new segment counts afresh) or
  *     unmapped;
+ *   a segment of a regular kind only takes a mapping of exactly the segment
+ *     size (the segment map and page lookup assume that size);
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
  *     freed + forced collect => committed memory back at baseline" (A5) holds. */
 #include "internal.h"
 
-#define CACHE_SLOTS 16
-#define CACHE_MAX_BYTES ((size_t)256 << 20)
+#define CACHE_SLOTS 64
+#define CACHE_MAX_BYTES ((size_t)512 << 20)
 #define CACHE_MAX_ENTRY (CACHE_MAX_BYTES / 4)
 
 typedef struct cache_entry_s {
-  void* base;
-  size_t size;      /* bytes mapped (a multiple of the OS page) */
+  lode_segment_cache_info_t info;
   size_t committed; /* bytes still counted in committed_current */
   int64_t expire;   /* unmap at or after this time; INT64_MAX: only when forced */
 } cache_entry_t;
@@ -27,12 +34,17 @@ typedef struct cache_entry_s {
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by the registry lock */
 static size_t cache_count, cache_bytes;
 
-static void entry_unmap(size_t i) {
+static cache_entry_t remove_locked(size_t i) {
   cache_entry_t e = cache[i];
   cache[i] = cache[--cache_count];
-  cache_bytes -= e.size;
+  cache_bytes -= e.info.size;
+  return e;
+}
+
+static void entry_unmap(size_t i) {
+  cache_entry_t e = remove_locked(i);
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
-  _lode_os_release(e.base, e.size);
+  _lode_os_release(e.info.base, e.info.size);
 }
 
 static void expire_locked(int64_t now, bool all) {
@@ -49,47 +61,61 @@ static size_t oldest_locked(void) {
   return o;
 }
 
-bool _lode_segment_cache_put(void* base, size_t size, size_t committed) {
+bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay == 0 || size > CACHE_MAX_ENTRY) return false;
+  if (delay == 0 || info->size > CACHE_MAX_ENTRY) return false;
   int64_t now = _lode_clock_now();
   _lode_segments_lock();
   expire_locked(now, false);
-  while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + size > CACHE_MAX_BYTES))
+  while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES))
     entry_unmap(oldest_locked());
-  cache[cache_count++] = (cache_entry_t){base, size, committed, delay < 0 ? INT64_MAX : now + delay};
-  cache_bytes += size;
+  cache[cache_count++] = (cache_entry_t){*info, committed, delay < 0 ? INT64_MAX : now + delay};
+  cache_bytes += info->size;
   _lode_segments_unlock();
   return true;
 }
 
-/* A cached mapping of at least `size` bytes (and at most a quarter more, so a
- * small request does not pin a big mapping), aligned to the segment size.
- * Its header must be zeroed by the caller: only fresh mappings are zero. */
-void* _lode_segment_cache_take(size_t size, size_t* mapped) {
+/* A mapping for a segment of `kind` needing `size` bytes: exactly the segment
+ * size for regular kinds (the same kind preferred: its warm pages carry
+ * over), at least `size` and at most twice that for huge ones.  On success
+ * *info describes it; its header must be zeroed by the caller (only fresh
+ * mappings are zero) and info->warm says which pages are still committed. */
+bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info) {
   int64_t now = _lode_clock_now();
-  void* base = NULL;
+  bool found = false;
+  cache_entry_t e;
   _lode_segments_lock();
   expire_locked(now, false);
   size_t best = CACHE_SLOTS;
   for (size_t i = 0; i < cache_count; i++) {
-    size_t s = cache[i].size;
-    if (s >= size && s - size <= size && (best == CACHE_SLOTS || s < cache[best].size)) best = i;
+    const lode_segment_cache_info_t* c = &cache[i].info;
+    if (kind != LODE_PAGE_HUGE) {
+      if (c->size != LODE_SEGMENT_SIZE || c->kind == LODE_PAGE_HUGE) continue;
+      if (best == CACHE_SLOTS || (c->kind == kind && cache[best].info.kind != kind)) best = i;
+    } else if (c->kind == LODE_PAGE_HUGE && c->size >= size && c->size - size <= size &&
+               (best == CACHE_SLOTS || c->size < cache[best].info.size)) {
+      best = i;
+    }
   }
   if (best != CACHE_SLOTS) {
-    cache_entry_t e = cache[best];
-    cache[best] = cache[--cache_count];
-    cache_bytes -= e.size;
-    _lode_stat_sub(&_lode_stats.committed_current, e.committed);
-    base = e.base;
-    *mapped = e.size;
+    e = remove_locked(best);
+    found = true;
   }
   _lode_segments_unlock();
-  if (base != NULL && !_lode_os_reuse(base, *mapped)) {
-    _lode_os_release(base, *mapped);
-    base = NULL;
+  if (!found) return false;
+  _lode_stat_sub(&_lode_stats.committed_current, e.committed);
+  *info = e.info;
+  if (!_lode_os_reuse(info->base, info->size)) {
+    _lode_os_release(info->base, info->size);
+    return false;
   }
-  return base;
+  if (kind != info->kind && info->warm != 0) {
+    /* Another page layout: the old warm pages cannot be tracked. */
+    _lode_os_discard(info->base, info->size);
+    info->warm = 0;
+  }
+  info->kind = kind;
+  return true;
 }
 
 void _lode_segment_cache_collect(bool force) {
