@@ -10,12 +10,16 @@
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
 # mimalloc, jemalloc, tcmalloc (LD_PRELOAD of Debian's libraries with
-# --target libc), lode-preload (LD_PRELOAD liblode.so, --target libc).
+# --target libc), mimalloc-api (--target mimalloc: mi_heap_* and mi_collect,
+# when CMake found mimalloc), lode-preload (LD_PRELOAD liblode.so, --target
+# libc).  Under --target libc a collect is malloc_trim(0) (which does nothing
+# for a preloaded allocator) and heaps are emulated, so for the collect and
+# heaps workloads lode compares with mimalloc-api, which does the same work.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 threads=4
 workloads=mixed,collect,churn,heaps,xthread,large
-allocators=lode,lode-secure,glibc,mimalloc,jemalloc,tcmalloc,lode-preload
+allocators=lode,lode-secure,glibc,mimalloc,mimalloc-api,jemalloc,tcmalloc,lode-preload
 usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -50,6 +54,7 @@ declare -A spec=(
   [lode-secure]="$out/lode-secure/stress/lode-stress lode -"
   [glibc]="$bin libc -"
   [mimalloc]="$bin libc $libdir/libmimalloc.so.2"
+  [mimalloc-api]="$bin mimalloc -"
   [jemalloc]="$bin libc $libdir/libjemalloc.so.2"
   [tcmalloc]="$bin libc $libdir/libtcmalloc_minimal.so.4"
   [lode-preload]="$bin libc $out/lode/alloc/liblode.so"
@@ -59,7 +64,10 @@ IFS=, read -r -a allocs_in <<<"$allocators"
 allocs=()
 for a in "${allocs_in[@]}"; do
   [ -n "${spec[$a]:-}" ] || { echo "bench.sh: unknown allocator $a" >&2; usage; }
-  read -r _ _ pre <<<"${spec[$a]}"
+  read -r _ tgt pre <<<"${spec[$a]}"
+  if [ "$tgt" = mimalloc ] && [ ! -x "$out/lode/stress/lode-stress-mimalloc" ]; then
+    echo "bench.sh: $a skipped (no mimalloc CMake package at configure time)"; continue
+  fi
   if [ "$pre" != - ] && [ ! -e "$pre" ]; then echo "bench.sh: $a skipped ($pre missing; scripts/setup.sh installs it)"; continue; fi
   allocs+=("$a")
 done
