@@ -55,14 +55,26 @@ suite_corpus() {
   [ -x "$bin" ] || return 77
   "$bin" "$1/corpus" >"$2" 2>&1
 }
+# build_<suite>: the suite's own tree, built only when a mutant gets that far
+# (most die in the cheaper suites) and not counted in its time to kill.
+build_libfuzzer() {
+  command -v clang >/dev/null || return 0
+  build "$1" "$1/build/fuzz" clang Debug -DLODE_DEBUG=1 -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_TESTS=OFF
+}
 suite_libfuzzer() {
   [ -x "$1/build/fuzz/fuzz/lode-fuzz-libfuzzer" ] || return 77
+  # New inputs go to a scratch directory, not into the tree's corpus.
+  mkdir -p "$1/build/fuzz/new-inputs"
   (cd "$1/build/fuzz" && timeout $((fuzz_s + 60)) ./fuzz/lode-fuzz-libfuzzer -max_total_time="$fuzz_s" -seed=1 \
-     -timeout=10 "$1/corpus" >"$2" 2>&1)
+     -timeout=10 new-inputs "$1/corpus" >"$2" 2>&1)
+}
+build_tsan() {
+  command -v clang >/dev/null || return 0
+  build "$1" "$1/build/tsan" clang Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread -DLODE_BUILD_FUZZ=OFF
 }
 suite_tsan() {
   local dir=$1/build/tsan
-  build "$1" "$dir" clang Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread -DLODE_BUILD_FUZZ=OFF || return 3
+  [ -d "$dir" ] && command -v clang >/dev/null || return 77
   export TSAN_OPTIONS="halt_on_error=1 exitcode=66"
   (cd "$dir" && ctest -L unit --timeout 300 >"$2" 2>&1) || return 1
   if [ -x "$dir/stress/lode-stress" ]; then
@@ -71,11 +83,8 @@ suite_tsan() {
 }
 suites=(unit stress corpus libfuzzer tsan)
 
-prepare() { # tree: builds what the cheap suites need
-  build "$1" "$1/build/dbg" gcc Debug -DLODE_DEBUG=2 -DLODE_BUILD_FUZZ=ON || return 1
-  if command -v clang >/dev/null; then
-    build "$1" "$1/build/fuzz" clang Debug -DLODE_DEBUG=1 -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_TESTS=OFF || true
-  fi
+prepare() { # tree: builds what the cheap suites need (the costly ones build their own)
+  build "$1" "$1/build/dbg" gcc Debug -DLODE_DEBUG=2 -DLODE_BUILD_FUZZ=ON
 }
 
 # run_suites TREE TAG -> prints "suite seconds" of the first failing suite, or "- -"
@@ -84,6 +93,7 @@ run_suites() {
   t0=$(date +%s)
   for s in "${suites[@]}"; do
     local log=$logdir/$tag.$s.log
+    if declare -F "build_$s" >/dev/null && ! "build_$s" "$tree"; then echo "!build-$s 0"; return; fi
     local s0=$(date +%s)
     "suite_$s" "$tree" "$log"; rc=$?
     local dt=$(( $(date +%s) - s0 ))
@@ -99,7 +109,10 @@ base=$work/base
 copy_tree "$base"
 prepare "$base" || { echo "baseline does not build; see $base/build/dbg/build.log"; exit 1; }
 read -r bsuite _ < <(run_suites "$base" baseline)
-if [ "$bsuite" != "-" ]; then
+if [[ $bsuite == '!build-'* ]]; then
+  echo "baseline does not build its ${bsuite#!build-} tree (log: $base/build/*/build.log)"
+  exit 1
+elif [ "$bsuite" != "-" ]; then
   echo "baseline FAILS suite '$bsuite' (log: $logdir/baseline.$bsuite.log): no mutant can be scored"
   exit 1
 fi
@@ -121,7 +134,10 @@ for patch in "$root"/scripts/mutants/*.patch; do
     broken=$((broken + 1)); rm -rf "$tree"; continue
   fi
   read -r suite secs < <(run_suites "$tree" "$name")
-  if [ "$suite" = "-" ]; then
+  if [[ $suite == '!build-'* ]]; then
+    printf '%-44s %-7s %-10s %s\n' "$name" BROKEN "-" "does not build (${suite#!build-} tree)" >>"$logdir/table.txt"
+    broken=$((broken + 1))
+  elif [ "$suite" = "-" ]; then
     printf '%-44s %-7s %-10s %s\n' "$name" no "-" "-" >>"$logdir/table.txt"
     survivors=$((survivors + 1))
   else
