@@ -68,6 +68,32 @@ bool _lode_page_extend(lode_page_t* page) {
   return true;
 }
 
+#if defined(LODE_SECURE) || LODE_DEBUG >= 2
+/* Thorough builds: a block freed by another thread while already on the
+ * owner's lists (the freeing thread cannot look: that would race) is found
+ * here, before the merge.  Marks the local lists in a bitmap, O(lists + chain).
+ * Returns the first such block, or NULL. */
+static lode_block_t* remote_double_free(const lode_page_t* page, lode_block_t* chain) {
+  enum { MAX_BLOCKS = LODE_SMALL_PAGE_SIZE / 8 };
+  uint64_t seen[MAX_BLOCKS / 64] = {0};
+  if (page->capacity > MAX_BLOCKS) return NULL; /* large pages: a handful of blocks */
+  const lode_block_t* lists[2] = {page->free, page->local_free};
+  for (int l = 0; l < 2; l++) {
+    size_t n = 0;
+    for (const lode_block_t* b = lists[l]; b != NULL && n <= page->capacity; b = lode_block_next(page, b), n++) {
+      size_t i = (size_t)((const uint8_t*)b - page->area) / page->block_size;
+      if (i < MAX_BLOCKS) seen[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+  }
+  size_t n = 0;
+  for (lode_block_t* b = chain; b != NULL && n <= page->capacity; b = lode_block_next(page, b), n++) {
+    size_t i = (size_t)((uint8_t*)b - page->area) / page->block_size;
+    if (i < MAX_BLOCKS && (seen[i / 64] >> (i % 64) & 1)) return b;
+  }
+  return NULL;
+}
+#endif
+
 /* Move remote frees into local_free; returns how many. */
 static size_t page_merge_thread_free(lode_page_t* page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
@@ -88,6 +114,15 @@ static size_t page_merge_thread_free(lode_page_t* page) {
       return 0;
     }
   }
+#if defined(LODE_SECURE) || LODE_DEBUG >= 2
+  lode_block_t* dup = remote_double_free(page, head);
+  if (lode_unlikely(dup != NULL)) {
+    /* The remote push already overwrote the block's link on the owner's
+     * list: the chain is not merged (its blocks stay counted as live). */
+    _lode_error_pointer("free", "double free", dup);
+    return 0;
+  }
+#endif
   if (page->local_free == NULL) page->local_free_tail = tail;
   lode_block_set_next(page, tail, page->local_free);
   page->local_free = head;
