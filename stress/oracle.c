@@ -312,6 +312,15 @@ void lt_destroy(ltable_t* t) {
   t->cap = 0;
 }
 
+void lt_leave(worker_t* w, bool final) {
+  ltable_t* t = w->user;
+  if (t == NULL) return;
+  lt_release(w, t, !final);
+  lt_destroy(t);
+  free(t);
+  w->user = NULL;
+}
+
 void lt_release(worker_t* w, ltable_t* t, bool keep_some) {
   for (size_t i = 0; i < t->cap; i++) {
     void* p = t->b[i].p;

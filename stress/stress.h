@@ -188,6 +188,8 @@ typedef struct {
 void lt_init(ltable_t* t, size_t cap);
 void lt_release(worker_t* w, ltable_t* t, bool keep_some); /* frees, or parks some in slots */
 void lt_destroy(ltable_t* t);
+/* workload_t.leave of workloads whose w->user is one ltable_t. */
+void lt_leave(worker_t* w, bool final);
 /* Takes a block from a random transfer slot and frees it (cross-thread free). */
 void drain_some(worker_t* w, int n);
 /* At the end: frees this worker's share of the transfer slots. */

@@ -81,13 +81,4 @@ static void churn_round(worker_t* w) {
   }
 }
 
-static void churn_leave(worker_t* w, bool final) {
-  ltable_t* t = w->user;
-  if (t == NULL) return;
-  lt_release(w, t, !final);
-  lt_destroy(t);
-  free(t);
-  w->user = NULL;
-}
-
-const workload_t wl_churn = {churn_round, churn_leave, 128 << 10};
+const workload_t wl_churn = {churn_round, lt_leave, 128 << 10};

@@ -50,13 +50,4 @@ static void large_round(worker_t* w) {
   }
 }
 
-static void large_leave(worker_t* w, bool final) {
-  ltable_t* t = w->user;
-  if (t == NULL) return;
-  lt_release(w, t, !final);
-  lt_destroy(t);
-  free(t);
-  w->user = NULL;
-}
-
-const workload_t wl_large = {large_round, large_leave, (size_t)6 << 20};
+const workload_t wl_large = {large_round, lt_leave, (size_t)6 << 20};

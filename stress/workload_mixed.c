@@ -57,13 +57,4 @@ static void mixed_round(worker_t* w) {
   }
 }
 
-static void mixed_leave(worker_t* w, bool final) {
-  ltable_t* t = w->user;
-  if (t == NULL) return;
-  lt_release(w, t, !final);
-  lt_destroy(t);
-  free(t);
-  w->user = NULL;
-}
-
-const workload_t wl_mixed = {mixed_round, mixed_leave, (size_t)3 << 20};
+const workload_t wl_mixed = {mixed_round, lt_leave, (size_t)3 << 20};

@@ -54,8 +54,9 @@ static inline void child_read_all(int fd, child_result_t* r) {
   r->err[r->errlen] = '\0';
 }
 
-/* fn runs in a child whose stderr is the pipe; returning from fn exits 0. */
-static inline void run_child(void (*fn)(void*), void* arg, child_result_t* r) {
+/* Forks; the child (stderr on a pipe the parent reads into r) runs
+ * body(arg), which must not return; the parent waits for it. */
+static inline void spawn_child(void (*body)(void*), void* arg, child_result_t* r) {
   int fds[2];
   fflush(stdout);
   fflush(stderr);
@@ -73,10 +74,8 @@ static inline void run_child(void (*fn)(void*), void* arg, child_result_t* r) {
     dup2(fds[1], 2);
     close(fds[1]);
     alarm(25); /* a hang ends as SIGALRM, not as a stuck ctest */
-    test_failures = 0; /* the child's own verdict, not the parent's so far */
-    fn(arg);
-    fflush(stdout);
-    _exit(test_failures ? 1 : 0);
+    body(arg);
+    _exit(127);
   }
   close(fds[1]);
   child_read_all(fds[0], r);
@@ -85,39 +84,46 @@ static inline void run_child(void (*fn)(void*), void* arg, child_result_t* r) {
   }
 }
 
+typedef struct child_fn_s {
+  void (*fn)(void*);
+  void* arg;
+} child_fn_t;
+
+static inline void child_run_fn(void* p) {
+  const child_fn_t* c = p;
+  test_failures = 0; /* the child's own verdict, not the parent's so far */
+  c->fn(c->arg);
+  fflush(stdout);
+  _exit(test_failures ? 1 : 0);
+}
+
+/* fn runs in a child whose stderr is the pipe; returning from fn exits 0. */
+static inline void run_child(void (*fn)(void*), void* arg, child_result_t* r) {
+  child_fn_t c = {fn, arg};
+  spawn_child(child_run_fn, &c, r);
+}
+
+typedef struct child_exec_s {
+  const char* argv0;
+  const char* scenario;
+  const char* on_error;
+} child_exec_t;
+
+static inline void child_exec(void* p) {
+  const child_exec_t* c = p;
+  if (c->on_error != NULL)
+    setenv("LODE_ON_ERROR", c->on_error, 1);
+  else
+    unsetenv("LODE_ON_ERROR");
+  execl(c->argv0, c->argv0, c->scenario, (char*)NULL);
+}
+
 /* Re-run this program (argv0) with `scenario` as its argument and the
  * variable LODE_ON_ERROR set to on_error (NULL: unset). */
 static inline void run_exec(const char* argv0, const char* scenario, const char* on_error,
                             child_result_t* r) {
-  int fds[2];
-  fflush(stdout);
-  fflush(stderr);
-  if (pipe(fds) != 0) {
-    perror("pipe");
-    exit(2);
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    exit(2);
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    if (on_error != NULL)
-      setenv("LODE_ON_ERROR", on_error, 1);
-    else
-      unsetenv("LODE_ON_ERROR");
-    alarm(25);
-    execl(argv0, argv0, scenario, (char*)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  child_read_all(fds[0], r);
-  close(fds[0]);
-  while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR) {
-  }
+  child_exec_t c = {argv0, scenario, on_error};
+  spawn_child(child_exec, &c, r);
 }
 
 static inline int child_signal(const child_result_t* r) {
