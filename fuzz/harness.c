@@ -358,6 +358,16 @@ static bool ops_job(unsigned me, void* arg) {
   return false;
 }
 
+/* The next op's worker when it can take the ops job over directly: any op
+ * of a live worker (an exit too: that worker then hands back to main, which
+ * joins it). */
+static unsigned next_worker(void) {
+  if (prog == NULL || op_index >= prog->count) return FZ_THREADS;
+  const fz_op_t* op = &prog->ops[op_index];
+  if (!fz_op_on_worker(op) || !fz_sched_alive(op->thread)) return FZ_THREADS;
+  return op->thread;
+}
+
 /* --- end of input ------------------------------------------------------------------- */
 static bool destroy_heap_job(unsigned me, void* arg) {
   (void)me;
@@ -404,6 +414,7 @@ static void finish_input(void) {
 void fz_init(const fz_config_t* cfg) {
   config = *cfg;
   lode_check_set_reporter(reporter, NULL);
+  fz_sched_set_next(next_worker);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
   lode_collect(true); /* main's thread data exists from here on */

@@ -130,12 +130,19 @@ void fz_shadow_drop(unsigned slot);
 uint8_t fz_fill_byte(unsigned seq, unsigned slot);
 
 /* sched.c: the deterministic scheduler.  Real pthreads, exactly one of
- * which runs at a time: main hands a job to a worker and sleeps until the
- * worker parks again (or exits and has been joined). */
+ * which runs at a time: main hands a job to a worker and sleeps until
+ * control comes back to it (workers may pass the job along first), a worker
+ * that exits having been joined. */
 typedef bool (*fz_job_fn)(unsigned thread, void* arg); /* true: the worker exits */
 bool fz_sched_alive(unsigned thread);
 /* Starts the worker when it is not running, runs job on it, returns after. */
 void fz_sched_run(unsigned thread, fz_job_fn job, void* arg);
+/* Direct hand-over between workers: after a job returns false, the worker
+ * asks `next` (called with the scheduler lock held, every other thread
+ * parked) which live worker runs the same job next; FZ_THREADS hands back to
+ * main.  Saves main a wake-up per thread change.  NULL: always main. */
+typedef unsigned (*fz_next_fn)(void);
+void fz_sched_set_next(fz_next_fn next);
 unsigned fz_sched_current(void); /* acting worker, FZ_THREADS on main */
 
 #endif
