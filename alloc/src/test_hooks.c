@@ -32,12 +32,18 @@ static void* exit_holding_block(void* arg) {
   return p != NULL && q != NULL ? p : NULL;
 }
 
-/* A segment of a thread that exited holding live blocks. */
+/* A segment of a thread that exited holding live blocks.  The hooks that
+ * corrupt it assume no other thread reclaims it meanwhile (unit tests); a
+ * concurrent reclaimer can empty the list, hence the retries. */
 static lode_segment_t* abandoned_segment(void) {
-  pthread_t t;
-  if (pthread_create(&t, NULL, exit_holding_block, NULL) != 0) return NULL;
-  pthread_join(t, NULL);
-  return _lode_abandoned_first();
+  for (int tries = 0; tries < 16; tries++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_holding_block, NULL) != 0) return NULL;
+    pthread_join(t, NULL);
+    lode_segment_t* seg = _lode_abandoned_first();
+    if (seg != NULL) return seg;
+  }
+  return NULL;
 }
 
 int lode_test_corrupt(const char* inv) {
@@ -98,7 +104,8 @@ int lode_test_corrupt(const char* inv) {
     return 0;
   }
   if (strcmp(inv, "A2") == 0) {
-    if (abandoned_segment() == NULL) return -1;
+    /* No abandoned segment needed: the statistic stays one ahead of the list
+     * even when other threads abandon and reclaim meanwhile (lode-stress). */
     _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
     return 0;
   }
