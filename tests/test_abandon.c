@@ -129,9 +129,103 @@ static void fully_freed_abandoned_segment_is_released(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* Free pages keep their expiry across abandonment: an adopter purges them
+ * when they were due, not a whole delay after the reclaim (a segment passed
+ * between short-lived threads would otherwise never be purged), and what is
+ * due when a thread exits is purged by that thread. */
+static int64_t vclock;
+static int64_t virtual_now(void* arg) {
+  (void)arg;
+  return vclock;
+}
+
+enum { PN = 400 };
+static void* pblocks[PN];
+static size_t exit_queued;
+static int64_t exit_at = -1;
+
+static void* free_pages_and_exit(void* arg) {
+  (void)arg;
+  for (int i = 0; i < PN; i++) pblocks[i] = lode_malloc(1000);
+  for (int i = 1; i < PN; i++) lode_free(pblocks[i]); /* pblocks[0] keeps the segment alive */
+  lode_collect(false);                                /* empty pages leave the heap: queued */
+  exit_queued = lode_heap_get_default()->tld->purge.count;
+  if (exit_at >= 0) vclock = exit_at;
+  return NULL;
+}
+
+static size_t committed_free_pages(const lode_segment_t* seg) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++)
+    n += !seg->pages[i].in_use && seg->pages[i].is_committed;
+  return n;
+}
+
+static lode_segment_t* abandon_with_free_pages(int64_t exit_time) {
+  vclock = 0;
+  exit_at = exit_time;
+  pthread_t t;
+  pthread_create(&t, NULL, free_pages_and_exit, NULL);
+  pthread_join(t, NULL);
+  CHECK(exit_queued >= 3);
+  lode_segment_t* seg = _lode_ptr_segment(pblocks[0]);
+  CHECK(seg->is_abandoned);
+  return seg;
+}
+
+static void abandoned_pages_keep_their_expiry(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_stats_t a, b;
+
+  /* Reclaimed before its pages were due: queued with the old expiry (1000), not 500 + 1000. */
+  lode_segment_t* seg = abandon_with_free_pages(-1);
+  CHECK(committed_free_pages(seg) >= 3);
+  for (uint32_t i = 0; i < seg->page_count; i++)
+    if (!seg->pages[i].in_use && seg->pages[i].is_committed) CHECK_EQ(seg->pages[i].purge_expire, 1000);
+  vclock = 500;
+  _lode_abandoned_reclaim(lode_heap_get_default(), seg->kind, 64);
+  CHECK(seg->tld == lode_heap_get_default()->tld);
+  size_t queued = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    const lode_page_t* page = &seg->pages[i];
+    if (!page->on_purge_queue) continue;
+    queued++;
+    CHECK_EQ(page->purge_expire, 1000);
+  }
+  CHECK(queued >= 3);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(pblocks[0]);
+  lode_collect(true);
+
+  /* Reclaimed after they were due: purged by the reclaim itself. */
+  seg = abandon_with_free_pages(-1);
+  lode_stats_get(&a);
+  vclock = 1500;
+  _lode_abandoned_reclaim(lode_heap_get_default(), seg->kind, 64);
+  lode_stats_get(&b);
+  CHECK(seg->tld == lode_heap_get_default()->tld);
+  CHECK_EQ(committed_free_pages(seg), 0);
+  CHECK(b.purges >= a.purges + 3);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(pblocks[0]);
+  lode_collect(true);
+
+  /* Due when the thread exits: that thread purges them before abandoning. */
+  seg = abandon_with_free_pages(2000);
+  CHECK_EQ(committed_free_pages(seg), 0);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(pblocks[0]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
   RUN(fully_freed_abandoned_segment_is_released);
+  RUN(abandoned_pages_keep_their_expiry);
   return test_done();
 }

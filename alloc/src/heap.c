@@ -270,6 +270,9 @@ void _lode_heap_abandon_all(lode_tld_t* tld) {
   }
   heap_stop_delayed(backing);
   heap_visit_pages(backing, visit_orphan, NULL);
+  /* What is due goes now: no owner will run this queue again. */
+  int64_t now = _lode_clock_now();
+  if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
   for (int k = 0; k < LODE_PAGE_KINDS; k++) {
     lode_segment_t* seg;
     while ((seg = tld->segments[k].first) != NULL) _lode_segment_abandon(seg, tld);
