@@ -53,17 +53,11 @@ static lode_segment_t* abandoned_pop(void) {
 }
 
 /* Owner thread exits: pages leave its purge queue, the owner is cleared and
- * the segment is published (or released when nothing in it lives).  A queued
- * page keeps its expiry: a segment that passes from thread to thread faster
- * than the delay would otherwise never have its free pages purged. */
+ * the segment is published (or released when nothing in it lives). */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
-    if (page->on_purge_queue) {
-      int64_t expire = page->purge_expire;
-      _lode_purge_queue_remove(tld, page);
-      page->purge_expire = expire;
-    }
+    if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
   }
   if (seg->used == 0) {
     _lode_segment_release(seg, tld);
@@ -132,15 +126,9 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
       _lode_queue_push_back(backing, &backing->pages[page->bin], page);
       backing->page_count++;
     } else if (page->is_committed && delay > 0) {
-      /* Free since its old owner queued it: due no later than it was then. */
-      int64_t expire = now + delay;
-      if (page->purge_expire != 0 && page->purge_expire < expire) expire = page->purge_expire;
-      _lode_purge_queue_push_expire(tld, page, expire);
-    } else {
-      page->purge_expire = 0;
+      _lode_purge_queue_push(tld, page, now);
     }
   }
-  if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
   if (delay == 0) {
     for (uint32_t i = 0; i < seg->page_count; i++) {
       if (!seg->pages[i].in_use && seg->pages[i].is_committed) _lode_page_purge(&seg->pages[i], tld);

@@ -12,18 +12,14 @@
 #include "internal.h"
 
 void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
+  lode_assert(!page->in_use && !page->on_purge_queue && page->is_committed);
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
   if (delay <= 0) delay = 1; /* callers decide about 0 and negative delays */
-  _lode_purge_queue_push_expire(tld, page, now + delay);
-}
-
-void _lode_purge_queue_push_expire(lode_tld_t* tld, lode_page_t* page, int64_t expire) {
-  lode_assert(!page->in_use && !page->on_purge_queue && page->is_committed);
+  int64_t expire = now + delay;
   if (expire == 0) expire = 1; /* 0 means "not queued" */
   page->purge_expire = expire;
-  /* Insert from the tail: with a fixed delay that is O(1); a lowered delay or
-   * an expiry carried over from an abandoned segment walks back so expiries
-   * stay ordered. */
+  /* Insert from the tail: with a fixed delay that is O(1); a lowered delay
+   * walks back so expiries stay ordered. */
   lode_page_t* after = tld->purge.last;
   while (after != NULL && after->purge_expire > expire) after = after->purge_prev;
   page->purge_prev = after;
