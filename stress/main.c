@@ -360,7 +360,9 @@ static void join_workers(void) {
 static void set_round(int wl, long round) {
   ctl.round = round;
   long delay = opt.purge_delay_set ? opt.purge_delay : 10;
-  if (wl == W_COLLECT && !opt.purge_delay_set)
+  /* --bench keeps lode's default delay: the LD_PRELOAD and mimalloc runs cannot be told
+   * another one, and seconds or "never" would only inflate lode's RSS. */
+  if (wl == W_COLLECT && !opt.purge_delay_set && !opt.bench)
     delay = collect_delays[round % (long)(sizeof(collect_delays) / sizeof(collect_delays[0]))];
   ctl.purge_delay = delay;
   target_set_purge_delay(delay);
