@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { HUGE_SIZE = 6 << 20 };
+enum { HUGE_SIZE = 6 << 20, SHRUNK = 5 << 19 /* 2.5 MiB: still huge, under half */ };
 
 static lode_stats_t stats(void) {
   lode_stats_t s;
@@ -113,6 +113,66 @@ static void huge_grows_in_place(void) {
   lode_collect(true);
 }
 
+/* A shrunk huge block's tail is made inaccessible (PROT_NONE); that must cost
+ * mprotect calls only on that block's segment: regular page commits stay
+ * syscall-free, growing it back and reusing its cached mapping unprotect. */
+static bool faults_on_write(volatile char* p) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    *p = 1;
+    _exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+static void huge_shrink_protects_only_its_segment(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  test_clock_set(70000);
+  lode_collect(true);
+  char* p = lode_malloc(HUGE_SIZE);
+  CHECK(p != NULL);
+  memset(p, 3, HUGE_SIZE);
+  char* q = lode_realloc(p, SHRUNK);
+  CHECK(q == p);
+  CHECK(faults_on_write(q + HUGE_SIZE - 1)); /* the tail is gone, not just zeroed */
+
+  /* Regular pages: purged, committed again, no mprotect. */
+  lode_stats_t base = stats();
+  enum { N = 3000 };
+  static void* v[N];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < N; i++) v[i] = lode_malloc(100 + (size_t)(i % 7) * 1000);
+    for (int i = 0; i < N; i++) lode_free(v[i]);
+    test_clock_set(70000 + 2000 * (round + 1));
+    lode_collect(false); /* purges the expired pages */
+  }
+  lode_stats_t after = stats();
+  CHECK(after.purges > base.purges);
+  CHECK(after.commits > base.commits);
+  CHECK_EQ(after.protects, base.protects);
+
+  /* Growing back unprotects what it takes. */
+  q = lode_realloc(q, HUGE_SIZE);
+  CHECK(q == p);
+  CHECK(q[0] == 3 && q[SHRUNK - 1] == 3);
+  memset(q, 4, HUGE_SIZE);
+
+  /* A mapping cached with a protected tail is unprotected when reused. */
+  q = lode_realloc(q, SHRUNK);
+  CHECK(q == p);
+  lode_free(q);
+  lode_stats_t cached = stats();
+  char* r = lode_malloc(HUGE_SIZE);
+  CHECK(r != NULL);
+  CHECK_EQ(stats().mmaps, cached.mmaps); /* the cached mapping */
+  memset(r, 5, HUGE_SIZE);
+  lode_free(r);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 /* A thread's segment, released at its exit with warm (committed) free pages,
  * is made into the next thread's segment: the warm pages arrive as committed
  * free pages on the new owner's purge queue, counted, and purged at expiry. */
@@ -166,6 +226,7 @@ int main(void) {
   RUN(delay_zero_caches_nothing);
   RUN(stale_pointer_is_invalid);
   RUN(huge_grows_in_place);
+  RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
   return test_done();
 }

@@ -119,6 +119,8 @@ typedef struct lode_stats_s {
   size_t reserved_current;                 /* bytes mapped */
   size_t os_failures;                      /* OS calls that failed (real or injected) */
   size_t threads_current;
+  size_t protects;                         /* mprotect calls: each takes the address-space
+                                              lock for writing, so the common paths make none */
 } lode_stats_t;
 
 void lode_stats_get(lode_stats_t* out);

@@ -170,6 +170,7 @@ typedef struct lode_segment_s {
   uint32_t committed;            /* pages with is_committed */
   uint32_t abandoned_pages;      /* in-use pages at abandon time (A1) */
   bool is_abandoned;
+  bool has_protected;            /* huge: a shrink decommitted (PROT_NONE) part of it */
   struct lode_segment_s* next;   /* tld segment list, or abandoned list */
   struct lode_segment_s* prev;
   struct lode_segment_s* all_next; /* registry of every segment (checker) */
@@ -290,10 +291,11 @@ static inline bool lode_page_immediate_available(const lode_page_t* page) { retu
 /* os.c: every OS call goes through here (and through the failure injector). */
 void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
 bool _lode_os_release(void* p, size_t size);
-bool _lode_os_reuse(void* p, size_t size);
+bool _lode_os_reuse(void* p, size_t size, bool has_protected);
 void _lode_os_discard(void* p, size_t size);
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
+bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE */
 void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */
@@ -319,7 +321,7 @@ typedef struct lode_stats_atomic_s {
   _Atomic(size_t) segments_current, segments_peak, segments_abandoned, segments_abandoned_total,
       segments_reclaimed, pages_current, pages_peak, pages_queued, purges, commits, decommits,
       mmaps, munmaps, committed_current, committed_peak, reserved_current, os_failures,
-      threads_current;
+      threads_current, protects;
 } lode_stats_atomic_t;
 extern lode_stats_atomic_t _lode_stats;
 void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
@@ -350,6 +352,7 @@ typedef struct lode_segment_cache_info_s {
   lode_page_kind_t kind; /* layout it had */
   uint64_t warm;         /* regular kinds: bit i = page i still committed;
                             huge: end offset of its committed block, 0 if none */
+  bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
-static _Atomic(bool) os_ever_protected; /* some range was decommitted: commit must unprotect */
+static _Atomic(bool) os_ever_protected; /* purge mode decommit protected pages: commit must unprotect */
 static _Atomic(bool) os_ever_guarded;   /* some guard page exists: a reused mapping must unprotect */
 
 long lode_test_fail_os(long count) {
@@ -29,6 +29,11 @@ bool _lode_os_fail_injected(void) {
 static void os_failed(const char* what, void* p, size_t size) {
   lode_stat_inc(os_failures);
   _lode_verbose(what, p, size);
+}
+
+static int os_mprotect(void* p, size_t size, int prot) {
+  lode_stat_inc(protects);
+  return mprotect(p, size, prot);
 }
 
 static void* os_mmap(size_t size) {
@@ -100,29 +105,35 @@ bool _lode_os_release(void* p, size_t size) {
   return true;
 }
 
-/* Commit makes a range usable again after a decommit.  With the default purge
- * modes memory is never protected, so commit is bookkeeping plus the failure
- * injection point (a real commit can fail under memory pressure). */
-bool _lode_os_commit(void* p, size_t size) {
+/* Commit makes a range usable again after a purge.  Only purge mode decommit
+ * protects purged pages, so otherwise commit is bookkeeping plus the failure
+ * injection point (a real commit can fail under memory pressure).  A range
+ * that _lode_os_decommit protected outside that mode (a shrunk huge block's
+ * tail) is committed with unprotect = true by the one who knows it. */
+static bool os_commit(void* p, size_t size, bool unprotect) {
   if (_lode_os_fail_injected()) return false;
-  if (atomic_load_explicit(&os_ever_protected, memory_order_relaxed)) {
-    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
-      os_failed("mprotect(commit) failed", p, size);
-      return false;
-    }
+  if (unprotect && os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+    os_failed("mprotect(commit) failed", p, size);
+    return false;
   }
   lode_stat_inc(commits);
   _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, size);
   return true;
 }
 
+bool _lode_os_commit(void* p, size_t size) {
+  return os_commit(p, size, atomic_load_explicit(&os_ever_protected, memory_order_relaxed));
+}
+
+bool _lode_os_commit_protected(void* p, size_t size) { return os_commit(p, size, true); }
+
 /* A cached mapping used again: ranges a decommit or guard page made
  * inaccessible become usable (the caller commits what it uses). */
-bool _lode_os_reuse(void* p, size_t size) {
-  if (!atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
+bool _lode_os_reuse(void* p, size_t size, bool has_protected) {
+  if (!has_protected && !atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
       !atomic_load_explicit(&os_ever_guarded, memory_order_relaxed))
     return true;
-  if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+  if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
     os_failed("mprotect(reuse) failed", p, size);
     return false;
   }
@@ -136,13 +147,14 @@ void _lode_os_discard(void* p, size_t size) {
   if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
 }
 
-/* Decommit: give the memory back and make any access fault.  Always makes the
- * range inaccessible, whatever the purge mode (used for shrunk huge blocks). */
+/* Decommit: give the memory back and make any access fault, whatever the
+ * purge mode.  The caller remembers the range is protected: setting
+ * os_ever_protected here would make every later commit of the process an
+ * mprotect (a syscall that takes the address-space lock for writing). */
 bool _lode_os_decommit(void* p, size_t size) {
   bool ok = true;
-  atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
   if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
-  if (mprotect(p, size, PROT_NONE) != 0) ok = false;
+  if (os_mprotect(p, size, PROT_NONE) != 0) ok = false;
   if (!ok) os_failed("decommit failed", p, size);
   lode_stat_inc(decommits);
   _lode_stat_sub(&_lode_stats.committed_current, size);
@@ -154,7 +166,10 @@ bool _lode_os_decommit(void* p, size_t size) {
 bool _lode_os_purge(void* p, size_t size) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
   lode_stat_inc(purges);
-  if (mode == LODE_PURGE_DECOMMIT) return _lode_os_decommit(p, size);
+  if (mode == LODE_PURGE_DECOMMIT) {
+    atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+    return _lode_os_decommit(p, size);
+  }
   int advice = MADV_DONTNEED;
 #ifdef MADV_FREE
   if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
@@ -181,5 +196,5 @@ void _lode_os_free_meta(void* p, size_t size) {
 /* Guard page: inaccessible for the life of its segment. */
 void _lode_os_guard(void* p, size_t size) {
   atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
-  if (mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
+  if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
 }

@@ -200,7 +200,7 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0};
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->has_protected};
   if (seg->kind == LODE_PAGE_HUGE) {
     const lode_page_t* page = &seg->pages[0];
     if (page->is_committed) info.warm = (uint64_t)(page->area - (uint8_t*)seg) + page->block_size;
@@ -313,6 +313,7 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
   size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
   if (nb >= page->block_size) return;
   _lode_os_decommit(page->area + nb, page->block_size - nb);
+  _lode_page_segment(page)->has_protected = true;
   page->block_size = nb;
 }
 
@@ -320,7 +321,10 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
   if (nb <= page->block_size) return true;
   if (nb > page->area_size) return false;
-  if (!_lode_os_commit(page->area + page->block_size, nb - page->block_size)) return false;
+  uint8_t* grow = page->area + page->block_size;
+  bool ok = _lode_page_segment(page)->has_protected ? _lode_os_commit_protected(grow, nb - page->block_size)
+                                                     : _lode_os_commit(grow, nb - page->block_size);
+  if (!ok) return false;
   page->block_size = nb;
   return true;
 }

@@ -105,7 +105,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   if (!found) return false;
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   *info = e.info;
-  if (!_lode_os_reuse(info->base, info->size)) {
+  if (!_lode_os_reuse(info->base, info->size, info->has_protected)) {
     _lode_os_release(info->base, info->size);
     return false;
   }
@@ -115,6 +115,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     info->warm = 0;
   }
   info->kind = kind;
+  info->has_protected = false;
   return true;
 }
 

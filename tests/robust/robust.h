@@ -73,7 +73,7 @@ static inline void spawn_child(void (*body)(void*), void* arg, child_result_t* r
     close(fds[0]);
     dup2(fds[1], 2);
     close(fds[1]);
-    alarm(25); /* a hang ends as SIGALRM, not as a stuck ctest */
+    alarm(50); /* a hang ends as SIGALRM before ctest's 60 s limit */
     body(arg);
     _exit(127);
   }
