@@ -215,7 +215,7 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
 static void check_collect_mark(const lode_tld_t* tld) {
   const lode_collect_mark_t* m = &tld->mark;
   if (m->kind == 0 || m->queue_pushes != tld->queue_pushes || m->page_frees != tld->page_frees ||
-      m->adoptions != tld->adoptions)
+      m->adoptions != tld->adoptions || m->warm_takes != tld->warm_takes)
     return;
   if (m->kind == 2) {
     REPORT_IF(tld->purge.first != NULL, "P4", tld->purge.first, "purge queue not empty after a forced collect");

@@ -148,6 +148,7 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   tld->mark.queue_pushes = tld->queue_pushes;
   tld->mark.page_frees = tld->page_frees;
   tld->mark.adoptions = tld->adoptions;
+  tld->mark.warm_takes = tld->warm_takes;
 }
 
 void lode_heap_collect(lode_heap_t* heap, bool force) {

@@ -216,6 +216,7 @@ typedef struct lode_collect_mark_s {
   uint64_t queue_pushes; /* tld->queue_pushes then: any later push voids the mark */
   uint64_t page_frees;   /* tld->page_frees then */
   uint64_t adoptions;    /* tld->adoptions then: a reclaimed segment brings new free pages */
+  uint64_t warm_takes;   /* tld->warm_takes then: so does a cached segment's warm pages */
 } lode_collect_mark_t;
 
 struct lode_tld_s {
@@ -226,6 +227,7 @@ struct lode_tld_s {
   uint64_t queue_pushes;         /* pages ever pushed on the purge queue */
   uint64_t page_frees;           /* pages ever returned to their segment */
   uint64_t adoptions;            /* abandoned segments ever adopted */
+  uint64_t warm_takes;           /* cached segments ever taken with committed free pages */
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */

@@ -99,6 +99,9 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   }
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
   int64_t now = _lode_clock_now();
+  /* New committed free pages: what this thread's last collect promised (P4)
+   * no longer holds, even when a negative delay queues nothing. */
+  if (c->warm != 0) tld->warm_takes++;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     if (!(c->warm & ((uint64_t)1 << i))) continue;
     lode_page_t* page = &seg->pages[i];
