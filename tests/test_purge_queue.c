@@ -3,6 +3,11 @@
 #include "internal.h"
 #include "test.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 static lode_tld_t* tld(void) { return lode_heap_get_default()->tld; }
 
 /* Free one whole page's worth through a heap destroy: the page leaves the
@@ -134,6 +139,32 @@ static void expiries_stay_ordered_when_delay_drops(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Process exit while the main thread's free pages wait on its queue, some in
+ * segments holding no block: the exit path must not touch a segment it (or
+ * anything) released -- mimalloc 2.1.4 purged through a released segment at
+ * exit.  The child exits normally, with statistics printed at exit. */
+static void exit_with_queued_pages_is_clean(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 2);
+    lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
+    lode_option_set(LODE_OPTION_SHOW_STATS, 1);
+    enum { N = 80 };
+    void* v[N];
+    for (int i = 0; i < N; i++) v[i] = lode_malloc(100000); /* two segments' worth */
+    for (int i = 0; i < N; i++) lode_free(v[i]);
+    if (tld()->purge.count == 0) _exit(3);
+    exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "  child: %s %d\n", WIFSIGNALED(status) ? "signal" : "exit",
+            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
 int main(void) {
   RUN(purged_exactly_at_expiry);
   RUN(expiry_on_allocation_path);
@@ -141,5 +172,6 @@ int main(void) {
   RUN(negative_delay_never_purges);
   RUN(queued_page_taken_back_leaves_queue);
   RUN(expiries_stay_ordered_when_delay_drops);
+  RUN(exit_with_queued_pages_is_clean);
   return test_done();
 }
