@@ -67,7 +67,7 @@ static void child_work(void) {
   /* the blocks the other threads held at fork time are still valid */
   for (int s = 0; s < SLOTS; s++) FREE(atomic_exchange(&shared[s], NULL));
   void* v[2000];
-  for (int r = 0; r < 5; r++) {
+  for (int r = 0; r < 10; r++) {
     for (int i = 0; i < 2000; i++) {
       size_t n = (size_t)(i * 31 + r) % 8000 + 1;
       v[i] = MALLOC(n);
