@@ -324,6 +324,12 @@ static bool run_worker_op(const fz_op_t* op, unsigned me) {
       if (!s->live) break;
       memset(s->p + s->size, (uint8_t)~s->fill, op->size); /* deliberately wrong */
       break;
+    case FZ_OP_BAD_SCRIBBLE: {
+      if (!s->live || (size_t)op->value >= s->usable) break;
+      size_t n = s->usable - (size_t)op->value;
+      memset(s->p + op->value, (uint8_t)~s->fill, n < op->size ? n : op->size); /* deliberately wrong */
+      break;
+    }
     default: fz_fail("harness bug: op kind %u on a worker", op->kind);
   }
   return false;

@@ -48,6 +48,7 @@ typedef enum {
    * engines' binary decoder): they prove the oracle fires. */
   FZ_OP_BAD_DOUBLE_FREE = FZ_OP_GOOD_COUNT, /* free a slot twice */
   FZ_OP_BAD_OVERFLOW,   /* write N bytes past a slot's requested size */
+  FZ_OP_BAD_SCRIBBLE,   /* overwrite N bytes at offset OFF inside a slot (lode writing into a live block) */
   FZ_OP_KIND_COUNT
 } fz_kind_t;
 
@@ -117,7 +118,15 @@ typedef struct {
   uint8_t fill;
   int8_t heap;    /* heap handle it came from, -1 for a thread's default heap */
   bool live;
+  uintptr_t fill_base; /* where it was filled (the samples' alignment), and */
+  size_t fill_len;     /* over how many bytes: a realloc keeps both */
 } fz_slot_t;
+
+/* Filling: whole blocks up to FZ_FULL_FILL, larger ones sampled (shadow.c). */
+#define FZ_FULL_FILL ((size_t)8 << 10)
+#define FZ_EDGE ((size_t)4096)
+#define FZ_STAMP ((size_t)64)
+#define FZ_STAMP_EVERY ((size_t)256 << 10)
 
 void fz_shadow_reset(void);
 fz_slot_t* fz_slot(unsigned i);

@@ -184,6 +184,9 @@ void fz_format_op(const fz_op_t* op, char* buf, size_t cap) {
     case FZ_OP_FAIL_OS: snprintf(buf, cap, "fail-os %u", op->count); break;
     case FZ_OP_BAD_DOUBLE_FREE: snprintf(buf, cap, "t%u double-free s%u", t, op->slot); break;
     case FZ_OP_BAD_OVERFLOW: snprintf(buf, cap, "t%u overflow s%u %u", t, op->slot, op->size); break;
+    case FZ_OP_BAD_SCRIBBLE:
+      snprintf(buf, cap, "t%u scribble s%u %d %u", t, op->slot, (int)op->value, op->size);
+      break;
     default: snprintf(buf, cap, "?"); break;
   }
 }
@@ -286,6 +289,14 @@ static int parse_line(toks_t* t, fz_op_t* op, char* err, size_t errcap, int line
     NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
     op->slot = (uint8_t)v;
     NEED(parse_num(next_tok(t), "", 1, 4096, &v), "a byte count 1..4096");
+    op->size = (uint32_t)v;
+  } else if (strcmp(w, "scribble") == 0) {
+    op->kind = FZ_OP_BAD_SCRIBBLE;
+    NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
+    op->slot = (uint8_t)v;
+    NEED(parse_num(next_tok(t), "", 0, 1L << 22, &v), "an offset 0..4194304");
+    op->value = (int32_t)v;
+    NEED(parse_num(next_tok(t), "", 1, 1L << 22, &v), "a byte count 1..4194304");
     op->size = (uint32_t)v;
   } else if (strcmp(w, "heap-new") == 0 || strcmp(w, "heap-delete") == 0 || strcmp(w, "heap-destroy") == 0) {
     op->kind = strcmp(w, "heap-new") == 0      ? FZ_OP_HEAP_NEW

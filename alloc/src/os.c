@@ -46,6 +46,14 @@ static void* os_mmap(size_t size) {
   return p;
 }
 
+/* A mapping at a hint; NULL when that failed (the caller falls back). */
+static void* os_mmap_at(void* hint, size_t size) {
+  void* p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  lode_stat_inc(mmaps);
+  return p;
+}
+
 static void os_munmap(void* p, size_t size) {
   if (size == 0) return;
   if (munmap(p, size) != 0) {
@@ -55,12 +63,29 @@ static void os_munmap(void* p, size_t size) {
   lode_stat_inc(munmaps);
 }
 
+/* Where the next aligned reservation is tried: just below the last one (the
+ * kernel hands out mappings top-down, so the range there is usually free).
+ * Without it most segments took five calls (mmap, munmap, mmap of size +
+ * alignment, two munmaps of the slack); with it, one.  Only a hint: the
+ * kernel never replaces a mapping for it, and a miss falls back. */
+static _Atomic(uintptr_t) os_hint;
+
 /* Reserve `size` bytes aligned to `alignment` (a power of two >= OS page). The
  * memory is readable and writable; Linux commits it on first touch. */
 static void* reserve_aligned(size_t size, size_t alignment) {
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
-  /* Try the exact size first: mappings often come out aligned already. */
-  uint8_t* p = os_mmap(size);
+  uintptr_t h = atomic_load_explicit(&os_hint, memory_order_relaxed);
+  uint8_t* p = NULL;
+  if (h > size + alignment) {
+    uintptr_t want = (h - size) & ~(uintptr_t)(alignment - 1);
+    p = os_mmap_at((void*)want, size);
+    if (p != NULL && ((uintptr_t)p & (alignment - 1)) != 0) {
+      os_munmap(p, size);
+      p = NULL;
+    }
+  }
+  /* Else the exact size: mappings often come out aligned already. */
+  if (p == NULL) p = os_mmap(size);
   if (p == NULL) return NULL;
   if (((uintptr_t)p & (alignment - 1)) != 0) {
     os_munmap(p, size);
@@ -76,6 +101,7 @@ static void* reserve_aligned(size_t size, size_t alignment) {
     if (post) munmap(aligned + size, post);
     p = aligned;
   }
+  atomic_store_explicit(&os_hint, (uintptr_t)p, memory_order_relaxed);
   _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
   return p;
 }
