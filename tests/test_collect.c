@@ -80,6 +80,46 @@ static void forced_collect_empties_and_purges(void) {
   lode_test_set_clock(NULL, NULL);
 }
 
+/* A forced collect gives an empty segment back whole (one munmap, or one
+ * cache entry, unmapped in the same collect), without an madvise for each of
+ * its queued pages first. */
+typedef struct {
+  size_t purges, munmaps, queued_before, queued_after, violations;
+} whole_t;
+
+static void* empty_segment_goes_whole(void* arg) {
+  whole_t* w = arg;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 5000);
+  enum { N = 2000 };
+  void* p[N];
+  for (int i = 0; i < N; i++) p[i] = lode_malloc(1024); /* ~32 pages of one fresh segment */
+  for (int i = 0; i < N; i++) lode_free(p[i]);
+  w->queued_before = lode_heap_get_default()->tld->purge.count;
+  lode_stats_t a, b;
+  lode_stats_get(&a);
+  lode_collect(true);
+  lode_stats_get(&b);
+  w->purges = b.purges - a.purges;
+  w->munmaps = b.munmaps - a.munmaps;
+  w->queued_after = lode_heap_get_default()->tld->purge.count;
+  w->violations = lode_check_thread();
+  return NULL;
+}
+
+static void forced_collect_releases_empty_segments_whole(void) {
+  whole_t w = {0};
+  pthread_t t;
+  pthread_create(&t, NULL, empty_segment_goes_whole, &w);
+  pthread_join(t, NULL);
+  CHECK(w.queued_before >= 16);
+  CHECK_EQ(w.queued_after, 0);
+  CHECK_EQ(w.purges, 0);
+  CHECK(w.munmaps >= 1);
+  CHECK_EQ(w.violations, 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 /* The checker's P4 really distinguishes the two: an expired page left on the
  * queue after a non-forced collect is a violation. */
 static void p4_catches_expired_leftover(void) {
@@ -118,6 +158,7 @@ int main(void) {
   RUN(nonforced_collect_may_leave_queue);
   RUN(delay_zero_and_negative);
   RUN(forced_collect_empties_and_purges);
+  RUN(forced_collect_releases_empty_segments_whole);
   RUN(p4_catches_expired_leftover);
   return test_done();
 }

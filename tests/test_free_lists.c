@@ -93,7 +93,36 @@ static void full_page_hears_of_remote_free(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* A page's free list grows an OS page at a time: a thread that uses a few
+ * blocks of a fresh page faults in one 4 KiB page, not the whole area. */
+static void extend_carves_one_os_page(void) {
+  static const size_t sizes[] = {16, 48, 112, 1000, 3000};
+  for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    lode_heap_t* heap = lode_heap_new();
+    void* first = lode_heap_malloc(heap, sizes[k]);
+    lode_page_t* page = page_of(first);
+    size_t bsize = page->block_size;
+    uintptr_t area = (uintptr_t)page->area;
+    uintptr_t end = area + (uintptr_t)page->capacity * bsize;
+    CHECK(page->capacity >= 1);
+    CHECK(end <= lode_align_up(area + bsize, LODE_OS_PAGE_SIZE)); /* within the first block's OS page */
+    /* Use up the carved blocks: the next extension ends in the next OS page. */
+    uint32_t cap = page->capacity;
+    void* more[512];
+    size_t n = 0;
+    while (page->capacity == cap && n < 512) more[n++] = lode_heap_malloc(heap, sizes[k]);
+    CHECK(page->capacity > cap);
+    uintptr_t end2 = area + (uintptr_t)page->capacity * bsize;
+    CHECK(end2 <= lode_align_up(end + bsize, LODE_OS_PAGE_SIZE));
+    for (size_t i = 0; i < n; i++) lode_free(more[i]);
+    lode_free(first);
+    lode_heap_delete(heap);
+  }
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
+  RUN(extend_carves_one_os_page);
   RUN(local_frees_go_to_local_free);
   RUN(remote_frees_go_to_thread_free);
   RUN(full_page_hears_of_remote_free);

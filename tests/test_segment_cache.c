@@ -79,6 +79,28 @@ static void delay_zero_caches_nothing(void) {
   CHECK_EQ(after.reserved_current, base.reserved_current);
 }
 
+/* Fresh aligned reservations are tried just below the last one: a segment
+ * costs one mmap, not an unaligned try, its munmap and an oversized mmap. */
+static void fresh_segments_take_one_mmap(void) {
+  enum { N = 8 };
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* no cache: every segment is fresh */
+  lode_collect(true);
+  lode_stats_t base = stats();
+  void* p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = lode_malloc(HUGE_SIZE);
+    CHECK(p[i] != NULL);
+    CHECK(((uintptr_t)_lode_ptr_segment(p[i]) & LODE_SEGMENT_MASK) == 0);
+  }
+  lode_stats_t after = stats();
+  /* The first may miss the hint (mmap + munmap + oversized mmap). */
+  CHECK(after.mmaps - base.mmaps <= N + 2);
+  CHECK(after.munmaps - base.munmaps <= 1);
+  for (int i = 0; i < N; i++) lode_free(p[i]);
+  lode_collect(true);
+  CHECK_EQ(stats().reserved_current, base.reserved_current);
+}
+
 /* free() of a stale pointer into a cached mapping must be reported. */
 static void stale_pointer_is_invalid(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
@@ -225,6 +247,7 @@ int main(void) {
   RUN(reuse_within_delay);
   RUN(forced_collect_empties);
   RUN(delay_zero_caches_nothing);
+  RUN(fresh_segments_take_one_mmap);
   RUN(stale_pointer_is_invalid);
   RUN(huge_grows_in_place);
   RUN(huge_shrink_protects_only_its_segment);

@@ -26,14 +26,15 @@ void _lode_page_init(lode_page_t* page, size_t block_size) {
 #endif
 }
 
-/* Carve more blocks from the area (a few KiB at a time, so a fresh page
- * touches memory gradually). */
+/* Carve more blocks from the area: the next block and the rest of the OS
+ * page its end lies in, so each extension faults in one new OS page at most
+ * (threads that use a few blocks of a page do not pay for more). */
 bool _lode_page_extend(lode_page_t* page) {
   if (page->capacity >= page->reserved) return false;
   size_t bsize = page->block_size;
-  size_t n = bsize >= 8192 ? 1 : 8192 / bsize;
-  if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   uint8_t* start = page->area + (size_t)page->capacity * bsize;
+  size_t n = (lode_align_up((uintptr_t)start + bsize, LODE_OS_PAGE_SIZE) - (uintptr_t)start) / bsize;
+  if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
 #ifdef LODE_SECURE
   /* Randomised order: an overflow cannot predict its neighbour. */
   uint64_t x = page->keys[0] ^ page->capacity;
