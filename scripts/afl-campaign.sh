@@ -103,7 +103,17 @@ for ((i = 1; i < jobs; i++)); do
   afl-fuzz "${common[@]}" -S "sec$i" -- "$target" >"$out/sec$i.log" 2>&1 &
   pids+=($!)
 done
-trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+# afl-fuzz leaves the CMPLOG target's persistent child stopped (state T,
+# reparented to init) when it exits: reap this campaign's target processes,
+# found by their executable, so runs do not pile up stopped processes.
+reap_targets() {
+  local d exe
+  for d in /proc/[0-9]*; do
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    if [ "$exe" = "$target" ] || [ "$exe" = "$cmplog" ]; then kill -KILL "${d#/proc/}" 2>/dev/null; fi
+  done
+}
+trap 'kill "${pids[@]}" 2>/dev/null; wait; reap_targets; exit 130' INT TERM
 start=$(date +%s)
 interval=$(( duration / 6 )); [ $interval -lt 20 ] && interval=20; [ $interval -gt 300 ] && interval=300
 while kill -0 "${pids[0]}" 2>/dev/null; do
@@ -116,6 +126,7 @@ while kill -0 "${pids[0]}" 2>/dev/null; do
   afl-whatsup -s "$out/sync" 2>&1 | grep -v -e "^tput:" -e "status check tool" -e "^$" | sed "s/^/    /"
 done
 wait "${pids[@]}" 2>/dev/null
+reap_targets
 elapsed=$(( $(date +%s) - start ))
 if [ ! -f "$out/sync/main/fuzzer_stats" ]; then
   echo "afl-campaign: afl-fuzz did not start; its log:" >&2

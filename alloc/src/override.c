@@ -31,6 +31,20 @@ LODE_EXPORT void* pvalloc(size_t size) {
   }
   return lode_aligned_alloc(LODE_OS_PAGE_SIZE, rounded);
 }
+/* glibc's malloc_trim: programs call it to give free memory back.  Here a
+ * forced collect of the calling thread (its queued and free pages, the
+ * process's empty abandoned segments, the segment cache); other threads'
+ * free pages wait for their own collect or purge delay.  pad (glibc: heap
+ * top to leave alone) has no meaning for lode.  1 when memory went back. */
+LODE_EXPORT int malloc_trim(size_t pad);
+LODE_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  lode_collect(true);
+  lode_stats_get(&after);
+  return after.committed_current < before.committed_current || after.reserved_current < before.reserved_current;
+}
 /* glibc-internal names some programs and libraries call directly. */
 LODE_EXPORT void* __libc_malloc(size_t size);
 LODE_EXPORT void* __libc_malloc(size_t size) { return lode_malloc(size); }

@@ -244,6 +244,28 @@ static void test_valloc(void) {
   EXPECT_NULL_ERRNO(pvalloc(launder_size(SIZE_MAX - 4000)), ENOMEM);
 }
 
+/* malloc_trim is lode's too: it gives the calling thread's free memory back
+ * (a forced collect) and says whether anything went. */
+static void test_malloc_trim(void) {
+  if (!libc) return;
+  long delay = lode_option_get(LODE_OPTION_PURGE_DELAY);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000000); /* freed pages stay committed */
+  enum { N = 2000 };
+  void* p[N];
+  for (int i = 0; i < N; i++) CHECK((p[i] = malloc(1024)) != NULL);
+  for (int i = 0; i < N; i++) free(p[i]);
+  void* big = malloc((size_t)8 << 20);
+  free(big); /* a huge segment waits in the cache */
+  lode_stats_t a, b;
+  lode_stats_get(&a);
+  CHECK_EQ(malloc_trim(0), 1);
+  lode_stats_get(&b);
+  CHECK(b.committed_current + ((size_t)8 << 20) <= a.committed_current);
+  CHECK_EQ(malloc_trim(0), 0); /* nothing left to give back */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, delay);
+}
+
 /* malloc(0) gives unique, freeable pointers; every size up to a few pages
  * gets at least what it asked. */
 static void test_small_sizes(void) {
@@ -279,6 +301,7 @@ int main(void) {
   RUN(test_posix_memalign);
   RUN(test_valloc);
   RUN(test_small_sizes);
+  RUN(test_malloc_trim);
   parent_heap_ok();
   CHECK_EQ(lode_check_thread(), 0);
   keep_release();
