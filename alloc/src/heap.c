@@ -138,12 +138,12 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   int64_t now = _lode_clock_now();
   /* Forced: empty segments go first, whole (one munmap, or one cache entry
    * that the cache collect below unmaps), instead of an madvise for each of
-   * their queued pages and then the munmap anyway. */
+   * their queued pages and then the munmap anyway.  Purging frees no block,
+   * so no segment empties after this. */
   if (force) _lode_segments_release_empty(tld);
   _lode_purge_queue_run(tld, force, now);
   if (force) {
     tld_purge_all_free(tld);
-    _lode_segments_release_empty(tld);
     _lode_abandoned_release_empty(tld);
   }
   _lode_segment_cache_collect(force);

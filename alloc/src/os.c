@@ -36,21 +36,17 @@ static int os_mprotect(void* p, size_t size, int prot) {
   return mprotect(p, size, prot);
 }
 
-static void* os_mmap(size_t size) {
-  void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    os_failed("mmap failed", NULL, size);
-    return NULL;
-  }
-  lode_stat_inc(mmaps);
-  return p;
-}
-
-/* A mapping at a hint; NULL when that failed (the caller falls back). */
+/* A mapping at a hint (NULL: anywhere); NULL when that failed. */
 static void* os_mmap_at(void* hint, size_t size) {
   void* p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return NULL;
   lode_stat_inc(mmaps);
+  return p;
+}
+
+static void* os_mmap(size_t size) {
+  void* p = os_mmap_at(NULL, size);
+  if (p == NULL) os_failed("mmap failed", NULL, size);
   return p;
 }
 
