@@ -414,6 +414,7 @@ static void finish_input(void) {
   phase = "between inputs";
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
   atomic_store_explicit(&clock_ms, FZ_CLOCK_START, memory_order_relaxed);
+  lode_test_set_clock(harness_clock, NULL); /* the clock restarts: so does lode's purge backoff */
 }
 
 /* --- entry points ---------------------------------------------------------------------- */

@@ -165,6 +165,96 @@ static void exit_with_queued_pages_is_clean(void) {
             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
+/* Take pages (one heap each) until `page` is taken again; the heaps go to *hs. */
+static int retake(lode_page_t* page, lode_heap_t** hs, int max) {
+  for (int n = 0; n < max; n++) {
+    hs[n] = lode_heap_new();
+    void* p = lode_heap_malloc(hs[n], 64);
+    if (_lode_segment_page_of(_lode_ptr_segment(p), p) == page) return n + 1;
+  }
+  return 0;
+}
+
+/* The delay backs off when the timer purged a page that comes back into use
+ * within one delay, and returns to the base after four quiet delays.  A late
+ * comeback, a page purged by force, or LODE_PURGE_BACKOFF 0 never back off. */
+static void delay_backs_off_after_early_comeback(void) {
+  lode_heap_t* hs[64];
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 1);
+  test_clock_set(20000);
+  CHECK_EQ(_lode_purge_delay(20000), 100);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  test_clock_set(20100);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == 20100);
+  test_clock_set(20199); /* 99 ms after its purge: too early */
+  int n = retake(page, hs, 64);
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(20199), 200);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  CHECK(page->on_purge_queue);
+  CHECK_EQ(page->purge_expire, 20399);
+  test_clock_set(20398);
+  lode_collect(false); /* the base delay has passed, the backed-off one not */
+  CHECK(page->on_purge_queue && page->is_committed);
+  CHECK_EQ(lode_check_thread(), 0);
+  test_clock_set(20399);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == 20399);
+  /* capped at LODE_PURGE_BACKOFF doublings */
+  test_clock_set(20400);
+  n = retake(page, hs, 64);
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(20400), 200);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  /* a new clock starts over at the base delay */
+  lode_test_set_clock(test_clock, NULL);
+  CHECK_EQ(_lode_purge_delay(20400), 100);
+  test_clock_set(20600);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == 20600);
+  test_clock_set(20601);
+  n = retake(page, hs, 64); /* early again: backed off again */
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(20601), 200);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  /* four quiet delays (4 x 200 ms after the last comeback) halve it */
+  CHECK_EQ(_lode_purge_delay(21400), 200);
+  CHECK_EQ(_lode_purge_delay(21401), 100);
+  /* a comeback one delay or more after the purge is not early */
+  test_clock_set(21500);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == 21500);
+  test_clock_set(21600);
+  n = retake(page, hs, 64);
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(21600), 100);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  /* nor is the comeback of a page a forced collect purged */
+  lode_collect(true);
+  CHECK(!page->is_committed && page->purged_at == -1);
+  n = retake(page, hs, 64);
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(21600), 100);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  /* LODE_PURGE_BACKOFF 0: a fixed delay */
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
+  test_clock_set(21700);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == 21700);
+  test_clock_set(21701);
+  n = retake(page, hs, 64);
+  CHECK(n > 0);
+  CHECK_EQ(_lode_purge_delay(21701), 100);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_free(keep);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
   RUN(purged_exactly_at_expiry);
   RUN(expiry_on_allocation_path);
@@ -173,5 +263,6 @@ int main(void) {
   RUN(queued_page_taken_back_leaves_queue);
   RUN(expiries_stay_ordered_when_delay_drops);
   RUN(exit_with_queued_pages_is_clean);
+  RUN(delay_backs_off_after_early_comeback);
   return test_done();
 }

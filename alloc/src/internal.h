@@ -53,6 +53,7 @@ _Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps a 64-b
 #define LODE_DIRECT_COUNT (LODE_DIRECT_MAX / 8 + 1)
 /* Sizes beyond this cannot be served: it keeps size arithmetic far from overflow. */
 #define LODE_MAX_ALLOC_SIZE (((size_t)1 << 46))
+#define LODE_PURGE_BACKOFF_MAX 16 /* LODE_PURGE_BACKOFF's range: a delay may grow 2^16-fold */
 
 /* Size classes: 8, then multiples of 16 up to 128, then four classes per
  * doubling (160, 192, 224, 256, 320, ...).  Every class above 8 is a multiple
@@ -405,6 +406,9 @@ void _lode_heap_direct_update(lode_heap_t* heap, size_t bin);
 void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now);
 void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page);
 size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now);
+long _lode_purge_delay(int64_t now);
+void _lode_purge_note_recommit(const lode_page_t* page);
+void _lode_purge_backoff_reset(void);
 static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
   return tld->purge.first != NULL && tld->purge.first->purge_expire <= now;
 }

@@ -14,6 +14,7 @@ static option_desc_t options[LODE_OPTION_COUNT] = {
     [LODE_OPTION_SHOW_STATS] = {"LODE_SHOW_STATS", 0},
     [LODE_OPTION_VERBOSE] = {"LODE_VERBOSE", 0},
     [LODE_OPTION_ON_ERROR] = {"LODE_ON_ERROR", LODE_ON_ERROR_ABORT},
+    [LODE_OPTION_PURGE_BACKOFF] = {"LODE_PURGE_BACKOFF", 6},
 };
 static _Atomic(long) values[LODE_OPTION_COUNT];
 static _Atomic(int) values_state; /* 0 unread, 1 reading, 2 ready */
@@ -52,6 +53,7 @@ static bool value_valid(lode_option_t o, long v) {
   switch (o) {
     case LODE_OPTION_PURGE_MODE: return v >= LODE_PURGE_DONTNEED && v <= LODE_PURGE_DECOMMIT;
     case LODE_OPTION_ON_ERROR: return v >= LODE_ON_ERROR_ABORT && v <= LODE_ON_ERROR_IGNORE;
+    case LODE_OPTION_PURGE_BACKOFF: return v >= 0 && v <= LODE_PURGE_BACKOFF_MAX;
     default: return true;
   }
 }

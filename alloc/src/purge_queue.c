@@ -8,14 +8,61 @@
  *   the list is doubly linked, first/last consistent, expiries non-decreasing;
  *   page->on_purge_queue <=> the page is on exactly one queue, its owner's.
  * A non-forced collect purges only expired entries: the queue may stay
- * non-empty.  Only a forced collect promises an empty queue. */
+ * non-empty.  Only a forced collect promises an empty queue.
+ *
+ * The delay adapts.  A page the timer purged that is taken back into use
+ * less than one delay later was purged too early: its thread pays a page
+ * fault per 4 KiB to get back memory it had.  Each such comeback doubles the
+ * delay (at most LODE_PURGE_BACKOFF times); four delays without one halve it
+ * again.  A program that churns through pages (heaps created and destroyed,
+ * threads coming and going) keeps its free pages; one that settles gives them
+ * back after LODE_PURGE_DELAY again.  The state is process-wide because the
+ * threads that pay for a too-early purge are often new ones (they reclaim the
+ * segments of exited threads).  Only the timer adapts: expiries stay ordered
+ * (P2), never come before the base delay (P6 a fortiori), and a forced
+ * collect still purges everything (P4). */
 #include "internal.h"
+
+/* Relaxed: a lost update only makes one delay a step off. */
+static _Atomic(uint32_t) backoff;
+static _Atomic(int64_t) backoff_at; /* when backoff last changed */
+
+long _lode_purge_delay(int64_t now) {
+  long base = _lode_option(LODE_OPTION_PURGE_DELAY);
+  if (base <= 0) return 1; /* callers decide about 0 and negative delays */
+  uint32_t b = atomic_load_explicit(&backoff, memory_order_relaxed);
+  uint32_t max = (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF);
+  if (b > max) b = max; /* lowered at run time */
+  int64_t at = atomic_load_explicit(&backoff_at, memory_order_relaxed);
+  if (b > 0 && now < at) b = 1; /* the clock went back (a test clock was reset): start over */
+  if (b > 0 && now - at >= 4 * ((int64_t)base << b)) {
+    b--;
+    atomic_store_explicit(&backoff, b, memory_order_relaxed);
+    atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
+  }
+  return base << b;
+}
+
+/* A new clock: the old time stamps mean nothing to it. */
+void _lode_purge_backoff_reset(void) {
+  atomic_store_explicit(&backoff, 0, memory_order_relaxed);
+  atomic_store_explicit(&backoff_at, 0, memory_order_relaxed);
+}
+
+/* `page` is about to be committed again: if the timer purged it less than a
+ * delay ago, back off. */
+void _lode_purge_note_recommit(const lode_page_t* page) {
+  if (page->purged_at < 0 || _lode_option(LODE_OPTION_PURGE_DELAY) <= 0) return; /* not by the timer */
+  int64_t now = _lode_clock_now();
+  if (now - page->purged_at >= _lode_purge_delay(now)) return;
+  uint32_t b = atomic_load_explicit(&backoff, memory_order_relaxed);
+  if (b < (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF)) atomic_store_explicit(&backoff, b + 1, memory_order_relaxed);
+  atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
+}
 
 void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
   lode_assert(!page->in_use && !page->on_purge_queue && page->is_committed);
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay <= 0) delay = 1; /* callers decide about 0 and negative delays */
-  int64_t expire = now + delay;
+  int64_t expire = now + _lode_purge_delay(now);
   if (expire == 0) expire = 1; /* 0 means "not queued" */
   page->purge_expire = expire;
   /* Insert from the tail: with a fixed delay that is O(1); a lowered delay

@@ -238,6 +238,7 @@ void _lode_segments_release_empty(lode_tld_t* tld) {
 /* --- pages ----------------------------------------------------------------- */
 static bool page_commit(lode_page_t* page, lode_segment_t* seg) {
   if (page->is_committed) return true;
+  _lode_purge_note_recommit(page);
   if (!_lode_os_commit(page->area, page->area_size)) return false;
   page->is_committed = 1;
   seg->committed++;
