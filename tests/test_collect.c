@@ -120,6 +120,80 @@ static void forced_collect_releases_empty_segments_whole(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* Free pages side by side go back in one OS call (one madvise, one TLB
+ * shootdown), whether the timer or a forced collect purges them. */
+typedef struct {
+  int adjacent;
+  size_t timer_purges, timer_pages_left, forced_purges, forced_pages_left, violations;
+} run_t;
+
+static void free_adjacent_pages(lode_page_t** pages, int n, int* adjacent) {
+  lode_heap_t* h[16];
+  for (int i = 0; i < n; i++) {
+    h[i] = lode_heap_new();
+    void* p = lode_heap_malloc(h[i], 3000); /* a page of its own */
+    pages[i] = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  }
+  for (int i = 0; i < n; i++) lode_heap_destroy(h[i]); /* each page leaves at once */
+  *adjacent = 1;
+  for (int i = 1; i < n; i++)
+    *adjacent &= _lode_page_segment(pages[i]) == _lode_page_segment(pages[0]) &&
+                 pages[i]->index == pages[i - 1]->index + 1;
+}
+
+static size_t committed_count(lode_page_t** pages, int n) {
+  size_t c = 0;
+  for (int i = 0; i < n; i++) c += pages[i]->is_committed;
+  return c;
+}
+
+static void* purge_adjacent(void* arg) {
+  run_t* r = arg;
+  enum { N = 8 };
+  lode_page_t* pages[N];
+  int adj1, adj2;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  test_clock_set(100000);
+  void* keep = lode_malloc(64); /* keeps the segment */
+  free_adjacent_pages(pages, N, &adj1);
+  lode_stats_t a, b;
+  lode_stats_get(&a);
+  test_clock_set(100100);
+  lode_collect(false);
+  lode_stats_get(&b);
+  r->timer_purges = b.purges - a.purges;
+  r->timer_pages_left = committed_count(pages, N);
+  free_adjacent_pages(pages, N, &adj2);
+  lode_stats_get(&a);
+  lode_collect(true);
+  lode_stats_get(&b);
+  r->forced_purges = b.purges - a.purges;
+  r->forced_pages_left = committed_count(pages, N);
+  r->adjacent = adj1 && adj2;
+  r->violations = lode_check_thread();
+  lode_free(keep);
+  lode_collect(true);
+  return NULL;
+}
+
+static void adjacent_pages_purge_in_one_call(void) {
+  lode_collect(true); /* no cached segment: the thread's pages come in order */
+  lode_test_set_clock(test_clock, NULL);
+  run_t r = {0};
+  pthread_t t;
+  pthread_create(&t, NULL, purge_adjacent, &r);
+  pthread_join(t, NULL);
+  lode_test_set_clock(NULL, NULL);
+  CHECK(r.adjacent);
+  CHECK_EQ(r.timer_pages_left, 0);
+  CHECK_EQ(r.timer_purges, 1);
+  CHECK_EQ(r.forced_pages_left, 0);
+  CHECK_EQ(r.forced_purges, 1);
+  CHECK_EQ(r.violations, 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 /* The checker's P4 really distinguishes the two: an expired page left on the
  * queue after a non-forced collect is a violation. */
 static void p4_catches_expired_leftover(void) {
@@ -160,5 +234,6 @@ int main(void) {
   RUN(forced_collect_empties_and_purges);
   RUN(forced_collect_releases_empty_segments_whole);
   RUN(p4_catches_expired_leftover);
+  RUN(adjacent_pages_purge_in_one_call);
   return test_done();
 }

@@ -117,8 +117,9 @@ static void tld_purge_all_free(lode_tld_t* tld) {
         for (uint32_t i = 0; i < seg->page_count; i++) {
           lode_page_t* page = &seg->pages[i];
           if (!page->in_use && page->is_committed) {
-            page->purged_at = -1;
-            if (_lode_page_purge(page, tld)) break; /* segment released */
+            bool released;
+            i += (uint32_t)_lode_page_purge_run(page, tld, INT64_MAX, -1, &released) - 1;
+            if (released) break;
           }
         }
       }

@@ -372,6 +372,7 @@ void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, boo
 void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
 void _lode_segments_release_empty(lode_tld_t* tld);
 bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld);
+size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released);
 /* Registry of all segments, for checks made while other threads are quiescent. */
 void _lode_segments_lock(void);
 void _lode_segments_unlock(void);

@@ -94,16 +94,14 @@ void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page) {
   _lode_stat_sub(&_lode_stats.pages_queued, 1);
 }
 
-/* Purge expired entries (all of them when forced).  Returns pages purged. */
+/* Purge expired entries (all of them when forced), each with its due
+ * neighbours in one OS call.  Returns pages purged. */
 size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now) {
   size_t n = 0;
   lode_page_t* page;
   while ((page = tld->purge.first) != NULL && (force || page->purge_expire <= now)) {
-    /* Record when and against which expiry it went (P6: never too early). */
-    page->last_expire = page->purge_expire;
-    page->purged_at = force ? -1 : now;
-    _lode_page_purge(page, tld); /* removes it from the queue first */
-    n++;
+    bool released;
+    n += _lode_page_purge_run(page, tld, force ? INT64_MAX : now, force ? -1 : now, &released);
   }
   return n;
 }

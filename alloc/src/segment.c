@@ -347,6 +347,45 @@ bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld) {
   return _lode_segment_try_release(seg, tld);
 }
 
+/* May `page` go with a purge run?  Forced (upto INT64_MAX): any free
+ * committed page.  Timer: only queued pages whose expiry has passed. */
+static bool purge_due(const lode_page_t* page, int64_t upto) {
+  if (page->in_use || !page->is_committed) return false;
+  return upto == INT64_MAX || (page->on_purge_queue && page->purge_expire <= upto);
+}
+
+/* Purge `page` (free, committed) together with the due pages next to it:
+ * their areas are one range, so one madvise (one TLB shootdown across the
+ * process's CPUs) does for all.  purged_at: the time, or -1 when forced.
+ * Returns the pages purged; *released says whether the segment went too. */
+size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released) {
+  lode_segment_t* seg = _lode_page_segment(page);
+  lode_assert(!page->in_use && page->is_committed);
+  uint32_t lo = page->index, hi = page->index;
+  if (seg->kind != LODE_PAGE_HUGE) {
+    while (lo > 0 && purge_due(&seg->pages[lo - 1], upto) &&
+           seg->pages[lo - 1].area + seg->pages[lo - 1].area_size == seg->pages[lo].area)
+      lo--;
+    while (hi + 1 < seg->page_count && purge_due(&seg->pages[hi + 1], upto) &&
+           seg->pages[hi].area + seg->pages[hi].area_size == seg->pages[hi + 1].area)
+      hi++;
+  }
+  for (uint32_t i = lo; i <= hi; i++) {
+    lode_page_t* p = &seg->pages[i];
+    if (p->on_purge_queue) {
+      p->last_expire = p->purge_expire; /* P6: when it went against which expiry */
+      _lode_purge_queue_remove(tld, p);
+    }
+    p->purged_at = purged_at;
+    p->is_committed = 0;
+  }
+  const lode_page_t* last = &seg->pages[hi];
+  _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area));
+  seg->committed -= hi - lo + 1;
+  *released = _lode_segment_try_release(seg, tld);
+  return hi - lo + 1;
+}
+
 /* A page leaves its heap: it is free now and waits on the purge queue. */
 void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   lode_segment_t* seg = _lode_page_segment(page);
