@@ -242,6 +242,84 @@ static void warm_pages_carry_over(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* Back the purge delay off once: the timer purges a page that is taken back
+ * into use right after (purge_queue.c). */
+static void back_off_once(void) {
+  void* keep = lode_malloc(64);
+  lode_heap_t* h = lode_heap_new();
+  void* p = lode_heap_malloc(h, 64);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  lode_heap_destroy(h);
+  test_clock_set(test_clock(NULL) + _lode_purge_delay(test_clock(NULL)));
+  lode_collect(false);
+  CHECK(!page->is_committed);
+  lode_heap_t* hs[64];
+  int n = 0;
+  for (; n < 64; n++) {
+    hs[n] = lode_heap_new();
+    void* q = lode_heap_malloc(hs[n], 64);
+    if (_lode_segment_page_of(_lode_ptr_segment(q), q) == page) break;
+  }
+  CHECK(n < 64);
+  for (int i = 0; i <= n && i < 64; i++) lode_heap_destroy(hs[i]);
+  lode_free(keep);
+}
+
+static void* leave_warm(void* arg) {
+  size_t n = (size_t)arg;
+  void** v = lode_malloc(n * sizeof(void*));
+  for (size_t i = 0; i < n; i++) v[i] = lode_malloc(200);
+  for (size_t i = 0; i < n; i++) lode_free(v[i]);
+  lode_free(v);
+  return NULL; /* exits with every page free but committed: its segments go to the cache warm */
+}
+
+/* A regular segment waits the backed-off delay in the cache; a huge mapping
+ * the base delay (it may hold much more warm memory). */
+static void cache_waits_backed_off_delay(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_test_set_clock(test_clock, NULL); /* backoff starts over */
+  test_clock_set(70000);
+  lode_collect(true);
+  back_off_once();
+  int64_t t0 = test_clock(NULL);
+  CHECK_EQ(_lode_purge_delay(t0), 200);
+  lode_collect(true);
+  lode_stats_t base = stats();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, leave_warm, (void*)(size_t)1000) == 0);
+  pthread_join(t, NULL);
+  lode_free(lode_malloc(HUGE_SIZE));
+  CHECK(stats().reserved_current > base.reserved_current + HUGE_SIZE); /* both cached */
+  test_clock_set(t0 + 100);
+  lode_collect(false);
+  lode_stats_t mid = stats();
+  CHECK(mid.reserved_current > base.reserved_current);             /* the segment waits on */
+  CHECK(mid.reserved_current < base.reserved_current + HUGE_SIZE); /* the huge mapping went */
+  test_clock_set(t0 + 200);
+  lode_collect(false);
+  CHECK_EQ(stats().reserved_current, base.reserved_current);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(test_clock, NULL);
+}
+
+/* The cache holds at most 48 MiB of warm memory, however many segments
+ * threads leave behind: beyond it the oldest go back to the OS. */
+static void cache_bounds_warm_memory(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+  lode_stats_t base = stats();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, leave_warm, (void*)(size_t)400000) == 0); /* ~80 MiB of 200 B blocks */
+  pthread_join(t, NULL);
+  lode_stats_t after = stats();
+  CHECK(after.munmaps > base.munmaps);
+  CHECK(after.committed_current - base.committed_current <= ((size_t)48 << 20));
+  CHECK(after.committed_current - base.committed_current >= ((size_t)40 << 20)); /* the rest stays warm */
+  lode_collect(true);
+  CHECK_EQ(lode_check_clean(base.committed_current), 0);
+}
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(reuse_within_delay);
@@ -252,5 +330,7 @@ int main(void) {
   RUN(huge_grows_in_place);
   RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
+  RUN(cache_waits_backed_off_delay);
+  RUN(cache_bounds_warm_memory);
   return test_done();
 }

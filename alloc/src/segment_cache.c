@@ -18,12 +18,22 @@
  *   a segment of a regular kind only takes a mapping of exactly the segment
  *     size (the segment map and page lookup assume that size);
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
- *     freed + forced collect => committed memory back at baseline" (A5) holds. */
+ *     freed + forced collect => committed memory back at baseline" (A5) holds;
+ *   warm (committed) bytes of all entries <= CACHE_MAX_WARM, the bound on the
+ *     resident memory the cache can hold.
+ *
+ * A regular segment waits the purge delay as it stands, backed off or not
+ * (purge_queue.c): threads that come and go often re-map segments just
+ * after their entries expired, and the faults of fresh memory are what a
+ * cache is for.  CACHE_MAX_WARM keeps that from growing the resident set
+ * much.  A huge mapping waits the base delay: one alone may hold up to
+ * CACHE_MAX_ENTRY of warm memory. */
 #include "internal.h"
 
 #define CACHE_SLOTS 64
 #define CACHE_MAX_BYTES ((size_t)512 << 20)
 #define CACHE_MAX_ENTRY (CACHE_MAX_BYTES / 4)
+#define CACHE_MAX_WARM ((size_t)48 << 20)
 
 typedef struct cache_entry_s {
   lode_segment_cache_info_t info;
@@ -32,12 +42,13 @@ typedef struct cache_entry_s {
 } cache_entry_t;
 
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by the registry lock */
-static size_t cache_count, cache_bytes;
+static size_t cache_count, cache_bytes, cache_warm;
 
 static cache_entry_t remove_locked(size_t i) {
   cache_entry_t e = cache[i];
   cache[i] = cache[--cache_count];
   cache_bytes -= e.info.size;
+  cache_warm -= e.committed;
   return e;
 }
 
@@ -63,14 +74,17 @@ static size_t oldest_locked(void) {
 
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay == 0 || info->size > CACHE_MAX_ENTRY) return false;
+  if (delay == 0 || info->size > CACHE_MAX_ENTRY || committed > CACHE_MAX_WARM) return false;
   int64_t now = _lode_clock_now();
   _lode_segments_lock();
   expire_locked(now, false);
-  while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES))
+  while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
+                             cache_warm + committed > CACHE_MAX_WARM))
     entry_unmap(oldest_locked());
-  cache[cache_count++] = (cache_entry_t){*info, committed, delay < 0 ? INT64_MAX : now + delay};
+  long wait = info->kind == LODE_PAGE_HUGE ? delay : _lode_purge_delay(now);
+  cache[cache_count++] = (cache_entry_t){*info, committed, delay < 0 ? INT64_MAX : now + wait};
   cache_bytes += info->size;
+  cache_warm += committed;
   _lode_segments_unlock();
   return true;
 }
