@@ -175,80 +175,63 @@ static int retake(lode_page_t* page, lode_heap_t** hs, int max) {
   return 0;
 }
 
+/* Take `page` back into use at `at` (and free it again); the delay then. */
+static long comeback(lode_page_t* page, int64_t at) {
+  lode_heap_t* hs[64];
+  test_clock_set(at);
+  int n = retake(page, hs, 64);
+  CHECK(n > 0);
+  long delay = _lode_purge_delay(at);
+  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  return delay;
+}
+
+/* The timer purges `page` at `at`. */
+static void timer_purge(lode_page_t* page, int64_t at) {
+  test_clock_set(at);
+  lode_collect(false);
+  CHECK(!page->is_committed && page->purged_at == at);
+}
+
 /* The delay backs off when the timer purged a page that comes back into use
  * within one delay, and returns to the base after four quiet delays.  A late
  * comeback, a page purged by force, or LODE_PURGE_BACKOFF 0 never back off. */
 static void delay_backs_off_after_early_comeback(void) {
-  lode_heap_t* hs[64];
   lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 1);
   test_clock_set(20000);
   CHECK_EQ(_lode_purge_delay(20000), 100);
   void* keep;
   lode_page_t* page = free_a_page(&keep);
-  test_clock_set(20100);
-  lode_collect(false);
-  CHECK(!page->is_committed && page->purged_at == 20100);
-  test_clock_set(20199); /* 99 ms after its purge: too early */
-  int n = retake(page, hs, 64);
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(20199), 200);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  timer_purge(page, 20100);
+  CHECK_EQ(comeback(page, 20199), 200); /* 99 ms after its purge: too early */
   CHECK(page->on_purge_queue);
   CHECK_EQ(page->purge_expire, 20399);
   test_clock_set(20398);
   lode_collect(false); /* the base delay has passed, the backed-off one not */
   CHECK(page->on_purge_queue && page->is_committed);
   CHECK_EQ(lode_check_thread(), 0);
-  test_clock_set(20399);
-  lode_collect(false);
-  CHECK(!page->is_committed && page->purged_at == 20399);
-  /* capped at LODE_PURGE_BACKOFF doublings */
-  test_clock_set(20400);
-  n = retake(page, hs, 64);
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(20400), 200);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  timer_purge(page, 20399);
+  CHECK_EQ(comeback(page, 20400), 200); /* capped at LODE_PURGE_BACKOFF doublings */
   /* a new clock starts over at the base delay */
   lode_test_set_clock(test_clock, NULL);
   CHECK_EQ(_lode_purge_delay(20400), 100);
-  test_clock_set(20600);
-  lode_collect(false);
-  CHECK(!page->is_committed && page->purged_at == 20600);
-  test_clock_set(20601);
-  n = retake(page, hs, 64); /* early again: backed off again */
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(20601), 200);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  timer_purge(page, 20600);
+  CHECK_EQ(comeback(page, 20601), 200); /* early again: backed off again */
   /* four quiet delays (4 x 200 ms after the last comeback) halve it */
   CHECK_EQ(_lode_purge_delay(21400), 200);
   CHECK_EQ(_lode_purge_delay(21401), 100);
   /* a comeback one delay or more after the purge is not early */
-  test_clock_set(21500);
-  lode_collect(false);
-  CHECK(!page->is_committed && page->purged_at == 21500);
-  test_clock_set(21600);
-  n = retake(page, hs, 64);
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(21600), 100);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  timer_purge(page, 21500);
+  CHECK_EQ(comeback(page, 21600), 100);
   /* nor is the comeback of a page a forced collect purged */
   lode_collect(true);
   CHECK(!page->is_committed && page->purged_at == -1);
-  n = retake(page, hs, 64);
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(21600), 100);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  CHECK_EQ(comeback(page, 21600), 100);
   /* LODE_PURGE_BACKOFF 0: a fixed delay */
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
-  test_clock_set(21700);
-  lode_collect(false);
-  CHECK(!page->is_committed && page->purged_at == 21700);
-  test_clock_set(21701);
-  n = retake(page, hs, 64);
-  CHECK(n > 0);
-  CHECK_EQ(_lode_purge_delay(21701), 100);
-  for (int i = 0; i < n; i++) lode_heap_destroy(hs[i]);
+  timer_purge(page, 21700);
+  CHECK_EQ(comeback(page, 21701), 100);
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
   lode_free(keep);
   lode_collect(true);
