@@ -213,6 +213,8 @@ static void delay_backs_off_after_early_comeback(void) {
   CHECK_EQ(lode_check_thread(), 0);
   timer_purge(page, 20399);
   CHECK_EQ(comeback(page, 20400), 200); /* capped at LODE_PURGE_BACKOFF doublings */
+  CHECK_EQ(_lode_purge_delay(20300), 100); /* a clock that went back starts over */
+  CHECK_EQ(_lode_purge_delay(20400), 100);
   /* a new clock starts over at the base delay */
   lode_test_set_clock(test_clock, NULL);
   CHECK_EQ(_lode_purge_delay(20400), 100);

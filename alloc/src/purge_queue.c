@@ -34,9 +34,8 @@ long _lode_purge_delay(int64_t now) {
   uint32_t max = (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF);
   if (b > max) b = max; /* lowered at run time */
   int64_t at = atomic_load_explicit(&backoff_at, memory_order_relaxed);
-  if (b > 0 && now < at) b = 1; /* the clock went back (a test clock was reset): start over */
-  if (b > 0 && now - at >= 4 * ((int64_t)base << b)) {
-    b--;
+  if (b > 0 && (now < at || now - at >= 4 * ((int64_t)base << b))) {
+    b = now < at ? 0 : b - 1; /* the clock went back (a test clock was reset): start over */
     atomic_store_explicit(&backoff, b, memory_order_relaxed);
     atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
   }
