@@ -333,19 +333,6 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   return true;
 }
 
-/* Return memory of a free page to the OS.  Returns true when that released
- * the whole segment (the page is gone then). */
-bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld) {
-  lode_segment_t* seg = _lode_page_segment(page);
-  lode_assert(!page->in_use);
-  if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
-  if (page->is_committed) {
-    _lode_os_purge(page->area, page->area_size);
-    page->is_committed = 0;
-    seg->committed--;
-  }
-  return _lode_segment_try_release(seg, tld);
-}
 
 /* May `page` go with a purge run?  Forced (upto INT64_MAX): any free
  * committed page.  Timer: only queued pages whose expiry has passed. */
@@ -384,6 +371,15 @@ size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, in
   seg->committed -= hi - lo + 1;
   *released = _lode_segment_try_release(seg, tld);
   return hi - lo + 1;
+}
+
+/* Return the memory of one free committed page to the OS at once (delay 0:
+ * no neighbour is due; INT64_MIN lets none join).  Returns true when that
+ * released the whole segment (the page is gone then). */
+bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld) {
+  bool released;
+  _lode_page_purge_run(page, tld, INT64_MIN, -1, &released);
+  return released;
 }
 
 /* A page leaves its heap: it is free now and waits on the purge queue. */
