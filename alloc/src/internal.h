@@ -142,6 +142,8 @@ typedef struct lode_page_s {
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
   uint8_t bin;
+  uint32_t touched;         /* OS pages of the area written since the last purge: what
+                               it holds resident (a commit counts all of area_size) */
   struct lode_page_s* next; /* heap bin queue */
   struct lode_page_s* prev;
   struct lode_page_s* purge_next; /* thread purge queue */
@@ -355,6 +357,8 @@ typedef struct lode_segment_cache_info_s {
   lode_page_kind_t kind; /* layout it had */
   uint64_t warm;         /* regular kinds: bit i = page i still committed;
                             huge: end offset of its committed block, 0 if none */
+  size_t resident;       /* bytes of it written since purged (header included): what the
+                            cache bounds; a large page may be committed but barely used */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);

@@ -66,6 +66,9 @@ bool _lode_page_extend(lode_page_t* page) {
   page->free = (lode_block_t*)start;
 #endif
   page->capacity += (uint32_t)n;
+  /* Blocks are carved in address order: the area is written up to here. */
+  size_t touched = lode_align_up((size_t)page->capacity * bsize, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE;
+  if (touched > page->touched) page->touched = (uint32_t)touched;
   return true;
 }
 

@@ -102,9 +102,14 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   /* New committed free pages: what this thread's last collect promised (P4)
    * no longer holds, even when a negative delay queues nothing. */
   if (c->warm != 0) tld->warm_takes++;
+  /* Which of them were written is known exactly only for a one-page layout;
+   * otherwise assume all of each (the bound errs toward holding less). */
+  size_t written = c->resident > seg->header_size ? c->resident - seg->header_size : 0;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     if (!(c->warm & ((uint64_t)1 << i))) continue;
     lode_page_t* page = &seg->pages[i];
+    size_t bytes = seg->page_count == 1 && written < page->area_size ? written : page->area_size;
+    page->touched = (uint32_t)(lode_align_up(bytes, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE);
     page->is_committed = 1;
     seg->committed++;
     _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, page->area_size);
@@ -203,13 +208,16 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->has_protected};
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->has_protected};
   if (seg->kind == LODE_PAGE_HUGE) {
     const lode_page_t* page = &seg->pages[0];
-    if (page->is_committed) info.warm = (uint64_t)(page->area - (uint8_t*)seg) + page->block_size;
+    if (page->is_committed) info.warm = info.resident = (uint64_t)(page->area - (uint8_t*)seg) + page->block_size;
   } else {
-    for (uint32_t i = 0; i < seg->page_count; i++)
-      if (seg->pages[i].is_committed) info.warm |= (uint64_t)1 << i;
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      if (!seg->pages[i].is_committed) continue;
+      info.warm |= (uint64_t)1 << i;
+      info.resident += (size_t)seg->pages[i].touched * LODE_OS_PAGE_SIZE;
+    }
   }
   if (_lode_segment_cache_put(&info, committed)) return;
   _lode_stat_sub(&_lode_stats.committed_current, committed);
@@ -365,6 +373,7 @@ size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, in
     }
     p->purged_at = purged_at;
     p->is_committed = 0;
+    p->touched = 0;
   }
   const lode_page_t* last = &seg->pages[hi];
   _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area));

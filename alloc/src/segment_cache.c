@@ -19,8 +19,9 @@
  *     size (the segment map and page lookup assume that size);
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
  *     freed + forced collect => committed memory back at baseline" (A5) holds;
- *   warm (committed) bytes of all entries <= CACHE_MAX_WARM, the bound on the
- *     resident memory the cache can hold.
+ *   resident bytes of all entries (info.resident: written since last purged,
+ *     not merely committed) <= CACHE_MAX_WARM, the bound on the memory the
+ *     cache can hold.
  *
  * A regular segment waits the purge delay as it stands, backed off or not
  * (purge_queue.c): threads that come and go often re-map segments just
@@ -48,7 +49,7 @@ static cache_entry_t remove_locked(size_t i) {
   cache_entry_t e = cache[i];
   cache[i] = cache[--cache_count];
   cache_bytes -= e.info.size;
-  cache_warm -= e.committed;
+  cache_warm -= e.info.resident;
   return e;
 }
 
@@ -74,17 +75,17 @@ static size_t oldest_locked(void) {
 
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay == 0 || info->size > CACHE_MAX_ENTRY || committed > CACHE_MAX_WARM) return false;
+  if (delay == 0 || info->size > CACHE_MAX_ENTRY || info->resident > CACHE_MAX_WARM) return false;
   int64_t now = _lode_clock_now();
   _lode_segments_lock();
   expire_locked(now, false);
   while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
-                             cache_warm + committed > CACHE_MAX_WARM))
+                             cache_warm + info->resident > CACHE_MAX_WARM))
     entry_unmap(oldest_locked());
   long wait = info->kind == LODE_PAGE_HUGE ? delay : _lode_purge_delay(now);
   cache[cache_count++] = (cache_entry_t){*info, committed, delay < 0 ? INT64_MAX : now + wait};
   cache_bytes += info->size;
-  cache_warm += committed;
+  cache_warm += info->resident;
   _lode_segments_unlock();
   return true;
 }
