@@ -336,9 +336,9 @@ static void* leave_large_sparse(void* arg) {
 }
 
 /* The bound is on memory written, not committed: twenty large segments that
- * hold about 7 MiB between them all stay cached (counted by what they
- * commit, 80 MiB, all but 12 went back to the OS).  The second thread takes
- * them over warm: what was written carries over with them. */
+ * hold about 13 MiB of blocks between them all stay cached (counted by what
+ * they commit, 80 MiB, all but 12 went back to the OS).  The second thread
+ * takes them over warm: what was written carries over with them. */
 static void cache_counts_written_memory(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_collect(true);
