@@ -341,7 +341,6 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   return true;
 }
 
-
 /* May `page` go with a purge run?  Forced (upto INT64_MAX): any free
  * committed page.  Timer: only queued pages whose expiry has passed. */
 static bool purge_due(const lode_page_t* page, int64_t upto) {
