@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <string.h>
 #include <unistd.h>
 
 enum { HUGE_SIZE = 6 << 20, SHRUNK = 5 << 19 /* 2.5 MiB: still huge, under half */ };
@@ -355,6 +356,47 @@ static void cache_counts_written_memory(void) {
   CHECK_EQ(lode_check_clean(base.committed_current), 0);
 }
 
+/* Blocks of the largest large size, each a segment of its own: one byte of
+ * each written, or all of it. */
+enum { BIG_BLOCKS = 30 };
+static void* leave_big_blocks(void* arg) {
+  bool write_all = arg != NULL;
+  size_t size = LODE_LARGE_OBJ_MAX;
+  char* v[BIG_BLOCKS];
+  for (int i = 0; i < BIG_BLOCKS; i++) {
+    v[i] = lode_malloc(size);
+    if (write_all) memset(v[i], 1, size);
+    else v[i][0] = 1;
+  }
+  for (int i = 0; i < BIG_BLOCKS; i++) lode_free(v[i]);
+  return NULL;
+}
+
+/* The bound is on memory the OS holds, not on how far blocks were carved:
+ * thirty 2 MiB blocks carved (60 MiB) but written one byte each leave little
+ * resident, and all thirty segments stay cached; written in full they are
+ * 60 MiB, and the cache keeps no more than 48 of them. */
+static void cache_counts_resident_memory(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  for (int write_all = 0; write_all < 2; write_all++) {
+    lode_collect(true);
+    lode_stats_t base = stats();
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, leave_big_blocks, write_all ? (void*)1 : NULL) == 0);
+    pthread_join(t, NULL);
+    lode_stats_t after = stats();
+    size_t cached = (after.reserved_current - base.reserved_current) / LODE_SEGMENT_SIZE;
+    if (write_all) {
+      CHECK(cached <= ((size_t)48 << 20) / LODE_LARGE_OBJ_MAX);
+      CHECK(cached >= ((size_t)40 << 20) / LODE_LARGE_OBJ_MAX);
+    } else {
+      CHECK_EQ(cached, BIG_BLOCKS);
+      CHECK_EQ(after.munmaps, base.munmaps);
+    }
+  }
+  lode_collect(true);
+}
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(reuse_within_delay);
@@ -368,5 +410,6 @@ int main(void) {
   RUN(cache_waits_backed_off_delay);
   RUN(cache_bounds_warm_memory);
   RUN(cache_counts_written_memory);
+  RUN(cache_counts_resident_memory);
   return test_done();
 }

@@ -142,8 +142,8 @@ typedef struct lode_page_s {
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
   uint8_t bin;
-  uint32_t touched;         /* OS pages of the area written since the last purge: what
-                               it holds resident (a commit counts all of area_size) */
+  uint32_t touched;         /* OS pages of the area carved since the last purge: a bound
+                               on what it holds resident (a commit counts all of area_size) */
   struct lode_page_s* next; /* heap bin queue */
   struct lode_page_s* prev;
   struct lode_page_s* purge_next; /* thread purge queue */
@@ -303,6 +303,8 @@ bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE */
+bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
+size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */
 void _lode_os_free_meta(void* p, size_t size);
 bool _lode_os_fail_injected(void);
@@ -357,8 +359,10 @@ typedef struct lode_segment_cache_info_s {
   lode_page_kind_t kind; /* layout it had */
   uint64_t warm;         /* regular kinds: bit i = page i still committed;
                             huge: end offset of its committed block, 0 if none */
-  size_t resident;       /* bytes of it written since purged (header included): what the
-                            cache bounds; a large page may be committed but barely used */
+  size_t written;        /* bytes written since purged, as far as the carving reached
+                            (header included); a large page may be committed but barely used */
+  size_t resident;       /* of those, bytes the OS holds in memory (mincore; `written`
+                            when it cannot tell): what the cache bounds */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);

@@ -169,6 +169,26 @@ void _lode_os_discard(void* p, size_t size) {
   if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
 }
 
+/* Which OS pages of [p, p + size) are in memory: vec[i] & 1 for page i
+ * (p page-aligned).  False when the OS cannot tell. */
+bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec) {
+  return mincore((void*)(uintptr_t)p, size, vec) == 0;
+}
+
+/* Bytes of [p, p + size) in memory; all of them when the OS cannot tell. */
+size_t _lode_os_resident(const void* p, size_t size) {
+  enum { CHUNK = 1024 };
+  unsigned char vec[CHUNK];
+  size_t resident = 0;
+  for (size_t off = 0; off < size; off += CHUNK * LODE_OS_PAGE_SIZE) {
+    size_t n = size - off < CHUNK * LODE_OS_PAGE_SIZE ? size - off : CHUNK * LODE_OS_PAGE_SIZE;
+    if (!_lode_os_resident_map((const uint8_t*)p + off, n, vec)) return size;
+    for (size_t i = 0; i < lode_align_up(n, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE; i++)
+      resident += (vec[i] & 1) * LODE_OS_PAGE_SIZE;
+  }
+  return resident < size ? resident : size;
+}
+
 /* Decommit: give the memory back and make any access fault, whatever the
  * purge mode.  The caller remembers the range is protected: setting
  * os_ever_protected here would make every later commit of the process an

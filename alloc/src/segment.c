@@ -104,7 +104,7 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   if (c->warm != 0) tld->warm_takes++;
   /* Which of them were written is known exactly only for a one-page layout;
    * otherwise assume all of each (the bound errs toward holding less). */
-  size_t written = c->resident > seg->header_size ? c->resident - seg->header_size : 0;
+  size_t written = c->written > seg->header_size ? c->written - seg->header_size : 0;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     if (!(c->warm & ((uint64_t)1 << i))) continue;
     lode_page_t* page = &seg->pages[i];
@@ -193,6 +193,40 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   return seg;
 }
 
+/* What a released segment still holds: which pages are committed, how far
+ * they were written, and how much of that is in memory.  Written is an upper
+ * bound (a program that writes one byte of a 1 MiB block leaves one OS page
+ * resident), so the cache bound asks the OS: one mincore for a whole
+ * regular segment. */
+static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_info_t* info) {
+  if (seg->kind == LODE_PAGE_HUGE) {
+    const lode_page_t* page = &seg->pages[0];
+    if (!page->is_committed) return;
+    size_t area = (size_t)(page->area - (const uint8_t*)seg);
+    info->warm = info->written = area + page->block_size;
+    info->resident = seg->header_size + _lode_os_resident(page->area, page->block_size);
+    return;
+  }
+  size_t end = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    const lode_page_t* page = &seg->pages[i];
+    if (!page->is_committed) continue;
+    info->warm |= (uint64_t)1 << i;
+    info->written += (size_t)page->touched * LODE_OS_PAGE_SIZE;
+    if (page->touched > 0) end = (size_t)(page->area - (const uint8_t*)seg) + (size_t)page->touched * LODE_OS_PAGE_SIZE;
+  }
+  info->resident = info->written;
+  unsigned char vec[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE];
+  if (end == 0 || !_lode_os_resident_map(seg, end, vec)) return;
+  info->resident = seg->header_size;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    const lode_page_t* page = &seg->pages[i];
+    if (!page->is_committed) continue;
+    size_t first = (size_t)(page->area - (const uint8_t*)seg) / LODE_OS_PAGE_SIZE;
+    for (size_t j = first; j < first + page->touched; j++) info->resident += (vec[j] & 1) * LODE_OS_PAGE_SIZE;
+  }
+}
+
 /* Release a segment that holds no live block: pages leave the purge queue,
  * the map forgets it, the memory goes to the segment cache or the OS. */
 void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
@@ -208,17 +242,9 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->has_protected};
-  if (seg->kind == LODE_PAGE_HUGE) {
-    const lode_page_t* page = &seg->pages[0];
-    if (page->is_committed) info.warm = info.resident = (uint64_t)(page->area - (uint8_t*)seg) + page->block_size;
-  } else {
-    for (uint32_t i = 0; i < seg->page_count; i++) {
-      if (!seg->pages[i].is_committed) continue;
-      info.warm |= (uint64_t)1 << i;
-      info.resident += (size_t)seg->pages[i].touched * LODE_OS_PAGE_SIZE;
-    }
-  }
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->header_size,
+                                    seg->has_protected};
+  segment_measure_warm(seg, &info);
   if (_lode_segment_cache_put(&info, committed)) return;
   _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_os_release(seg, seg->size);

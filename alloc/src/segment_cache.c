@@ -19,9 +19,9 @@
  *     size (the segment map and page lookup assume that size);
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
  *     freed + forced collect => committed memory back at baseline" (A5) holds;
- *   resident bytes of all entries (info.resident: written since last purged,
- *     not merely committed) <= CACHE_MAX_WARM, the bound on the memory the
- *     cache can hold.
+ *   resident bytes of all entries (info.resident: in memory as the OS tells,
+ *     not merely committed or carved) <= CACHE_MAX_WARM, the bound on the
+ *     memory the cache can hold.
  *
  * A regular segment waits the purge delay as it stands, backed off or not
  * (purge_queue.c): threads that come and go often re-map segments just
