@@ -18,12 +18,15 @@
 # mixed (10% of its collects are forced), collect and heaps, lode compares
 # with mimalloc-api, which is asked for the same work -- though lode's forced
 # collect also purges every free page of the thread at once (P4), where
-# mimalloc 2.0's leaves that to its delay.
+# mimalloc 2.0's leaves that to its delay.  mimalloc-own (jemalloc-own,
+# tcmalloc-own on request) is the preloaded library with --collect-via own:
+# forced collects call mi_collect(true) (jemalloc's purge, tcmalloc's
+# release), so lode-preload meets it like with like.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 threads=4
 workloads=mixed,collect,churn,heaps,xthread,large
-allocators=lode,lode-secure,glibc,mimalloc,mimalloc-api,jemalloc,tcmalloc,lode-preload
+allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,lode-preload
 usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -52,15 +55,18 @@ build "$out/lode"
 build "$out/lode-secure" -DLODE_SECURE=ON
 
 bin=$out/lode/stress/lode-stress
-# name -> "binary target preload"
+# name -> "binary target preload [forced-collect call]"
 declare -A spec=(
   [lode]="$bin lode -"
   [lode-secure]="$out/lode-secure/stress/lode-stress lode -"
   [glibc]="$bin libc -"
   [mimalloc]="$bin libc $libdir/libmimalloc.so.2"
+  [mimalloc-own]="$bin libc $libdir/libmimalloc.so.2 own"
   [mimalloc-api]="$bin mimalloc -"
   [jemalloc]="$bin libc $libdir/libjemalloc.so.2"
+  [jemalloc-own]="$bin libc $libdir/libjemalloc.so.2 own"
   [tcmalloc]="$bin libc $libdir/libtcmalloc_minimal.so.4"
+  [tcmalloc-own]="$bin libc $libdir/libtcmalloc_minimal.so.4 own"
   [lode-preload]="$bin libc $out/lode/alloc/liblode.so"
 )
 IFS=, read -r -a wls <<<"$workloads"
@@ -68,7 +74,7 @@ IFS=, read -r -a allocs_in <<<"$allocators"
 allocs=()
 for a in "${allocs_in[@]}"; do
   [ -n "${spec[$a]:-}" ] || { echo "bench.sh: unknown allocator $a" >&2; usage; }
-  read -r _ tgt pre <<<"${spec[$a]}"
+  read -r _ tgt pre _ <<<"${spec[$a]}"
   if [ "$tgt" = mimalloc ] && [ ! -x "$out/lode/stress/lode-stress-mimalloc" ]; then
     echo "bench.sh: $a skipped (no mimalloc CMake package at configure time)"; continue
   fi
@@ -90,11 +96,13 @@ for r in $(seq 1 "$repeats"); do
     k=$(( (r - 1) % ${#allocs[@]} ))
     order=("${allocs[@]:$k}" "${allocs[@]:0:$k}")
     for a in "${order[@]}"; do
-      read -r b tgt pre <<<"${spec[$a]}"
+      read -r b tgt pre via <<<"${spec[$a]}"
+      via_arg=()
+      [ -n "$via" ] && via_arg=(--collect-via "$via")
       n=$((n + 1))
       [ -n "${hung[$a/$wl]:-}" ] && continue # it hung once: do not wait again
       if [ "$pre" = - ]; then line=$(timeout -k 5 "$run_timeout" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" 2>&1)
-      else line=$(timeout -k 5 "$run_timeout" env LD_PRELOAD="$pre" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" 2>&1); fi
+      else line=$(timeout -k 5 "$run_timeout" env LD_PRELOAD="$pre" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" "${via_arg[@]}" 2>&1); fi
       rc=$?
       s=$(grep -o 'seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
       m=$(grep -o 'peak_rss_kib=[0-9]*' <<<"$line" | cut -d= -f2)
@@ -156,6 +164,7 @@ if "lode" in allocs and "lode-secure" in allocs:
 # like with like: both through LD_PRELOAD (lode still honours malloc_trim),
 # and both through their own API.
 for mine, theirs, how in (("lode", ref, "headline"), ("lode-preload", "mimalloc", "both LD_PRELOAD"),
+                          ("lode-preload", "mimalloc-own", "both LD_PRELOAD, forced collects through each one's own call"),
                           ("lode", "mimalloc-api", "both native API")):
     targets = [w for w in wls if (mine, w) in med and (theirs, w) in med]
     if not targets: continue
@@ -175,7 +184,8 @@ for kind, idx in (("time", 0), ("rss", 1)):
 def svg(path):
     W, H, pad = 980, 620, 60
     ph = (H - 3 * pad) / 2
-    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#98df8a", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#17becf", "#bcbd22"]
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
          f'<rect width="{W}" height="{H}" fill="white"/>']
     for p, (kind, idx, title) in enumerate((("time", 0, f"time / {ref}"), ("rss", 1, f"peak RSS / {ref}"))):
@@ -191,14 +201,14 @@ def svg(path):
                 v = med[a, w][idx] / med[ref, w][idx]
                 h = v / vmax * ph
                 x = pad + i * gw + gw * 0.1 + j * bw
-                s.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colors[j % 8]}"><title>{a} {w}: {v:.2f}</title></rect>')
+                s.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colors[j % len(colors)]}"><title>{a} {w}: {v:.2f}</title></rect>')
             s.append(f'<text x="{pad + i * gw + gw / 2:.1f}" y="{top + ph + 14}" text-anchor="middle">{w}</text>')
         y1 = top + ph - 1.0 / vmax * ph
         s.append(f'<line x1="{pad}" x2="{W - pad}" y1="{y1:.1f}" y2="{y1:.1f}" stroke="black" stroke-dasharray="4"/>')
         s.append(f'<line x1="{pad}" x2="{pad}" y1="{top}" y2="{top + ph}" stroke="black"/>')
     for j, a in enumerate(allocs):
-        s.append(f'<rect x="{pad + j * 120}" y="{H - 22}" width="10" height="10" fill="{colors[j % 8]}"/>'
-                 f'<text x="{pad + j * 120 + 14}" y="{H - 13}">{a}</text>')
+        s.append(f'<rect x="{pad + j * 100}" y="{H - 22}" width="10" height="10" fill="{colors[j % len(colors)]}"/>'
+                 f'<text x="{pad + j * 100 + 14}" y="{H - 13}">{a}</text>')
     s.append("</svg>")
     open(path, "w").write("\n".join(s))
 svg(os.path.join(out, "bench-fallback.svg"))

@@ -44,6 +44,9 @@ static void usage(const char* fmt, const char* arg) {
           "  --check-every N       ops between lode_check_thread calls (default 500; 0 = never)\n"
           "  --max-size BYTES      cap on block sizes (default per workload)\n"
           "  --target T            allocator: %s (default lode)\n"
+          "  --collect-via V       libc target, forced collects: trim = malloc_trim(0) (default),\n"
+          "                        own = the preloaded allocator's own call when it exports one\n"
+          "                        (mi_collect, jemalloc's purge, tcmalloc's release)\n"
           "  --bench               fixed work, no checks or patterns; prints time and peak RSS\n"
           "  --json                machine-readable summary on stdout (table goes to stderr)\n"
           "  --quiet               no status lines\n"
@@ -158,6 +161,10 @@ static void parse(int argc, char** argv) {
     } else if (!strcmp(a, "--target")) {
       NEEDV();
       opt.target = v;
+    } else if (!strcmp(a, "--collect-via")) {
+      NEEDV();
+      if (!strcmp(v, "own")) opt.collect_own = true;
+      else if (strcmp(v, "trim") != 0) usage("bad value for --collect-via: '%s' (trim or own)", v);
     } else if (!strcmp(a, "--inject-corruption")) {
       NEEDV();
       opt.inject = v;
@@ -183,6 +190,8 @@ static void parse(int argc, char** argv) {
   if (T == NULL) usage("unknown or unavailable target '%s'", opt.target);
   if (opt.seconds > 0 && opt.rounds > 0) usage("give --seconds or --rounds, not both%s", "");
   if (opt.bench && opt.seconds > 0) usage("--bench runs a fixed amount of work: use --rounds, not --seconds%s", "");
+  if (opt.collect_own && strcmp(opt.target, "libc") != 0)
+    usage("--collect-via applies to --target libc (got target '%s')", opt.target);
   if (opt.inject && !target_can_corrupt())
     usage("--inject-corruption needs --target lode and a LODE_TESTING build (got target '%s')", opt.target);
   if (opt.seconds == 0 && opt.rounds == 0) {
@@ -506,6 +515,7 @@ int main(int argc, char** argv) {
           (unsigned long long)opt.seed, opt.threads, opt.bench ? "bench" : "checks on");
   for (int wl = 0; wl < W_COUNT; wl++)
     if (opt.workloads & (1u << wl)) fprintf(out, " %s", workload_names[wl]);
+  if (!T->white_box && !strcmp(opt.target, "libc")) fprintf(out, ", forced collect: %s", target_forced_collect());
   if (opt.rounds) fprintf(out, ", %ld rounds each\n", opt.rounds);
   else if (opt.bench) fprintf(out, ", 300 rounds each (large: 20)\n");
   else fprintf(out, ", %.1f s in total\n", opt.seconds);

@@ -41,6 +41,7 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
   if (opt.purge_delay_set && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --purge-delay %ld", opt.purge_delay);
   if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
+  if (opt.collect_own && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --collect-via own");
   if (opt.inject && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --inject-corruption %s", opt.inject);
   return k;

@@ -55,6 +55,7 @@ typedef struct target_s {
 extern const target_t* T;
 const target_t* target_find(const char* name);
 const char* target_names(void); /* for the usage text */
+const char* target_forced_collect(void); /* what a forced collect calls */
 
 /* White-box hooks; no-ops (return 0) unless the target is lode. */
 typedef struct {
@@ -104,6 +105,8 @@ typedef struct {
   size_t max_size;     /* 0: per-workload default */
   long round_ops;      /* operations per thread per round */
   bool json, bench, quiet;
+  bool collect_own;    /* --collect-via own: libc target's forced collect asks the
+                          preloaded allocator through its own call */
   const char* inject;  /* --inject-corruption INV */
   const char* target;
   const char* argv0;

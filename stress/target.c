@@ -8,7 +8,9 @@
 #include "internal.h"
 #include "stress.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,8 +49,46 @@ static void* c_aligned(size_t a, size_t n) {
   return posix_memalign(&p, a, n) == 0 ? p : NULL;
 }
 static size_t c_usable(const void* p) { return malloc_usable_size((void*)p); }
+/* --collect-via own: mimalloc, jemalloc and tcmalloc export no malloc_trim,
+ * so under LD_PRELOAD malloc_trim(0) reaches glibc's idle arena and they are
+ * never asked to give memory back.  These are their own calls for it (lode
+ * and glibc implement malloc_trim). */
+typedef int mallctl_fn(const char*, void*, size_t*, void*, size_t);
+static void (*own_mi_collect)(bool);
+static mallctl_fn* own_mallctl;
+static void (*own_tc_release)(void);
+static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+static void own_resolve(void) {
+  if (!opt.collect_own) return;
+  void* s = dlsym(RTLD_DEFAULT, "mi_collect"); /* memcpy: ISO C has no void* to function cast */
+  memcpy(&own_mi_collect, &s, sizeof(s));
+  s = dlsym(RTLD_DEFAULT, "mallctl");
+  memcpy(&own_mallctl, &s, sizeof(s));
+  s = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
+  memcpy(&own_tc_release, &s, sizeof(s));
+}
+
+const char* target_forced_collect(void) {
+  pthread_once(&own_once, own_resolve);
+  if (own_mi_collect) return "mi_collect(true)";
+  if (own_mallctl) return "mallctl thread.tcache.flush + arena.<all>.purge";
+  if (own_tc_release) return "MallocExtension_ReleaseFreeMemory()";
+  return "malloc_trim(0)";
+}
+
 static void c_collect(bool force) {
-  if (force) malloc_trim(0);
+  if (!force) return;
+  pthread_once(&own_once, own_resolve);
+  if (own_mi_collect) {
+    own_mi_collect(true);
+  } else if (own_mallctl) {
+    own_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    own_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: MALLCTL_ARENAS_ALL */
+  } else if (own_tc_release) {
+    own_tc_release();
+  } else {
+    malloc_trim(0);
+  }
 }
 static long emulated_heaps;
 static void* c_heap_new(void) { return (void*)(uintptr_t)(++emulated_heaps * 16); }
