@@ -2,11 +2,12 @@
 # lode vs glibc, mimalloc, jemalloc and tcmalloc on the lode-stress workloads
 # in benchmark mode (fixed work, no checks, no patterns).  Each run is one
 # workload in one process (peak RSS is per process); within each repeat the
-# allocators alternate.  Prints a table of medians with ratios to mimalloc,
+# allocators alternate.  Prints tables of medians (time, peak RSS, minor page
+# faults) with ratios to mimalloc,
 # writes build/bench/results.csv, build/bench/summary.csv and a chart
 # build/bench/bench.svg (+ .png with gnuplot).
 #
-#   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..]
+#   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages]
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
 # mimalloc, jemalloc, tcmalloc (LD_PRELOAD of Debian's libraries with
@@ -24,21 +25,22 @@
 # release), so lode-preload meets it like with like.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-repeats=5 threads=4
+repeats=5 threads=4 touch=first
 workloads=mixed,collect,churn,heaps,xthread,large
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,lode-preload
-usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST]" >&2; exit 2; }
+usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=${2:-}; shift 2 || usage ;;
     --threads) threads=${2:-}; shift 2 || usage ;;
     --workloads) workloads=${2:-}; shift 2 || usage ;;
     --allocators) allocators=${2:-}; shift 2 || usage ;;
+    --touch) touch=${2:-}; shift 2 || usage ;;
     -h|--help) usage ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ ]] || usage
+[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages)$ ]] || usage
 out=$root/build/bench
 mkdir -p "$out"
 libdir=/usr/lib/x86_64-linux-gnu
@@ -83,7 +85,7 @@ for a in "${allocs_in[@]}"; do
 done
 
 csv=$out/results.csv
-echo "allocator,workload,repeat,seconds,peak_rss_kib" >"$csv"
+echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults" >"$csv"
 # A run takes seconds; one that hangs (mimalloc 2.0.9 can spin forever at
 # thread exit after its heap bug, see stress/README.md) is killed and reported.
 run_timeout=${BENCH_RUN_TIMEOUT:-60}
@@ -97,15 +99,16 @@ for r in $(seq 1 "$repeats"); do
     order=("${allocs[@]:$k}" "${allocs[@]:0:$k}")
     for a in "${order[@]}"; do
       read -r b tgt pre via <<<"${spec[$a]}"
-      via_arg=()
-      [ -n "$via" ] && via_arg=(--collect-via "$via")
+      via_arg=(--touch "$touch")
+      [ -n "$via" ] && via_arg+=(--collect-via "$via")
       n=$((n + 1))
       [ -n "${hung[$a/$wl]:-}" ] && continue # it hung once: do not wait again
-      if [ "$pre" = - ]; then line=$(timeout -k 5 "$run_timeout" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" 2>&1)
+      if [ "$pre" = - ]; then line=$(timeout -k 5 "$run_timeout" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch" 2>&1)
       else line=$(timeout -k 5 "$run_timeout" env LD_PRELOAD="$pre" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" "${via_arg[@]}" 2>&1); fi
       rc=$?
       s=$(grep -o 'seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
       m=$(grep -o 'peak_rss_kib=[0-9]*' <<<"$line" | cut -d= -f2)
+      pf=$(grep -o 'minor_faults=[0-9]*' <<<"$line" | cut -d= -f2)
       if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         hung[$a/$wl]=1
         echo "bench.sh: $a $wl did not finish within ${run_timeout}s (killed; its other repeats skipped)"; continue
@@ -113,7 +116,7 @@ for r in $(seq 1 "$repeats"); do
       if [ $rc -ne 0 ] || [ -z "$s" ]; then
         echo "bench.sh: $a $wl failed (exit $rc):"; tail -5 <<<"$line"; continue
       fi
-      echo "$a,$wl,$r,$s,$m" >>"$csv"
+      echo "$a,$wl,$r,$s,$m,$pf" >>"$csv"
       [ -t 2 ] && printf '\rbench.sh: %d/%d runs' "$n" "$total" >&2
     done
   done
@@ -133,16 +136,18 @@ for a in allocs:
     for w in wls:
         t = [float(r["seconds"]) for r in rows if r["allocator"] == a and r["workload"] == w]
         m = [int(r["peak_rss_kib"]) for r in rows if r["allocator"] == a and r["workload"] == w]
-        if t: med[a, w] = (statistics.median(t), statistics.median(m))
+        pf = [int(r["minor_faults"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
+        if t: med[a, w] = (statistics.median(t), statistics.median(m), statistics.median(pf))
 ref = "mimalloc" if "mimalloc" in allocs else allocs[0]
 with open(os.path.join(out, "summary.csv"), "w") as f:
-    f.write("workload,allocator,median_seconds,median_peak_rss_kib,time_ratio,rss_ratio\n")
+    f.write("workload,allocator,median_seconds,median_peak_rss_kib,median_minor_faults,time_ratio,rss_ratio\n")
     for w in wls:
         for a in allocs:
             if (a, w) in med and (ref, w) in med:
-                t, m = med[a, w]; rt, rm = med[ref, w]
-                f.write(f"{w},{a},{t:.4f},{m},{t / rt:.3f},{m / rm:.3f}\n")
-for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RSS, MiB", 1, "", 1024.0)):
+                t, m, pf = med[a, w]; rt, rm, _ = med[ref, w]
+                f.write(f"{w},{a},{t:.4f},{m},{pf:.0f},{t / rt:.3f},{m / rm:.3f}\n")
+for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RSS, MiB", 1, "", 1024.0),
+                                ("median page faults (minor), thousands", 2, "", 1000.0)):
     print(f"\n{title} (ratio to {ref})")
     print(f"{'workload':9}" + "".join(f"{a:>16}" for a in allocs))
     for w in wls:

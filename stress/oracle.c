@@ -211,10 +211,19 @@ static inline void add_live(worker_t* w, long d) {
   atomic_store_explicit(&w->live_bytes, w->local_live, memory_order_relaxed);
 }
 
+/* --bench writes the first byte of a block (the allocator cannot skip
+ * faulting it in), or with --touch pages one byte in every 4 KiB of it. */
+static void bench_touch(void* p, size_t size) {
+  volatile char* c = p;
+  c[0] = 1;
+  if (opt.touch_pages)
+    for (size_t off = 4096; off < size; off += 4096) c[off] = 1;
+}
+
 static void* after_alloc(worker_t* w, void* p, size_t size, size_t align, const char* what) {
   if (p == NULL) oracle_fail("ALLOC", NULL, "%s(size %zu, alignment %zu) returned NULL", what, size, align);
   if (opt.bench) {
-    *(volatile char*)p = 1;
+    bench_touch(p, size);
     return p;
   }
   size_t want_align = align ? align : (size >= 16 ? 16 : 8);
@@ -267,7 +276,7 @@ void* blk_realloc(worker_t* w, void* p, size_t size) {
   if (opt.bench) {
     void* q = T->realloc(p, size);
     if (q == NULL) oracle_fail("ALLOC", p, "realloc(%zu) returned NULL", size);
-    *(volatile char*)q = 1;
+    bench_touch(q, size);
     return q;
   }
   size_t old_us = T->usable(p);

@@ -105,6 +105,7 @@ typedef struct {
   size_t max_size;     /* 0: per-workload default */
   long round_ops;      /* operations per thread per round */
   bool json, bench, quiet;
+  bool touch_pages;    /* --bench --touch pages: write every 4 KiB of each block */
   bool collect_own;    /* --collect-via own: libc target's forced collect asks the
                           preloaded allocator through its own call */
   const char* inject;  /* --inject-corruption INV */

@@ -1,0 +1,11 @@
+#!/bin/sh
+# bench_touch.sh LODE_STRESS: --bench --touch pages must write the blocks'
+# pages (far more page faults than --touch first on the large workload),
+# or the "program using its memory" bench measures nothing new.
+b=$1
+run() { "$b" --bench --quiet --workload large --rounds 2 --threads 1 --touch "$1" | sed -n 's/.*minor_faults=\([0-9]*\).*/\1/p'; }
+first=$(run first) pages=$(run pages)
+echo "bench_touch: minor faults, --touch first: $first, --touch pages: $pages"
+[ -n "$first" ] && [ -n "$pages" ] || { echo "bench_touch: no minor_faults in the bench line" >&2; exit 1; }
+[ "$pages" -ge $((2 * first)) ] || { echo "bench_touch: --touch pages did not write the blocks" >&2; exit 1; }
+echo "bench_touch: ok"
