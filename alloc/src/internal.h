@@ -365,6 +365,7 @@ typedef struct lode_segment_cache_info_s {
                             when it cannot tell): what the cache bounds */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
+bool _lode_segment_cache_accepts(size_t size);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 void _lode_segment_cache_collect(bool force);

@@ -244,8 +244,10 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   seg->cookie = 0;
   lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->header_size,
                                     seg->has_protected};
-  segment_measure_warm(seg, &info);
-  if (_lode_segment_cache_put(&info, committed)) return;
+  if (_lode_segment_cache_accepts(seg->size)) {
+    segment_measure_warm(seg, &info);
+    if (_lode_segment_cache_put(&info, committed)) return;
+  }
   _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_os_release(seg, seg->size);
 }

@@ -73,6 +73,12 @@ static size_t oldest_locked(void) {
   return o;
 }
 
+/* Whether a mapping of `size` bytes could be cached at all (asked before
+ * measuring what it holds). */
+bool _lode_segment_cache_accepts(size_t size) {
+  return _lode_option(LODE_OPTION_PURGE_DELAY) != 0 && size <= CACHE_MAX_ENTRY;
+}
+
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
   if (delay == 0 || info->size > CACHE_MAX_ENTRY || info->resident > CACHE_MAX_WARM) return false;
