@@ -321,41 +321,6 @@ static void cache_bounds_warm_memory(void) {
   CHECK_EQ(lode_check_clean(base.committed_current), 0);
 }
 
-/* One block in each large bin: every one is a segment of its own, 4 MiB
- * committed of which one block was written. */
-enum { LARGE_BINS = 20 };
-static void* leave_large_sparse(void* arg) {
-  (void)arg;
-  void* v[LARGE_BINS];
-  size_t size = LODE_MEDIUM_OBJ_MAX + 1;
-  for (int i = 0; i < LARGE_BINS; i++, size = lode_bin_size(lode_bin_of(size)) + 1) {
-    char* p = v[i] = lode_malloc(size);
-    p[0] = p[size - 1] = 1;
-  }
-  for (int i = 0; i < LARGE_BINS; i++) lode_free(v[i]);
-  return NULL;
-}
-
-/* The bound is on memory written, not committed: twenty large segments that
- * hold about 13 MiB of blocks between them all stay cached (counted by what
- * they commit, 80 MiB, all but 12 went back to the OS).  The second thread
- * takes them over warm: what was written carries over with them. */
-static void cache_counts_written_memory(void) {
-  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
-  lode_collect(true);
-  lode_stats_t base = stats();
-  for (int round = 0; round < 2; round++) {
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, leave_large_sparse, NULL) == 0);
-    pthread_join(t, NULL);
-    lode_stats_t after = stats();
-    CHECK(after.reserved_current - base.reserved_current >= (size_t)LARGE_BINS * LODE_SEGMENT_SIZE);
-    CHECK(after.committed_current - base.committed_current > ((size_t)48 << 20)); /* committed, unwritten */
-  }
-  lode_collect(true);
-  CHECK_EQ(lode_check_clean(base.committed_current), 0);
-}
-
 /* Blocks of the largest large size, each a segment of its own: one byte of
  * each written, or all of it. */
 enum { BIG_BLOCKS = 30 };
@@ -409,7 +374,6 @@ int main(void) {
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);
   RUN(cache_bounds_warm_memory);
-  RUN(cache_counts_written_memory);
   RUN(cache_counts_resident_memory);
   return test_done();
 }

@@ -83,9 +83,10 @@ static bool segment_claim(lode_segment_t* seg, lode_tld_t* tld) {
 static void segment_collect_pages(lode_segment_t* seg) {
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
-    if (!page->in_use) continue;
+    if (!page->in_use || page->span_back) continue; /* a span's tail is no page */
     _lode_page_collect(page, false);
     if (page->used == 0) {
+      if (seg->kind == LODE_PAGE_LARGE) _lode_segment_span_split(seg, page);
       page->in_use = 0;
       page->free = page->local_free = NULL;
       page->capacity = 0;
@@ -118,14 +119,14 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   int64_t now = _lode_clock_now();
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
-    if (page->in_use) {
+    if (page->in_use && page->span_back == 0) {
       page->retire_expire = 0;
       page->next = page->prev = NULL;
       atomic_store_explicit(&page->heap, backing, memory_order_release);
       _lode_page_set_delayed(page, LODE_DELAYED_NO, true);
       _lode_queue_push_back(backing, &backing->pages[page->bin], page);
       backing->page_count++;
-    } else if (page->is_committed && delay > 0) {
+    } else if (!page->in_use && page->is_committed && delay > 0) {
       _lode_purge_queue_push(tld, page, now);
     }
   }

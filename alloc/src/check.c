@@ -181,7 +181,15 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
       for (uint32_t i = 0; i < seg->page_count; i++) {
         const lode_page_t* page = &seg->pages[i];
         used += page->in_use;
-        if (page->in_use) {
+        if (page->span_back != 0) {
+          const lode_page_t* head = page - page->span_back;
+          REPORT_IF(page->span_back > i || !page->in_use || !head->in_use || head->span_back != 0 ||
+                        head->span_count <= page->span_back || page->on_purge_queue,
+                    "H1", page, "span tail does not belong to an in-use span head");
+        } else if (page->in_use && page->span_count > 1) {
+          REPORT_IF(i + page->span_count > seg->page_count, "H1", page, "span runs past its segment");
+        }
+        if (page->in_use && page->span_back == 0) {
           const lode_heap_t* owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
           bool found = false;
           size_t nh = 0;
@@ -264,7 +272,7 @@ size_t lode_check_process(void) {
       for (uint32_t i = 0; i < seg->page_count; i++) {
         const lode_page_t* page = &seg->pages[i];
         REPORT_IF(page->on_purge_queue, "P5", page, "page of an abandoned segment is on a purge queue");
-        if (!page->in_use) continue;
+        if (!page->in_use || page->span_back) continue;
         REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
                   "page of an abandoned segment still in a heap");
         check_page_blocks(page, "A3");

@@ -142,6 +142,9 @@ typedef struct lode_page_s {
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
   uint8_t bin;
+  uint8_t span_back;        /* large kind: slices back to the span's head (0: a head or
+                               a page of its own); a tail is in_use but is no page */
+  uint8_t span_count;       /* large kind, a head in use: slices its span covers */
   uint32_t touched;         /* OS pages of the area carved since the last purge: a bound
                                on what it holds resident (a commit counts all of area_size) */
   struct lode_page_s* next; /* heap bin queue */
@@ -252,7 +255,8 @@ static inline lode_segment_t* _lode_ptr_segment(const void* p) {
 }
 static inline lode_page_t* _lode_segment_page_of(lode_segment_t* seg, const void* p) {
   size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
-  return &seg->pages[idx < seg->page_count ? idx : 0];
+  lode_page_t* page = &seg->pages[idx < seg->page_count ? idx : 0];
+  return page - page->span_back;
 }
 static inline lode_segment_t* _lode_page_segment(const lode_page_t* page) {
   return _lode_ptr_segment(page);
@@ -309,6 +313,7 @@ void* _lode_os_alloc_meta(size_t size);                    /* thread data; not i
 void _lode_os_free_meta(void* p, size_t size);
 bool _lode_os_fail_injected(void);
 void _lode_os_guard(void* p, size_t size);
+void _lode_os_unguard(void* p, size_t size);
 
 /* clock.c */
 int64_t _lode_clock_now(void);
@@ -359,13 +364,12 @@ typedef struct lode_segment_cache_info_s {
   lode_page_kind_t kind; /* layout it had */
   uint64_t warm;         /* regular kinds: bit i = page i still committed;
                             huge: end offset of its committed block, 0 if none */
-  size_t written;        /* bytes written since purged, as far as the carving reached
-                            (header included); a large page may be committed but barely used */
-  size_t resident;       /* of those, bytes the OS holds in memory (mincore; `written`
-                            when it cannot tell): what the cache bounds */
+  size_t resident;       /* bytes of it the OS holds in memory (mincore; as far as blocks
+                            were carved when it cannot tell): what the cache bounds */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_accepts(size_t size);
+void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 void _lode_segment_cache_collect(bool force);

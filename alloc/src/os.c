@@ -235,7 +235,13 @@ void _lode_os_free_meta(void* p, size_t size) {
   munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
 }
 
-/* Guard page: inaccessible for the life of its segment. */
+/* A guard page inside a span in use (LODE_SECURE): accessible until the span
+ * is split again. */
+void _lode_os_unguard(void* p, size_t size) {
+  if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) os_failed("mprotect(unguard) failed", p, size);
+}
+
+/* Guard page: inaccessible while its page stands alone. */
 void _lode_os_guard(void* p, size_t size) {
   atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
   if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);

@@ -1,8 +1,17 @@
 /* Segments: reserve, carve into pages, hand pages to heaps, take them back,
  * purge them and release whole segments.
  *
+ * Large blocks (64 KiB to 2 MiB) take spans: a large segment is 64 slices of
+ * 64 KiB, a block gets the first run of free slices that holds it, and when
+ * it is freed the slices are free pages again that a block of any size can
+ * take (a page per size class, as small and medium blocks have, would keep
+ * memory one size freed from every other size, and a thread would hold a
+ * segment for each class it uses).
+ *
  * Invariants:
- *   seg->used == number of pages with in_use
+ *   seg->used == number of pages with in_use (a span counts all its slices)
+ *   a span's head has span_count slices; the slice k after it has in_use and
+ *     span_back == k, is on no queue and in no heap
  *   seg->committed == number of pages with is_committed
  *   a segment is on its owner's tld->segments[kind] list exactly once, with
  *     every segment that has a free page ahead of every full one
@@ -102,14 +111,12 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   /* New committed free pages: what this thread's last collect promised (P4)
    * no longer holds, even when a negative delay queues nothing. */
   if (c->warm != 0) tld->warm_takes++;
-  /* Which of them were written is known exactly only for a one-page layout;
-   * otherwise assume all of each (the bound errs toward holding less). */
-  size_t written = c->written > seg->header_size ? c->written - seg->header_size : 0;
+  /* How far each was written is not kept: assume all of it (the cache
+   * bound, which asks the OS at the next release, errs toward holding less). */
   for (uint32_t i = 0; i < seg->page_count; i++) {
     if (!(c->warm & ((uint64_t)1 << i))) continue;
     lode_page_t* page = &seg->pages[i];
-    size_t bytes = seg->page_count == 1 && written < page->area_size ? written : page->area_size;
-    page->touched = (uint32_t)(lode_align_up(bytes, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE);
+    page->touched = (uint32_t)(lode_align_up(page->area_size, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE);
     page->is_committed = 1;
     seg->committed++;
     _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, page->area_size);
@@ -123,6 +130,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   switch (kind) {
     case LODE_PAGE_SMALL: page_shift = LODE_SMALL_PAGE_SHIFT; break;
     case LODE_PAGE_MEDIUM: page_shift = LODE_MEDIUM_PAGE_SHIFT; break;
+    case LODE_PAGE_LARGE: page_shift = LODE_SMALL_PAGE_SHIFT; break; /* slices: spans */
     default: page_shift = LODE_SEGMENT_SHIFT; break;
   }
   page_count = kind == LODE_PAGE_HUGE ? 1 : LODE_SEGMENT_SIZE >> page_shift;
@@ -203,7 +211,7 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     const lode_page_t* page = &seg->pages[0];
     if (!page->is_committed) return;
     size_t area = (size_t)(page->area - (const uint8_t*)seg);
-    info->warm = info->written = area + page->block_size;
+    info->warm = area + page->block_size;
     info->resident = seg->header_size + _lode_os_resident(page->area, page->block_size);
     return;
   }
@@ -212,10 +220,9 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     const lode_page_t* page = &seg->pages[i];
     if (!page->is_committed) continue;
     info->warm |= (uint64_t)1 << i;
-    info->written += (size_t)page->touched * LODE_OS_PAGE_SIZE;
+    info->resident += (size_t)page->touched * LODE_OS_PAGE_SIZE; /* carved: a bound */
     if (page->touched > 0) end = (size_t)(page->area - (const uint8_t*)seg) + (size_t)page->touched * LODE_OS_PAGE_SIZE;
   }
-  info->resident = info->written;
   unsigned char vec[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE];
   if (end == 0 || !_lode_os_resident_map(seg, end, vec)) return;
   info->resident = seg->header_size;
@@ -242,8 +249,7 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->header_size,
-                                    seg->has_protected};
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->has_protected};
   if (_lode_segment_cache_accepts(seg->size)) {
     segment_measure_warm(seg, &info);
     if (_lode_segment_cache_put(&info, committed)) return;
@@ -302,7 +308,133 @@ static lode_page_t* page_claim(lode_segment_t* seg, lode_page_t* page, lode_tld_
   return page;
 }
 
+/* --- large blocks: spans of slices ------------------------------------------ */
+/* Slice i's own area: slice 0's starts after the header; in LODE_SECURE
+ * builds each ends before its guard page, and a span opens the guards
+ * between its slices while it is in use. */
+#ifdef LODE_SECURE
+#define SLICE_GUARD LODE_OS_PAGE_SIZE
+#else
+#define SLICE_GUARD ((size_t)0)
+#endif
+static uint8_t* slice_start(lode_segment_t* seg, uint32_t i) {
+  return i == 0 ? (uint8_t*)seg + seg->header_size : (uint8_t*)seg + ((size_t)i << seg->page_shift);
+}
+static uint8_t* slice_end(lode_segment_t* seg, uint32_t i) {
+  return (uint8_t*)seg + ((size_t)(i + 1) << seg->page_shift) - SLICE_GUARD;
+}
+
+/* First run of free slices in seg that holds a block of bsize: its start and
+ * length, or -1. */
+static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
+  size_t slice = (size_t)1 << seg->page_shift;
+  for (uint32_t s = 0; s < seg->page_count; s++) {
+    if (seg->pages[s].in_use) continue;
+    size_t off = (size_t)(slice_start(seg, s) - (uint8_t*)seg) - ((size_t)s << seg->page_shift);
+    uint32_t n = (uint32_t)((off + bsize + SLICE_GUARD + slice - 1) / slice);
+    if (s + n > seg->page_count) return -1;
+    uint32_t k = 1;
+    while (k < n && !seg->pages[s + k].in_use) k++;
+    if (k == n) {
+      *count = n;
+      return (int)s;
+    }
+    s += k; /* pages[s + k] is in use */
+  }
+  return -1;
+}
+
+/* Slices s..s+n-1 become one page: off the purge queue, committed, the head
+ * covering their areas.  NULL (slices back to free) when a commit fails. */
+static lode_page_t* span_claim(lode_segment_t* seg, uint32_t s, uint32_t n, lode_tld_t* tld) {
+  for (uint32_t j = s; j < s + n; j++) {
+    lode_page_t* p = &seg->pages[j];
+    if (p->on_purge_queue) _lode_purge_queue_remove(tld, p);
+    if (!page_commit(p, seg)) {
+      long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+      for (uint32_t k = s; k < j; k++) {
+        seg->pages[k].in_use = 0;
+        seg->pages[k].span_back = 0;
+        if (delay > 0) _lode_purge_queue_push(tld, &seg->pages[k], _lode_clock_now());
+      }
+      seg->used -= j - s;
+      return NULL;
+    }
+    p->in_use = 1;
+    p->span_back = (uint8_t)(j - s);
+    seg->used++;
+  }
+  lode_page_t* head = &seg->pages[s];
+  size_t touched = 0; /* the head's extent covers its tails' written pages */
+  for (uint32_t j = s; j < s + n; j++) {
+    const lode_page_t* p = &seg->pages[j];
+    if (p->touched) touched = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
+  }
+  head->touched = (uint32_t)touched;
+  head->span_count = (uint8_t)n;
+  head->area_size = (size_t)(slice_end(seg, s + n - 1) - head->area);
+#ifdef LODE_SECURE
+  for (uint32_t j = s; j + 1 < s + n; j++) _lode_os_unguard(slice_end(seg, j), SLICE_GUARD);
+#endif
+  _lode_segment_update_position(seg, tld);
+  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
+  return head;
+}
+
+/* A span leaves use: every slice is a free page of its own again, with its
+ * share of what the span had written. */
+void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
+  uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
+  size_t touched_end = (size_t)(head->area - (uint8_t*)seg) + (size_t)head->touched * LODE_OS_PAGE_SIZE;
+  for (uint32_t j = s; j < s + n; j++) {
+    lode_page_t* p = &seg->pages[j];
+    p->area = slice_start(seg, j);
+    p->area_size = (size_t)(slice_end(seg, j) - p->area);
+#ifdef LODE_SECURE
+    if (j + 1 < s + n) {
+      _lode_os_discard(slice_end(seg, j), SLICE_GUARD);
+      _lode_os_guard(slice_end(seg, j), SLICE_GUARD);
+    }
+#endif
+    size_t a = (size_t)(p->area - (uint8_t*)seg);
+    p->touched = touched_end > a ? (uint32_t)((touched_end - a < p->area_size ? touched_end - a : p->area_size) / LODE_OS_PAGE_SIZE) : 0;
+    p->in_use = 0;
+    p->span_back = 0;
+    p->span_count = 0;
+  }
+  seg->used -= n - 1; /* the caller takes the head's */
+}
+
+/* A span for one block of bsize: in this thread's large segments, then in
+ * reclaimed ones, then in a new segment. */
+static lode_page_t* span_alloc(lode_heap_t* heap, size_t bsize) {
+  lode_tld_t* tld = heap->tld;
+  lode_segment_list_t* list = &tld->segments[LODE_PAGE_LARGE];
+  for (int pass = 0; pass < 2; pass++) {
+    int n = 0;
+    for (lode_segment_t* seg = list->first; seg != NULL && seg->used < seg->page_count && n < 16; seg = seg->next, n++) {
+      uint32_t count;
+      int s = span_find(seg, bsize, &count);
+      if (s >= 0) return span_claim(seg, (uint32_t)s, count, tld);
+    }
+    if (pass == 0) _lode_abandoned_reclaim(heap, LODE_PAGE_LARGE, 8);
+  }
+  lode_segment_t* seg = segment_alloc(LODE_PAGE_LARGE, 0, 0, tld);
+  if (seg == NULL) return NULL;
+  uint32_t count;
+  int s = span_find(seg, bsize, &count);
+  lode_assert(s == 0);
+  lode_page_t* page = span_claim(seg, (uint32_t)s, count, tld);
+  if (page == NULL) _lode_segment_try_release(seg, tld);
+  return page;
+}
+
 lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size) {
+  if (kind == LODE_PAGE_LARGE) {
+    lode_page_t* page = span_alloc(heap, block_size);
+    if (page != NULL) _lode_page_init(page, block_size);
+    return page;
+  }
   lode_tld_t* tld = heap->tld;
   lode_segment_list_t* list = &tld->segments[kind];
   lode_segment_t* seg = list->first;
@@ -430,6 +562,11 @@ void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   atomic_store_explicit(&page->heap, NULL, memory_order_release);
+  uint32_t slices = 1;
+  if (seg->kind == LODE_PAGE_LARGE) {
+    slices = page->span_count ? page->span_count : 1;
+    _lode_segment_span_split(seg, page);
+  }
   seg->used--;
   tld->page_frees++;
   _lode_stat_sub(&_lode_stats.pages_current, 1);
@@ -440,9 +577,15 @@ void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   _lode_segment_update_position(seg, tld);
   long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
   if (delay == 0) {
-    _lode_page_purge(page, tld);
+    if (slices == 1) {
+      _lode_page_purge(page, tld);
+    } else {
+      bool released;
+      _lode_page_purge_run(page, tld, INT64_MAX, -1, &released); /* the span's slices with it */
+    }
   } else if (delay > 0) {
-    _lode_purge_queue_push(tld, page, _lode_clock_now());
+    int64_t now = _lode_clock_now();
+    for (uint32_t j = 0; j < slices; j++) _lode_purge_queue_push(tld, page + j, now);
   }
   /* delay < 0: the page stays committed; a forced collect releases the segment. */
 }

@@ -1,0 +1,143 @@
+/* Large blocks (64 KiB to 2 MiB) take spans of 64 KiB slices: blocks of
+ * different sizes share segments, a freed span serves the next block of any
+ * size, and pointers into a span's later slices resolve to its block. */
+#include "internal.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static lode_stats_t stats(void) {
+  lode_stats_t s;
+  lode_stats_get(&s);
+  return s;
+}
+
+enum { KiB = 1024, SIZES = 10 };
+
+/* Ten sizes from 100 KiB to 1 MiB, ten size classes, 5.4 MiB in all. */
+static void* ten_sizes(void* arg) {
+  size_t* segments = arg;
+  lode_stats_t before = stats();
+  void* v[SIZES];
+  for (int i = 0; i < SIZES; i++) {
+    v[i] = lode_malloc((size_t)(i + 1) * 100 * KiB);
+    memset(v[i], i, (size_t)(i + 1) * 100 * KiB);
+  }
+  *segments = stats().segments_current - before.segments_current;
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int i = 0; i < SIZES; i++) lode_free(v[i]);
+  return NULL;
+}
+
+/* A page per size class would take a segment per size: ten. */
+static void sizes_share_segments(void) {
+  size_t segments = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, ten_sizes, &segments) == 0);
+  pthread_join(t, NULL);
+  CHECK(segments >= 2);
+  CHECK(segments <= 3);
+}
+
+static void* reuse_across_sizes(void* arg) {
+  (void)arg;
+  char* p = lode_malloc(1024 * KiB);
+  memset(p, 1, 1024 * KiB);
+  lode_free(p);
+  char* q = lode_malloc(700 * KiB); /* another size class */
+  CHECK(q == p);                    /* the memory the 1 MiB block left */
+  char* r = lode_malloc(300 * KiB);
+  CHECK(r > q && r < p + 1024 * KiB); /* it starts in what is left of that span */
+  lode_free(q);
+  lode_free(r);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+/* What a freed block leaves serves any size: a new thread (nothing of its
+ * own yet) frees a 1 MiB block, then gets a 700 KiB one at the same place. */
+static void freed_span_serves_other_sizes(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, reuse_across_sizes, NULL) == 0);
+  pthread_join(t, NULL);
+}
+
+/* Interior pointers in a span's later slices find the block: usable size,
+ * heap ownership, and free of an over-aligned block whose start lies past
+ * the span's first slice. */
+static void tails_resolve_to_their_block(void) {
+  char* p = lode_malloc(900 * KiB);
+  CHECK(p != NULL);
+  CHECK(lode_usable_size(p) >= 900 * KiB);
+  CHECK(lode_heap_owns(lode_heap_get_default(), p + 800 * KiB));
+  void* a[8];
+  for (int i = 0; i < 8; i++) {
+    a[i] = lode_aligned_alloc(256 * KiB, 300 * KiB);
+    CHECK(a[i] != NULL && (uintptr_t)a[i] % (256 * KiB) == 0);
+    CHECK(lode_usable_size(a[i]) >= 300 * KiB);
+    memset(a[i], 7, 300 * KiB);
+  }
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int i = 0; i < 8; i++) lode_free(a[i]);
+  lode_free(p);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+/* A thread exits holding a span block; another frees it (into the abandoned
+ * segment); a forced collect then releases that segment and leaves nothing
+ * behind (A5). */
+static void* leave_span(void* arg) {
+  char** out = arg;
+  *out = lode_malloc(1500 * KiB);
+  memset(*out, 3, 1500 * KiB);
+  char* other = lode_malloc(200 * KiB);
+  lode_free(other);
+  return NULL;
+}
+
+static void abandoned_span_is_freed_and_released(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+  lode_stats_t base = stats();
+  char* p = NULL;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, leave_span, &p) == 0);
+  pthread_join(t, NULL);
+  CHECK(p != NULL && p[1499 * KiB] == 3);
+  CHECK(lode_check_process() == 0);
+  lode_free(p);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_clean(base.committed_current), 0);
+}
+
+/* The checker knows spans: a tail that names the wrong head is reported as
+ * H1, and the span is whole again once the damage is undone. */
+static void checker_sees_broken_span(void) {
+  char* p = lode_malloc(500 * KiB);
+  lode_segment_t* seg = _lode_ptr_segment(p);
+  lode_page_t* head = _lode_segment_page_of(seg, p);
+  CHECK(head->span_count >= 2);
+  lode_page_t* tail = head + 1;
+  CHECK_EQ(tail->span_back, 1);
+  lode_check_set_reporter(test_reporter, NULL);
+  tail->span_back = 2; /* points before its head */
+  CHECK(lode_check_thread() > 0);
+  CHECK(test_was_reported("H1"));
+  tail->span_back = 1;
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_check_set_reporter(NULL, NULL);
+  lode_free(p);
+}
+
+int main(void) {
+  lode_test_set_clock(test_clock, NULL);
+  RUN(sizes_share_segments);
+  RUN(freed_span_serves_other_sizes);
+  RUN(tails_resolve_to_their_block);
+  RUN(abandoned_span_is_freed_and_released);
+  RUN(checker_sees_broken_span);
+  return test_done();
+}
