@@ -64,6 +64,29 @@ static void freed_span_serves_other_sizes(void) {
   pthread_join(t, NULL);
 }
 
+static void* hole_too_small(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(200 * KiB);
+  char* b = lode_malloc(200 * KiB);
+  memset(b, 9, 200 * KiB);
+  lode_free(a); /* a hole of four slices before b */
+  char* c = lode_malloc(400 * KiB);
+  CHECK(c + 400 * KiB <= b || c >= b + 200 * KiB);
+  memset(c, 1, 400 * KiB);
+  CHECK(b[0] == 9 && b[200 * KiB - 1] == 9);
+  lode_free(b);
+  lode_free(c);
+  return NULL;
+}
+
+/* A span takes only free slices: a block too big for the hole a freed one
+ * left goes elsewhere, not over the live block after the hole. */
+static void spans_never_overlap(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, hole_too_small, NULL) == 0);
+  pthread_join(t, NULL);
+}
+
 /* Interior pointers in a span's later slices find the block: usable size,
  * heap ownership, and free of an over-aligned block whose start lies past
  * the span's first slice. */
@@ -136,6 +159,7 @@ int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(sizes_share_segments);
   RUN(freed_span_serves_other_sizes);
+  RUN(spans_never_overlap);
   RUN(tails_resolve_to_their_block);
   RUN(abandoned_span_is_freed_and_released);
   RUN(checker_sees_broken_span);
