@@ -187,9 +187,12 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     page->purged_at = -2; /* never purged */
 #ifdef LODE_SECURE
     /* A guard page ends every page area: a linear overflow faults instead
-     * of running into the next page's blocks. */
-    page->area_size -= LODE_OS_PAGE_SIZE;
-    _lode_os_guard(page->area + page->area_size, LODE_OS_PAGE_SIZE);
+     * of running into the next page's blocks.  (Large slices get theirs
+     * when a span takes them: one at the span's end.) */
+    if (kind != LODE_PAGE_LARGE) {
+      page->area_size -= LODE_OS_PAGE_SIZE;
+      _lode_os_guard(page->area + page->area_size, LODE_OS_PAGE_SIZE);
+    }
 #endif
   }
   if (reused) segment_take_warm(seg, &cached, huge_size, tld);
@@ -309,9 +312,9 @@ static lode_page_t* page_claim(lode_segment_t* seg, lode_page_t* page, lode_tld_
 }
 
 /* --- large blocks: spans of slices ------------------------------------------ */
-/* Slice i's own area: slice 0's starts after the header; in LODE_SECURE
- * builds each ends before its guard page, and a span opens the guards
- * between its slices while it is in use. */
+/* Slice i's own area (slice 0's starts after the header).  In LODE_SECURE
+ * builds a span in use ends with a guard page, the last of its last slice:
+ * one mprotect when it is taken and one when it is split. */
 #ifdef LODE_SECURE
 #define SLICE_GUARD LODE_OS_PAGE_SIZE
 #else
@@ -321,7 +324,7 @@ static uint8_t* slice_start(lode_segment_t* seg, uint32_t i) {
   return i == 0 ? (uint8_t*)seg + seg->header_size : (uint8_t*)seg + ((size_t)i << seg->page_shift);
 }
 static uint8_t* slice_end(lode_segment_t* seg, uint32_t i) {
-  return (uint8_t*)seg + ((size_t)(i + 1) << seg->page_shift) - SLICE_GUARD;
+  return (uint8_t*)seg + ((size_t)(i + 1) << seg->page_shift);
 }
 
 /* First run of free slices in seg that holds a block of bsize: its start and
@@ -372,9 +375,9 @@ static lode_page_t* span_claim(lode_segment_t* seg, uint32_t s, uint32_t n, lode
   }
   head->touched = (uint32_t)touched;
   head->span_count = (uint8_t)n;
-  head->area_size = (size_t)(slice_end(seg, s + n - 1) - head->area);
+  head->area_size = (size_t)(slice_end(seg, s + n - 1) - SLICE_GUARD - head->area);
 #ifdef LODE_SECURE
-  for (uint32_t j = s; j + 1 < s + n; j++) _lode_os_unguard(slice_end(seg, j), SLICE_GUARD);
+  _lode_os_guard(head->area + head->area_size, SLICE_GUARD);
 #endif
   _lode_segment_update_position(seg, tld);
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
@@ -386,16 +389,13 @@ static lode_page_t* span_claim(lode_segment_t* seg, uint32_t s, uint32_t n, lode
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
   size_t touched_end = (size_t)(head->area - (uint8_t*)seg) + (size_t)head->touched * LODE_OS_PAGE_SIZE;
+#ifdef LODE_SECURE
+  _lode_os_unguard(head->area + head->area_size, SLICE_GUARD);
+#endif
   for (uint32_t j = s; j < s + n; j++) {
     lode_page_t* p = &seg->pages[j];
     p->area = slice_start(seg, j);
     p->area_size = (size_t)(slice_end(seg, j) - p->area);
-#ifdef LODE_SECURE
-    if (j + 1 < s + n) {
-      _lode_os_discard(slice_end(seg, j), SLICE_GUARD);
-      _lode_os_guard(slice_end(seg, j), SLICE_GUARD);
-    }
-#endif
     size_t a = (size_t)(p->area - (uint8_t*)seg);
     p->touched = touched_end > a ? (uint32_t)((touched_end - a < p->area_size ? touched_end - a : p->area_size) / LODE_OS_PAGE_SIZE) : 0;
     p->in_use = 0;
