@@ -256,7 +256,9 @@ static inline lode_segment_t* _lode_ptr_segment(const void* p) {
 static inline lode_page_t* _lode_segment_page_of(lode_segment_t* seg, const void* p) {
   size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
   lode_page_t* page = &seg->pages[idx < seg->page_count ? idx : 0];
-  return page - page->span_back;
+  /* Only large segments have spans: other kinds never read span_back (it is
+   * in the page's second cache line; kind shares a line with page_shift). */
+  return seg->kind == LODE_PAGE_LARGE ? page - page->span_back : page;
 }
 static inline lode_segment_t* _lode_page_segment(const lode_page_t* page) {
   return _lode_ptr_segment(page);
