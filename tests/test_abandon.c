@@ -130,8 +130,8 @@ static void fully_freed_abandoned_segment_is_released(void) {
 }
 
 /* What is due when a thread exits is purged by that thread: no owner would
- * run its queue again, and an adopter queues the pages afresh.  Pages not
- * yet due leave the queue unpurged (P5) and wait for a reclaimer. */
+ * run its queue again.  Pages not yet due leave the queue unpurged (P5) and
+ * wait for a reclaimer, which queues them with the expiry they had. */
 static int64_t vclock;
 static int64_t virtual_now(void* arg) {
   (void)arg;
@@ -214,10 +214,70 @@ static void exiting_thread_purges_what_is_due(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* Threads that come and go hand a segment on: its free pages keep the expiry
+ * they got when they were freed, so each adopter does not restart the delay
+ * (a page handed on every half delay would never be purged). */
+static lode_segment_t* handed_seg;
+static size_t handed_queued;
+static int64_t handed_expire;
+static void* adopt_and_exit(void* arg) {
+  (void)arg;
+  _lode_abandoned_reclaim(lode_heap_get_default(), handed_seg->kind, 64);
+  lode_tld_t* tld = lode_heap_get_default()->tld;
+  handed_queued = 0;
+  handed_expire = 0;
+  for (uint32_t i = 0; i < handed_seg->page_count; i++) {
+    const lode_page_t* p = &handed_seg->pages[i];
+    if (!p->on_purge_queue) continue;
+    handed_queued++;
+    if (p->purge_expire > handed_expire) handed_expire = p->purge_expire;
+  }
+  CHECK(handed_seg->tld == tld);
+  CHECK_EQ(lode_check_thread(), 0);
+  vclock += 400;
+  return NULL; /* abandons it again: pblocks[0] still lives */
+}
+
+static void handed_on_segment_keeps_expiry(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  handed_seg = abandon_with_free_pages(400); /* queued at 0, due at 1000 */
+  size_t free_pages = committed_free_pages(handed_seg);
+  CHECK(free_pages >= 3);
+  pthread_t t;
+  pthread_create(&t, NULL, adopt_and_exit, NULL); /* adopts at 400, exits at 800 */
+  pthread_join(t, NULL);
+  CHECK_EQ(handed_queued, free_pages);
+  CHECK_EQ(handed_expire, 1000); /* as queued by the first owner, not 400 + 1000 */
+  CHECK(handed_seg->is_abandoned);
+  CHECK_EQ(committed_free_pages(handed_seg), free_pages);
+  CHECK_EQ(lode_check_process(), 0);
+  /* The third owner comes at 1200: the pages are due, it purges them. */
+  vclock = 1200;
+  lode_stats_t a, b;
+  lode_stats_get(&a);
+  pthread_create(&t, NULL, adopt_and_exit, NULL);
+  pthread_join(t, NULL);
+  lode_stats_get(&b);
+  CHECK_EQ(handed_queued, 0);
+  CHECK_EQ(committed_free_pages(handed_seg), 0);
+  CHECK(b.purges > a.purges);
+  CHECK_EQ(lode_check_process(), 0);
+  _lode_abandoned_reclaim(lode_heap_get_default(), handed_seg->kind, 64);
+  lode_free(pblocks[0]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
   RUN(fully_freed_abandoned_segment_is_released);
   RUN(exiting_thread_purges_what_is_due);
+  RUN(handed_on_segment_keeps_expiry);
   return test_done();
 }

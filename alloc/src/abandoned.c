@@ -9,7 +9,8 @@
  *   abandoned_count == length of the list == stats.segments_abandoned;
  *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
  *   in-use pages sit in the reclaimer's backing heap and its committed free
- *   pages on the reclaimer's purge queue. */
+ *   pages on the reclaimer's purge queue, with the expiries they had when the
+ *   owner exited (pages freed since then: from the adoption). */
 #include "internal.h"
 
 #include <pthread.h>
@@ -52,12 +53,17 @@ static lode_segment_t* abandoned_pop(void) {
   return seg;
 }
 
-/* Owner thread exits: pages leave its purge queue, the owner is cleared and
- * the segment is published (or released when nothing in it lives). */
+/* Owner thread exits: pages leave its purge queue, keeping their expiry for
+ * the adopter (threads that come and go hand a segment on and on; a page
+ * queued afresh at each adoption would never be purged), the owner is
+ * cleared and the segment is published (or released when nothing in it
+ * lives). */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
+    int64_t expire = page->purge_expire;
     if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
+    page->purge_expire = expire;
   }
   if (seg->used == 0) {
     _lode_segment_release(seg, tld);
@@ -127,9 +133,13 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
       _lode_queue_push_back(backing, &backing->pages[page->bin], page);
       backing->page_count++;
     } else if (!page->in_use && page->is_committed && delay > 0) {
-      _lode_purge_queue_push(tld, page, now);
+      if (page->purge_expire != 0) _lode_purge_queue_push_expiring(tld, page, page->purge_expire);
+      else _lode_purge_queue_push(tld, page, now); /* freed since the owner exited */
     }
   }
+  /* What came due while the segment waited goes now, as the owner's timer
+   * would have taken it. */
+  if (delay > 0 && _lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
   if (delay == 0) {
     for (uint32_t i = 0; i < seg->page_count; i++) {
       if (!seg->pages[i].in_use && seg->pages[i].is_committed) _lode_page_purge(&seg->pages[i], tld);

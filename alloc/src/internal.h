@@ -151,7 +151,8 @@ typedef struct lode_page_s {
   struct lode_page_s* prev;
   struct lode_page_s* purge_next; /* thread purge queue */
   struct lode_page_s* purge_prev;
-  int64_t purge_expire;     /* when queued: purge at or after this time (ms) */
+  int64_t purge_expire;     /* when queued: purge at or after this time (ms); in an abandoned
+                               segment: the expiry it had when its owner exited, 0 if none */
   int64_t last_expire;      /* expiry it had when it last left the queue by purge */
   int64_t purged_at;        /* when last purged, -1 if by force */
   uint64_t keys[2];         /* free-list encoding keys (LODE_SECURE) */
@@ -420,6 +421,7 @@ void _lode_heap_direct_update(lode_heap_t* heap, size_t bin);
 
 /* purge_queue.c */
 void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now);
+void _lode_purge_queue_push_expiring(lode_tld_t* tld, lode_page_t* page, int64_t expire);
 void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page);
 size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now);
 long _lode_purge_delay(int64_t now);

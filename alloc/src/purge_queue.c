@@ -60,13 +60,20 @@ void _lode_purge_note_recommit(const lode_page_t* page) {
 }
 
 void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
+  _lode_purge_queue_push_expiring(tld, page, now + _lode_purge_delay(now));
+}
+
+/* Queue `page` to be purged at or after `expire`: a page an adopter takes over
+ * keeps the expiry it had under its exited owner. */
+void _lode_purge_queue_push_expiring(lode_tld_t* tld, lode_page_t* page, int64_t expire) {
   lode_assert(!page->in_use && !page->on_purge_queue && page->is_committed);
-  int64_t expire = now + _lode_purge_delay(now);
   if (expire == 0) expire = 1; /* 0 means "not queued" */
   page->purge_expire = expire;
   /* Insert from the tail: with a fixed delay that is O(1); a lowered delay
-   * walks back so expiries stay ordered. */
+   * walks back so expiries stay ordered.  An expiry before the first one (an
+   * adopted page long due) goes to the head at once. */
   lode_page_t* after = tld->purge.last;
+  if (tld->purge.first != NULL && expire < tld->purge.first->purge_expire) after = NULL;
   while (after != NULL && after->purge_expire > expire) after = after->purge_prev;
   page->purge_prev = after;
   page->purge_next = after ? after->purge_next : tld->purge.first;
