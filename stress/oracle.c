@@ -32,8 +32,38 @@ static char sig_context[160];
 void oracle_set_thread(worker_t* w) { tl_worker = w; }
 worker_t* oracle_thread(void) { return tl_worker; }
 
+extern char** environ;
+
+/* NAME=value, single-quoted for the shell when it needs to be. */
+static int fmt_env_word(char* buf, size_t n, const char* word) {
+  const char* eq = strchr(word, '=');
+  if (eq == NULL) return 0;
+  const char* v = eq + 1;
+  bool plain = *v != 0;
+  for (const char* c = v; *c; c++)
+    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,+-=@", *c)) plain = false;
+  if (plain) return snprintf(buf, n, "%s ", word);
+  int k = snprintf(buf, n, "%.*s'", (int)(v - word), word);
+  for (const char* c = v; *c && k > 0 && (size_t)k < n; c++)
+    k += *c == '\'' ? snprintf(buf + k, n - (size_t)k, "'\\''") : snprintf(buf + k, n - (size_t)k, "%c", *c);
+  if (k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "' ");
+  return k;
+}
+
+/* The replay names what else decides the run: the preloaded allocator
+ * (--target libc tests whatever LD_PRELOAD put in malloc's place) and lode's
+ * options from the environment (LODE_PURGE_MODE and the like). */
 static int fmt_replay(char* buf, size_t n, int workload, long round) {
-  int k = snprintf(buf, n,
+  int k = 0;
+  for (char** e = environ; e != NULL && *e != NULL && (size_t)k < n; e++) {
+    if (strncmp(*e, "LD_PRELOAD=", 11) == 0 ? (*e)[11] != 0 : strncmp(*e, "LODE_", 5) == 0) {
+      int w = fmt_env_word(buf + k, n - (size_t)k, *e);
+      if (w < 0) return w;
+      k += w;
+    }
+  }
+  if ((size_t)k >= n) return k;
+  k += snprintf(buf + k, n - (size_t)k,
                    "%s --target %s --workload %s --seed %llu --threads %d --rounds %ld --round-ops %ld "
                    "--collect-rate %ld --force-ratio %g --check-every %ld",
                    opt.argv0, opt.target, workload_names[workload], (unsigned long long)opt.seed, opt.threads,
@@ -42,6 +72,8 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
     k += snprintf(buf + k, n - (size_t)k, " --purge-delay %ld", opt.purge_delay);
   if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
   if (opt.collect_own && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --collect-via own");
+  if (opt.bench && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --bench");
+  if (opt.touch_pages && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --touch pages");
   if (opt.inject && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --inject-corruption %s", opt.inject);
   return k;
