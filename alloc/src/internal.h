@@ -309,7 +309,7 @@ void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* 
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 bool _lode_os_decommit(void* p, size_t size);
-bool _lode_os_purge(void* p, size_t size);                 /* by LODE_PURGE_MODE */
+bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */

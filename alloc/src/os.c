@@ -193,24 +193,29 @@ size_t _lode_os_resident(const void* p, size_t size) {
  * purge mode.  The caller remembers the range is protected: setting
  * os_ever_protected here would make every later commit of the process an
  * mprotect (a syscall that takes the address-space lock for writing). */
-bool _lode_os_decommit(void* p, size_t size) {
+static bool os_decommit(void* p, size_t size, size_t counted) {
   bool ok = true;
   if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
   if (os_mprotect(p, size, PROT_NONE) != 0) ok = false;
   if (!ok) os_failed("decommit failed", p, size);
   lode_stat_inc(decommits);
-  _lode_stat_sub(&_lode_stats.committed_current, size);
+  _lode_stat_sub(&_lode_stats.committed_current, counted);
   return ok;
 }
 
+bool _lode_os_decommit(void* p, size_t size) { return os_decommit(p, size, size); }
+
 /* Purge: return the memory of an unused range to the OS, as the option says.
- * The range stays reserved; _lode_os_commit must precede its next use. */
-bool _lode_os_purge(void* p, size_t size) {
+ * The range stays reserved; _lode_os_commit must precede its next use.
+ * `counted`: the committed bytes it held, less than size when the range
+ * spans LODE_SECURE guard pages (never committed, PROT_NONE: madvise and
+ * mprotect leave them as they are). */
+bool _lode_os_purge(void* p, size_t size, size_t counted) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
   lode_stat_inc(purges);
   if (mode == LODE_PURGE_DECOMMIT) {
     atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
-    return _lode_os_decommit(p, size);
+    return os_decommit(p, size, counted);
   }
   int advice = MADV_DONTNEED;
 #ifdef MADV_FREE
@@ -219,7 +224,7 @@ bool _lode_os_purge(void* p, size_t size) {
   bool ok = madvise(p, size, advice) == 0;
   if (!ok && advice != MADV_DONTNEED) ok = madvise(p, size, MADV_DONTNEED) == 0;
   if (!ok) os_failed("madvise(purge) failed", p, size);
-  _lode_stat_sub(&_lode_stats.committed_current, size);
+  _lode_stat_sub(&_lode_stats.committed_current, counted);
   return ok;
 }
 

@@ -508,22 +508,36 @@ static bool purge_due(const lode_page_t* page, int64_t upto) {
   return upto == INT64_MAX || (page->on_purge_queue && page->purge_expire <= upto);
 }
 
+/* Bytes between a page's area and the next page's: LODE_SECURE's guard page
+ * (small and medium kinds; a free large slice has none). */
+static size_t page_gap(const lode_segment_t* seg) {
+#ifdef LODE_SECURE
+  return seg->kind == LODE_PAGE_LARGE ? 0 : LODE_OS_PAGE_SIZE;
+#else
+  (void)seg;
+  return 0;
+#endif
+}
+
 /* Purge `page` (free, committed) together with the due pages next to it:
- * their areas are one range, so one madvise (one TLB shootdown across the
- * process's CPUs) does for all.  purged_at: the time, or -1 when forced.
- * Returns the pages purged; *released says whether the segment went too. */
+ * their areas are one range (guard pages between them included), so one
+ * madvise (one TLB shootdown across the process's CPUs) does for all.
+ * purged_at: the time, or -1 when forced.  Returns the pages purged;
+ * *released says whether the segment went too. */
 size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released) {
   lode_segment_t* seg = _lode_page_segment(page);
   lode_assert(!page->in_use && page->is_committed);
   uint32_t lo = page->index, hi = page->index;
+  size_t gap = page_gap(seg);
   if (seg->kind != LODE_PAGE_HUGE) {
     while (lo > 0 && purge_due(&seg->pages[lo - 1], upto) &&
-           seg->pages[lo - 1].area + seg->pages[lo - 1].area_size == seg->pages[lo].area)
+           seg->pages[lo - 1].area + seg->pages[lo - 1].area_size + gap == seg->pages[lo].area)
       lo--;
     while (hi + 1 < seg->page_count && purge_due(&seg->pages[hi + 1], upto) &&
-           seg->pages[hi].area + seg->pages[hi].area_size == seg->pages[hi + 1].area)
+           seg->pages[hi].area + seg->pages[hi].area_size + gap == seg->pages[hi + 1].area)
       hi++;
   }
+  size_t counted = 0;
   for (uint32_t i = lo; i <= hi; i++) {
     lode_page_t* p = &seg->pages[i];
     if (p->on_purge_queue) {
@@ -533,9 +547,10 @@ size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, in
     p->purged_at = purged_at;
     p->is_committed = 0;
     p->touched = 0;
+    counted += page_committed_bytes(p);
   }
   const lode_page_t* last = &seg->pages[hi];
-  _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area));
+  _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area), counted);
   seg->committed -= hi - lo + 1;
   *released = _lode_segment_try_release(seg, tld);
   return hi - lo + 1;
