@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: builds lode, its tests and suites with gcc and with clang
 # (Debug with asserts at level 2, Release with level 1; shared and static
-# libraries in both), and a LODE_SECURE Debug tree (guard pages, encoded and
-# shuffled free lists), and runs ctest in each tree.
+# libraries in both), and a LODE_SECURE Debug tree with the expensive
+# asserts (LODE_DEBUG=3; guard pages, encoded and shuffled free lists), and
+# runs ctest in each tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -22,8 +23,8 @@ echo "== gcc, Debug, LODE_DEBUG=2: every test but the long fuzz runs =="
 build build/test-gcc gcc -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=2
 (cd build/test-gcc && ctest --output-on-failure -j"$jobs" -LE long) || status=1
 
-echo "== gcc, Debug, LODE_DEBUG=2, LODE_SECURE: every test but the long ones =="
-build build/test-secure gcc -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=2 -DLODE_SECURE=ON
+echo "== gcc, Debug, LODE_DEBUG=3 (expensive asserts), LODE_SECURE: every test but the long ones =="
+build build/test-secure gcc -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=3 -DLODE_SECURE=ON
 (cd build/test-secure && ctest --output-on-failure -j"$jobs" -LE long) || status=1
 
 exit $status
