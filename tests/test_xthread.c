@@ -114,8 +114,43 @@ static void concurrent_abandon_and_reclaim(void) {
   CHECK_EQ(lode_check_clean(before.committed_current), 0);
 }
 
+/* A page not first in its bin whose blocks other threads freed: its bin's
+ * mallocs never look at it, so only the sweep of the generic malloc path
+ * merges those frees and gives the empty page back. */
+enum { SW_BLOCKS = 200 };
+static void* sw_blocks[SW_BLOCKS];
+static size_t sw_per;
+static void* free_rest_of_first_page(void* arg) {
+  (void)arg;
+  for (size_t i = 1; i < sw_per; i++) lode_free(sw_blocks[i]);
+  return NULL;
+}
+
+static void sweep_gives_back_remotely_emptied_page(void) {
+  lode_heap_t* heap = lode_heap_new();
+  CHECK(heap != NULL);
+  for (size_t i = 0; i < SW_BLOCKS; i++) sw_blocks[i] = lode_heap_malloc(heap, 1000); /* 1024-byte class */
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(sw_blocks[0]), sw_blocks[0]);
+  sw_per = page->reserved; /* the heap's first page: blocks 0 .. reserved-1 */
+  CHECK(sw_per < SW_BLOCKS && page->used == sw_per);
+  lode_free(sw_blocks[0]); /* no longer full: behind the bin's current page */
+  CHECK(page != heap->pages[page->bin].first);
+  pthread_t t;
+  pthread_create(&t, NULL, free_rest_of_first_page, NULL); /* the rest, remotely */
+  pthread_join(t, NULL);
+  CHECK(page->in_use && page->used == sw_per - 1); /* nothing merged the remote frees yet */
+  for (int i = 0; i < 2000; i++) lode_free(lode_heap_malloc(heap, 100 << 10)); /* generic mallocs */
+  CHECK(!page->in_use || page->heap != heap); /* swept: merged, empty, given back */
+  CHECK_EQ(lode_check_thread(), 0);
+  for (size_t i = sw_per; i < SW_BLOCKS; i++) lode_free(sw_blocks[i]);
+  lode_heap_delete(heap);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   RUN(producer_consumer);
   RUN(concurrent_abandon_and_reclaim);
+  RUN(sweep_gives_back_remotely_emptied_page);
   return test_done();
 }

@@ -99,6 +99,26 @@ static void visit_collect(lode_heap_t* heap, lode_page_t* page, void* arg) {
   }
 }
 
+/* The sweep: as a non-forced collect of the heap's pages, but the page each
+ * bin allocates from stays (its own mallocs collect it; retiring decides). */
+static void visit_sweep(lode_heap_t* heap, lode_page_t* page, void* arg) {
+  (void)arg;
+  bool in_full = atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL;
+  if (!in_full && page->bin < LODE_BIN_HUGE && heap->pages[page->bin].first == page) return;
+  bool force = false;
+  visit_collect(heap, page, &force);
+}
+
+/* Blocks other threads free are merged into a page only when its bin looks at
+ * it, and a bin looks at its first pages only: a page further down (adopted
+ * from an exited thread, absorbed from a deleted heap) whose blocks all went
+ * that way stays in use, written memory with nothing live.  The generic malloc
+ * path sweeps every so often (heap.sweep_ticks). */
+void _lode_heap_sweep(lode_heap_t* heap) {
+  heap->sweep_ticks = 0;
+  heap_visit_pages(heap, visit_sweep, NULL);
+}
+
 static void heap_collect_pages(lode_heap_t* heap, bool force) {
   _lode_heap_delayed_free_all(heap);
   heap_visit_pages(heap, visit_collect, &force);

@@ -199,6 +199,7 @@ struct lode_heap_s {
   _Atomic(lode_block_t*) thread_delayed; /* blocks freed remotely into full pages */
   size_t page_count;
   size_t retired_min, retired_max;       /* bins that may hold retained empty pages */
+  size_t sweep_ticks;                    /* generic allocations since the last sweep */
   lode_heap_t* next;                     /* tld's heap list */
   bool is_backing;
   uint64_t keys[2];
@@ -447,6 +448,7 @@ size_t _lode_abandoned_count(void);
 void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);
 void _lode_heap_delayed_free_all(lode_heap_t* heap);
 void _lode_heap_collect_retired(lode_heap_t* heap, bool force);
+void _lode_heap_sweep(lode_heap_t* heap);
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force);
 void _lode_heap_abandon_all(lode_tld_t* tld);
 

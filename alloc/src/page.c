@@ -336,6 +336,9 @@ void* _lode_malloc_generic(lode_heap_t* heap, size_t size) {
   lode_tld_t* tld = heap->tld;
   _lode_heap_delayed_free_all(heap);
   _lode_heap_collect_retired(heap, false);
+  /* A sweep after 64 generic mallocs plus one per page of the heap: a page
+   * visit per generic malloc at most, amortized. */
+  if (lode_unlikely(++heap->sweep_ticks >= 64 + heap->page_count)) _lode_heap_sweep(heap);
   /* Expired purges run here too, but reading the clock costs as much as a
    * malloc: only when something is queued, and every 8th time.  Late purges
    * are fine; early ones are not (P6). */
