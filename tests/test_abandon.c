@@ -273,11 +273,77 @@ static void handed_on_segment_keeps_expiry(void) {
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
 }
 
+/* A reclaim adopts segments of the kind it needs, and huge ones (nobody asks
+ * for those; a huge block freed after its thread exited goes back only when
+ * its segment is adopted), but at most one segment of another kind: after a
+ * batch of threads exits, the first thread of the next batch wanting a
+ * medium page must not take every small segment and leave its siblings to
+ * map fresh ones. */
+enum { HOLDERS = 4 };
+static pthread_barrier_t holders_ready;
+static void* held[HOLDERS + 1];
+static void* hold_and_exit(void* arg) {
+  size_t i = (size_t)(uintptr_t)arg;
+  held[i] = lode_malloc(i < HOLDERS ? 64 : (size_t)8 << 20);
+  if (i < HOLDERS) pthread_barrier_wait(&holders_ready); /* alive together: a segment each */
+  return NULL;
+}
+
+static bool listed_abandoned(const lode_segment_t* seg) {
+  for (const lode_segment_t* s = _lode_abandoned_first(); s != NULL; s = s->next)
+    if (s == seg) return true;
+  return false;
+}
+
+static size_t left_abandoned;
+static bool huge_left;
+static void* want_medium(void* arg) {
+  (void)arg;
+  void* m = lode_malloc(20000); /* no abandoned segment is medium */
+  lode_stats_t st;
+  lode_stats_get(&st);
+  left_abandoned = st.segments_abandoned;
+  huge_left = listed_abandoned(_lode_ptr_segment(held[HOLDERS]));
+  lode_free(m);
+  return NULL;
+}
+
+static void reclaim_takes_its_kind(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_collect(true);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  pthread_t t[HOLDERS + 1];
+  pthread_barrier_init(&holders_ready, NULL, HOLDERS);
+  for (size_t i = 0; i < HOLDERS; i++) pthread_create(&t[i], NULL, hold_and_exit, (void*)(uintptr_t)i);
+  for (size_t i = 0; i < HOLDERS; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&holders_ready);
+  pthread_create(&t[HOLDERS], NULL, hold_and_exit, (void*)(uintptr_t)HOLDERS); /* huge, newest */
+  pthread_join(t[HOLDERS], NULL);
+  lode_segment_t* huge_seg = _lode_ptr_segment(held[HOLDERS]);
+  lode_free(held[HOLDERS]); /* freed remotely: its segment waits on the list */
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, HOLDERS + 1);
+  CHECK(listed_abandoned(huge_seg));
+  pthread_create(&t[0], NULL, want_medium, NULL);
+  pthread_join(t[0], NULL);
+  CHECK(!huge_left);                       /* adopted, and released: nothing lived */
+  CHECK_EQ(left_abandoned, HOLDERS - 1);   /* one small segment taken, not all four */
+  CHECK_EQ(lode_check_process(), 0);
+  for (size_t i = 0; i < HOLDERS; i++) lode_free(held[i]);
+  lode_collect(true);
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
   RUN(fully_freed_abandoned_segment_is_released);
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
+  RUN(reclaim_takes_its_kind);
   return test_done();
 }

@@ -7,6 +7,8 @@
  *   once, has no page on any purge queue and no page in any heap, and
  *   abandoned_pages == used;
  *   abandoned_count == length of the list == stats.segments_abandoned;
+ *   a reclaim adopts segments of the kind it needs and huge ones, and at most
+ *   one of another kind (the oldest);
  *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
  *   in-use pages sit in the reclaimer's backing heap and its committed free
  *   pages on the reclaimer's purge queue, with the expiries they had when the
@@ -16,8 +18,10 @@
 #include <pthread.h>
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static lode_segment_t* abandoned_first; /* guarded by abandoned_lock */
+static lode_segment_t* abandoned_first; /* newest; guarded by abandoned_lock */
+static lode_segment_t* abandoned_last;  /* oldest; guarded by abandoned_lock */
 static size_t abandoned_count;          /* guarded by abandoned_lock */
+#define RECLAIM_SCAN 64 /* segments a reclaim looks at for its kind */
 
 void _lode_abandoned_init(void) {}
 
@@ -33,21 +37,37 @@ static void abandoned_push(lode_segment_t* seg) {
   seg->prev = NULL;
   seg->next = abandoned_first;
   if (abandoned_first) abandoned_first->prev = seg;
+  else abandoned_last = seg;
   abandoned_first = seg;
   abandoned_count++;
   pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
 }
 
-static lode_segment_t* abandoned_pop(void) {
+static void unlink_locked(lode_segment_t* seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else abandoned_first = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  else abandoned_last = seg->prev;
+  seg->next = seg->prev = NULL;
+  abandoned_count--;
+}
+
+/* The newest abandoned segment a reclaim for `kind` can use: one of that
+ * kind, or a huge one (nobody asks for huge segments, and a huge block freed
+ * after its thread exited is given back only when its segment is adopted).
+ * Without one, at most the oldest segment of another kind (`other`): taking
+ * every segment on the way would leave the threads that start next to map
+ * fresh ones while this thread holds what the exited ones left; taking none
+ * would leave segments emptied by remote frees to a forced collect. */
+static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other) {
   pthread_mutex_lock(&abandoned_lock);
   lode_segment_t* seg = abandoned_first;
-  if (seg != NULL) {
-    abandoned_first = seg->next;
-    if (abandoned_first) abandoned_first->prev = NULL;
-    seg->next = seg->prev = NULL;
-    abandoned_count--;
-  }
+  for (size_t n = 0; seg != NULL && n < RECLAIM_SCAN; seg = seg->next, n++)
+    if (seg->kind == kind || seg->kind == LODE_PAGE_HUGE) break;
+  if (seg != NULL && seg->kind != kind && seg->kind != LODE_PAGE_HUGE) seg = NULL;
+  if (seg == NULL && other) seg = abandoned_last;
+  if (seg != NULL) unlink_locked(seg);
   pthread_mutex_unlock(&abandoned_lock);
   if (seg != NULL) _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
   return seg;
@@ -150,9 +170,11 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
 
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
+  bool other = true;
   for (size_t n = 0; n < max_segments; n++) {
-    lode_segment_t* seg = abandoned_pop();
+    lode_segment_t* seg = abandoned_pop(kind, other);
     if (seg == NULL) return false;
+    if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE) other = false;
     if (!segment_claim(seg, tld)) {
       lode_assert(!"abandoned segment already owned");
       continue;
@@ -168,7 +190,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
   lode_segment_t* list = abandoned_first;
   size_t n = abandoned_count;
-  abandoned_first = NULL;
+  abandoned_first = abandoned_last = NULL;
   abandoned_count = 0;
   pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_sub(&_lode_stats.segments_abandoned, n);
