@@ -6,7 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2",
+/* A hook named "X-what" breaks invariant X another way. */
+static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2", "A2-links",
                             "A3", "A4", "A5", "F1", "F2", "F3", "H1"};
 
 static int child(const char* id) {
@@ -22,7 +23,9 @@ static int child(const char* id) {
     n += lode_check_clean(st.committed_current);
   }
   if (n == 0) return 2;
-  return test_was_reported(id) ? 0 : 3;
+  char inv[8];
+  snprintf(inv, sizeof(inv), "%.*s", (int)strcspn(id, "-"), id);
+  return test_was_reported(inv) ? 0 : 3;
 }
 
 static void each_invariant_fires(void) {

@@ -31,6 +31,7 @@ void _lode_abandoned_fork_child(void) { pthread_mutex_unlock(&abandoned_lock); }
 
 lode_segment_t* _lode_abandoned_first(void) { return abandoned_first; }
 size_t _lode_abandoned_count(void) { return abandoned_count; }
+lode_segment_t* _lode_abandoned_last(void) { return abandoned_last; }
 
 static void abandoned_push(lode_segment_t* seg) {
   pthread_mutex_lock(&abandoned_lock);

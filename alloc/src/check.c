@@ -291,16 +291,21 @@ size_t lode_check_process(void) {
   _lode_segments_unlock();
   size_t count = _lode_abandoned_count();
   size_t n = 0;
-  for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) {
+  lode_segment_t* prev = NULL;
+  for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; prev = seg, seg = seg->next) {
     if (++n > count + 1) {
       _lode_check_report("A2", seg, "abandoned list longer than its count (cycle or duplicate)");
       break;
     }
+    /* reclaims unlink from the middle and the oldest end: both links matter */
+    REPORT_IF(seg->prev != prev, "A2", seg, "abandoned list's back link is wrong");
     REPORT_IF(!seg->is_abandoned, "A1", seg, "segment on the abandoned list is not marked abandoned");
     for (lode_segment_t* other = seg->next; other != NULL && listed < count + 1; other = other->next, listed++)
       REPORT_IF(other == seg, "A1", seg, "segment on the abandoned list twice");
   }
   REPORT_IF(n != count && n <= count + 1, "A2", NULL, "abandoned count differs from the list's length");
+  REPORT_IF(n <= count && _lode_abandoned_last() != prev, "A2", _lode_abandoned_last(),
+            "abandoned list's oldest end is not its last segment");
   REPORT_IF(n != abandoned_seen && n <= count + 1, "A1", NULL, "abandoned segments missing from the abandoned list");
   REPORT_IF(atomic_load_explicit(&_lode_stats.segments_abandoned, memory_order_relaxed) != count, "A2", NULL,
             "abandoned statistic differs from the list's count");

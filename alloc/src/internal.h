@@ -443,6 +443,7 @@ void _lode_abandoned_fork_child(void);
 /* check.c walks the list with other threads quiescent. */
 lode_segment_t* _lode_abandoned_first(void);
 size_t _lode_abandoned_count(void);
+lode_segment_t* _lode_abandoned_last(void);
 
 /* heap.c */
 void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);

@@ -109,6 +109,12 @@ int lode_test_corrupt(const char* inv) {
     _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
     return 0;
   }
+  if (strcmp(inv, "A2-links") == 0) {
+    lode_segment_t* seg = abandoned_segment();
+    if (seg == NULL) return -1;
+    seg->prev = seg; /* the newest segment has nothing before it */
+    return 0;
+  }
   if (strcmp(inv, "A3") == 0) {
     lode_segment_t* seg = abandoned_segment();
     if (seg == NULL) return -1;
