@@ -278,7 +278,8 @@ static void handed_on_segment_keeps_expiry(void) {
  * its segment is adopted), but at most one segment of another kind: after a
  * batch of threads exits, the first thread of the next batch wanting a
  * medium page must not take every small segment and leave its siblings to
- * map fresh ones. */
+ * map fresh ones.  Once they have waited longer than the purge delay, any
+ * reclaim takes them (no owner purges or merges them meanwhile). */
 enum { HOLDERS = 4 };
 static pthread_barrier_t holders_ready;
 static void* held[HOLDERS + 1];
@@ -309,7 +310,9 @@ static void* want_medium(void* arg) {
 }
 
 static void reclaim_takes_its_kind(void) {
-  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_test_set_clock(virtual_now, NULL);
+  vclock = 0;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_collect(true);
   lode_stats_t st;
   lode_stats_get(&st);
@@ -326,16 +329,24 @@ static void reclaim_takes_its_kind(void) {
   lode_stats_get(&st);
   CHECK_EQ(st.segments_abandoned, HOLDERS + 1);
   CHECK(listed_abandoned(huge_seg));
+  vclock = 500; /* within the delay */
   pthread_create(&t[0], NULL, want_medium, NULL);
   pthread_join(t[0], NULL);
   CHECK(!huge_left);                       /* adopted, and released: nothing lived */
   CHECK_EQ(left_abandoned, HOLDERS - 1);   /* one small segment taken, not all four */
+  CHECK_EQ(lode_check_process(), 0);
+  vclock = 1500; /* the others waited longer than the delay: anyone takes them */
+  pthread_create(&t[0], NULL, want_medium, NULL);
+  pthread_join(t[0], NULL);
+  CHECK_EQ(left_abandoned, 0);
   CHECK_EQ(lode_check_process(), 0);
   for (size_t i = 0; i < HOLDERS; i++) lode_free(held[i]);
   lode_collect(true);
   lode_stats_get(&st);
   CHECK_EQ(st.segments_abandoned, 0);
   CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
 int main(void) {

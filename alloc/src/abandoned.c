@@ -7,8 +7,9 @@
  *   once, has no page on any purge queue and no page in any heap, and
  *   abandoned_pages == used;
  *   abandoned_count == length of the list == stats.segments_abandoned;
- *   a reclaim adopts segments of the kind it needs and huge ones, and at most
- *   one of another kind (the oldest);
+ *   a reclaim adopts segments of the kind it needs, huge ones, and those
+ *   that waited longer than the purge delay, and at most one more of another
+ *   kind (the oldest); the list runs from newest to oldest;
  *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
  *   in-use pages sit in the reclaimer's backing heap and its committed free
  *   pages on the reclaimer's purge queue, with the expiries they had when the
@@ -22,6 +23,7 @@ static lode_segment_t* abandoned_first; /* newest; guarded by abandoned_lock */
 static lode_segment_t* abandoned_last;  /* oldest; guarded by abandoned_lock */
 static size_t abandoned_count;          /* guarded by abandoned_lock */
 #define RECLAIM_SCAN 64 /* segments a reclaim looks at for its kind */
+#define STALE_MIN_MS 10 /* how long a segment waits for its kind when the purge delay is <= 0 */
 
 void _lode_abandoned_init(void) {}
 
@@ -54,20 +56,24 @@ static void unlink_locked(lode_segment_t* seg) {
   abandoned_count--;
 }
 
-/* The newest abandoned segment a reclaim for `kind` can use: one of that
- * kind, or a huge one (nobody asks for huge segments, and a huge block freed
- * after its thread exited is given back only when its segment is adopted).
- * Without one, at most the oldest segment of another kind (`other`): taking
- * every segment on the way would leave the threads that start next to map
- * fresh ones while this thread holds what the exited ones left; taking none
- * would leave segments emptied by remote frees to a forced collect. */
-static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other) {
+/* The segment a reclaim for `kind` takes next: the oldest if it has waited
+ * longer than the purge delay (nobody of its kind came for it, and no owner
+ * purges its free pages or merges the frees into it); else the newest of
+ * `kind`, or a huge one (nobody asks for huge segments, and a huge block
+ * freed after its thread exited goes back only through an adopter); else,
+ * when `other`, the oldest.  Taking every segment on the way would leave the
+ * threads that start next to map fresh ones while this thread holds what
+ * the exited ones left. */
+static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other, int64_t stale_before) {
   pthread_mutex_lock(&abandoned_lock);
-  lode_segment_t* seg = abandoned_first;
-  for (size_t n = 0; seg != NULL && n < RECLAIM_SCAN; seg = seg->next, n++)
-    if (seg->kind == kind || seg->kind == LODE_PAGE_HUGE) break;
-  if (seg != NULL && seg->kind != kind && seg->kind != LODE_PAGE_HUGE) seg = NULL;
-  if (seg == NULL && other) seg = abandoned_last;
+  lode_segment_t* seg = abandoned_last;
+  if (seg != NULL && seg->abandoned_at >= stale_before) {
+    seg = abandoned_first;
+    for (size_t n = 0; seg != NULL && n < RECLAIM_SCAN; seg = seg->next, n++)
+      if (seg->kind == kind || seg->kind == LODE_PAGE_HUGE) break;
+    if (seg != NULL && seg->kind != kind && seg->kind != LODE_PAGE_HUGE) seg = NULL;
+    if (seg == NULL && other) seg = abandoned_last;
+  }
   if (seg != NULL) unlink_locked(seg);
   pthread_mutex_unlock(&abandoned_lock);
   if (seg != NULL) _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
@@ -94,6 +100,7 @@ void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   seg->tld = NULL;
   seg->is_abandoned = true;
   seg->abandoned_pages = seg->used;
+  seg->abandoned_at = _lode_clock_now();
   atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
   _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
   abandoned_push(seg);
@@ -172,10 +179,12 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;
+  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
+  int64_t stale_before = _lode_clock_now() - (delay > 0 ? delay : STALE_MIN_MS);
   for (size_t n = 0; n < max_segments; n++) {
-    lode_segment_t* seg = abandoned_pop(kind, other);
+    lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
     if (seg == NULL) return false;
-    if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE) other = false;
+    if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
     if (!segment_claim(seg, tld)) {
       lode_assert(!"abandoned segment already owned");
       continue;
@@ -189,7 +198,7 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
  * back to the OS; the others return to the list. */
 size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
-  lode_segment_t* list = abandoned_first;
+  lode_segment_t* list = abandoned_last; /* oldest first: the survivors keep their order */
   size_t n = abandoned_count;
   abandoned_first = abandoned_last = NULL;
   abandoned_count = 0;
@@ -198,7 +207,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   size_t released = 0;
   while (list != NULL) {
     lode_segment_t* seg = list;
-    list = seg->next;
+    list = seg->prev;
     seg->next = seg->prev = NULL;
     if (!segment_claim(seg, tld)) {
       lode_assert(!"abandoned segment already owned");

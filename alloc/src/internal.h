@@ -176,6 +176,7 @@ typedef struct lode_segment_s {
   uint32_t used;                 /* pages in use */
   uint32_t committed;            /* pages with is_committed */
   uint32_t abandoned_pages;      /* in-use pages at abandon time (A1) */
+  int64_t abandoned_at;          /* clock at abandon: after a delay any reclaim takes it */
   bool is_abandoned;
   bool has_protected;            /* huge: a shrink decommitted (PROT_NONE) part of it */
   struct lode_segment_s* next;   /* tld segment list, or abandoned list */
