@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <lode.h>
+#include "testing.h"
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -56,7 +56,7 @@ fi
 build() { # dir [env...]
   local dir=$1; shift
   mkdir -p "$dir"
-  env "$@" CC=afl-clang-fast cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLODE_DEBUG=2 \
+  env "$@" CC=afl-clang-fast cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLODE_DEBUG=2 -DLODE_TESTING=ON \
     -DLODE_BUILD_TESTS=OFF -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_FUZZ=ON -DLODE_FUZZ_AFL=ON >"$dir/configure.log" 2>&1 &&
     env "$@" AFL_QUIET=1 cmake --build "$dir" -j2 --target lode-fuzz-afl lode-replay >"$dir/build.log" 2>&1
 }

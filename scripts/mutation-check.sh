@@ -38,7 +38,7 @@ copy_tree() { # dest
 build() { # src dir cc type extra-cmake-args...
   local src=$1 dir=$2 cc=$3 type=$4; shift 4
   mkdir -p "$dir"
-  CC=$cc cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir/configure.log" 2>&1 &&
+  CC=$cc cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DLODE_TESTING=ON "$@" >"$dir/configure.log" 2>&1 &&
     cmake --build "$dir" -j$jobs >"$dir/build.log" 2>&1
 }
 

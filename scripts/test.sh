@@ -11,7 +11,7 @@ status=0
 
 build() { # dir cc cmake-args...
   local dir=$1 cc=$2; shift 2
-  CC=$cc cmake -S . -B "$dir" "$@" >/dev/null
+  CC=$cc cmake -S . -B "$dir" -DLODE_TESTING=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
 

@@ -149,19 +149,9 @@ size_t lode_check_thread(void);
 size_t lode_check_process(void);
 size_t lode_check_clean(size_t committed_baseline);
 
-/* ---------------------------------------------------------------------------
- * Test hooks: deterministic time and OS-failure injection.  Cheap when unused.
- * ------------------------------------------------------------------------- */
-typedef int64_t(lode_clock_fn)(void* arg);   /* milliseconds, monotonic */
-void lode_test_set_clock(lode_clock_fn* fn, void* arg); /* NULL: CLOCK_MONOTONIC */
+/* lode's clock (milliseconds, monotonic): the time purge expiries are in.
+ * Test builds can replace it (testing.h). */
 int64_t lode_clock_now(void);
-/* The next `count` OS reserve/commit calls fail (allocation returns NULL with
- * ENOMEM); 0 cancels.  Returns how many injected failures were still pending. */
-long lode_test_fail_os(long count);
-/* Corrupt state on purpose so that `invariant`'s check must fire (builds with
- * LODE_TESTING only).  Returns 0 when done, -1 when unknown or unsupported.
- * The process state is broken afterwards: call it in a child process. */
-int lode_test_corrupt(const char* invariant);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -9,7 +9,8 @@
  *   abandoned_count == length of the list == stats.segments_abandoned;
  *   a reclaim adopts segments of the kind it needs, huge ones, and those
  *   that waited longer than the purge delay, and at most one more of another
- *   kind (the oldest); the list runs from newest to oldest;
+ *   kind (the oldest); the list runs from newest to oldest (abandoned_at
+ *   never increases along it), also across a forced collect that detached it;
  *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
  *   in-use pages sit in the reclaimer's backing heap and its committed free
  *   pages on the reclaimer's purge queue, with the expiries they had when the
@@ -24,8 +25,6 @@ static lode_segment_t* abandoned_last;  /* oldest; guarded by abandoned_lock */
 static size_t abandoned_count;          /* guarded by abandoned_lock */
 #define RECLAIM_SCAN 64 /* segments a reclaim looks at for its kind */
 #define STALE_MIN_MS 10 /* how long a segment waits for its kind when the purge delay is <= 0 */
-
-void _lode_abandoned_init(void) {}
 
 void _lode_abandoned_fork_prepare(void) { pthread_mutex_lock(&abandoned_lock); }
 void _lode_abandoned_fork_parent(void) { pthread_mutex_unlock(&abandoned_lock); }
@@ -86,12 +85,7 @@ static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other, int64_t 
  * cleared and the segment is published (or released when nothing in it
  * lives). */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    lode_page_t* page = &seg->pages[i];
-    int64_t expire = page->purge_expire;
-    if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
-    page->purge_expire = expire;
-  }
+  _lode_purge_queue_forget_segment(tld, seg);
   if (seg->used == 0) {
     _lode_segment_release(seg, tld);
     return;
@@ -103,6 +97,7 @@ void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   seg->abandoned_at = _lode_clock_now();
   atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
   _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
+  LODE_POINT(LODE_POINT_ABANDON_UNLISTED, seg);
   abandoned_push(seg);
 }
 
@@ -149,8 +144,6 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   }
   _lode_segment_list_push(&tld->segments[seg->kind], seg, seg->used < seg->page_count);
   lode_heap_t* backing = &tld->heap_backing;
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  int64_t now = _lode_clock_now();
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
     if (page->in_use && page->span_back == 0) {
@@ -160,51 +153,56 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
       _lode_page_set_delayed(page, LODE_DELAYED_NO, true);
       _lode_queue_push_back(backing, &backing->pages[page->bin], page);
       backing->page_count++;
-    } else if (!page->in_use && page->is_committed && delay > 0) {
-      if (page->purge_expire != 0) _lode_purge_queue_push_expiring(tld, page, page->purge_expire);
-      else _lode_purge_queue_push(tld, page, now); /* freed since the owner exited */
+    } else if (!page->in_use && page->is_committed) {
+      /* freed since the owner exited: purge_expire 0, the policy's expiry */
+      _lode_purge_schedule(tld, page, 1, page->purge_expire);
     }
   }
   /* What came due while the segment waited goes now, as the owner's timer
    * would have taken it. */
-  if (delay > 0 && _lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
-  if (delay == 0) {
-    for (uint32_t i = 0; i < seg->page_count; i++) {
-      if (!seg->pages[i].in_use && seg->pages[i].is_committed) _lode_page_purge(&seg->pages[i], tld);
-    }
-  }
+  int64_t now = _lode_clock_now();
+  if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
   return true;
 }
 
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  int64_t stale_before = _lode_clock_now() - (delay > 0 ? delay : STALE_MIN_MS);
+  /* How long a segment waits for a reclaim of its kind: the base delay (not
+   * a purge decision: no memory goes back here), or STALE_MIN_MS when the
+   * policy purges at once or never. */
+  int64_t now = _lode_clock_now(), expire;
+  int64_t wait = _lode_purge_decide(now, &expire) == LODE_PURGE_LATER ? _lode_option(LODE_OPTION_PURGE_DELAY) : STALE_MIN_MS;
+  int64_t stale_before = lode_sat_add(now, -wait);
   for (size_t n = 0; n < max_segments; n++) {
     lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
     if (seg == NULL) return false;
     if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
+    LODE_POINT(LODE_POINT_RECLAIM_POPPED, seg);
     if (!segment_claim(seg, tld)) {
       lode_assert(!"abandoned segment already owned");
       continue;
     }
+    LODE_POINT(LODE_POINT_RECLAIM_ADOPTING, seg);
     if (segment_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
   }
   return false;
 }
 
 /* Forced collect: abandoned segments whose blocks have all been freed go
- * back to the OS; the others return to the list. */
+ * back to the OS; the others return to the list at its oldest end, in the
+ * order they had: segments that threads abandoned meanwhile are newer. */
 size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
-  lode_segment_t* list = abandoned_last; /* oldest first: the survivors keep their order */
+  lode_segment_t* list = abandoned_last; /* oldest first */
   size_t n = abandoned_count;
   abandoned_first = abandoned_last = NULL;
   abandoned_count = 0;
   pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_sub(&_lode_stats.segments_abandoned, n);
-  size_t released = 0;
+  LODE_POINT(LODE_POINT_COLLECT_DETACHED, NULL);
+  lode_segment_t *kept_newest = NULL, *kept_oldest = NULL;
+  size_t kept = 0, released = 0;
   while (list != NULL) {
     lode_segment_t* seg = list;
     list = seg->prev;
@@ -221,7 +219,20 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
     }
     seg->abandoned_pages = seg->used;
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
-    abandoned_push(seg);
+    seg->next = kept_newest; /* each one kept is newer than the ones before */
+    if (kept_newest != NULL) kept_newest->prev = seg;
+    else kept_oldest = seg;
+    kept_newest = seg;
+    kept++;
   }
+  if (kept == 0) return released;
+  pthread_mutex_lock(&abandoned_lock);
+  kept_newest->prev = abandoned_last;
+  if (abandoned_last != NULL) abandoned_last->next = kept_newest;
+  else abandoned_first = kept_newest;
+  abandoned_last = kept_oldest;
+  abandoned_count += kept;
+  pthread_mutex_unlock(&abandoned_lock);
+  _lode_stat_add(&_lode_stats.segments_abandoned, NULL, kept);
   return released;
 }

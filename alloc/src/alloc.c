@@ -9,14 +9,28 @@
 #include <stdlib.h>
 
 
+/* Not the fast path: the generic one, and before it a thread's first
+ * allocation (its thread data).  A thread whose exit already ran (a later
+ * pthread key destructor allocates) gives its new thread data back at once:
+ * no destructor would run for it again. */
+static lode_noinline void* malloc_slow(lode_heap_t* heap, size_t size) {
+  if (lode_likely(heap->tld != NULL)) return _lode_heap_malloc_generic(heap, size);
+  bool exited = LODE_TLS(thread_exited);
+  heap = _lode_thread_init();
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void* p = _lode_heap_malloc_generic(heap, size);
+  if (exited) _lode_thread_exit_again();
+  return p;
+}
+
 static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
   lode_page_t* page = heap->pages_direct[(size + 7) >> 3];
-  lode_block_t* block = page->free;
-  if (lode_unlikely(block == NULL)) return _lode_malloc_generic(heap, size);
-  page->free = lode_block_next(page, block);
-  page->used++;
-  lode_assert_internal(page->used <= page->capacity && page->block_size >= size);
-  return block;
+  if (lode_unlikely(page->free == NULL)) return malloc_slow(heap, size);
+  lode_assert_internal(page->block_size >= size);
+  return lode_page_pop(page);
 }
 
 static inline void* heap_malloc(lode_heap_t* heap, size_t size) {
@@ -25,14 +39,9 @@ static inline void* heap_malloc(lode_heap_t* heap, size_t size) {
     /* Medium and large sizes: the first page of the bin, as the direct
      * table would give it. */
     lode_page_t* page = heap->pages[lode_bin_of(size)].first;
-    lode_block_t* block;
-    if (lode_likely(page != NULL && (block = page->free) != NULL)) {
-      page->free = lode_block_next(page, block);
-      page->used++;
-      return block;
-    }
+    if (lode_likely(page != NULL && page->free != NULL)) return lode_page_pop(page);
   }
-  return _lode_malloc_generic(heap, size);
+  return malloc_slow(heap, size);
 }
 
 void* lode_malloc(size_t size) { return heap_malloc(_lode_heap_get_default(), size); }
@@ -44,6 +53,9 @@ void* lode_heap_malloc(lode_heap_t* heap, size_t size) {
 
 static bool mul_overflow(size_t a, size_t b, size_t* out) { return __builtin_mul_overflow(a, b, out); }
 
+/* Memory lode knows to be zero is not cleared again: a block popped from a
+ * page whose free list holds only never-used blocks of memory fresh from the
+ * OS (or purged in a mode that zeroes) holds nothing but its link. */
 void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
   size_t total;
   if (mul_overflow(count, size, &total)) {
@@ -51,7 +63,12 @@ void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
     return NULL;
   }
   void* p = lode_heap_malloc(heap, total);
-  if (p != NULL) memset(p, 0, total);
+  if (p == NULL) return NULL;
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  if (page->free_is_zero && (uint8_t*)p >= page->area && (uint8_t*)p < page->area + page->area_size)
+    memset(p, 0, total < sizeof(lode_block_t) ? total : sizeof(lode_block_t));
+  else
+    memset(p, 0, total);
   return p;
 }
 
@@ -117,12 +134,15 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
   uint64_t off = (uint64_t)(u - page->area);
   lode_block_t* block = (lode_block_t*)u;
   if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) {
-    /* An aligned allocation hands out align_up(block, A): it lies less than
-     * A, and so less than its own lowest set bit, past the block start. */
+    /* An aligned allocation hands out a pointer inside its block, whose
+     * first word then says where (page.c): any other pointer into the block
+     * is not one lode handed out.  A freed block lost its tag to its link. */
     block = _lode_page_unalign(page, p);
-    uintptr_t d = (uintptr_t)p - (uintptr_t)block, a = (uintptr_t)p;
-    if (d != 0 && d >= (a & (~a + 1))) {
-      _lode_error_pointer(func, "invalid pointer (not the start of a block)", p);
+    if (!_lode_page_aligned_tag_ok(page, block, p)) {
+      /* the owner may look at its lists: a freed aligned block lost its tag */
+      bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
+      bool is_free = mine && block != (lode_block_t*)u && page->in_use && looks_double_free(page, block);
+      _lode_error_pointer(func, is_free ? "double free" : "invalid pointer (not the start of a block)", p);
       return NULL;
     }
   } else if (seg->kind == LODE_PAGE_HUGE ? off != 0 : !lode_is_multiple(off, page->block_magic)) {
@@ -134,9 +154,9 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
   return block;
 }
 
-void _lode_free_slow(lode_segment_t* seg, lode_page_t* page, void* p, const char* func) {
-  (void)seg; (void)page;
-  if (p == NULL) return;
+static lode_noinline void free_slow(void* p, const char* func) {
+  lode_segment_t* seg;
+  lode_page_t* page;
   lode_block_t* block = resolve(p, func, &seg, &page);
   if (block == NULL) return;
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id()) {
@@ -149,7 +169,7 @@ void _lode_free_slow(lode_segment_t* seg, lode_page_t* page, void* p, const char
       _lode_error_pointer(func, "double free", p);
       return;
     }
-    _lode_page_free_block_owned(page, block);
+    _lode_heap_free_block(page, block);
   } else {
     _lode_page_free_remote(page, block);
   }
@@ -159,7 +179,7 @@ void lode_free(void* p) {
   if (lode_unlikely(p == NULL)) return;
   lode_segment_t* seg = _lode_ptr_segment(p);
   if (lode_unlikely(!_lode_segment_map_is_start(p))) {
-    _lode_free_slow(NULL, NULL, p, "free");
+    free_slow(p, "free");
     return;
   }
   lode_page_t* page = _lode_segment_page_of(seg, p);
@@ -174,11 +194,11 @@ void lode_free(void* p) {
       if (page->local_free == NULL) page->local_free_tail = block;
       lode_block_set_next(page, block, page->local_free);
       page->local_free = block;
-      if (lode_unlikely(--page->used == 0)) _lode_page_retire(page);
+      if (lode_unlikely(--page->used == 0)) _lode_heap_page_retire(page);
       return;
     }
   }
-  _lode_free_slow(seg, page, p, "free");
+  free_slow(p, "free");
 }
 
 size_t lode_usable_size(const void* p) {
@@ -230,9 +250,7 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
         errno = ENOMEM;
         return NULL;
       }
-      lode_block_t* block = page->free;
-      page->free = NULL;
-      page->used = 1;
+      lode_block_t* block = lode_page_pop(page);
       _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
       _lode_queue_to_full(heap, page);
       lode_assert(((uintptr_t)block & (alignment - 1)) == 0);
@@ -243,7 +261,10 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
       lode_segment_t* seg = _lode_ptr_segment(raw);
       lode_page_t* page = _lode_segment_page_of(seg, raw);
       uint8_t* aligned = (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
-      if (aligned != raw) atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
+      if (aligned != raw) {
+        atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
+        _lode_page_aligned_tag_set(page, (lode_block_t*)raw, aligned);
+      }
       p = aligned;
     }
   }

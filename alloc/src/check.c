@@ -8,7 +8,7 @@
 
 static lode_check_reporter_fn* reporter;
 static void* reporter_arg;
-static __thread size_t violations;
+#define violations LODE_TLS(check_violations)
 
 static void default_reporter(const char* inv, const void* obj, const char* msg, void* arg) {
   (void)arg;
@@ -160,6 +160,20 @@ static void check_purge_queue(const lode_tld_t* tld, uintptr_t tid) {
   }
 }
 
+/* S1: a free page carries nothing of a life it had (in a heap, as a span's
+ * head or tail, in a segment of another kind before the cache took it). */
+static void check_free_page(const lode_page_t* page) {
+  REPORT_IF(page->used != 0 || page->capacity != 0 || page->free != NULL || page->local_free != NULL, "S1", page,
+            "free page still holds blocks or free lists");
+  REPORT_IF(atomic_load_explicit(&page->flags, memory_order_relaxed) != 0 ||
+                atomic_load_explicit(&page->thread_free, memory_order_relaxed) != 0 ||
+                atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL,
+            "S1", page, "free page still has flags, remote frees or a heap");
+  REPORT_IF(page->span_back != 0 || page->span_count != 0, "S1", page, "free page still marked part of a span");
+  REPORT_IF(page->is_committed && page->area_zero, "S1", page, "committed free page claims its memory reads as zero");
+  REPORT_IF(page->area == NULL || page->area_size == 0, "S1", page, "free page has no area");
+}
+
 static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged_out) {
   size_t flagged = 0;
   for (int k = 0; k < LODE_PAGE_KINDS; k++) {
@@ -196,6 +210,7 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
           for (const lode_heap_t* h = tld->heaps; h != NULL && nh < 100000; h = h->next, nh++) found |= h == owner;
           REPORT_IF(!found, "H1", page, "page in use belongs to no live heap of its thread");
         }
+        if (!page->in_use) check_free_page(page);
         committed += page->is_committed;
         if (page->on_purge_queue) {
           flagged++;
@@ -216,6 +231,16 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
     REPORT_IF(n != list->count && n <= list->count + 1, "H1", list, "segment list count differs from its length");
   }
   *flagged_out = flagged;
+}
+
+/* O1 (LODE_SIM): the simulated OS found purged memory written when it was
+ * committed again: a live block in a page lode purged, or a stray write. */
+static void check_sim_os(void) {
+#ifdef LODE_SIM
+  lode_sim_os_stats_t st;
+  lode_sim_os_stats(&st);
+  REPORT_IF(st.poison_errors != 0, "O1", st.first_error, "memory was written while purged");
+#endif
 }
 
 /* P4: what the last collect promised still holds if nothing was queued or
@@ -242,6 +267,7 @@ static void check_collect_mark(const lode_tld_t* tld) {
 
 size_t lode_check_thread(void) {
   violations = 0;
+  check_sim_os();
   lode_heap_t* heap = _lode_heap_get_default();
   lode_tld_t* tld = heap->tld;
   if (tld == NULL) return 0;
@@ -260,11 +286,13 @@ size_t lode_check_thread(void) {
 /* --- process-wide ------------------------------------------------------------ */
 size_t lode_check_process(void) {
   violations = 0;
+  check_sim_os();
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
   for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) {
     REPORT_IF(seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg), "H1", seg, "segment cookie damaged");
     uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_acquire);
+    if (owner == LODE_THREAD_ID_FORKED) continue; /* a fork child: its parent's threads' */
     if (seg->is_abandoned) {
       abandoned_seen++;
       REPORT_IF(owner != 0 || seg->tld != NULL, "A1", seg, "abandoned segment still has an owner");
@@ -272,6 +300,7 @@ size_t lode_check_process(void) {
       for (uint32_t i = 0; i < seg->page_count; i++) {
         const lode_page_t* page = &seg->pages[i];
         REPORT_IF(page->on_purge_queue, "P5", page, "page of an abandoned segment is on a purge queue");
+        if (!page->in_use) check_free_page(page);
         if (!page->in_use || page->span_back) continue;
         REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
                   "page of an abandoned segment still in a heap");
@@ -299,6 +328,8 @@ size_t lode_check_process(void) {
     }
     /* reclaims unlink from the middle and the oldest end: both links matter */
     REPORT_IF(seg->prev != prev, "A2", seg, "abandoned list's back link is wrong");
+    REPORT_IF(prev != NULL && prev->abandoned_at < seg->abandoned_at, "A2", seg,
+              "abandoned list out of age order (newest first)");
     REPORT_IF(!seg->is_abandoned, "A1", seg, "segment on the abandoned list is not marked abandoned");
     for (lode_segment_t* other = seg->next; other != NULL && listed < count + 1; other = other->next, listed++)
       REPORT_IF(other == seg, "A1", seg, "segment on the abandoned list twice");

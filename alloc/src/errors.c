@@ -1,7 +1,10 @@
-/* Error reporting without allocating: messages go straight to fd 2. */
+/* Error reporting without allocating: messages go straight to fd 2.  Also
+ * the one way lode waits for another thread (_lode_wait_step). */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static void write_all(const char* s, size_t n) {
@@ -77,4 +80,34 @@ void _lode_assert_fail(const char* expr, const char* file, int line) {
   buf[pos++] = '\n';
   write_all(buf, pos);
   abort();
+}
+
+/* Real time, not lode's clock: a test's virtual clock stands still while a
+ * thread waits. */
+static int64_t wait_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static _Atomic(bool) wait_reported;
+
+bool _lode_wait_step(lode_wait_t* w, const char* what, const void* obj) {
+  w->spins++;
+  sched_yield();
+  if ((w->spins & 63) != 1) return false; /* the clock every 64 yields */
+  int64_t now = wait_now_ms();
+  if (w->since == 0) w->since = now;
+  if (now - w->since < LODE_WAIT_LIMIT_MS) return false;
+  if (!atomic_exchange_explicit(&wait_reported, true, memory_order_relaxed) &&
+      _lode_option(LODE_OPTION_ON_ERROR) != LODE_ON_ERROR_IGNORE) {
+    char buf[256];
+    size_t pos = append(buf, 0, sizeof(buf) - 24, "lode: waited over 1 s for ");
+    pos = append(buf, pos, sizeof(buf) - 24, what);
+    buf[pos++] = ' ';
+    _lode_write_hex(buf, &pos, (uintptr_t)obj);
+    pos = append(buf, pos, sizeof(buf), "; going on without it (reported once)\n");
+    write_all(buf, pos);
+  }
+  return true;
 }

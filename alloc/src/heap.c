@@ -1,17 +1,8 @@
-/* Heaps: creation, delete (blocks move to the backing heap), destroy (all
- * blocks freed at once), collect, and a thread's final abandon. */
+/* Heaps: the generic allocation path (find or make a page with a free block:
+ * the heap's own pages, then abandoned segments of exited threads, then a new
+ * segment), owner frees and page retirement, collect and the sweep, heap
+ * delete and destroy, and a thread's final abandon. */
 #include "internal.h"
-
-#define EMPTY1 &_lode_page_empty
-#define EMPTY8 EMPTY1, EMPTY1, EMPTY1, EMPTY1, EMPTY1, EMPTY1, EMPTY1, EMPTY1
-#define EMPTY64 EMPTY8, EMPTY8, EMPTY8, EMPTY8, EMPTY8, EMPTY8, EMPTY8, EMPTY8
-
-lode_page_t _lode_page_empty;
-/* The heap of a thread that has not allocated yet: its direct table points at
- * a page with no free block, so the first malloc takes the generic path. */
-lode_heap_t _lode_heap_empty = {.tld = NULL, .pages_direct = {EMPTY64, EMPTY64, EMPTY1}};
-
-_Static_assert(LODE_DIRECT_COUNT == 129, "pages_direct initialiser size");
 
 void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing) {
   memset(heap, 0, sizeof(*heap));
@@ -27,21 +18,59 @@ static bool heap_is_mine(const lode_heap_t* heap) {
   return heap != NULL && heap->tld != NULL && heap->tld->thread_id == _lode_thread_id();
 }
 
+/* --- owner frees and retirement ------------------------------------------- */
+static void page_free_to_segment(lode_page_t* page, lode_heap_t* heap) {
+  _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
+  heap->page_count--;
+  uint32_t slices = _lode_segment_page_free(page, heap->tld);
+  if (slices != 0) _lode_purge_schedule(heap->tld, page, slices, 0);
+}
+
+/* An empty page leaves its heap, unless it is the only page of a small bin:
+ * then it stays a few generic allocations, so alloc/free of one block in a
+ * loop does not map and purge a page each time. */
+void _lode_heap_page_retire(lode_page_t* page) {
+  lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+  lode_assert(page->used == 0 && heap != NULL);
+  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
+    _lode_queue_from_full(heap, page);
+  lode_page_queue_t* q = &heap->pages[page->bin];
+  if (page->bin < LODE_BIN_HUGE && q->first == page && page->next == NULL &&
+      page->block_size <= LODE_MEDIUM_OBJ_MAX) {
+    page->retire_expire = page->block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
+    if (page->bin < heap->retired_min) heap->retired_min = page->bin;
+    if (page->bin > heap->retired_max) heap->retired_max = page->bin;
+    return;
+  }
+  page_free_to_segment(page, heap);
+}
+
+void _lode_heap_free_block(lode_page_t* page, lode_block_t* block) {
+  if (page->local_free == NULL) page->local_free_tail = block;
+  lode_block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) {
+    lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+    _lode_queue_from_full(heap, page);
+  }
+  if (--page->used == 0) _lode_heap_page_retire(page);
+}
+
 /* Blocks that remote threads freed into this heap's full pages. */
-void _lode_heap_delayed_free_all(lode_heap_t* heap) {
+static void heap_delayed_free_all(lode_heap_t* heap) {
   if (atomic_load_explicit(&heap->thread_delayed, memory_order_relaxed) == NULL) return;
   lode_block_t* b = atomic_exchange_explicit(&heap->thread_delayed, NULL, memory_order_acquire);
   while (b != NULL) {
     lode_block_t* next = b->next;
     lode_segment_t* seg = _lode_segment_map_lookup(b);
-    _lode_page_free_block_owned(_lode_segment_page_of(seg, b), b);
+    _lode_heap_free_block(_lode_segment_page_of(seg, b), b);
     b = next;
   }
 }
 
-/* Retained empty pages (see _lode_page_retire) leave after a few ticks, or
- * at once when forced. */
-void _lode_heap_collect_retired(lode_heap_t* heap, bool force) {
+/* Retained empty pages (see _lode_heap_page_retire) leave after a few ticks,
+ * or at once when forced. */
+static void heap_collect_retired(lode_heap_t* heap, bool force) {
   if (heap->retired_min > heap->retired_max) return;
   size_t min = LODE_BIN_FULL, max = 0;
   for (size_t bin = heap->retired_min; bin <= heap->retired_max; bin++) {
@@ -52,7 +81,7 @@ void _lode_heap_collect_retired(lode_heap_t* heap, bool force) {
       continue;
     }
     if (force || --page->retire_expire == 0) {
-      _lode_page_free_to_segment(page, heap);
+      page_free_to_segment(page, heap);
     } else {
       if (bin < min) min = bin;
       if (bin > max) max = bin;
@@ -62,6 +91,7 @@ void _lode_heap_collect_retired(lode_heap_t* heap, bool force) {
   heap->retired_max = max;
 }
 
+/* --- visiting pages ---------------------------------------------------------- */
 typedef void (*page_visitor)(lode_heap_t* heap, lode_page_t* page, void* arg);
 
 static void heap_visit_pages(lode_heap_t* heap, page_visitor fn, void* arg) {
@@ -76,14 +106,18 @@ static void heap_visit_pages(lode_heap_t* heap, page_visitor fn, void* arg) {
 }
 
 static void visit_set_never(lode_heap_t* heap, lode_page_t* page, void* arg) {
-  (void)heap; (void)arg;
-  _lode_page_set_delayed(page, LODE_DELAYED_NEVER, false);
+  (void)heap;
+  if (!_lode_page_set_delayed(page, LODE_DELAYED_NEVER, false)) *(bool*)arg = false;
 }
 
-/* After this no remote thread can push to heap->thread_delayed any more. */
-static void heap_stop_delayed(lode_heap_t* heap) {
-  heap_visit_pages(heap, visit_set_never, NULL);
-  _lode_heap_delayed_free_all(heap);
+/* After this no remote thread can push to heap->thread_delayed any more.
+ * False when a remote free in flight never finished (_lode_page_set_delayed):
+ * the heap's memory must then stay, for the push may still come. */
+static bool heap_stop_delayed(lode_heap_t* heap) {
+  bool settled = true;
+  heap_visit_pages(heap, visit_set_never, &settled);
+  heap_delayed_free_all(heap);
+  return settled;
 }
 
 static void visit_collect(lode_heap_t* heap, lode_page_t* page, void* arg) {
@@ -92,7 +126,7 @@ static void visit_collect(lode_heap_t* heap, lode_page_t* page, void* arg) {
   if (page->used == 0) {
     if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
       _lode_queue_from_full(heap, page);
-    _lode_page_free_to_segment(page, heap);
+    page_free_to_segment(page, heap);
   } else if ((atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) &&
              page->free != NULL && page->bin != LODE_BIN_HUGE) {
     _lode_queue_from_full(heap, page);
@@ -114,38 +148,17 @@ static void visit_sweep(lode_heap_t* heap, lode_page_t* page, void* arg) {
  * from an exited thread, absorbed from a deleted heap) whose blocks all went
  * that way stays in use, written memory with nothing live.  The generic malloc
  * path sweeps every so often (heap.sweep_ticks). */
-void _lode_heap_sweep(lode_heap_t* heap) {
+static void heap_sweep(lode_heap_t* heap) {
   heap->sweep_ticks = 0;
   heap_visit_pages(heap, visit_sweep, NULL);
 }
 
+/* --- collect ------------------------------------------------------------------- */
 static void heap_collect_pages(lode_heap_t* heap, bool force) {
-  _lode_heap_delayed_free_all(heap);
+  heap_delayed_free_all(heap);
   heap_visit_pages(heap, visit_collect, &force);
   heap->retired_min = LODE_BIN_FULL;
   heap->retired_max = 0;
-}
-
-/* Forced collect purges every free committed page of the thread's segments,
- * queued or not (a negative delay only stops the timer). */
-static void tld_purge_all_free(lode_tld_t* tld) {
-  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
-    lode_segment_t* seg = tld->segments[k].first;
-    while (seg != NULL) {
-      lode_segment_t* next = seg->next;
-      if (seg->committed > 0 && seg->used < seg->page_count) {
-        for (uint32_t i = 0; i < seg->page_count; i++) {
-          lode_page_t* page = &seg->pages[i];
-          if (!page->in_use && page->is_committed) {
-            bool released;
-            i += (uint32_t)_lode_page_purge_run(page, tld, INT64_MAX, -1, &released) - 1;
-            if (released) break;
-          }
-        }
-      }
-      seg = next;
-    }
-  }
 }
 
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
@@ -157,14 +170,12 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
     heap_collect_pages(heap, force);
   }
   int64_t now = _lode_clock_now();
-  /* Forced: empty segments go first, whole (one munmap, or one cache entry
-   * that the cache collect below unmaps), instead of an madvise for each of
-   * their queued pages and then the munmap anyway.  Purging frees no block,
-   * so no segment empties after this. */
-  if (force) _lode_segments_release_empty(tld);
+  /* Forced: empty segments go first, whole.  Purging frees no block, so no
+   * segment empties after this. */
+  if (force) _lode_purge_release_empty_segments(tld);
   _lode_purge_queue_run(tld, force, now);
   if (force) {
-    tld_purge_all_free(tld);
+    _lode_purge_all_free(tld);
     _lode_abandoned_release_empty(tld);
   }
   _lode_segment_cache_collect(force);
@@ -181,32 +192,23 @@ void lode_heap_collect(lode_heap_t* heap, bool force) {
   _lode_heap_collect_ex(heap, force);
 }
 
-void lode_collect(bool force) {
-  /* A thread that never allocated still releases abandoned segments. */
-  lode_heap_t* heap = lode_heap_get_default();
-  if (heap == NULL) return;
-  _lode_heap_collect_ex(heap, force);
-}
-
 /* --- new / delete / destroy ------------------------------------------------ */
-lode_heap_t* lode_heap_get_default(void) {
-  lode_heap_t* heap = _lode_heap_get_default();
-  if (heap->tld == NULL) heap = _lode_thread_init();
-  return heap;
-}
-
-lode_heap_t* lode_heap_new(void) {
-  lode_heap_t* backing = lode_heap_get_default();
-  if (backing == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  lode_heap_t* heap = lode_heap_malloc(backing, sizeof(lode_heap_t));
+lode_heap_t* _lode_heap_new_in(lode_heap_t* backing) {
+  lode_heap_t* heap = _lode_heap_malloc_generic(backing, sizeof(lode_heap_t));
   if (heap == NULL) return NULL;
   _lode_heap_init(heap, backing->tld, false);
   heap->next = backing->next;
   backing->next = heap;
   return heap;
+}
+
+/* The heap's own memory, a block of its thread's backing heap.  Kept for
+ * good when a remote free in flight never finished: its push may still land
+ * in it (a leak of one heap, where freeing it would corrupt a block). */
+static void heap_free_struct(lode_heap_t* heap, bool settled) {
+  if (!settled) return;
+  lode_segment_t* seg = _lode_ptr_segment(heap);
+  _lode_heap_free_block(_lode_segment_page_of(seg, heap), (lode_block_t*)heap);
 }
 
 static void heap_unlink(lode_heap_t* heap) {
@@ -231,31 +233,32 @@ static void visit_adopt(lode_heap_t* from, lode_page_t* page, void* arg) {
 }
 
 /* Move every page of `from` to `to` (same thread). */
-static void heap_absorb(lode_heap_t* to, lode_heap_t* from) {
-  heap_stop_delayed(from);
+static bool heap_absorb(lode_heap_t* to, lode_heap_t* from) {
+  bool settled = heap_stop_delayed(from);
   heap_visit_pages(from, visit_adopt, to);
+  return settled;
 }
 
 void lode_heap_delete(lode_heap_t* heap) {
   if (!heap_is_mine(heap) || heap->is_backing) return;
   lode_heap_t* backing = &heap->tld->heap_backing;
-  heap_absorb(backing, heap);
+  bool settled = heap_absorb(backing, heap);
   heap_unlink(heap);
-  lode_free(heap);
+  heap_free_struct(heap, settled);
 }
 
 static void visit_destroy(lode_heap_t* heap, lode_page_t* page, void* arg) {
   (void)arg;
   page->used = 0; /* every block of the page dies with the heap */
-  _lode_page_free_to_segment(page, heap);
+  page_free_to_segment(page, heap);
 }
 
 void lode_heap_destroy(lode_heap_t* heap) {
   if (!heap_is_mine(heap) || heap->is_backing) return;
-  heap_stop_delayed(heap);
+  bool settled = heap_stop_delayed(heap);
   heap_visit_pages(heap, visit_destroy, NULL);
   heap_unlink(heap);
-  lode_free(heap);
+  heap_free_struct(heap, settled);
 }
 
 bool lode_heap_owns(const lode_heap_t* heap, const void* p) {
@@ -274,7 +277,7 @@ static void visit_orphan(lode_heap_t* heap, lode_page_t* page, void* arg) {
   if (page->used == 0) {
     if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
       _lode_queue_from_full(heap, page);
-    _lode_page_free_to_segment(page, heap);
+    page_free_to_segment(page, heap);
     return;
   }
   _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
@@ -285,16 +288,19 @@ static void visit_orphan(lode_heap_t* heap, lode_page_t* page, void* arg) {
 }
 
 /* The thread is exiting: heaps fold into the backing heap, empty pages go
- * back, and every segment still holding a live block is abandoned. */
-void _lode_heap_abandon_all(lode_tld_t* tld) {
+ * back, and every segment still holding a live block is abandoned.  False
+ * when a remote free in flight never finished: tld must then stay. */
+bool _lode_heap_abandon_all(lode_tld_t* tld) {
   lode_heap_t* backing = &tld->heap_backing;
+  bool settled = true;
   while (backing->next != NULL) {
     lode_heap_t* h = backing->next;
-    heap_absorb(backing, h);
+    bool s = heap_absorb(backing, h);
     backing->next = h->next;
-    lode_free(h);
+    heap_free_struct(h, s);
+    settled = settled && s;
   }
-  heap_stop_delayed(backing);
+  settled = heap_stop_delayed(backing) && settled;
   heap_visit_pages(backing, visit_orphan, NULL);
   /* What is due goes now: no owner will run this queue again. */
   int64_t now = _lode_clock_now();
@@ -304,4 +310,132 @@ void _lode_heap_abandon_all(lode_tld_t* tld) {
     while ((seg = tld->segments[k].first) != NULL) _lode_segment_abandon(seg, tld);
   }
   lode_assert(tld->purge.first == NULL && tld->purge.count == 0);
+  return settled;
+}
+
+/* --- generic allocation ---------------------------------------------------- */
+static lode_page_kind_t kind_of_size(size_t bsize) {
+  if (bsize <= LODE_SMALL_OBJ_MAX) return LODE_PAGE_SMALL;
+  if (bsize <= LODE_MEDIUM_OBJ_MAX) return LODE_PAGE_MEDIUM;
+  return LODE_PAGE_LARGE;
+}
+
+/* A free page for a block of bsize, claimed: from the thread's segments,
+ * else from abandoned segments of exited threads (before mapping more), else
+ * from a new segment. */
+static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize) {
+  lode_tld_t* tld = heap->tld;
+  uint32_t slices = 1;
+  lode_page_t* page = _lode_segment_page_find(tld, kind, bsize, &slices);
+  if (page == NULL) {
+    _lode_abandoned_reclaim(heap, kind, 8);
+    page = _lode_segment_page_find(tld, kind, bsize, &slices);
+  }
+  bool fresh = false;
+  if (page == NULL) {
+    if (_lode_segment_alloc(tld, kind) == NULL) return NULL;
+    page = _lode_segment_page_find(tld, kind, bsize, &slices);
+    fresh = true;
+    lode_assert(page != NULL);
+  }
+  lode_segment_t* seg = _lode_page_segment(page);
+  _lode_purge_queue_take(tld, page, slices); /* P3 */
+  bool ok = _lode_segment_claim(tld, page, slices);
+  /* A cached mapping's warm pages, or slices a failed claim committed:
+   * committed free pages the purge policy must know of. */
+  bool released = (fresh || !ok) && _lode_purge_schedule_segment(tld, seg);
+  if (ok) return page;
+  if (!released) _lode_segment_try_release(seg, tld);
+  return NULL;
+}
+
+static lode_page_t* heap_fresh_page(lode_heap_t* heap, size_t bin) {
+  size_t bsize = lode_bin_size(bin);
+  lode_page_t* page = page_take(heap, kind_of_size(bsize), bsize);
+  if (page == NULL) return NULL;
+  _lode_page_init(page, bsize);
+  atomic_store_explicit(&page->heap, heap, memory_order_release);
+  _lode_queue_push_front(heap, &heap->pages[bin], page);
+  heap->page_count++;
+  _lode_page_extend(page);
+  return page;
+}
+
+static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
+  lode_page_queue_t* q = &heap->pages[bin];
+  lode_page_t* page = q->first;
+  while (page != NULL) {
+    lode_page_t* next = page->next;
+    _lode_page_collect(page, false);
+    if (page->free != NULL || _lode_page_extend(page)) {
+      page->retire_expire = 0;
+      if (q->first != page) {
+        _lode_queue_remove(heap, q, page);
+        _lode_queue_push_front(heap, q, page);
+      }
+      return page;
+    }
+    /* Full: ask for notice of the next remote free, then look once more in
+     * case one slipped in before the notice was on. */
+    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+    _lode_page_collect(page, false);
+    if (page->free != NULL) {
+      _lode_page_set_delayed(page, LODE_DELAYED_NO, false);
+      continue; /* examine it again: it is still q's candidate */
+    }
+    _lode_queue_to_full(heap, page);
+    page = next;
+  }
+  return heap_fresh_page(heap, bin);
+}
+
+lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment) {
+  lode_page_t* page = _lode_segment_huge_alloc(heap->tld, size, alignment);
+  if (page == NULL) return NULL;
+  _lode_page_init(page, lode_align_up(size, LODE_OS_PAGE_SIZE));
+  atomic_store_explicit(&page->heap, heap, memory_order_release);
+  _lode_queue_push_front(heap, &heap->pages[LODE_BIN_HUGE], page);
+  heap->page_count++;
+  _lode_page_extend(page);
+  return page;
+}
+
+void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size) {
+  lode_assert(heap->tld != NULL);
+  if (lode_unlikely(size > LODE_MAX_ALLOC_SIZE)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  lode_tld_t* tld = heap->tld;
+  heap_delayed_free_all(heap);
+  heap_collect_retired(heap, false);
+  /* A sweep after 64 generic mallocs plus one per page of the heap: a page
+   * visit per generic malloc at most, amortized. */
+  if (lode_unlikely(++heap->sweep_ticks >= 64 + heap->page_count)) heap_sweep(heap);
+  /* Expired purges run here too, but reading the clock costs as much as a
+   * malloc: only when something is queued, and every 8th time.  Late purges
+   * are fine; early ones are not (P6). */
+  if (tld->purge.first != NULL && (++tld->purge_ticks & 7) == 0) {
+    int64_t now = _lode_clock_now();
+    if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
+  }
+
+  size_t bin = lode_bin_of(size);
+  lode_page_t* page = bin == LODE_BIN_HUGE ? _lode_heap_huge_page(heap, size, 0) : heap_find_page(heap, bin);
+  if (lode_unlikely(page == NULL)) {
+    /* Out of memory: give back what this thread holds, then try once more. */
+    _lode_heap_collect_ex(heap, true);
+    page = bin == LODE_BIN_HUGE ? _lode_heap_huge_page(heap, size, 0) : heap_find_page(heap, bin);
+    if (page == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  lode_block_t* block = lode_page_pop(page);
+  lode_assert_expensive(_lode_page_accounting_ok(page));
+  if (bin == LODE_BIN_HUGE) {
+    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+    _lode_queue_to_full(heap, page);
+  }
+  return block;
 }

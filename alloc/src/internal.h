@@ -1,5 +1,7 @@
 /* lode internal types, constants and invariants.  Every mechanism's file
- * includes only this header; the types live here so the checker can see them. */
+ * includes only this header; the types live here so the checker can see them.
+ * Declarations are grouped by file, in layer order (alloc/src/layers.txt):
+ * a file calls only functions of the files above it in this header. */
 #ifndef LODE_INTERNAL_H
 #define LODE_INTERNAL_H
 
@@ -17,6 +19,9 @@
 
 #ifndef LODE_DEBUG
 #define LODE_DEBUG 0
+#endif
+#if defined(LODE_SIM) && !defined(LODE_TESTING)
+#error "LODE_SIM needs LODE_TESTING (CMake refuses the combination)"
 #endif
 
 #define lode_likely(x) __builtin_expect(!!(x), 1)
@@ -43,7 +48,7 @@ void _lode_assert_fail(const char* expr, const char* file, int line);
 #define LODE_SMALL_PAGE_SIZE ((size_t)1 << LODE_SMALL_PAGE_SHIFT)
 #define LODE_MEDIUM_PAGE_SIZE ((size_t)1 << LODE_MEDIUM_PAGE_SHIFT)
 #define LODE_SMALL_PAGES_PER_SEGMENT (LODE_SEGMENT_SIZE / LODE_SMALL_PAGE_SIZE)
-_Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps a 64-bit mask of warm pages");
+_Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps 64-bit masks of pages");
 #define LODE_SMALL_OBJ_MAX (LODE_SMALL_PAGE_SIZE / 8)   /* >= 8 blocks a page */
 #define LODE_MEDIUM_OBJ_MAX (LODE_MEDIUM_PAGE_SIZE / 8) /* 64 KiB */
 #define LODE_LARGE_OBJ_MAX (LODE_SEGMENT_SIZE / 2)      /* 2 MiB; larger is huge */
@@ -54,6 +59,10 @@ _Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps a 64-b
 /* Sizes beyond this cannot be served: it keeps size arithmetic far from overflow. */
 #define LODE_MAX_ALLOC_SIZE (((size_t)1 << 46))
 #define LODE_PURGE_BACKOFF_MAX 16 /* LODE_PURGE_BACKOFF's range: a delay may grow 2^16-fold */
+/* The segment map covers the user address space of 4-level paging; lode
+ * refuses (and unmaps) any reservation the kernel places beyond it. */
+#define LODE_ADDRESS_BITS 47
+#define LODE_ADDRESS_LIMIT ((uintptr_t)1 << LODE_ADDRESS_BITS)
 
 /* Size classes: 8, then multiples of 16 up to 128, then four classes per
  * doubling (160, 192, 224, 256, 320, ...).  Every class above 8 is a multiple
@@ -79,6 +88,15 @@ static inline size_t lode_bin_size(size_t bin) {
 
 static inline size_t lode_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 static inline bool lode_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+/* Time arithmetic that saturates: an option may ask for "practically never". */
+static inline int64_t lode_sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+static inline int64_t lode_sat_shl(int64_t a, unsigned s) {
+  if (a <= 0 || s == 0) return a;
+  return s >= 63 || a > (INT64_MAX >> s) ? INT64_MAX : a << s;
+}
 
 /* --- blocks and pages ------------------------------------------------------ */
 typedef struct lode_block_s {
@@ -88,7 +106,7 @@ typedef struct lode_block_s {
 typedef enum lode_page_kind_e {
   LODE_PAGE_SMALL = 0, /* 64 KiB pages, blocks <= 8 KiB */
   LODE_PAGE_MEDIUM,    /* 512 KiB pages, blocks <= 64 KiB */
-  LODE_PAGE_LARGE,     /* one page filling a 4 MiB segment, blocks <= 2 MiB */
+  LODE_PAGE_LARGE,     /* spans of 64 KiB slices in a 4 MiB segment, blocks <= 2 MiB */
   LODE_PAGE_HUGE,      /* one block in a segment of its own size */
   LODE_PAGE_KINDS
 } lode_page_kind_t;
@@ -114,7 +132,9 @@ typedef struct lode_tld_s lode_tld_t;
  *   used + |free| + |local_free| == capacity <= reserved
  *   |thread_free| <= used  (remote frees count as used until merged)
  *   in_use == (heap != NULL) for every page but a huge page being freed
- *   on the purge queue => !in_use && is_committed && purge_expire != 0 */
+ *   on the purge queue => !in_use && is_committed && purge_expire != 0
+ *   free_is_zero => every block on `free`, and the area beyond capacity,
+ *     reads as zero but for the blocks' links */
 typedef struct lode_page_s {
   /* first cache line: everything the malloc/free fast paths touch */
   lode_block_t* free;       /* allocate from here */
@@ -145,6 +165,9 @@ typedef struct lode_page_s {
   uint8_t span_back;        /* large kind: slices back to the span's head (0: a head or
                                a page of its own); a tail is in_use but is no page */
   uint8_t span_count;       /* large kind, a head in use: slices its span covers */
+  uint8_t area_zero;        /* free page: its whole area reads as zero (fresh, or purged
+                               in a mode that zeroes, and not committed since) */
+  uint8_t free_is_zero;     /* page in use: see the invariant above (calloc skips the clear) */
   uint32_t touched;         /* OS pages of the area carved since the last purge: a bound
                                on what it holds resident (a commit counts all of area_size) */
   struct lode_page_s* next; /* heap bin queue */
@@ -154,12 +177,15 @@ typedef struct lode_page_s {
   int64_t purge_expire;     /* when queued: purge at or after this time (ms); in an abandoned
                                segment: the expiry it had when its owner exited, 0 if none */
   int64_t last_expire;      /* expiry it had when it last left the queue by purge */
-  int64_t purged_at;        /* when last purged, -1 if by force */
+  int64_t purged_at;        /* when last purged, -1 if by force, -2 never */
   uint64_t keys[2];         /* free-list encoding keys (LODE_SECURE) */
 } __attribute__((aligned(64))) lode_page_t;
 
 /* --- segments ------------------------------------------------------------- */
 #define LODE_SEGMENT_COOKIE ((uint64_t)0x6c6f64655f736567ull)
+/* Owner of segments whose thread did not survive a fork: no live thread has
+ * this id, so nobody takes them for their own (they are the parent's). */
+#define LODE_THREAD_ID_FORKED ((uintptr_t)1)
 
 /* A segment is SEGMENT_SIZE-aligned, so masking a block's address finds it
  * (the segment map resolves the rare huge-alignment block that lies further
@@ -243,14 +269,43 @@ struct lode_tld_s {
   lode_heap_t heap_backing;      /* the thread's default heap */
 };
 
-/* --- thread identity and TLS ----------------------------------------------- */
-extern __thread lode_heap_t* _lode_heap_default;
-extern __thread char _lode_thread_marker;
-extern lode_heap_t _lode_heap_empty;
-extern lode_page_t _lode_page_empty;
+/* --- per-thread state ------------------------------------------------------- */
+extern lode_heap_t _lode_heap_empty; /* tls.c: a thread's heap before its first malloc */
+extern lode_page_t _lode_page_empty; /* tls.c: a page with no free block */
+
+/* Every per-thread variable of lode, in one list.  The normal build makes
+ * each a __thread variable; a LODE_SIM build makes them the fields of a
+ * thread context that the simulator switches on one OS thread.  ctest
+ * alloc.thread_locals fails when an object file of lode holds a thread-local
+ * symbol this list does not name. */
+#define LODE_THREAD_LOCALS(X)                                  \
+  X(lode_heap_t*, heap_default, &_lode_heap_empty)             \
+  X(char, thread_marker, 0)     /* its address is the thread id */ \
+  X(bool, in_process_init, false)                              \
+  X(bool, thread_exited, false) /* lode's thread exit ran */   \
+  X(size_t, check_violations, 0)
+
+#ifdef LODE_SIM
+#define LODE_CTX_FIELD(type, name, init) type name;
+typedef struct lode_thread_ctx_s {
+  LODE_THREAD_LOCALS(LODE_CTX_FIELD)
+} lode_thread_ctx_t;
+extern __thread lode_thread_ctx_t* _lode_ctx_current; /* NULL: this OS thread's own */
+extern __thread lode_thread_ctx_t _lode_ctx_own;
+static inline lode_thread_ctx_t* _lode_ctx(void) {
+  lode_thread_ctx_t* c = _lode_ctx_current;
+  return c != NULL ? c : &_lode_ctx_own;
+}
+#define LODE_TLS(name) (_lode_ctx()->name)
+#else
+#define LODE_TLS_EXTERN(type, name, init) extern __thread type _lode_tls_##name;
+LODE_THREAD_LOCALS(LODE_TLS_EXTERN)
+#define LODE_TLS(name) (_lode_tls_##name)
+#endif
 
 /* Unique among live threads: the address of a thread-local byte. */
-static inline uintptr_t _lode_thread_id(void) { return (uintptr_t)&_lode_thread_marker; }
+static inline uintptr_t _lode_thread_id(void) { return (uintptr_t)&LODE_TLS(thread_marker); }
+static inline lode_heap_t* _lode_heap_get_default(void) { return LODE_TLS(heap_default); }
 
 /* --- segment and page lookup ------------------------------------------------ */
 static inline lode_segment_t* _lode_ptr_segment(const void* p) {
@@ -294,6 +349,16 @@ static inline void lode_block_set_next(const lode_page_t* page, lode_block_t* b,
 #endif
 }
 
+/* The one way a block leaves a page's free list: pop it, count it live.
+ * The caller has checked page->free != NULL. */
+static inline lode_block_t* lode_page_pop(lode_page_t* page) {
+  lode_block_t* block = page->free;
+  page->free = lode_block_next(page, block);
+  page->used++;
+  lode_assert_internal(page->used <= page->capacity);
+  return block;
+}
+
 static inline uintptr_t lode_tf_make(lode_block_t* b, lode_delayed_t d) { return (uintptr_t)b | (uintptr_t)d; }
 static inline lode_block_t* lode_tf_block(uintptr_t tf) { return (lode_block_t*)(tf & ~(uintptr_t)3); }
 static inline lode_delayed_t lode_tf_delayed(uintptr_t tf) { return (lode_delayed_t)(tf & 3); }
@@ -301,39 +366,31 @@ static inline lode_delayed_t lode_tf_delayed(uintptr_t tf) { return (lode_delaye
 static inline bool lode_page_all_free(const lode_page_t* page) { return page->used == 0; }
 static inline bool lode_page_immediate_available(const lode_page_t* page) { return page->free != NULL; }
 
-/* --- mechanisms ------------------------------------------------------------ */
-/* os.c: every OS call goes through here (and through the failure injector). */
-void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
-bool _lode_os_release(void* p, size_t size);
-bool _lode_os_reuse(void* p, size_t size, bool has_protected);
-void _lode_os_discard(void* p, size_t size);
-void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
-bool _lode_os_commit(void* p, size_t size);
-bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
-bool _lode_os_decommit(void* p, size_t size);
-bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
-bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
-size_t _lode_os_resident(const void* p, size_t size);
-void* _lode_os_alloc_meta(size_t size);                    /* thread data; not injected */
-void _lode_os_free_meta(void* p, size_t size);
-bool _lode_os_fail_injected(void);
-void _lode_os_guard(void* p, size_t size);
-void _lode_os_unguard(void* p, size_t size);
+/* --- test points (LODE_TESTING builds) ---------------------------------------- */
+/* Named places inside lode where a test may stop the running thread (and
+ * run others meanwhile), or learn that it waits for another thread.  A
+ * shipped build has none of this.  Names: testing.h, lode_point_t. */
+#include "testing.h" /* types; the functions exist only in LODE_TESTING builds */
+#ifdef LODE_TESTING
+extern _Atomic(lode_point_fn*) _lode_point_hook;
+static inline void _lode_point(lode_point_t point, const void* obj) {
+  lode_point_fn* fn = atomic_load_explicit(&_lode_point_hook, memory_order_acquire);
+  if (lode_unlikely(fn != NULL)) fn(point, obj);
+}
+#define LODE_POINT(point, obj) _lode_point(point, obj)
+#else
+#define LODE_POINT(point, obj) ((void)0)
+#endif
 
-/* clock.c */
-int64_t _lode_clock_now(void);
+/* ============================================================================
+ * Mechanisms, one group per file, lowest layer first.
+ * ========================================================================== */
 
-/* options.c */
+/* --- options.c ------------------------------------------------------------- */
 void _lode_options_init(void);
 long _lode_option(lode_option_t o);
 
-/* errors.c */
-void _lode_error_pointer(const char* func, const char* what, const void* p);
-void _lode_message(const char* msg);
-void _lode_verbose(const char* msg, const void* p, size_t n);
-void _lode_write_hex(char* buf, size_t* pos, uintptr_t x);
-
-/* stats.c */
+/* --- stats.c ---------------------------------------------------------------- */
 typedef struct lode_stats_atomic_s {
   _Atomic(size_t) segments_current, segments_peak, segments_abandoned, segments_abandoned_total,
       segments_reclaimed, pages_current, pages_peak, pages_queued, purges, commits, decommits,
@@ -346,8 +403,75 @@ void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
 void _lode_stats_print_fd(int fd);
 #define lode_stat_inc(name) _lode_stat_add(&_lode_stats.name, NULL, 1)
 
-/* segment_map.c: which 4 MiB chunks belong to lode. */
-#define LODE_MAP_CHUNKS ((size_t)1 << (47 - LODE_SEGMENT_SHIFT))
+/* --- clock.c ---------------------------------------------------------------- */
+int64_t _lode_clock_now(void);
+/* Changes whenever a test installs a clock: times of the old clock mean
+ * nothing to the new one. */
+uint32_t _lode_clock_epoch(void);
+
+/* --- errors.c --------------------------------------------------------------- */
+void _lode_error_pointer(const char* func, const char* what, const void* p);
+void _lode_message(const char* msg);
+void _lode_verbose(const char* msg, const void* p, size_t n);
+void _lode_write_hex(char* buf, size_t* pos, uintptr_t x);
+/* Waiting for another thread: yields, and says once per process on stderr
+ * when the wait is long (what, on which object).  Returns true when `wait`
+ * has lasted beyond LODE_WAIT_LIMIT_MS: the caller decides what is safe. */
+#define LODE_WAIT_LIMIT_MS 1000
+typedef struct lode_wait_s {
+  uint32_t spins;
+  int64_t since; /* 0 until the first yield */
+} lode_wait_t;
+bool _lode_wait_step(lode_wait_t* w, const char* what, const void* obj);
+
+/* --- purge_policy.c: what the purge delay means, in one place -------------- */
+typedef enum lode_purge_when_e {
+  LODE_PURGE_NOW,   /* delay 0: give the memory back at once */
+  LODE_PURGE_LATER, /* delay > 0: at *expire */
+  LODE_PURGE_NEVER  /* delay < 0: only a forced collect */
+} lode_purge_when_t;
+/* The decision for memory freed at `now`: every place that frees a page or
+ * caches a segment asks this, and only this. */
+lode_purge_when_t _lode_purge_decide(int64_t now, int64_t* expire);
+/* The delay in force (the option, doubled while backed off); >= 1. */
+long _lode_purge_delay(int64_t now);
+/* `page` is about to be committed again: a page the timer purged less than a
+ * delay ago makes the delay back off. */
+void _lode_purge_note_recommit(const lode_page_t* page);
+/* Whether a purge in the current mode leaves memory that reads as zero. */
+bool _lode_purge_zeroes(void);
+
+/* --- os_sim.c (LODE_SIM builds): the simulated OS behind os.c --------------- */
+#ifdef LODE_SIM
+bool _lode_os_sim_on(void);
+void* _lode_os_sim_reserve(size_t size, size_t alignment);
+void _lode_os_sim_release(void* p, size_t size);
+bool _lode_os_sim_commit(void* p, size_t size);
+void _lode_os_sim_purge(void* p, size_t size, bool zero);
+void _lode_os_sim_protect(void* p, size_t size, bool accessible);
+bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
+#endif
+
+/* --- os.c: every OS call goes through here (and through failure injection) -- */
+void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
+bool _lode_os_release(void* p, size_t size);
+bool _lode_os_reuse(void* p, size_t size, bool has_protected);
+void _lode_os_discard(void* p, size_t size);
+void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
+bool _lode_os_commit(void* p, size_t size);
+bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
+bool _lode_os_decommit(void* p, size_t size);
+bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
+bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
+size_t _lode_os_resident(const void* p, size_t size);
+void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
+void _lode_os_free_meta(void* p, size_t size);
+bool _lode_os_fail_injected(void);
+void _lode_os_guard(void* p, size_t size);
+void _lode_os_unguard(void* p, size_t size);
+
+/* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */
+#define LODE_MAP_CHUNKS ((size_t)1 << (LODE_ADDRESS_BITS - LODE_SEGMENT_SHIFT))
 #define LODE_CHUNK_START 1
 extern _Atomic(_Atomic(uint8_t)*) _lode_map_base;
 /* p lies in the first chunk of a lode segment (the free fast path's test). */
@@ -358,61 +482,85 @@ static inline bool _lode_segment_map_is_start(const void* p) {
          atomic_load_explicit(&base[c], memory_order_relaxed) == LODE_CHUNK_START;
 }
 bool _lode_segment_map_init(void);
-void _lode_segment_map_add(lode_segment_t* seg);
-void _lode_segment_map_remove(lode_segment_t* seg);
+/* [start, start + size) becomes (or stops being) a segment; false when the
+ * range lies beyond the map (the caller must not use it). */
+bool _lode_segment_map_add(const void* start, size_t size);
+void _lode_segment_map_remove(const void* start, size_t size);
 lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's */
 
-/* segment_cache.c */
+/* --- segment_cache.c: released mappings kept for reuse ---------------------- */
 typedef struct lode_segment_cache_info_s {
   void* base;
   size_t size;           /* bytes mapped */
   lode_page_kind_t kind; /* layout it had */
   uint64_t warm;         /* regular kinds: bit i = page i still committed;
                             huge: end offset of its committed block, 0 if none */
+  uint64_t zero;         /* regular kinds: bit i = page i's area reads as zero */
   size_t resident;       /* bytes of it the OS holds in memory (mincore; as far as blocks
                             were carved when it cannot tell): what the cache bounds */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_accepts(size_t size);
-void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 void _lode_segment_cache_collect(bool force);
+void _lode_segment_cache_fork_prepare(void);
+void _lode_segment_cache_fork_parent(void);
+void _lode_segment_cache_fork_child(void);
 
-/* segment.c */
-lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size);
-lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t alignment);
-void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld);
+/* --- segment.c: segments, their pages and spans; mechanisms only ------------ */
+/* A free page of tld's segments of `kind` that can hold a block of bsize (a
+ * run of free slices in large segments: *slices of them), unclaimed; NULL
+ * when none.  Committed free pages come first: their memory is warm. */
+lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint32_t* slices);
+/* A new segment of a regular kind for tld (from the cache or the OS), first
+ * on its list; pages still committed from a cached life are free committed
+ * pages the caller must schedule.  NULL when the OS refuses. */
+lode_segment_t* _lode_segment_alloc(lode_tld_t* tld, lode_page_kind_t kind);
+/* Claim a page found above (off every queue: the caller took it off its
+ * purge queue): committed and in use.  False when a commit failed: the
+ * slices are free again, some perhaps committed (the caller schedules them). */
+bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* page, uint32_t slices);
+lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment);
+/* A page (a span's head) leaves use; returns its slices, 0 when it was huge
+ * and its segment is gone. */
+uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld);
+/* Pages i and i+1 of seg lie side by side (guard pages between them count
+ * as side by side): one OS call can purge both. */
+bool _lode_segment_pages_touch(const lode_segment_t* seg, uint32_t i);
+/* Pages lo..hi of seg (free, committed, off every queue) give their memory back. */
+void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, int64_t purged_at);
+/* Release a segment holding no live block and no queued page. */
 void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld);
 void _lode_segment_list_remove(lode_segment_list_t* list, lode_segment_t* seg);
 void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, bool front);
 void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
-void _lode_segments_release_empty(lode_tld_t* tld);
-bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld);
-size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released);
+void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
+void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
+bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size);
 /* Registry of all segments, for checks made while other threads are quiescent. */
 void _lode_segments_lock(void);
 void _lode_segments_unlock(void);
 void _lode_segments_fork_child(void);
 lode_segment_t* _lode_segments_all(void);
-void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
-bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size);
 
-/* page.c */
+/* --- page.c: free lists and the delayed-free hand-shake --------------------- */
 void _lode_page_init(lode_page_t* page, size_t block_size);
 bool _lode_page_extend(lode_page_t* page);
 void _lode_page_collect(lode_page_t* page, bool force);
-void _lode_page_free_block_owned(lode_page_t* page, lode_block_t* block);
-void _lode_page_retire(lode_page_t* page);
-void _lode_page_free_to_segment(lode_page_t* page, lode_heap_t* heap);
+bool _lode_page_accounting_ok(const lode_page_t* page); /* LODE_DEBUG 3 */
 bool _lode_page_set_delayed(lode_page_t* page, lode_delayed_t d, bool override_never);
 void _lode_page_free_remote(lode_page_t* page, lode_block_t* block);
-void* _lode_malloc_generic(lode_heap_t* heap, size_t size);
-lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment);
 lode_block_t* _lode_page_unalign(const lode_page_t* page, const void* p);
+/* Whether p is a block of page handed out at an aligned offset (free's test). */
+bool _lode_page_aligned_tag_ok(const lode_page_t* page, const lode_block_t* block, const void* p);
+void _lode_page_aligned_tag_set(const lode_page_t* page, lode_block_t* block, const void* p);
+/* In a fork child: pages whose remote free was in flight in a thread that
+ * does not exist here stop waiting for it. */
+void _lode_pages_forget_freeing(lode_segment_t* seg);
 
-/* page_queue.c */
+/* --- page_queue.c: a heap's page queues and direct table --------------------- */
 void _lode_queue_push_front(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
 void _lode_queue_push_back(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
 void _lode_queue_remove(lode_heap_t* heap, lode_page_queue_t* q, lode_page_t* page);
@@ -421,20 +569,34 @@ void _lode_queue_from_full(lode_heap_t* heap, lode_page_t* page);
 lode_page_queue_t* _lode_page_queue_of(lode_heap_t* heap, const lode_page_t* page);
 void _lode_heap_direct_update(lode_heap_t* heap, size_t bin);
 
-/* purge_queue.c */
-void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now);
+/* --- purge_queue.c: free pages waiting for their memory to go back ---------- */
+/* Slices page..page+slices-1 leave tld's queue before a claim (P3). */
+void _lode_purge_queue_take(lode_tld_t* tld, lode_page_t* page, uint32_t slices);
+/* The free page (a span's head with its slices) follows the purge policy:
+ * purged now, queued (at `inherited` when non-zero: an adopted page keeps
+ * the expiry it had), or left committed.  Returns true when that released
+ * its segment. */
+bool _lode_purge_schedule(lode_tld_t* tld, lode_page_t* page, uint32_t slices, int64_t inherited);
+/* Every free committed page of seg that is on no queue, scheduled; true
+ * when that released the segment. */
+bool _lode_purge_schedule_segment(lode_tld_t* tld, lode_segment_t* seg);
 void _lode_purge_queue_push_expiring(lode_tld_t* tld, lode_page_t* page, int64_t expire);
 void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page);
 size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now);
-long _lode_purge_delay(int64_t now);
-void _lode_purge_note_recommit(const lode_page_t* page);
-void _lode_purge_backoff_reset(void);
+/* Purge `page` with its due neighbours (upto INT64_MAX: every free committed
+ * one); returns pages purged, *released: the segment went too. */
+size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released);
+/* Forced collect: every free committed page of tld's segments purged. */
+void _lode_purge_all_free(lode_tld_t* tld);
+/* Pages of seg leave tld's queue, keeping their expiry in purge_expire. */
+void _lode_purge_queue_forget_segment(lode_tld_t* tld, lode_segment_t* seg);
+/* Forced collect: segments of tld with no page in use go back whole. */
+void _lode_purge_release_empty_segments(lode_tld_t* tld);
 static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
   return tld->purge.first != NULL && tld->purge.first->purge_expire <= now;
 }
 
-/* abandoned.c */
-void _lode_abandoned_init(void);
+/* --- abandoned.c: segments of exited threads --------------------------------- */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments);
 size_t _lode_abandoned_release_empty(lode_tld_t* tld);
@@ -446,25 +608,30 @@ lode_segment_t* _lode_abandoned_first(void);
 size_t _lode_abandoned_count(void);
 lode_segment_t* _lode_abandoned_last(void);
 
-/* heap.c */
+/* --- heap.c: heaps, the generic allocation path, collect, thread abandon ------ */
 void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);
-void _lode_heap_delayed_free_all(lode_heap_t* heap);
-void _lode_heap_collect_retired(lode_heap_t* heap, bool force);
-void _lode_heap_sweep(lode_heap_t* heap);
+lode_heap_t* _lode_heap_new_in(lode_heap_t* backing);
+void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size); /* heap->tld != NULL */
+lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment);
+void _lode_heap_free_block(lode_page_t* page, lode_block_t* block); /* owner thread */
+void _lode_heap_page_retire(lode_page_t* page);
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force);
-void _lode_heap_abandon_all(lode_tld_t* tld);
+/* Thread exit; false when a remote free in flight never finished (the tld
+ * must then stay: see _lode_page_set_delayed). */
+bool _lode_heap_abandon_all(lode_tld_t* tld);
 
-/* thread.c */
+/* --- thread.c: process and thread life cycle --------------------------------- */
 lode_heap_t* _lode_thread_init(void); /* NULL on failure */
+/* After the thread's exit ran (a later pthread key destructor allocates):
+ * the thread data made for that goes back at once, no destructor will. */
+void _lode_thread_exit_again(void);
 void _lode_process_init(void);
 bool _lode_process_is_initialized(void);
-static inline lode_heap_t* _lode_heap_get_default(void) { return _lode_heap_default; }
 
-/* alloc.c */
+/* --- alloc.c: the allocation API ---------------------------------------------- */
 void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero);
-void _lode_free_slow(lode_segment_t* seg, lode_page_t* page, void* p, const char* func);
 
-/* check.c */
+/* --- check.c: the invariant checker ---------------------------------------------- */
 void _lode_check_report(const char* inv, const void* obj, const char* msg);
 
 #endif /* LODE_INTERNAL_H */

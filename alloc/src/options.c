@@ -1,7 +1,11 @@
-/* Options: defaults, environment (read once at process start), run-time set. */
+/* Options: defaults, environment (read once at process start), run-time set.
+ * The lowest layer: it reports a bad value with its own write (errors.c,
+ * above it, reads options). */
 #include "internal.h"
 
 #include <stdlib.h>
+#include <sched.h>
+#include <unistd.h>
 
 typedef struct option_desc_s {
   const char* env;
@@ -49,12 +53,28 @@ static bool parse_named(lode_option_t o, const char* s, long* out) {
   return false;
 }
 
+/* Every option has a range.  The purge delay takes any value a long holds:
+ * the arithmetic on it saturates (purge_policy.c), so a huge one means
+ * "practically never", as its user meant. */
 static bool value_valid(lode_option_t o, long v) {
   switch (o) {
+    case LODE_OPTION_PURGE_DELAY: return true;
     case LODE_OPTION_PURGE_MODE: return v >= LODE_PURGE_DONTNEED && v <= LODE_PURGE_DECOMMIT;
+    case LODE_OPTION_SHOW_STATS:
+    case LODE_OPTION_VERBOSE: return v == 0 || v == 1;
     case LODE_OPTION_ON_ERROR: return v >= LODE_ON_ERROR_ABORT && v <= LODE_ON_ERROR_IGNORE;
     case LODE_OPTION_PURGE_BACKOFF: return v >= 0 && v <= LODE_PURGE_BACKOFF_MAX;
-    default: return true;
+    default: return false;
+  }
+}
+
+static void say(const char* s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t w = write(2, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
   }
 }
 
@@ -68,9 +88,9 @@ static void options_load(void) {
           value_valid((lode_option_t)i, parsed)) {
         v = parsed;
       } else {
-        _lode_message("lode: ignoring invalid value of ");
-        _lode_message(options[i].env);
-        _lode_message("\n");
+        say("lode: ignoring invalid value of ");
+        say(options[i].env);
+        say("\n");
       }
     }
     atomic_store_explicit(&values[i], v, memory_order_relaxed);
@@ -87,7 +107,16 @@ void _lode_options_init(void) {
     atomic_store_explicit(&values_state, 2, memory_order_release);
     return;
   }
-  while (atomic_load_explicit(&values_state, memory_order_acquire) != 2) {
+  /* Another thread reads the environment: a few microseconds.  If it never
+   * finishes (a fork child inherits the half-done state without the thread),
+   * read it here: loading twice stores the same values. */
+  for (unsigned spins = 0; atomic_load_explicit(&values_state, memory_order_acquire) != 2; spins++) {
+    if (spins == (1u << 16)) {
+      options_load();
+      atomic_store_explicit(&values_state, 2, memory_order_release);
+      return;
+    }
+    sched_yield();
   }
 }
 

@@ -1,5 +1,6 @@
 /* OS layer: every mmap/munmap/madvise/mprotect of lode goes through here, so
- * tests can inject failures (lode_test_fail_os) and statistics stay exact. */
+ * tests can inject failures (lode_test_fail_os), statistics stay exact, and a
+ * LODE_SIM build can answer from its simulated OS (os_sim.c) instead. */
 #include "internal.h"
 
 #include <sys/mman.h>
@@ -9,9 +10,17 @@ static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
 static _Atomic(bool) os_ever_protected; /* purge mode decommit protected pages: commit must unprotect */
 static _Atomic(bool) os_ever_guarded;   /* some guard page exists: a reused mapping must unprotect */
 
+#ifdef LODE_TESTING
 long lode_test_fail_os(long count) {
   return atomic_exchange_explicit(&os_fail_pending, count < 0 ? 0 : count, memory_order_relaxed);
 }
+#endif
+
+#ifdef LODE_SIM
+#define SIM_ON() lode_unlikely(_lode_os_sim_on())
+#else
+#define SIM_ON() false
+#endif
 
 /* Consume one injected failure if any is pending. */
 bool _lode_os_fail_injected(void) {
@@ -70,6 +79,13 @@ static _Atomic(uintptr_t) os_hint;
  * memory is readable and writable; Linux commits it on first touch. */
 static void* reserve_aligned(size_t size, size_t alignment) {
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    void* q = _lode_os_sim_reserve(size, alignment);
+    if (q != NULL) _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
+    return q;
+  }
+#endif
   uintptr_t h = atomic_load_explicit(&os_hint, memory_order_relaxed);
   uint8_t* p = NULL;
   if (h > size + alignment) {
@@ -97,6 +113,13 @@ static void* reserve_aligned(size_t size, size_t alignment) {
     if (post) munmap(aligned + size, post);
     p = aligned;
   }
+  /* A kernel with 5-level paging may place a mapping above what the segment
+   * map covers (when asked with a high hint): lode cannot use it. */
+  if ((uintptr_t)p + size > LODE_ADDRESS_LIMIT || (uintptr_t)p + size < (uintptr_t)p) {
+    os_munmap(p, size);
+    os_failed("mmap beyond the segment map", p, size);
+    return NULL;
+  }
   atomic_store_explicit(&os_hint, (uintptr_t)p, memory_order_relaxed);
   _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
   return p;
@@ -122,7 +145,11 @@ void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* 
 
 bool _lode_os_release(void* p, size_t size) {
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
-  os_munmap(p, size);
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_release(p, size);
+  else
+#endif
+    os_munmap(p, size);
   _lode_stat_sub(&_lode_stats.reserved_current, size);
   return true;
 }
@@ -138,6 +165,9 @@ static bool os_commit(void* p, size_t size, bool unprotect) {
     os_failed("mprotect(commit) failed", p, size);
     return false;
   }
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_commit(p, size);
+#endif
   lode_stat_inc(commits);
   _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, size);
   return true;
@@ -159,6 +189,9 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected) {
     os_failed("mprotect(reuse) failed", p, size);
     return false;
   }
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_protect(p, size, true);
+#endif
   return true;
 }
 
@@ -166,12 +199,21 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected) {
  * nothing tracks any more); it stays usable and reads as zero. */
 void _lode_os_discard(void* p, size_t size) {
   if (size == 0) return;
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    _lode_os_sim_purge(p, size, true);
+    return;
+  }
+#endif
   if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
 }
 
 /* Which OS pages of [p, p + size) are in memory: vec[i] & 1 for page i
  * (p page-aligned).  False when the OS cannot tell. */
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec) {
+#ifdef LODE_SIM
+  if (SIM_ON()) return _lode_os_sim_resident_map(p, size, vec);
+#endif
   return mincore((void*)(uintptr_t)p, size, vec) == 0;
 }
 
@@ -195,6 +237,10 @@ size_t _lode_os_resident(const void* p, size_t size) {
  * mprotect (a syscall that takes the address-space lock for writing). */
 static bool os_decommit(void* p, size_t size, size_t counted) {
   bool ok = true;
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_purge(p, size, true);
+  else
+#endif
   if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
   if (os_mprotect(p, size, PROT_NONE) != 0) ok = false;
   if (!ok) os_failed("decommit failed", p, size);
@@ -217,6 +263,13 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
     atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
     return os_decommit(p, size, counted);
   }
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    _lode_os_sim_purge(p, size, mode != LODE_PURGE_FREE);
+    _lode_stat_sub(&_lode_stats.committed_current, counted);
+    return true;
+  }
+#endif
   int advice = MADV_DONTNEED;
 #ifdef MADV_FREE
   if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
@@ -228,11 +281,12 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
   return ok;
 }
 
-/* Thread metadata: never fails on purpose (a thread must be able to tear
- * down), and is not counted as segment memory. */
+/* lode's own tables (thread data, the segment map): never fails on purpose
+ * (a thread must be able to tear down), not counted as segment memory, and
+ * reserved without swap space (the map touches only the pages it uses). */
 void* _lode_os_alloc_meta(size_t size) {
   void* p = mmap(NULL, lode_align_up(size, LODE_OS_PAGE_SIZE), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -244,6 +298,9 @@ void _lode_os_free_meta(void* p, size_t size) {
  * memory again. */
 void _lode_os_unguard(void* p, size_t size) {
   if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) os_failed("mprotect(unguard) failed", p, size);
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_protect(p, size, true);
+#endif
 }
 
 /* Guard page: inaccessible for the life of its page (a span's: while the
@@ -251,4 +308,7 @@ void _lode_os_unguard(void* p, size_t size) {
 void _lode_os_guard(void* p, size_t size) {
   atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
   if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_protect(p, size, false);
+#endif
 }

@@ -1,10 +1,10 @@
-/* Pages: the sharded free lists (free, local_free, thread_free), the
- * delayed-free hand-shake for full pages, retirement, and the generic
- * allocation path that finds or makes a page with a free block. */
+/* Pages: the sharded free lists (free, local_free, thread_free) and the
+ * delayed-free hand-shake for full pages.  Nothing here knows heaps beyond
+ * the delayed list a remote free pushes to: queues, retirement and the
+ * generic allocation path are heap.c's. */
 #include "internal.h"
 
-#include <sched.h>
-
+/* A claimed page gets its block size; free_is_zero was set by the claim. */
 void _lode_page_init(lode_page_t* page, size_t block_size) {
   lode_segment_t* seg = _lode_page_segment(page);
   page->block_size = block_size;
@@ -136,7 +136,7 @@ static size_t page_merge_thread_free(lode_page_t* page) {
 }
 
 /* Level-3 check: every block is either live or on exactly one local list. */
-static lode_unused bool page_accounting_ok(const lode_page_t* page) {
+bool _lode_page_accounting_ok(const lode_page_t* page) {
   size_t n = 0;
   for (const lode_block_t* b = page->free; b != NULL && n <= page->capacity; b = lode_block_next(page, b)) n++;
   for (const lode_block_t* b = page->local_free; b != NULL && n <= page->capacity; b = lode_block_next(page, b)) n++;
@@ -147,8 +147,9 @@ void _lode_page_collect(lode_page_t* page, bool force) {
   /* After the merge: a block freed by its owner and then by another thread
    * breaks the owner's lists, and the merge is what reports it. */
   page_merge_thread_free(page);
-  lode_assert_expensive(page_accounting_ok(page));
+  lode_assert_expensive(_lode_page_accounting_ok(page));
   if (page->local_free == NULL) return;
+  page->free_is_zero = 0; /* freed blocks join the list */
   if (page->free == NULL) {
     page->free = page->local_free;
     page->free_tail = page->local_free_tail;
@@ -165,20 +166,37 @@ void _lode_page_collect(lode_page_t* page, bool force) {
 
 /* --- delayed free --------------------------------------------------------- */
 /* Owner side: change the delayed mode, waiting out a remote thread that is in
- * the middle of pushing to the heap (it holds a heap pointer then). */
+ * the middle of pushing to the heap (it holds a heap pointer then).  That
+ * thread may never go on: cancelled asynchronously, or stopped in a signal
+ * handler that never returns.  After LODE_WAIT_LIMIT_MS the mode is changed
+ * anyway and false returned: the caller must then keep the heap's memory
+ * (a late push lands in it).  A fork child never waits: its fork handler
+ * cleared every FREEING (_lode_pages_forget_freeing). */
 bool _lode_page_set_delayed(lode_page_t* page, lode_delayed_t d, bool override_never) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  lode_wait_t w = {0, 0};
+  bool gave_up = false;
   for (;;) {
     lode_delayed_t cur = lode_tf_delayed(tf);
-    if (cur == LODE_DELAYED_FREEING) {
-      sched_yield();
+    if (cur == LODE_DELAYED_FREEING && !gave_up) {
+      LODE_POINT(LODE_POINT_WAIT_FREEING, page);
+      gave_up = _lode_wait_step(&w, "a remote free in flight on page", page);
       tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
       continue;
     }
-    if (cur == d || (cur == LODE_DELAYED_NEVER && !override_never)) return true;
+    if (cur == d || (cur == LODE_DELAYED_NEVER && !override_never)) return !gave_up;
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, lode_tf_make(lode_tf_block(tf), d),
                                               memory_order_acq_rel, memory_order_acquire))
-      return true;
+      return !gave_up;
+  }
+}
+
+void _lode_pages_forget_freeing(lode_segment_t* seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+    if (lode_tf_delayed(tf) == LODE_DELAYED_FREEING)
+      atomic_store_explicit(&page->thread_free, lode_tf_make(lode_tf_block(tf), LODE_DELAYED_NO), memory_order_relaxed);
   }
 }
 
@@ -198,6 +216,7 @@ void _lode_page_free_remote(lode_page_t* page, lode_block_t* block) {
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, nf, memory_order_acq_rel,
                                                   memory_order_relaxed));
   if (!to_heap) return;
+  LODE_POINT(LODE_POINT_REMOTE_FREEING, page);
   /* While FREEING is set the owner cannot retire the heap under us. */
   lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_acquire);
   if (heap != NULL) {
@@ -219,164 +238,37 @@ void _lode_page_free_remote(lode_page_t* page, lode_block_t* block) {
                                                   memory_order_relaxed));
 }
 
-/* --- owner frees and retirement ------------------------------------------- */
-void _lode_page_free_block_owned(lode_page_t* page, lode_block_t* block) {
-  if (page->local_free == NULL) page->local_free_tail = block;
-  lode_block_set_next(page, block, page->local_free);
-  page->local_free = block;
-  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) {
-    lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
-    _lode_queue_from_full(heap, page);
-  }
-  if (--page->used == 0) _lode_page_retire(page);
-}
-
-void _lode_page_free_to_segment(lode_page_t* page, lode_heap_t* heap) {
-  _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
-  heap->page_count--;
-  _lode_segment_page_free(page, heap->tld);
-}
-
-/* An empty page leaves its heap, unless it is the only page of a small bin:
- * then it stays a few generic allocations, so alloc/free of one block in a
- * loop does not map and purge a page each time. */
-void _lode_page_retire(lode_page_t* page) {
-  lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
-  lode_assert(page->used == 0 && heap != NULL);
-  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
-    _lode_queue_from_full(heap, page);
-  lode_page_queue_t* q = &heap->pages[page->bin];
-  if (page->bin < LODE_BIN_HUGE && q->first == page && page->next == NULL &&
-      page->block_size <= LODE_MEDIUM_OBJ_MAX) {
-    page->retire_expire = page->block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
-    if (page->bin < heap->retired_min) heap->retired_min = page->bin;
-    if (page->bin > heap->retired_max) heap->retired_max = page->bin;
-    return;
-  }
-  _lode_page_free_to_segment(page, heap);
-}
-
-/* --- generic allocation ---------------------------------------------------- */
-static lode_page_kind_t kind_of_size(size_t bsize) {
-  if (bsize <= LODE_SMALL_OBJ_MAX) return LODE_PAGE_SMALL;
-  if (bsize <= LODE_MEDIUM_OBJ_MAX) return LODE_PAGE_MEDIUM;
-  return LODE_PAGE_LARGE;
-}
-
-static lode_page_t* heap_fresh_page(lode_heap_t* heap, size_t bin) {
-  size_t bsize = lode_bin_size(bin);
-  lode_page_t* page = _lode_segment_page_alloc(heap, kind_of_size(bsize), bsize);
-  if (page == NULL) return NULL;
-  atomic_store_explicit(&page->heap, heap, memory_order_release);
-  _lode_queue_push_front(heap, &heap->pages[bin], page);
-  heap->page_count++;
-  _lode_page_extend(page);
-  return page;
-}
-
-static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
-  lode_page_queue_t* q = &heap->pages[bin];
-  lode_page_t* page = q->first;
-  while (page != NULL) {
-    lode_page_t* next = page->next;
-    _lode_page_collect(page, false);
-    if (page->free != NULL || _lode_page_extend(page)) {
-      page->retire_expire = 0;
-      if (q->first != page) {
-        _lode_queue_remove(heap, q, page);
-        _lode_queue_push_front(heap, q, page);
-      }
-      return page;
-    }
-    /* Full: ask for notice of the next remote free, then look once more in
-     * case one slipped in before the notice was on. */
-    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-    _lode_page_collect(page, false);
-    if (page->free != NULL) {
-      _lode_page_set_delayed(page, LODE_DELAYED_NO, false);
-      continue; /* examine it again: it is still q's candidate */
-    }
-    _lode_queue_to_full(heap, page);
-    page = next;
-  }
-  return heap_fresh_page(heap, bin);
-}
-
-lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment) {
-  lode_page_t* page = _lode_segment_huge_alloc(heap, size, alignment);
-  if (page == NULL) return NULL;
-  atomic_store_explicit(&page->heap, heap, memory_order_release);
-  _lode_queue_push_front(heap, &heap->pages[LODE_BIN_HUGE], page);
-  heap->page_count++;
-  _lode_page_extend(page);
-  return page;
-}
-
-void* _lode_malloc_generic(lode_heap_t* heap, size_t size) {
-  if (lode_unlikely(heap->tld == NULL)) { /* first allocation of this thread */
-    heap = _lode_thread_init();
-    if (heap == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-    if (size <= LODE_DIRECT_MAX) {
-      lode_page_t* page = heap->pages_direct[(size + 7) >> 3];
-      if (page->free != NULL) {
-        lode_block_t* b = page->free;
-        page->free = lode_block_next(page, b);
-        page->used++;
-        return b;
-      }
-    }
-  }
-  if (lode_unlikely(size > LODE_MAX_ALLOC_SIZE)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  lode_tld_t* tld = heap->tld;
-  _lode_heap_delayed_free_all(heap);
-  _lode_heap_collect_retired(heap, false);
-  /* A sweep after 64 generic mallocs plus one per page of the heap: a page
-   * visit per generic malloc at most, amortized. */
-  if (lode_unlikely(++heap->sweep_ticks >= 64 + heap->page_count)) _lode_heap_sweep(heap);
-  /* Expired purges run here too, but reading the clock costs as much as a
-   * malloc: only when something is queued, and every 8th time.  Late purges
-   * are fine; early ones are not (P6). */
-  if (tld->purge.first != NULL && (++tld->purge_ticks & 7) == 0) {
-    int64_t now = _lode_clock_now();
-    if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
-  }
-
-  size_t bin = lode_bin_of(size);
-  lode_page_t* page;
-  if (bin == LODE_BIN_HUGE) {
-    page = _lode_heap_huge_page(heap, size, 0);
-  } else {
-    page = heap_find_page(heap, bin);
-  }
-  if (lode_unlikely(page == NULL)) {
-    /* Out of memory: give back what this thread holds, then try once more. */
-    _lode_heap_collect_ex(heap, true);
-    page = bin == LODE_BIN_HUGE ? _lode_heap_huge_page(heap, size, 0) : heap_find_page(heap, bin);
-    if (page == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
-  lode_block_t* block = page->free;
-  page->free = lode_block_next(page, block);
-  page->used++;
-  lode_assert_internal(page->used <= page->capacity);
-  lode_assert_expensive(page_accounting_ok(page));
-  if (bin == LODE_BIN_HUGE) {
-    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-    _lode_queue_to_full(heap, page);
-  }
-  return block;
-}
-
+/* --- aligned blocks --------------------------------------------------------- */
 /* Block start of a pointer inside an aligned allocation. */
 lode_block_t* _lode_page_unalign(const lode_page_t* page, const void* p) {
   size_t off = (size_t)((const uint8_t*)p - page->area);
   return (lode_block_t*)(page->area + (off / page->block_size) * page->block_size);
+}
+
+/* A block handed out at an offset d > 0 (an over-aligned allocation) carries
+ * in its first word, which lies before d, a tag: a hash of its address in
+ * the high half and d in the low half.  free() then tells the pointer that
+ * was handed out from any other pointer into the block: an interior pointer
+ * whose offset merely looks aligned, or the block's own start.  (d < 2 MiB.) */
+static uint64_t aligned_tag_of(const lode_block_t* block) {
+  uint64_t x = (uint64_t)(uintptr_t)block ^ 0x6c6f64655f616c69ull;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 29;
+  return x & ~(uint64_t)0xffffffffu;
+}
+
+void _lode_page_aligned_tag_set(const lode_page_t* page, lode_block_t* block, const void* p) {
+  (void)page;
+  uint64_t d = (uint64_t)((const uint8_t*)p - (const uint8_t*)block);
+  lode_assert(d >= sizeof(uint64_t) && d < page->block_size);
+  block->next = (lode_block_t*)(uintptr_t)(aligned_tag_of(block) | d);
+}
+
+bool _lode_page_aligned_tag_ok(const lode_page_t* page, const lode_block_t* block, const void* p) {
+  (void)page;
+  uint64_t d = (uint64_t)((const uint8_t*)p - (const uint8_t*)block);
+  uint64_t w = (uint64_t)(uintptr_t)block->next;
+  bool tagged = (w & ~(uint64_t)0xffffffffu) == aligned_tag_of(block) && (w & 0xffffffffu) != 0;
+  return d == 0 ? !tagged : tagged && (w & 0xffffffffu) == d;
 }

@@ -1,6 +1,9 @@
-/* The per-thread purge queue: free pages wait here LODE_PURGE_DELAY ms before
- * their memory goes back to the OS, so a thread that frees and re-allocates
- * does not pay a page fault per page.
+/* The per-thread purge queue: free pages wait here LODE_PURGE_DELAY ms
+ * before their memory goes back to the OS, so a thread that frees and
+ * re-allocates does not pay a page fault per page.  Whether a free page is
+ * purged now, queued or left alone is the purge policy's decision
+ * (purge_policy.c); _lode_purge_schedule applies it to a page, and every
+ * place that frees a page calls it.
  *
  * Invariants (checked as P1, P2, P5):
  *   every queued page is free (not in use, in no heap), committed, in a
@@ -8,60 +11,8 @@
  *   the list is doubly linked, first/last consistent, expiries non-decreasing;
  *   page->on_purge_queue <=> the page is on exactly one queue, its owner's.
  * A non-forced collect purges only expired entries: the queue may stay
- * non-empty.  Only a forced collect promises an empty queue.
- *
- * The delay adapts.  A page the timer purged that is taken back into use
- * less than one delay later was purged too early: its thread pays a page
- * fault per 4 KiB to get back memory it had.  Each such comeback doubles the
- * delay (at most LODE_PURGE_BACKOFF times); four delays without one halve it
- * again.  A program that churns through pages (heaps created and destroyed,
- * threads coming and going) keeps its free pages; one that settles gives them
- * back after LODE_PURGE_DELAY again.  The state is process-wide because the
- * threads that pay for a too-early purge are often new ones (they reclaim the
- * segments of exited threads).  Only the timer adapts: expiries stay ordered
- * (P2), never come before the base delay (P6 a fortiori), and a forced
- * collect still purges everything (P4). */
+ * non-empty.  Only a forced collect promises an empty queue. */
 #include "internal.h"
-
-/* Relaxed: a lost update only makes one delay a step off. */
-static _Atomic(uint32_t) backoff;
-static _Atomic(int64_t) backoff_at; /* when backoff last changed */
-
-long _lode_purge_delay(int64_t now) {
-  long base = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (base <= 0) return 1; /* callers decide about 0 and negative delays */
-  uint32_t b = atomic_load_explicit(&backoff, memory_order_relaxed);
-  uint32_t max = (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF);
-  if (b > max) b = max; /* lowered at run time */
-  int64_t at = atomic_load_explicit(&backoff_at, memory_order_relaxed);
-  if (b > 0 && (now < at || now - at >= 4 * ((int64_t)base << b))) {
-    b = now < at ? 0 : b - 1; /* the clock went back (a test clock was reset): start over */
-    atomic_store_explicit(&backoff, b, memory_order_relaxed);
-    atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
-  }
-  return base << b;
-}
-
-/* A new clock: the old time stamps mean nothing to it. */
-void _lode_purge_backoff_reset(void) {
-  atomic_store_explicit(&backoff, 0, memory_order_relaxed);
-  atomic_store_explicit(&backoff_at, 0, memory_order_relaxed);
-}
-
-/* `page` is about to be committed again: if the timer purged it less than a
- * delay ago, back off. */
-void _lode_purge_note_recommit(const lode_page_t* page) {
-  if (page->purged_at < 0 || _lode_option(LODE_OPTION_PURGE_DELAY) <= 0) return; /* not by the timer */
-  int64_t now = _lode_clock_now();
-  if (now - page->purged_at >= _lode_purge_delay(now)) return;
-  uint32_t b = atomic_load_explicit(&backoff, memory_order_relaxed);
-  if (b < (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF)) atomic_store_explicit(&backoff, b + 1, memory_order_relaxed);
-  atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
-}
-
-void _lode_purge_queue_push(lode_tld_t* tld, lode_page_t* page, int64_t now) {
-  _lode_purge_queue_push_expiring(tld, page, now + _lode_purge_delay(now));
-}
 
 /* Queue `page` to be purged at or after `expire`: a page an adopter takes over
  * keeps the expiry it had under its exited owner. */
@@ -100,6 +51,50 @@ void _lode_purge_queue_remove(lode_tld_t* tld, lode_page_t* page) {
   _lode_stat_sub(&_lode_stats.pages_queued, 1);
 }
 
+void _lode_purge_queue_take(lode_tld_t* tld, lode_page_t* page, uint32_t slices) {
+  for (uint32_t j = 0; j < slices; j++)
+    if (page[j].on_purge_queue) _lode_purge_queue_remove(tld, &page[j]);
+}
+
+void _lode_purge_queue_forget_segment(lode_tld_t* tld, lode_segment_t* seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    int64_t expire = page->purge_expire;
+    if (page->on_purge_queue) _lode_purge_queue_remove(tld, page);
+    page->purge_expire = expire;
+  }
+}
+
+/* May `page` go with a purge run?  Forced (upto INT64_MAX): any free
+ * committed page.  Timer: only queued pages whose expiry has passed. */
+static bool purge_due(const lode_page_t* page, int64_t upto) {
+  if (page->in_use || !page->is_committed) return false;
+  return upto == INT64_MAX || (page->on_purge_queue && page->purge_expire <= upto);
+}
+
+/* Purge `page` (free, committed) together with the due pages next to it, in
+ * one OS call.  purged_at: the time, or -1 when forced. */
+size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released) {
+  lode_segment_t* seg = _lode_page_segment(page);
+  lode_assert(!page->in_use && page->is_committed);
+  uint32_t lo = page->index, hi = page->index;
+  if (seg->kind != LODE_PAGE_HUGE) {
+    while (lo > 0 && purge_due(&seg->pages[lo - 1], upto) && _lode_segment_pages_touch(seg, lo - 1)) lo--;
+    while (hi + 1 < seg->page_count && purge_due(&seg->pages[hi + 1], upto) && _lode_segment_pages_touch(seg, hi))
+      hi++;
+  }
+  for (uint32_t i = lo; i <= hi; i++) {
+    lode_page_t* p = &seg->pages[i];
+    if (p->on_purge_queue) {
+      p->last_expire = p->purge_expire; /* P6: when it went against which expiry */
+      _lode_purge_queue_remove(tld, p);
+    }
+  }
+  _lode_segment_purge_pages(seg, lo, hi, purged_at);
+  *released = _lode_segment_try_release(seg, tld);
+  return hi - lo + 1;
+}
+
 /* Purge expired entries (all of them when forced), each with its due
  * neighbours in one OS call.  Returns pages purged. */
 size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now) {
@@ -110,4 +105,74 @@ size_t _lode_purge_queue_run(lode_tld_t* tld, bool force, int64_t now) {
     n += _lode_page_purge_run(page, tld, force ? INT64_MAX : now, force ? -1 : now, &released);
   }
   return n;
+}
+
+bool _lode_purge_schedule(lode_tld_t* tld, lode_page_t* page, uint32_t slices, int64_t inherited) {
+  lode_assert(!page->in_use && !page->on_purge_queue);
+  if (!page->is_committed) return false;
+  int64_t now = _lode_clock_now(), expire = 0;
+  switch (_lode_purge_decide(now, &expire)) {
+    case LODE_PURGE_NOW: {
+      bool released;
+      /* A span's slices go with it (INT64_MAX: every free committed neighbour;
+       * INT64_MIN: the page alone). */
+      _lode_page_purge_run(page, tld, slices > 1 ? INT64_MAX : INT64_MIN, -1, &released);
+      return released;
+    }
+    case LODE_PURGE_LATER:
+      for (uint32_t j = 0; j < slices; j++)
+        if (page[j].is_committed && !page[j].on_purge_queue)
+          _lode_purge_queue_push_expiring(tld, &page[j], inherited != 0 ? inherited : expire);
+      return false;
+    case LODE_PURGE_NEVER: return false; /* stays committed: a forced collect purges it */
+  }
+  return false;
+}
+
+bool _lode_purge_schedule_segment(lode_tld_t* tld, lode_segment_t* seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->in_use || !page->is_committed || page->on_purge_queue) continue;
+    if (_lode_purge_schedule(tld, page, 1, 0)) return true;
+  }
+  return false;
+}
+
+/* Forced collect purges every free committed page of the thread's segments,
+ * queued or not (a negative delay only stops the timer). */
+void _lode_purge_all_free(lode_tld_t* tld) {
+  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
+    lode_segment_t* seg = tld->segments[k].first;
+    while (seg != NULL) {
+      lode_segment_t* next = seg->next;
+      if (seg->committed > 0 && seg->used < seg->page_count) {
+        for (uint32_t i = 0; i < seg->page_count; i++) {
+          lode_page_t* page = &seg->pages[i];
+          if (!page->in_use && page->is_committed) {
+            bool released;
+            i += (uint32_t)_lode_page_purge_run(page, tld, INT64_MAX, -1, &released) - 1;
+            if (released) break;
+          }
+        }
+      }
+      seg = next;
+    }
+  }
+}
+
+/* Forced collect: segments whose pages are all free go back to the OS whole
+ * (one munmap, or one cache entry), even when their pages were never purged
+ * (delay < 0), instead of an madvise for each of their pages first. */
+void _lode_purge_release_empty_segments(lode_tld_t* tld) {
+  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
+    lode_segment_t* seg = tld->segments[k].first;
+    while (seg != NULL) {
+      lode_segment_t* next = seg->next;
+      if (seg->used == 0) {
+        _lode_purge_queue_forget_segment(tld, seg);
+        _lode_segment_release(seg, tld);
+      }
+      seg = next;
+    }
+  }
 }

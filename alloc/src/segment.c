@@ -1,5 +1,7 @@
-/* Segments: reserve, carve into pages, hand pages to heaps, take them back,
- * purge them and release whole segments.
+/* Segments: reserve, carve into pages, find and claim free pages, take them
+ * back, purge their memory and release whole segments.  Mechanisms only:
+ * which page to purge when, and whether to reclaim an abandoned segment
+ * before mapping a new one, is decided above (purge_queue.c, heap.c).
  *
  * Large blocks (64 KiB to 2 MiB) take spans: a large segment is 64 slices of
  * 64 KiB, a block gets the first run of free slices that holds it, and when
@@ -15,8 +17,11 @@
  *   seg->committed == number of pages with is_committed
  *   a segment is on its owner's tld->segments[kind] list exactly once, with
  *     every segment that has a free page ahead of every full one
- *   a segment with no page in use and no committed page is released at once
- *     (a huge segment as soon as its block is freed). */
+ *   a free page's area_zero says its area reads as zero (fresh, or purged in
+ *     a mode that zeroes), so a claim knows whether calloc must clear
+ *   a released segment has no page on a purge queue (its caller took them off)
+ *   a segment's metadata is all zero before it is carved: a mapping from the
+ *     cache gets its header cleared, nothing of its last life survives */
 #include "internal.h"
 
 #include <pthread.h>
@@ -93,9 +98,9 @@ void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
 
 /* --- allocate and release -------------------------------------------------- */
 /* A segment made from a cached mapping: pages still committed from its last
- * life become committed free pages on this thread's purge queue (purged at
- * expiry unless used first); a huge block's old warm tail beyond the new
- * block is dropped, since nothing would count or purge it. */
+ * life become committed free pages (the caller schedules their purge); a huge
+ * block's old warm tail beyond the new block is dropped, since nothing would
+ * count or purge it. */
 static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info_t* c, size_t huge_size,
                               lode_tld_t* tld) {
   if (seg->kind == LODE_PAGE_HUGE) {
@@ -104,28 +109,27 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
     size_t b = a + lode_align_up(huge_size, LODE_OS_PAGE_SIZE), end = (size_t)c->warm;
     if (end > h && a > h) _lode_os_discard((uint8_t*)seg + h, (end < a ? end : a) - h);
     if (end > b) _lode_os_discard((uint8_t*)seg + b, end - b);
+    seg->pages[0].free_is_zero = end <= a;
     return;
   }
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  int64_t now = _lode_clock_now();
   /* New committed free pages: what this thread's last collect promised (P4)
    * no longer holds, even when a negative delay queues nothing. */
   if (c->warm != 0) tld->warm_takes++;
-  /* How far each was written is not kept: assume all of it (the cache
-   * bound, which asks the OS at the next release, errs toward holding less). */
   for (uint32_t i = 0; i < seg->page_count; i++) {
-    if (!(c->warm & ((uint64_t)1 << i))) continue;
     lode_page_t* page = &seg->pages[i];
+    page->area_zero = (c->zero >> i) & 1;
+    if (!(c->warm & ((uint64_t)1 << i))) continue;
+    /* How far each was written is not kept: assume all of it (the cache
+     * bound, which asks the OS at the next release, errs toward holding less). */
     page->touched = (uint32_t)(lode_align_up(page->area_size, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE);
     page->is_committed = 1;
+    page->area_zero = 0;
     seg->committed++;
     _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, page->area_size);
-    if (delay > 0) _lode_purge_queue_push(tld, page, now);
   }
 }
 
-static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, size_t alignment,
-                                     lode_tld_t* tld) {
+static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, size_t alignment, lode_tld_t* tld) {
   size_t page_shift, page_count, size;
   switch (kind) {
     case LODE_PAGE_SMALL: page_shift = LODE_SMALL_PAGE_SHIFT; break;
@@ -168,7 +172,8 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     return NULL;
   }
   size = mapped; /* a cached mapping may be larger: a huge area gets the slack */
-  /* Fresh anonymous memory is zero: only non-zero fields are set. */
+  /* Fresh memory is zero: only non-zero fields are set.  A cached mapping's
+   * header still holds its last life. */
   if (reused) memset(seg, 0, header);
   seg->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg;
   seg->tld = tld;
@@ -185,6 +190,8 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     page->area_size = kind == LODE_PAGE_HUGE ? size - area_offset
                                              : ((size_t)1 << page_shift) - (size_t)(page->area - start);
     page->purged_at = -2; /* never purged */
+    page->area_zero = 1;
+    page->free_is_zero = kind == LODE_PAGE_HUGE;
 #ifdef LODE_SECURE
     /* A guard page ends every page area: a linear overflow faults instead
      * of running into the next page's blocks.  (Large slices get theirs
@@ -196,12 +203,21 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
 #endif
   }
   if (reused) segment_take_warm(seg, &cached, huge_size, tld);
+  if (!_lode_segment_map_add(seg, seg->size)) {
+    _lode_stat_sub(&_lode_stats.committed_current, header);
+    _lode_os_release(seg, seg->size);
+    return NULL;
+  }
   atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
-  _lode_segment_map_add(seg);
   registry_add(seg);
   _lode_stat_add(&_lode_stats.segments_current, &_lode_stats.segments_peak, 1);
   _lode_segment_list_push(&tld->segments[kind], seg, true);
   return seg;
+}
+
+lode_segment_t* _lode_segment_alloc(lode_tld_t* tld, lode_page_kind_t kind) {
+  lode_assert(kind != LODE_PAGE_HUGE);
+  return segment_alloc(kind, 0, 0, tld);
 }
 
 /* What a released segment still holds: which pages are committed, how far
@@ -221,6 +237,7 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
   size_t end = 0;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     const lode_page_t* page = &seg->pages[i];
+    if (page->area_zero && !page->is_committed) info->zero |= (uint64_t)1 << i;
     if (!page->is_committed) continue;
     info->warm |= (uint64_t)1 << i;
     info->resident += (size_t)page->touched * LODE_OS_PAGE_SIZE; /* carved: a bound */
@@ -237,22 +254,22 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
   }
 }
 
-/* Release a segment that holds no live block: pages leave the purge queue,
- * the map forgets it, the memory goes to the segment cache or the OS. */
+/* Release a segment that holds no live block: the map forgets it, the memory
+ * goes to the segment cache or the OS. */
 void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   lode_assert(seg->used == 0 || seg->kind == LODE_PAGE_HUGE);
   size_t committed = seg->header_size;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
-    if (page->on_purge_queue && tld != NULL) _lode_purge_queue_remove(tld, page);
+    lode_assert(!page->on_purge_queue);
     if (page->is_committed) committed += page_committed_bytes(page);
   }
   if (tld != NULL && !seg->is_abandoned) _lode_segment_list_remove(&tld->segments[seg->kind], seg);
-  _lode_segment_map_remove(seg);
+  _lode_segment_map_remove(seg, seg->size);
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, seg->header_size, seg->has_protected};
+  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, 0, seg->header_size, seg->has_protected};
   if (_lode_segment_cache_accepts(seg->size)) {
     segment_measure_warm(seg, &info);
     if (_lode_segment_cache_put(&info, committed)) return;
@@ -265,19 +282,6 @@ bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld) {
   if (seg->used != 0 || seg->committed != 0) return false;
   _lode_segment_release(seg, tld);
   return true;
-}
-
-/* Forced collect: segments whose pages are all free go back to the OS, even
- * when their pages were never purged (delay < 0). */
-void _lode_segments_release_empty(lode_tld_t* tld) {
-  for (int k = 0; k < LODE_PAGE_KINDS; k++) {
-    lode_segment_t* seg = tld->segments[k].first;
-    while (seg != NULL) {
-      lode_segment_t* next = seg->next;
-      if (seg->used == 0) _lode_segment_release(seg, tld);
-      seg = next;
-    }
-  }
 }
 
 /* --- pages ----------------------------------------------------------------- */
@@ -299,16 +303,6 @@ static lode_page_t* segment_find_free_page(lode_segment_t* seg) {
     if (fallback == NULL) fallback = page;
   }
   return fallback;
-}
-
-static lode_page_t* page_claim(lode_segment_t* seg, lode_page_t* page, lode_tld_t* tld) {
-  if (page->on_purge_queue) _lode_purge_queue_remove(tld, page); /* P3 */
-  if (!page_commit(page, seg)) return NULL;
-  page->in_use = 1;
-  seg->used++;
-  _lode_segment_update_position(seg, tld);
-  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
-  return page;
 }
 
 /* --- large blocks: spans of slices ------------------------------------------ */
@@ -347,43 +341,6 @@ static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
   return -1;
 }
 
-/* Slices s..s+n-1 become one page: off the purge queue, committed, the head
- * covering their areas.  NULL (slices back to free) when a commit fails. */
-static lode_page_t* span_claim(lode_segment_t* seg, uint32_t s, uint32_t n, lode_tld_t* tld) {
-  for (uint32_t j = s; j < s + n; j++) {
-    lode_page_t* p = &seg->pages[j];
-    if (p->on_purge_queue) _lode_purge_queue_remove(tld, p);
-    if (!page_commit(p, seg)) {
-      long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-      for (uint32_t k = s; k < j; k++) {
-        seg->pages[k].in_use = 0;
-        seg->pages[k].span_back = 0;
-        if (delay > 0) _lode_purge_queue_push(tld, &seg->pages[k], _lode_clock_now());
-      }
-      seg->used -= j - s;
-      return NULL;
-    }
-    p->in_use = 1;
-    p->span_back = (uint8_t)(j - s);
-    seg->used++;
-  }
-  lode_page_t* head = &seg->pages[s];
-  size_t touched = 0; /* the head's extent covers its tails' written pages */
-  for (uint32_t j = s; j < s + n; j++) {
-    const lode_page_t* p = &seg->pages[j];
-    if (p->touched) touched = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
-  }
-  head->touched = (uint32_t)touched;
-  head->span_count = (uint8_t)n;
-  head->area_size = (size_t)(slice_end(seg, s + n - 1) - SLICE_GUARD - head->area);
-#ifdef LODE_SECURE
-  _lode_os_guard(head->area + head->area_size, SLICE_GUARD);
-#endif
-  _lode_segment_update_position(seg, tld);
-  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
-  return head;
-}
-
 /* A span leaves use: every slice is a free page of its own again, with its
  * share of what the span had written. */
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
@@ -401,62 +358,68 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
     p->in_use = 0;
     p->span_back = 0;
     p->span_count = 0;
+    p->area_zero = 0;
   }
   seg->used -= n - 1; /* the caller takes the head's */
 }
 
-/* A span for one block of bsize: in this thread's large segments, then in
- * reclaimed ones, then in a new segment. */
-static lode_page_t* span_alloc(lode_heap_t* heap, size_t bsize) {
-  lode_tld_t* tld = heap->tld;
-  lode_segment_list_t* list = &tld->segments[LODE_PAGE_LARGE];
-  for (int pass = 0; pass < 2; pass++) {
-    int n = 0;
-    for (lode_segment_t* seg = list->first; seg != NULL && seg->used < seg->page_count && n < 16; seg = seg->next, n++) {
-      uint32_t count;
-      int s = span_find(seg, bsize, &count);
-      if (s >= 0) return span_claim(seg, (uint32_t)s, count, tld);
-    }
-    if (pass == 0) _lode_abandoned_reclaim(heap, LODE_PAGE_LARGE, 8);
-  }
-  lode_segment_t* seg = segment_alloc(LODE_PAGE_LARGE, 0, 0, tld);
-  if (seg == NULL) return NULL;
-  uint32_t count;
-  int s = span_find(seg, bsize, &count);
-  lode_assert(s == 0);
-  lode_page_t* page = span_claim(seg, (uint32_t)s, count, tld);
-  if (page == NULL) _lode_segment_try_release(seg, tld);
-  return page;
-}
-
-lode_page_t* _lode_segment_page_alloc(lode_heap_t* heap, lode_page_kind_t kind, size_t block_size) {
-  if (kind == LODE_PAGE_LARGE) {
-    lode_page_t* page = span_alloc(heap, block_size);
-    if (page != NULL) _lode_page_init(page, block_size);
-    return page;
-  }
-  lode_tld_t* tld = heap->tld;
+lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint32_t* slices) {
   lode_segment_list_t* list = &tld->segments[kind];
-  lode_segment_t* seg = list->first;
-  if (seg == NULL || seg->used == seg->page_count) {
-    /* Memory of dead threads first: reclaim before mapping more. */
-    _lode_abandoned_reclaim(heap, kind, 8);
-    seg = list->first;
-    if (seg == NULL || seg->used == seg->page_count) seg = segment_alloc(kind, 0, 0, tld);
-    if (seg == NULL) return NULL;
+  if (kind != LODE_PAGE_LARGE) {
+    lode_segment_t* seg = list->first;
+    if (seg == NULL || seg->used == seg->page_count) return NULL;
+    *slices = 1;
+    return segment_find_free_page(seg);
   }
-  lode_page_t* page = segment_find_free_page(seg);
-  lode_assert(page != NULL);
-  if (page_claim(seg, page, tld) == NULL) {
-    _lode_segment_try_release(seg, tld);
-    return NULL;
+  int n = 0;
+  for (lode_segment_t* seg = list->first; seg != NULL && seg->used < seg->page_count && n < 16; seg = seg->next, n++) {
+    int s = span_find(seg, bsize, slices);
+    if (s >= 0) return &seg->pages[s];
   }
-  _lode_page_init(page, block_size);
-  return page;
+  return NULL;
 }
 
-lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t alignment) {
-  lode_tld_t* tld = heap->tld;
+bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
+  lode_segment_t* seg = _lode_page_segment(head);
+  uint32_t s = head->index;
+  bool zero = true;
+  for (uint32_t j = s; j < s + n; j++) {
+    lode_page_t* p = &seg->pages[j];
+    lode_assert(!p->in_use && !p->on_purge_queue); /* P3: the caller took it off its queue */
+    zero = zero && p->area_zero && !p->is_committed;
+    if (!page_commit(p, seg)) {
+      for (uint32_t k = s; k < j; k++) {
+        seg->pages[k].in_use = 0;
+        seg->pages[k].span_back = 0;
+      }
+      seg->used -= j - s;
+      return false;
+    }
+    p->in_use = 1;
+    p->span_back = (uint8_t)(j - s);
+    p->area_zero = 0;
+    seg->used++;
+  }
+  head->free_is_zero = zero;
+  if (seg->kind == LODE_PAGE_LARGE) {
+    size_t touched = 0; /* the head's extent covers its tails' written pages */
+    for (uint32_t j = s; j < s + n; j++) {
+      const lode_page_t* p = &seg->pages[j];
+      if (p->touched) touched = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
+    }
+    head->touched = (uint32_t)touched;
+    head->span_count = (uint8_t)n;
+    head->area_size = (size_t)(slice_end(seg, s + n - 1) - SLICE_GUARD - head->area);
+#ifdef LODE_SECURE
+    _lode_os_guard(head->area + head->area_size, SLICE_GUARD);
+#endif
+  }
+  _lode_segment_update_position(seg, tld);
+  _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
+  return true;
+}
+
+lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment) {
   size_t bsize = lode_align_up(size, LODE_OS_PAGE_SIZE);
   lode_segment_t* seg = segment_alloc(LODE_PAGE_HUGE, bsize, alignment, tld);
   if (seg == NULL) return NULL;
@@ -471,11 +434,11 @@ lode_page_t* _lode_segment_huge_alloc(lode_heap_t* heap, size_t size, size_t ali
     return NULL;
   }
   page->is_committed = 1;
+  page->area_zero = 0;
   seg->committed = 1;
   page->in_use = 1;
   seg->used = 1;
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
-  _lode_page_init(page, bsize);
   return page;
 }
 
@@ -501,13 +464,6 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   return true;
 }
 
-/* May `page` go with a purge run?  Forced (upto INT64_MAX): any free
- * committed page.  Timer: only queued pages whose expiry has passed. */
-static bool purge_due(const lode_page_t* page, int64_t upto) {
-  if (page->in_use || !page->is_committed) return false;
-  return upto == INT64_MAX || (page->on_purge_queue && page->purge_expire <= upto);
-}
-
 /* Bytes between a page's area and the next page's: LODE_SECURE's guard page
  * (small and medium kinds; a free large slice has none). */
 static size_t page_gap(const lode_segment_t* seg) {
@@ -519,54 +475,33 @@ static size_t page_gap(const lode_segment_t* seg) {
 #endif
 }
 
-/* Purge `page` (free, committed) together with the due pages next to it:
- * their areas are one range (guard pages between them included), so one
- * madvise (one TLB shootdown across the process's CPUs) does for all.
- * purged_at: the time, or -1 when forced.  Returns the pages purged;
- * *released says whether the segment went too. */
-size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, int64_t purged_at, bool* released) {
-  lode_segment_t* seg = _lode_page_segment(page);
-  lode_assert(!page->in_use && page->is_committed);
-  uint32_t lo = page->index, hi = page->index;
-  size_t gap = page_gap(seg);
-  if (seg->kind != LODE_PAGE_HUGE) {
-    while (lo > 0 && purge_due(&seg->pages[lo - 1], upto) &&
-           seg->pages[lo - 1].area + seg->pages[lo - 1].area_size + gap == seg->pages[lo].area)
-      lo--;
-    while (hi + 1 < seg->page_count && purge_due(&seg->pages[hi + 1], upto) &&
-           seg->pages[hi].area + seg->pages[hi].area_size + gap == seg->pages[hi + 1].area)
-      hi++;
-  }
+bool _lode_segment_pages_touch(const lode_segment_t* seg, uint32_t i) {
+  const lode_page_t* a = &seg->pages[i];
+  return i + 1 < seg->page_count && a->area + a->area_size + page_gap(seg) == seg->pages[i + 1].area;
+}
+
+/* Pages lo..hi are one range (guard pages between them included): one
+ * madvise (one TLB shootdown across the process's CPUs) does for all. */
+void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, int64_t purged_at) {
   size_t counted = 0;
+  bool zeroes = _lode_purge_zeroes();
   for (uint32_t i = lo; i <= hi; i++) {
     lode_page_t* p = &seg->pages[i];
-    if (p->on_purge_queue) {
-      p->last_expire = p->purge_expire; /* P6: when it went against which expiry */
-      _lode_purge_queue_remove(tld, p);
-    }
+    lode_assert(!p->in_use && p->is_committed && !p->on_purge_queue);
     p->purged_at = purged_at;
     p->is_committed = 0;
     p->touched = 0;
+    p->area_zero = zeroes;
     counted += page_committed_bytes(p);
   }
   const lode_page_t* last = &seg->pages[hi];
   _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area), counted);
   seg->committed -= hi - lo + 1;
-  *released = _lode_segment_try_release(seg, tld);
-  return hi - lo + 1;
 }
 
-/* Return the memory of one free committed page to the OS at once (delay 0:
- * no neighbour is due; INT64_MIN lets none join).  Returns true when that
- * released the whole segment (the page is gone then). */
-bool _lode_page_purge(lode_page_t* page, lode_tld_t* tld) {
-  bool released;
-  _lode_page_purge_run(page, tld, INT64_MIN, -1, &released);
-  return released;
-}
-
-/* A page leaves its heap: it is free now and waits on the purge queue. */
-void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
+/* A page leaves its heap: it is free now (its purge is the caller's
+ * decision).  Huge memory goes back at once. */
+uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   lode_segment_t* seg = _lode_page_segment(page);
   lode_assert(page->in_use);
   page->in_use = 0;
@@ -574,6 +509,7 @@ void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   page->used = 0;
   page->capacity = 0;
   page->retire_expire = 0;
+  page->free_is_zero = 0;
   atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   atomic_store_explicit(&page->heap, NULL, memory_order_release);
@@ -586,21 +522,9 @@ void _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
   tld->page_frees++;
   _lode_stat_sub(&_lode_stats.pages_current, 1);
   if (seg->kind == LODE_PAGE_HUGE) {
-    _lode_segment_release(seg, tld); /* huge memory goes back at once */
-    return;
+    _lode_segment_release(seg, tld);
+    return 0;
   }
   _lode_segment_update_position(seg, tld);
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay == 0) {
-    if (slices == 1) {
-      _lode_page_purge(page, tld);
-    } else {
-      bool released;
-      _lode_page_purge_run(page, tld, INT64_MAX, -1, &released); /* the span's slices with it */
-    }
-  } else if (delay > 0) {
-    int64_t now = _lode_clock_now();
-    for (uint32_t j = 0; j < slices; j++) _lode_purge_queue_push(tld, page + j, now);
-  }
-  /* delay < 0: the page stays committed; a forced collect releases the segment. */
+  return slices;
 }

@@ -9,7 +9,7 @@
  * usual expiry purges them if they stay unused.  A mapping reused for another
  * layout, or a huge block's warm tail beyond the new block, is purged first.
  *
- * Invariants (under the segment registry lock):
+ * Invariants (under the cache's lock):
  *   an entry is a whole mapping of a released segment: in no segment list, not
  *     in the segment map (free() of a pointer into it is reported), cookie 0;
  *   its committed bytes stay counted in committed_current and its size in
@@ -23,13 +23,17 @@
  *     not merely committed or carved) <= CACHE_MAX_WARM, the bound on the
  *     memory the cache can hold.
  *
- * A regular segment waits the purge delay as it stands, backed off or not
- * (purge_queue.c): threads that come and go often re-map segments just
+ * When a mapping goes back to the OS is the purge policy's decision
+ * (purge_policy.c): now (not cached), later, or only when forced.  A regular
+ * segment waits the purge delay as it stands, backed off or not: threads
+ * that come and go often re-map segments just
  * after their entries expired, and the faults of fresh memory are what a
  * cache is for.  CACHE_MAX_WARM keeps that from growing the resident set
  * much.  A huge mapping waits the base delay: one alone may hold up to
  * CACHE_MAX_ENTRY of warm memory. */
 #include "internal.h"
+
+#include <pthread.h>
 
 #define CACHE_SLOTS 64
 #define CACHE_MAX_BYTES ((size_t)512 << 20)
@@ -42,8 +46,13 @@ typedef struct cache_entry_s {
   int64_t expire;   /* unmap at or after this time; INT64_MAX: only when forced */
 } cache_entry_t;
 
-static cache_entry_t cache[CACHE_SLOTS]; /* guarded by the registry lock */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_entry_t cache[CACHE_SLOTS]; /* guarded by cache_lock */
 static size_t cache_count, cache_bytes, cache_warm;
+
+void _lode_segment_cache_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
+void _lode_segment_cache_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
+void _lode_segment_cache_fork_child(void) { pthread_mutex_unlock(&cache_lock); }
 
 static cache_entry_t remove_locked(size_t i) {
   cache_entry_t e = cache[i];
@@ -76,23 +85,26 @@ static size_t oldest_locked(void) {
 /* Whether a mapping of `size` bytes could be cached at all (asked before
  * measuring what it holds). */
 bool _lode_segment_cache_accepts(size_t size) {
-  return _lode_option(LODE_OPTION_PURGE_DELAY) != 0 && size <= CACHE_MAX_ENTRY;
+  int64_t expire;
+  return _lode_purge_decide(_lode_clock_now(), &expire) != LODE_PURGE_NOW && size <= CACHE_MAX_ENTRY;
 }
 
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
-  long delay = _lode_option(LODE_OPTION_PURGE_DELAY);
-  if (delay == 0 || info->size > CACHE_MAX_ENTRY || info->resident > CACHE_MAX_WARM) return false;
-  int64_t now = _lode_clock_now();
-  _lode_segments_lock();
+  int64_t now = _lode_clock_now(), expire = INT64_MAX;
+  lode_purge_when_t when = _lode_purge_decide(now, &expire);
+  if (when == LODE_PURGE_NOW || info->size > CACHE_MAX_ENTRY || info->resident > CACHE_MAX_WARM) return false;
+  /* A huge mapping waits the base delay: one alone may hold CACHE_MAX_ENTRY. */
+  if (when == LODE_PURGE_LATER && info->kind == LODE_PAGE_HUGE)
+    expire = lode_sat_add(now, _lode_option(LODE_OPTION_PURGE_DELAY));
+  pthread_mutex_lock(&cache_lock);
   expire_locked(now, false);
   while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
                              cache_warm + info->resident > CACHE_MAX_WARM))
     entry_unmap(oldest_locked());
-  long wait = info->kind == LODE_PAGE_HUGE ? delay : _lode_purge_delay(now);
-  cache[cache_count++] = (cache_entry_t){*info, committed, delay < 0 ? INT64_MAX : now + wait};
+  cache[cache_count++] = (cache_entry_t){*info, committed, when == LODE_PURGE_NEVER ? INT64_MAX : expire};
   cache_bytes += info->size;
   cache_warm += info->resident;
-  _lode_segments_unlock();
+  pthread_mutex_unlock(&cache_lock);
   return true;
 }
 
@@ -105,7 +117,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   int64_t now = _lode_clock_now();
   bool found = false;
   cache_entry_t e;
-  _lode_segments_lock();
+  pthread_mutex_lock(&cache_lock);
   expire_locked(now, false);
   size_t best = CACHE_SLOTS;
   for (size_t i = 0; i < cache_count; i++) {
@@ -122,7 +134,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     e = remove_locked(best);
     found = true;
   }
-  _lode_segments_unlock();
+  pthread_mutex_unlock(&cache_lock);
   if (!found) return false;
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   *info = e.info;
@@ -130,9 +142,11 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     _lode_os_release(info->base, info->size);
     return false;
   }
-  if (kind != info->kind && info->warm != 0) {
-    /* Another page layout: the old warm pages cannot be tracked. */
-    _lode_os_discard(info->base, info->size);
+  if (kind != info->kind) {
+    /* Another page layout: the old warm pages cannot be tracked, nor which
+     * pages read as zero. */
+    if (info->warm != 0) _lode_os_discard(info->base, info->size);
+    info->zero = info->warm != 0 ? ~(uint64_t)0 : 0;
     info->warm = 0;
   }
   info->kind = kind;
@@ -142,7 +156,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
 
 void _lode_segment_cache_collect(bool force) {
   int64_t now = _lode_clock_now();
-  _lode_segments_lock();
+  pthread_mutex_lock(&cache_lock);
   expire_locked(now, force);
-  _lode_segments_unlock();
+  pthread_mutex_unlock(&cache_lock);
 }

@@ -1,10 +1,10 @@
 /* Segment map: one byte per 4 MiB chunk of the user address space says
  * whether lode mapped it.  It makes every free() able to tell lode's pointers
  * from foreign ones (stack, globals, another allocator) at the cost of one
- * load, and finds the segment of a huge block that lies past its first chunk. */
+ * load, and finds the segment of a huge block that lies past its first chunk.
+ * It covers addresses below 2^47 (LODE_ADDRESS_LIMIT): os.c refuses
+ * reservations beyond, and an address beyond is never lode's. */
 #include "internal.h"
-
-#include <sys/mman.h>
 
 #define MAP_CHUNKS LODE_MAP_CHUNKS
 
@@ -21,10 +21,9 @@ bool _lode_segment_map_init(void) {
   st = 0;
   if (atomic_compare_exchange_strong_explicit(&map_state, &st, 1, memory_order_acq_rel,
                                               memory_order_acquire)) {
-    /* NORESERVE: only the pages covering used chunks are ever touched. */
-    void* p = mmap(NULL, MAP_CHUNKS, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
+    /* Only the pages covering used chunks are ever touched. */
+    void* p = _lode_os_alloc_meta(MAP_CHUNKS);
+    if (p == NULL) {
       atomic_store_explicit(&map_state, 3, memory_order_release);
       return false;
     }
@@ -32,27 +31,34 @@ bool _lode_segment_map_init(void) {
     atomic_store_explicit(&map_state, 2, memory_order_release);
     return true;
   }
-  while ((st = atomic_load_explicit(&map_state, memory_order_acquire)) == 1) {
-  }
+  lode_wait_t w = {0, 0};
+  while ((st = atomic_load_explicit(&map_state, memory_order_acquire)) == 1)
+    _lode_wait_step(&w, "another thread creating the segment map", &map_state);
   return st == 2;
 }
 
 static size_t chunk_of(const void* p) { return (uintptr_t)p >> LODE_SEGMENT_SHIFT; }
 
-void _lode_segment_map_add(lode_segment_t* seg) {
-  _Atomic(uint8_t)* segment_map = atomic_load_explicit(&map_base, memory_order_relaxed);
-  size_t first = chunk_of(seg), n = (seg->size + LODE_SEGMENT_MASK) >> LODE_SEGMENT_SHIFT;
-  for (size_t i = 1; i < n && first + i < MAP_CHUNKS; i++)
-    atomic_store_explicit(&segment_map[first + i], CHUNK_CONT, memory_order_relaxed);
-  atomic_store_explicit(&segment_map[first], CHUNK_START, memory_order_release);
+static bool in_map(const void* start, size_t size) {
+  uintptr_t a = (uintptr_t)start;
+  return a < LODE_ADDRESS_LIMIT && size <= LODE_ADDRESS_LIMIT - a;
 }
 
-void _lode_segment_map_remove(lode_segment_t* seg) {
+bool _lode_segment_map_add(const void* start, size_t size) {
   _Atomic(uint8_t)* segment_map = atomic_load_explicit(&map_base, memory_order_relaxed);
-  size_t first = chunk_of(seg), n = (seg->size + LODE_SEGMENT_MASK) >> LODE_SEGMENT_SHIFT;
+  if (segment_map == NULL || !in_map(start, size)) return false;
+  size_t first = chunk_of(start), n = (size + LODE_SEGMENT_MASK) >> LODE_SEGMENT_SHIFT;
+  for (size_t i = 1; i < n; i++) atomic_store_explicit(&segment_map[first + i], CHUNK_CONT, memory_order_relaxed);
+  atomic_store_explicit(&segment_map[first], CHUNK_START, memory_order_release);
+  return true;
+}
+
+void _lode_segment_map_remove(const void* start, size_t size) {
+  _Atomic(uint8_t)* segment_map = atomic_load_explicit(&map_base, memory_order_relaxed);
+  if (segment_map == NULL || !in_map(start, size)) return;
+  size_t first = chunk_of(start), n = (size + LODE_SEGMENT_MASK) >> LODE_SEGMENT_SHIFT;
   atomic_store_explicit(&segment_map[first], CHUNK_NONE, memory_order_relaxed);
-  for (size_t i = 1; i < n && first + i < MAP_CHUNKS; i++)
-    atomic_store_explicit(&segment_map[first + i], CHUNK_NONE, memory_order_relaxed);
+  for (size_t i = 1; i < n; i++) atomic_store_explicit(&segment_map[first + i], CHUNK_NONE, memory_order_relaxed);
 }
 
 lode_segment_t* _lode_segment_map_lookup(const void* p) {

@@ -32,6 +32,13 @@ static void* exit_holding_block(void* arg) {
   return p != NULL && q != NULL ? p : NULL;
 }
 
+static void* exit_holding_two_kinds(void* arg) {
+  (void)arg;
+  void* p = lode_malloc(100);
+  void* q = lode_malloc(20000);
+  return p != NULL && q != NULL ? p : NULL;
+}
+
 /* A segment of a thread that exited holding live blocks.  The hooks that
  * corrupt it assume no other thread reclaims it meanwhile (unit tests); a
  * concurrent reclaimer can empty the list, hence the retries. */
@@ -114,6 +121,28 @@ int lode_test_corrupt(const char* inv) {
     if (seg == NULL) return -1;
     seg->prev = seg; /* the newest segment has nothing before it */
     return 0;
+  }
+  if (strcmp(inv, "A2-age") == 0) {
+    /* a thread exits holding a small and a medium block: two segments */
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_holding_two_kinds, NULL) != 0) return -1;
+    pthread_join(t, NULL);
+    lode_segment_t* seg = _lode_abandoned_first();
+    if (seg == NULL || seg->next == NULL) return -1;
+    seg->abandoned_at = seg->next->abandoned_at - 1; /* the newest looks older than the next */
+    return 0;
+  }
+  if (strcmp(inv, "S1") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_segment_t* seg = _lode_page_segment(page);
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      if (!seg->pages[i].in_use) {
+        seg->pages[i].capacity = 7; /* as if its last life were not cleared */
+        return 0;
+      }
+    }
+    return -1;
   }
   if (strcmp(inv, "A3") == 0) {
     lode_segment_t* seg = abandoned_segment();

@@ -1,17 +1,14 @@
 /* Process and thread life cycle: lazy initialisation on the first
  * allocation (which may come before main, from the dynamic loader), a
  * pthread key whose destructor abandons the thread's segments, fork
- * handlers, and statistics at exit. */
+ * handlers, statistics at exit, the calling thread's default heap, and (in
+ * LODE_SIM builds) the switch between simulated threads. */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-
-__thread lode_heap_t* _lode_heap_default = &_lode_heap_empty;
-__thread char _lode_thread_marker;
-static __thread bool thread_in_process_init;
 
 static pthread_key_t thread_key;
 static _Atomic(int) process_state; /* 0 none, 1 initialising, 2 ready */
@@ -25,22 +22,44 @@ static size_t tld_cache_count;
 
 static void thread_done(void* arg);
 
+/* --- fork ---------------------------------------------------------------------- */
 static void fork_prepare(void) {
   pthread_mutex_lock(&tld_cache_lock);
   _lode_abandoned_fork_prepare();
   _lode_segments_lock();
+  _lode_segment_cache_fork_prepare();
 }
 static void fork_parent(void) {
+  _lode_segment_cache_fork_parent();
   _lode_segments_unlock();
   _lode_abandoned_fork_parent();
   pthread_mutex_unlock(&tld_cache_lock);
 }
+
+/* The child has one thread, the one that forked.  Every other thread's
+ * segments stay theirs (LODE_THREAD_ID_FORKED): their heaps may be in the
+ * middle of an operation, so nothing here may take them over, and a thread
+ * the child creates may get a dead thread's TLS address, hence its id.  A
+ * remote free that was in flight in a thread that does not exist here will
+ * never finish: its page stops waiting for it (the block is lost). */
 static void fork_child(void) {
+  uintptr_t me = _lode_thread_id();
+  for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) seg->abandoned_pages |= 1u << 31;
+  for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) {
+    _lode_pages_forget_freeing(seg);
+    uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_relaxed);
+    bool listed = seg->is_abandoned && owner == 0 && (seg->abandoned_pages >> 31) != 0;
+    /* abandoned but off the list: a thread was abandoning or reclaiming it */
+    if (owner != me && !listed) atomic_store_explicit(&seg->thread_id, LODE_THREAD_ID_FORKED, memory_order_relaxed);
+  }
+  for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) seg->abandoned_pages &= ~(1u << 31);
+  _lode_segment_cache_fork_child();
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
   pthread_mutex_unlock(&tld_cache_lock);
 }
 
+/* --- process ------------------------------------------------------------------- */
 /* Programs such as coreutils close stderr in their own exit handlers, which
  * run before ours: with LODE_SHOW_STATS a private duplicate is kept, and
  * used only if it still is the file stderr was. */
@@ -60,20 +79,30 @@ bool _lode_process_is_initialized(void) {
   return atomic_load_explicit(&process_state, memory_order_acquire) == 2;
 }
 
+/* Whether the running thread is a real one (not a simulated context): only
+ * a real one registers with the pthread key. */
+static bool thread_is_real(void) {
+#ifdef LODE_SIM
+  return _lode_ctx_current == NULL;
+#else
+  return true;
+#endif
+}
+
 void _lode_process_init(void) {
   if (lode_likely(atomic_load_explicit(&process_state, memory_order_acquire) == 2)) return;
-  if (thread_in_process_init) return; /* libc calls below may allocate */
+  if (LODE_TLS(in_process_init)) return; /* libc calls below may allocate */
   int expected = 0;
   if (!atomic_compare_exchange_strong_explicit(&process_state, &expected, 1, memory_order_acq_rel,
                                                memory_order_acquire)) {
-    while (atomic_load_explicit(&process_state, memory_order_acquire) != 2) {
-    }
+    lode_wait_t w = {0, 0};
+    while (atomic_load_explicit(&process_state, memory_order_acquire) != 2)
+      _lode_wait_step(&w, "another thread initialising lode", &process_state);
     return;
   }
-  thread_in_process_init = true;
+  LODE_TLS(in_process_init) = true;
   _lode_options_init();
   _lode_segment_map_init();
-  _lode_abandoned_init();
   pthread_key_create(&thread_key, thread_done);
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (_lode_option(LODE_OPTION_SHOW_STATS)) {
@@ -81,12 +110,14 @@ void _lode_process_init(void) {
     if (stats_fd >= 0 && fstat(stats_fd, &stats_st) != 0) stats_fd = -1;
   }
   atexit(process_done);
-  thread_in_process_init = false;
+  LODE_TLS(in_process_init) = false;
   atomic_store_explicit(&process_state, 2, memory_order_release);
   /* This thread may have allocated while libc was being set up above. */
-  if (_lode_heap_default->tld != NULL) pthread_setspecific(thread_key, _lode_heap_default->tld);
+  lode_tld_t* tld = LODE_TLS(heap_default)->tld;
+  if (tld != NULL && thread_is_real()) pthread_setspecific(thread_key, tld);
 }
 
+/* --- threads -------------------------------------------------------------------- */
 static lode_tld_t* tld_alloc(void) {
   pthread_mutex_lock(&tld_cache_lock);
   lode_tld_t* tld = tld_cache;
@@ -116,24 +147,98 @@ static void tld_free(lode_tld_t* tld) {
 
 lode_heap_t* _lode_thread_init(void) {
   _lode_process_init();
-  if (_lode_heap_default != &_lode_heap_empty) return _lode_heap_default;
+  if (LODE_TLS(heap_default) != &_lode_heap_empty) return LODE_TLS(heap_default);
   lode_tld_t* tld = tld_alloc();
   if (tld == NULL) return NULL;
   tld->thread_id = _lode_thread_id();
   _lode_heap_init(&tld->heap_backing, tld, true);
   tld->heaps = &tld->heap_backing;
-  _lode_heap_default = &tld->heap_backing;
+  LODE_TLS(heap_default) = &tld->heap_backing;
   _lode_stat_add(&_lode_stats.threads_current, NULL, 1);
-  /* Last: pthread_setspecific may itself allocate, which now succeeds. */
-  if (_lode_process_is_initialized()) pthread_setspecific(thread_key, tld);
+  /* Last: pthread_setspecific may itself allocate, which now succeeds.  A
+   * thread whose exit already ran is not registered again: lode_malloc
+   * gives its thread data back after each allocation (alloc.c). */
+  if (_lode_process_is_initialized() && thread_is_real() && !LODE_TLS(thread_exited))
+    pthread_setspecific(thread_key, tld);
   return &tld->heap_backing;
 }
 
+/* The thread's exit, from the pthread key: its segments are abandoned, its
+ * thread data cached for the next thread (kept for good when a remote free
+ * in flight into one of its pages never finished). */
 static void thread_done(void* arg) {
   lode_tld_t* tld = arg;
-  if (tld == NULL || _lode_heap_default != &tld->heap_backing) return;
-  _lode_heap_abandon_all(tld);
-  _lode_heap_default = &_lode_heap_empty;
+  if (tld == NULL || LODE_TLS(heap_default) != &tld->heap_backing) return;
+  bool settled = _lode_heap_abandon_all(tld);
+  LODE_TLS(heap_default) = &_lode_heap_empty;
+  LODE_TLS(thread_exited) = true;
   _lode_stat_sub(&_lode_stats.threads_current, 1);
-  tld_free(tld);
+  if (settled) tld_free(tld);
 }
+
+void _lode_thread_exit_again(void) {
+  lode_tld_t* tld = LODE_TLS(heap_default)->tld;
+  if (tld != NULL) thread_done(tld);
+}
+
+/* --- the calling thread's heap ----------------------------------------------------- */
+lode_heap_t* lode_heap_get_default(void) {
+  lode_heap_t* heap = _lode_heap_get_default();
+  if (heap->tld == NULL) heap = _lode_thread_init();
+  return heap;
+}
+
+lode_heap_t* lode_heap_new(void) {
+  if (LODE_TLS(thread_exited)) { /* its heap would outlive the thread's exit */
+    errno = ENOMEM;
+    return NULL;
+  }
+  lode_heap_t* backing = lode_heap_get_default();
+  if (backing == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return _lode_heap_new_in(backing);
+}
+
+void lode_collect(bool force) {
+  /* A thread that never allocated still releases abandoned segments. */
+  lode_heap_t* heap = lode_heap_get_default();
+  if (heap == NULL) return;
+  _lode_heap_collect_ex(heap, force);
+  if (LODE_TLS(thread_exited)) _lode_thread_exit_again();
+}
+
+/* --- simulated threads (LODE_SIM) ---------------------------------------------------- */
+#ifdef LODE_SIM
+/* One OS thread runs the simulation, so one current context is enough. */
+static lode_thread_ctx_t sim_ctx[LODE_SIM_THREADS];
+static int sim_current = -1;
+
+static void sim_ctx_fresh(lode_thread_ctx_t* c) {
+  memset(c, 0, sizeof(*c));
+  c->heap_default = &_lode_heap_empty;
+}
+
+void lode_sim_thread_switch(int id) {
+  if (id < 0 || id >= LODE_SIM_THREADS) {
+    _lode_ctx_current = NULL;
+    sim_current = -1;
+    return;
+  }
+  if (sim_ctx[id].heap_default == NULL) sim_ctx_fresh(&sim_ctx[id]);
+  _lode_ctx_current = &sim_ctx[id];
+  sim_current = id;
+}
+
+int lode_sim_thread_current(void) { return sim_current; }
+
+void lode_sim_thread_exit(int id) {
+  if (id < 0 || id >= LODE_SIM_THREADS) return;
+  int prev = sim_current;
+  lode_sim_thread_switch(id);
+  _lode_thread_exit_again();
+  sim_ctx_fresh(&sim_ctx[id]); /* a new thread next time */
+  lode_sim_thread_switch(prev);
+}
+#endif

@@ -1,0 +1,281 @@
+/* The simulated OS of LODE_SIM builds (enabled by lode_sim_os_enable before
+ * lode's first allocation).  os.c asks it instead of the kernel.
+ *
+ * Why: a fuzz input that maps, faults in and gives back a few MiB spends most
+ * of its time in the kernel (page faults, mmap, munmap, madvise), and the
+ * next input does it all again.  Here one address range is reserved once per
+ * process, at a fixed address where it can be, and recycled: reservations are
+ * carved from it first fit (so the same input gets the same addresses), and
+ * its memory stays resident.  What the kernel would do to the contents is
+ * done in memory, page (4 KiB) by page, from a state kept for each:
+ *
+ *   ZERO   reads as zero, not committed since (fresh)
+ *   DIRTY  committed: holds anything
+ *   POISON purged (DONTNEED, or MADV_FREE that the "kernel" dropped): filled
+ *          with a pattern of its address, checked and zeroed when committed
+ *          again -- a write into purged memory is an error (invariant O1)
+ *   KEPT   purged with MADV_FREE and kept: its bytes survive a re-commit
+ *   STALE  released or discarded: holds anything, zeroed when committed
+ *   GUARD  a guard page (PROT_NONE for real): never touched here
+ *   KERNEL a long run purged for real (madvise + PROT_NONE): filling it with
+ *          a pattern would cost more than the kernel's zero pages
+ *
+ * Semantics kept from the kernel: memory from a reservation reads as zero
+ * once committed; a purge in DONTNEED (or decommit) mode reads back as zero;
+ * MADV_FREE keeps or drops the bytes (a seeded choice per purge, so both
+ * happen); residency (mincore) is "committed or kept".  Lode commits before
+ * it touches memory (purge mode decommit makes that a rule: a stray access
+ * faults), which is what lets the contents be fixed up at commit. */
+#include "internal.h"
+
+#ifdef LODE_SIM
+#include <pthread.h>
+#include <sys/mman.h>
+
+#define ARENA_SIZE ((size_t)64 << 30)
+#define ARENA_HINT ((uintptr_t)0x100000000000ull) /* 16 TiB, inside the segment map */
+#define KERNEL_MIN ((size_t)1 << 20) /* a run this long goes to the kernel */
+#define RANGES_MAX 4096
+#define PAGE LODE_OS_PAGE_SIZE
+
+enum { PS_ZERO = 0, PS_DIRTY, PS_POISON, PS_KEPT, PS_STALE, PS_GUARD, PS_KERNEL };
+
+typedef struct range_s {
+  size_t start, len; /* offsets in the arena */
+} range_t;
+
+static pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(bool) sim_on;
+static uint8_t* arena;
+static uint8_t* state; /* one byte per arena page */
+static range_t free_ranges[RANGES_MAX]; /* sorted by start, coalesced */
+static size_t free_count;
+static uint64_t purge_seq;
+static lode_sim_os_stats_t st;
+
+bool _lode_os_sim_on(void) { return atomic_load_explicit(&sim_on, memory_order_relaxed); }
+
+bool lode_sim_available(void) { return true; }
+
+bool lode_sim_os_enable(bool on) {
+  pthread_mutex_lock(&sim_lock);
+  bool ok = true;
+  if (on && arena == NULL) {
+    if (atomic_load_explicit(&_lode_stats.mmaps, memory_order_relaxed) != 0) {
+      ok = false; /* too late: segments of the real OS exist */
+    } else {
+      void* a = mmap((void*)ARENA_HINT, ARENA_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+      if (a == MAP_FAILED) /* taken: anywhere aligned (addresses then differ between processes) */
+        a = mmap(NULL, ARENA_SIZE + LODE_SEGMENT_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      void* t = mmap(NULL, ARENA_SIZE / PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+      if (a == MAP_FAILED || t == MAP_FAILED) {
+        ok = false;
+      } else {
+        arena = (uint8_t*)lode_align_up((uintptr_t)a, LODE_SEGMENT_SIZE);
+        state = t;
+        free_ranges[0] = (range_t){0, ARENA_SIZE};
+        free_count = 1;
+      }
+    }
+  }
+  if (ok) atomic_store_explicit(&sim_on, on && arena != NULL, memory_order_relaxed);
+  pthread_mutex_unlock(&sim_lock);
+  return ok;
+}
+
+void lode_sim_os_stats(lode_sim_os_stats_t* out) {
+  pthread_mutex_lock(&sim_lock);
+  *out = st;
+  pthread_mutex_unlock(&sim_lock);
+}
+
+/* --- address ranges ------------------------------------------------------------ */
+static void ranges_insert(size_t at, range_t r) {
+  memmove(&free_ranges[at + 1], &free_ranges[at], (free_count - at) * sizeof(range_t));
+  free_ranges[at] = r;
+  free_count++;
+}
+
+static void ranges_remove(size_t at) {
+  memmove(&free_ranges[at], &free_ranges[at + 1], (free_count - at - 1) * sizeof(range_t));
+  free_count--;
+}
+
+void* _lode_os_sim_reserve(size_t size, size_t alignment) {
+  if (alignment < PAGE) alignment = PAGE;
+  void* p = NULL;
+  pthread_mutex_lock(&sim_lock);
+  for (size_t i = 0; i < free_count; i++) {
+    range_t r = free_ranges[i];
+    size_t a = lode_align_up((uintptr_t)arena + r.start, alignment) - (uintptr_t)arena;
+    if (a < r.start || a - r.start > r.len || r.len - (a - r.start) < size) continue;
+    ranges_remove(i);
+    size_t end = r.start + r.len;
+    if (a + size < end) ranges_insert(i, (range_t){a + size, end - a - size});
+    if (a > r.start && free_count < RANGES_MAX) ranges_insert(i, (range_t){r.start, a - r.start});
+    p = arena + a;
+    st.reserves++;
+    if (a + size > st.arena_high) st.arena_high = a + size;
+    break;
+  }
+  pthread_mutex_unlock(&sim_lock);
+  return p;
+}
+
+/* --- page contents ----------------------------------------------------------------- */
+static uint64_t pattern_of(const uint8_t* page) { return ((uintptr_t)page >> 12) * 0x9e3779b97f4a7c15ull | 1; }
+
+static void fill(uint8_t* page) {
+  uint64_t v = pattern_of(page);
+  uint64_t* w = (uint64_t*)(void*)page;
+  for (size_t i = 0; i < PAGE / 8; i++) w[i] = v;
+  st.poisoned_bytes += PAGE;
+}
+
+static void check_poison(uint8_t* page) {
+  uint64_t v = pattern_of(page);
+  const uint64_t* w = (const uint64_t*)(const void*)page;
+  uint64_t diff = 0;
+  for (size_t i = 0; i < PAGE / 8; i++) diff |= w[i] ^ v;
+  if (lode_likely(diff == 0)) return;
+  for (size_t i = 0; i < PAGE / 8; i++) {
+    if (w[i] != v) {
+      if (st.poison_errors++ == 0) st.first_error = page + i * 8;
+      return;
+    }
+  }
+}
+
+static uint64_t mix_bits(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static size_t page_index(const void* p) { return (size_t)((const uint8_t*)p - arena) / PAGE; }
+
+/* Pages first..first+n-1 of one state run through the kernel: zero pages,
+ * and PROT_NONE so a write into them faults. */
+static void kernel_purge(size_t first, size_t n) {
+  uint8_t* p = arena + first * PAGE;
+  if (madvise(p, n * PAGE, MADV_DONTNEED) != 0 || mprotect(p, n * PAGE, PROT_NONE) != 0) {
+    for (size_t i = 0; i < n; i++) state[first + i] = PS_STALE; /* kept accessible: zeroed at commit */
+    return;
+  }
+  memset(state + first, PS_KERNEL, n);
+}
+
+void _lode_os_sim_release(void* p, size_t size) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = size / PAGE;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* s = &state[first + i];
+    if (*s == PS_GUARD || *s == PS_KERNEL) { /* a later reservation must find it usable */
+      mprotect(arena + (first + i) * PAGE, PAGE, PROT_READ | PROT_WRITE);
+      *s = *s == PS_KERNEL ? PS_ZERO : PS_STALE;
+    } else if (*s == PS_DIRTY || *s == PS_KEPT) {
+      *s = PS_STALE;
+    } /* POISON stays: a write after the release is found at the next commit */
+  }
+  size_t start = (size_t)((uint8_t*)p - arena), at = 0;
+  while (at < free_count && free_ranges[at].start < start) at++;
+  range_t r = {start, size};
+  if (at > 0 && free_ranges[at - 1].start + free_ranges[at - 1].len == start) {
+    at--;
+    r.start = free_ranges[at].start;
+    r.len += free_ranges[at].len;
+    ranges_remove(at);
+  }
+  if (at < free_count && r.start + r.len == free_ranges[at].start) {
+    r.len += free_ranges[at].len;
+    ranges_remove(at);
+  }
+  if (free_count < RANGES_MAX) ranges_insert(at, r); /* else the range is lost to the arena */
+  st.releases++;
+  pthread_mutex_unlock(&sim_lock);
+}
+
+bool _lode_os_sim_commit(void* p, size_t size) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* s = &state[first + i];
+    uint8_t* page = arena + (first + i) * PAGE;
+    switch (*s) {
+      case PS_POISON:
+        check_poison(page);
+        __attribute__((fallthrough)); /* then it reads as zero */
+      case PS_STALE:
+        memset(page, 0, PAGE);
+        st.zeroed_bytes += PAGE;
+        *s = PS_DIRTY;
+        break;
+      case PS_KERNEL: {
+        size_t k = 1;
+        while (i + k < n && state[first + i + k] == PS_KERNEL) k++;
+        mprotect(page, k * PAGE, PROT_READ | PROT_WRITE);
+        memset(s, PS_DIRTY, k);
+        i += k - 1;
+        break;
+      }
+      case PS_ZERO:
+      case PS_KEPT: *s = PS_DIRTY; break;
+      default: break; /* DIRTY stays, a GUARD is left alone */
+    }
+  }
+  st.commits++;
+  pthread_mutex_unlock(&sim_lock);
+  return true;
+}
+
+void _lode_os_sim_purge(void* p, size_t size, bool zero) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
+  /* MADV_FREE: the kernel may or may not take the pages; a seeded coin. */
+  bool drop = zero || (mix_bits(++purge_seq ^ (uintptr_t)p) & 1);
+  for (size_t i = 0; i < n; i++) {
+    if (state[first + i] != PS_DIRTY) continue;
+    size_t k = 1;
+    while (i + k < n && state[first + i + k] == PS_DIRTY) k++;
+    if (!drop) {
+      memset(state + first + i, PS_KEPT, k);
+    } else if (k * PAGE >= KERNEL_MIN) {
+      kernel_purge(first + i, k);
+    } else {
+      for (size_t j = 0; j < k; j++) fill(arena + (first + i + j) * PAGE);
+      memset(state + first + i, PS_POISON, k);
+    }
+    i += k - 1;
+  }
+  st.purges++;
+  pthread_mutex_unlock(&sim_lock);
+}
+
+void _lode_os_sim_protect(void* p, size_t size, bool accessible) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* s = &state[first + i];
+    if (!accessible) *s = PS_GUARD;
+    else if (*s == PS_GUARD) *s = PS_STALE;
+  }
+  pthread_mutex_unlock(&sim_lock);
+}
+
+bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
+  for (size_t i = 0; i < n; i++) vec[i] = state[first + i] == PS_DIRTY || state[first + i] == PS_KEPT;
+  pthread_mutex_unlock(&sim_lock);
+  return true;
+}
+
+#else
+#include "testing.h"
+#ifdef LODE_TESTING
+bool lode_sim_available(void) { return false; }
+#endif
+#endif /* LODE_SIM */

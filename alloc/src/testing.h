@@ -1,0 +1,92 @@
+/* lode's test interface: present only in builds configured with
+ * LODE_TESTING=ON (the test trees); an installed liblode exports none of it.
+ * Tests, the stress drivers and the fuzz harness include this header. */
+#ifndef LODE_TESTING_H
+#define LODE_TESTING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lode.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* Deterministic time: a clock in milliseconds, monotonic; NULL restores
+ * CLOCK_MONOTONIC.  Installing one restarts what remembers times of the old
+ * clock (the purge backoff). */
+typedef int64_t(lode_clock_fn)(void* arg);
+void lode_test_set_clock(lode_clock_fn* fn, void* arg);
+
+/* The next `count` OS reserve/commit calls fail (allocation returns NULL with
+ * ENOMEM); 0 cancels.  Returns how many injected failures were still pending. */
+long lode_test_fail_os(long count);
+
+/* Corrupt state on purpose so that `invariant`'s check must fire.  Returns 0
+ * when done, -1 when unknown or unsupported.  The process state is broken
+ * afterwards: call it in a child process. */
+int lode_test_corrupt(const char* invariant);
+
+/* Test points: named places inside lode where the hook is called with the
+ * object at hand.  A hook may stop the calling thread there and let other
+ * threads run (unit tests, the fuzz scheduler), or learn that the thread
+ * waits for another one.  The hook runs inside lode: it must not allocate
+ * through lode on the calling thread's heap. */
+typedef enum lode_point_e {
+  LODE_POINT_REMOTE_FREEING,   /* a remote free holds the page FREEING and is about to push its
+                                  block to the owner heap's delayed list (obj: the page) */
+  LODE_POINT_ABANDON_UNLISTED, /* thread exit: a segment has lost its owner and is not yet on
+                                  the abandoned list (obj: the segment) */
+  LODE_POINT_RECLAIM_POPPED,   /* a reclaim took a segment off the abandoned list and has not
+                                  claimed it yet (obj: the segment) */
+  LODE_POINT_RECLAIM_ADOPTING, /* a reclaim owns the segment, its pages not yet adopted (obj) */
+  LODE_POINT_COLLECT_DETACHED, /* a forced collect holds the abandoned list detached (obj NULL) */
+  LODE_POINT_WAIT_FREEING,     /* a thread waits for a remote free in flight on the page (obj):
+                                  a scheduler that stopped that free must let it go on */
+  LODE_POINT_COUNT
+} lode_point_t;
+typedef void(lode_point_fn)(lode_point_t point, const void* obj);
+void lode_test_set_point_hook(lode_point_fn* fn); /* NULL: none */
+const char* lode_test_point_name(lode_point_t point);
+/* The point named `name` (as lode_test_point_name prints it), or -1. */
+int lode_test_point_lookup(const char* name);
+
+/* --- deterministic simulation (builds with LODE_SIM=ON) ------------------------
+ * Threads: every per-thread variable of lode lives in a context; an OS thread
+ * runs as context `id` after lode_sim_thread_switch(id), and id -1 is its own.
+ * lode_sim_thread_exit(id) runs lode's real thread-exit path for that context
+ * (heaps fold into the backing heap, segments are abandoned) and leaves it
+ * fresh, as a new thread.  The OS: after lode_sim_os_enable(true), called
+ * before lode's first allocation, segments come from one address range
+ * reserved once and recycled, purges follow their mode's semantics in memory
+ * (purged memory reads back as zero, or keeps its bytes for MADV_FREE) and
+ * purged memory is filled with a pattern checked when it is committed again:
+ * a write into purged memory is reported by the checker as invariant O1. */
+#define LODE_SIM_THREADS 16
+bool lode_sim_available(void); /* false unless built with LODE_SIM */
+void lode_sim_thread_switch(int id);
+int lode_sim_thread_current(void);
+void lode_sim_thread_exit(int id);
+bool lode_sim_os_enable(bool on); /* false when too late or not a LODE_SIM build */
+typedef struct lode_sim_os_stats_s {
+  size_t reserves, releases, commits, purges, zeroed_bytes, poisoned_bytes;
+  size_t poison_errors;    /* writes into purged memory found at re-commit */
+  const void* first_error; /* the first such address */
+  size_t arena_high;       /* bytes of the arena ever handed out */
+} lode_sim_os_stats_t;
+void lode_sim_os_stats(lode_sim_os_stats_t* out);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LODE_TESTING_H */
