@@ -19,8 +19,13 @@ __AFL_FUZZ_INIT();
 #endif
 
 int main(int argc, char** argv) {
-  fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT, .verbose = false, .replay_cmd = LODE_REPLAY_CMD};
-  fz_init(&cfg);
+  /* The simulation by default; LODE_FUZZ_MODE=real runs real threads and the real OS. */
+  const char* m = getenv("LODE_FUZZ_MODE");
+  fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT,
+                     .mode = m != NULL && strcmp(m, "real") == 0 ? FZ_MODE_REAL : FZ_MODE_SIM,
+                     .verbose = false,
+                     .replay_cmd = LODE_REPLAY_CMD};
+  if (!fz_init(&cfg)) exit(2);
 #ifdef __AFL_FUZZ_TESTCASE_LEN
   (void)argc;
   (void)argv;

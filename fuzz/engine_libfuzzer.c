@@ -4,6 +4,9 @@
  * is libFuzzer's signal) after printing the op and the lode-replay command. */
 #include "harness.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #ifndef LODE_REPLAY_CMD
 #define LODE_REPLAY_CMD "lode-replay -v"
 #endif
@@ -14,8 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 int LLVMFuzzerInitialize(int* argc, char*** argv) {
   (void)argc;
   (void)argv;
-  fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT, .verbose = false, .replay_cmd = LODE_REPLAY_CMD};
-  fz_init(&cfg);
+  /* The simulation by default; LODE_FUZZ_MODE=real runs real threads and the real OS. */
+  const char* m = getenv("LODE_FUZZ_MODE");
+  fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT,
+                     .mode = m != NULL && strcmp(m, "real") == 0 ? FZ_MODE_REAL : FZ_MODE_SIM,
+                     .verbose = false,
+                     .replay_cmd = LODE_REPLAY_CMD};
+  if (!fz_init(&cfg)) exit(2);
   return 0;
 }
 

@@ -1,92 +1,45 @@
-/* The harness core: runs one decoded input on the deterministic workers,
- * applies every operation to lode and to the shadow model, and runs the
- * oracle after each one (shadow checks, lode_check_thread on the acting
- * thread, lode_check_process while every other thread is parked).  At the end
- * of the input everything is freed, the workers collect and exit and are
- * joined, main runs a forced collect and A5 (lode_check_clean) is checked; the
- * options, the clock and OS-failure injection are reset, so nothing carries
- * over to the next input. */
+/* The harness core: runs one decoded input through a scheduler (simulated
+ * threads, or real ones), applies every operation to lode and to the shadow
+ * model (ops.c), and runs the oracle:
+ *   after every op     the op's own promises (ops.c), no pointer error lode
+ *                      did not have to report, lode_check_thread on its thread;
+ *   after ops that change process-wide state (an exit, a collect, a heap op, a
+ *                      cross-thread free, a reclaim or abandon, a resume)
+ *                      lode_check_process, unless a thread is parked mid-op;
+ *   at the end         everything freed, forced collects, full checks and A5.
+ * Options, the clock and OS-failure injection are reset after each input, so
+ * nothing carries over to the next. */
 #include "harness.h"
 
 #include <errno.h>
 #include <lode.h>
-#include "testing.h"
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "testing.h"
 
 static fz_config_t config;
 const fz_config_t* fz_cfg = &config;
-
-typedef struct {
-  lode_heap_t* heap;
-  unsigned owner;
-  bool live;
-} fz_heap_t;
+static const fz_sched_t* S;
 
 static const fz_program_t* prog;
 static size_t op_index = SIZE_MAX; /* op being run, SIZE_MAX outside ops */
-static const char* phase = "start";
 static fz_heap_t heaps[FZ_HEAPS];
 static bool fail_armed; /* a fail-os with a count > 0 ran in this input */
 static size_t baseline;
 static _Atomic(int64_t) clock_ms = FZ_CLOCK_START;
-static unsigned seq; /* allocations so far: picks fill bytes */
+static unsigned seq;        /* allocations so far: picks fill bytes */
+static size_t calloc_bytes; /* this input's */
+static size_t big_bytes;    /* this input's, of blocks above FZ_BIG_MIN */
+static int park_armed[FZ_THREADS];
+static int parked_point[FZ_THREADS];
+static const void* parked_obj[FZ_THREADS];
 
-/* --- failure reporting -------------------------------------------------------- */
-static void describe_where(char* buf, size_t cap) {
-  if (prog != NULL && op_index < prog->count) {
-    char op[128];
-    fz_format_op(&prog->ops[op_index], op, sizeof(op));
-    snprintf(buf, cap, "op #%zu (%s)", op_index + 1, op);
-  } else {
-    snprintf(buf, cap, "%s", phase);
-  }
-}
+const char* fz_mode_name(fz_mode_t mode) { return mode == FZ_MODE_SIM ? "sim" : "real"; }
 
-void fz_fail(const char* fmt, ...) {
-  char msg[512], where[160];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  describe_where(where, sizeof(where));
-  fflush(stdout);
-  fprintf(stderr, "lode-fuzz: FAILURE at %s: %s\n", where, msg);
-  if (config.input_name != NULL)
-    fprintf(stderr, "lode-fuzz: replay with: %s %s\n", config.replay_cmd ? config.replay_cmd : "lode-replay -v",
-            config.input_name);
-  else
-    fprintf(stderr, "lode-fuzz: replay the crashing input the engine saved with: %s <crash-file>\n",
-            config.replay_cmd ? config.replay_cmd : "lode-replay -v");
-  fflush(stderr);
-  if (config.fail_mode == FZ_FAIL_EXIT) _exit(1);
-  abort();
-}
-
-static void crash_handler(int sig) {
-  char where[160];
-  describe_where(where, sizeof(where));
-  fprintf(stderr, "lode-fuzz: CRASH (signal %d) at %s\n", sig, where);
-  if (config.input_name != NULL)
-    fprintf(stderr, "lode-fuzz: replay with: %s %s\n", config.replay_cmd ? config.replay_cmd : "lode-replay -v",
-            config.input_name);
-  fflush(stderr);
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-void fz_install_crash_report(void) {
-  signal(SIGSEGV, crash_handler);
-  signal(SIGBUS, crash_handler);
-  signal(SIGABRT, crash_handler);
-  signal(SIGFPE, crash_handler);
-}
-
-/* --- lode's checker ------------------------------------------------------------- */
+/* --- lode's reports ------------------------------------------------------------- */
 typedef struct {
   char inv[8];
   char msg[200];
@@ -104,17 +57,62 @@ static void reporter(const char* inv, const void* obj, const char* message, void
   }
 }
 
-static void check_result(size_t n, const char* which) {
-  (void)n; /* the reporter has counted them */
+static void check_result(const char* which) {
   if (violation_count == 0) return;
   fz_fail("invariant %s violated (%s, object %p): %s [%zu violation(s)]", first_violation.inv, which,
           first_violation.obj, first_violation.msg, violation_count);
 }
 
-static void check_on_worker(void) {
-  check_result(lode_check_thread(), "lode_check_thread on the acting thread");
-  /* Every other worker is parked and main waits: the process is quiescent. */
-  check_result(lode_check_process(), "lode_check_process, other threads parked");
+/* Pointer errors lode reported during each thread's current op (a parked
+ * op keeps its own while others run): lode runs with LODE_ON_ERROR=ignore
+ * and reports each to this hook. */
+typedef struct {
+  size_t seen;
+  char what[96], func[32];
+  const void* ptr;
+  const char* expected; /* set by the op: "what" prefixes, '|' between */
+} error_state_t;
+static error_state_t errs[FZ_THREADS + 1];
+
+static void error_hook(const char* func, const char* what, const void* p) {
+  error_state_t* e = &errs[S->current()];
+  if (e->seen++ == 0) {
+    snprintf(e->what, sizeof(e->what), "%s", what);
+    snprintf(e->func, sizeof(e->func), "%s", func);
+    e->ptr = p;
+  }
+}
+
+void fz_expect_error(const char* what) {
+  error_state_t* e = &errs[S->current()];
+  e->seen = 0;
+  e->expected = what;
+}
+
+static bool error_matches(const error_state_t* st) {
+  for (const char* e = st->expected; *e;) {
+    const char* bar = strchr(e, '|');
+    size_t n = bar ? (size_t)(bar - e) : strlen(e);
+    if (strncmp(st->what, e, n) == 0) return true;
+    e += n + (bar ? 1 : 0);
+  }
+  return false;
+}
+
+static void errors_reset(unsigned t) { errs[t] = (error_state_t){0}; }
+
+static void check_errors(unsigned t) {
+  error_state_t* e = &errs[t];
+  if (e->expected == NULL) {
+    if (e->seen != 0)
+      fz_fail("lode reported %s(): %s %p on an operation that handed it only its own pointers", e->func, e->what,
+              e->ptr);
+    return;
+  }
+  if (e->seen != 1 || !error_matches(e))
+    fz_fail("expected lode to report exactly one '%s', got %zu report(s)%s%s", e->expected, e->seen,
+            e->seen ? ", the first: " : "", e->seen ? e->what : "");
+  errors_reset(t);
 }
 
 static int64_t harness_clock(void* arg) {
@@ -122,8 +120,8 @@ static int64_t harness_clock(void* arg) {
   return atomic_load_explicit(&clock_ms, memory_order_relaxed);
 }
 
-/* --- tracing -------------------------------------------------------------------- */
-static void trace(const char* fmt, ...) {
+/* --- tracing and what is running -------------------------------------------------- */
+void fz_trace(const char* fmt, ...) {
   if (!config.verbose) return;
   va_list ap;
   va_start(ap, fmt);
@@ -131,28 +129,57 @@ static void trace(const char* fmt, ...) {
   va_end(ap);
 }
 
-static void trace_op(void) {
-  if (!config.verbose) return;
-  char op[128];
-  fz_format_op(&prog->ops[op_index], op, sizeof(op));
-  printf("#%-4zu %-44s", op_index + 1, op);
+static void set_where(const char* phase) {
+  bool in_op = prog != NULL && op_index < prog->count;
+  fz_where(phase, in_op ? &prog->ops[op_index] : NULL, op_index);
 }
 
-/* --- operations ----------------------------------------------------------------- */
-static void expect_enomem(const char* what) {
+static void trace_op(const fz_op_t* op) {
+  if (!config.verbose) return;
+  char text[128];
+  fz_format_op(op, text, sizeof(text));
+  printf("#%-4zu %-44s", op_index + 1, text);
+}
+
+/* --- what ops.c uses --------------------------------------------------------------- */
+fz_heap_t* fz_heap(unsigned h) { return &heaps[h % FZ_HEAPS]; }
+unsigned fz_next_seq(void) { return seq++; }
+void fz_clock_advance(int64_t ms) { atomic_fetch_add_explicit(&clock_ms, ms, memory_order_relaxed); }
+void fz_fail_os_armed(void) { fail_armed = true; }
+bool fz_thread_owns(const void* p) { return lode_test_owns(p); }
+
+void fz_expect_enomem(const char* what) {
   int e = errno;
   if (e != ENOMEM) fz_fail("%s returned NULL with errno %d (%s), expected ENOMEM", what, e, strerror(e));
   if (!fail_armed) fz_fail("%s returned NULL (ENOMEM) although no OS failure was injected", what);
-  trace(" = NULL (ENOMEM)");
+  fz_trace(" = NULL (ENOMEM)");
 }
 
-static bool over_cap(size_t add) {
-  if (fz_shadow_live_bytes() + add <= FZ_LIVE_CAP) return false;
-  trace(" (skipped: over the live-bytes cap)");
-  return true;
+bool fz_over_cap(size_t add) {
+  if (fz_shadow_live_bytes() + add > FZ_LIVE_CAP) {
+    fz_trace(" (skipped: over the live-bytes cap)");
+    return true;
+  }
+  if (add > FZ_BIG_MIN) {
+    if (big_bytes + add > FZ_BIG_CAP) {
+      fz_trace(" (skipped: over the input's cap on large blocks)");
+      return true;
+    }
+    big_bytes += add;
+  }
+  return false;
 }
 
-static void free_slot(unsigned slot, const char* why) {
+bool fz_calloc_over_cap(size_t add) {
+  if (calloc_bytes + add > FZ_CALLOC_CAP) {
+    fz_trace(" (skipped: over the input's calloc cap)");
+    return true;
+  }
+  calloc_bytes += add;
+  return false;
+}
+
+void fz_free_slot(unsigned slot, const char* why) {
   fz_slot_t* s = fz_slot(slot);
   if (!s->live) return;
   fz_shadow_verify(slot, SIZE_MAX, why);
@@ -160,30 +187,22 @@ static void free_slot(unsigned slot, const char* why) {
   fz_shadow_drop(slot);
 }
 
-static void added(unsigned slot) {
-  const fz_slot_t* s = fz_slot(slot);
-  trace(" = %p usable %zu", (void*)s->p, s->usable);
-}
-
-static void new_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {
+void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {
   if (p == NULL) {
-    expect_enomem(what);
+    fz_expect_enomem(what);
     return;
   }
-  fz_shadow_add(slot, p, size, align, heap, zeroed, seq++);
-  added(slot);
-}
-
-static bool heap_usable(unsigned h, unsigned thread) {
-  if (heaps[h].live && heaps[h].owner == thread) return true;
-  trace(heaps[h].live ? " (skipped: h%u belongs to t%u)" : " (skipped: h%u not live)", h, heaps[h].owner);
-  return false;
+  /* A parked op that resumed: its slot may have been taken meanwhile. */
+  fz_free_slot(slot, "when an op resumed from a park took its slot");
+  fz_shadow_add(slot, p, size, align, heap, zeroed, fz_next_seq());
+  fz_slot(slot)->thread = (uint8_t)S->current();
+  fz_trace(" = %p usable %zu", (void*)p, fz_slot(slot)->usable);
 }
 
 static void verify_heap_membership(unsigned h) {
   for (unsigned i = 0; i < FZ_SLOTS; i++) {
     const fz_slot_t* s = fz_slot(i);
-    if (!s->live) continue;
+    if (!s->live || s->busy) continue;
     bool owns = lode_heap_owns(heaps[h].heap, s->p);
     if (s->heap == (int)h && !owns) fz_fail("s%u = %p came from h%u but lode_heap_owns says no", i, (void*)s->p, h);
     if (s->heap != (int)h && owns)
@@ -191,19 +210,20 @@ static void verify_heap_membership(unsigned h) {
   }
 }
 
-static void heap_destroy(unsigned h) {
+void fz_heap_destroy(unsigned h) {
   verify_heap_membership(h);
   for (unsigned i = 0; i < FZ_SLOTS; i++)
-    if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_shadow_verify(i, SIZE_MAX, "before heap-destroy");
+    if (fz_slot(i)->live && !fz_slot(i)->busy && fz_slot(i)->heap == (int)h)
+      fz_shadow_verify(i, SIZE_MAX, "before heap-destroy");
   lode_heap_destroy(heaps[h].heap);
   heaps[h].live = false;
   for (unsigned i = 0; i < FZ_SLOTS; i++)
     if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_shadow_drop(i);
   /* Blocks of every other heap stay intact. */
-  for (unsigned i = 0; i < FZ_SLOTS; i++) fz_shadow_verify(i, SIZE_MAX, "after a heap-destroy of another heap");
+  fz_shadow_verify_all("after a heap-destroy of another heap");
 }
 
-static void heap_delete(unsigned h) {
+void fz_heap_delete(unsigned h) {
   verify_heap_membership(h);
   lode_heap_delete(heaps[h].heap);
   heaps[h].live = false;
@@ -211,227 +231,279 @@ static void heap_delete(unsigned h) {
     if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_slot(i)->heap = -1;
 }
 
-/* One operation on the acting worker; true when the worker must exit. */
-static bool run_worker_op(const fz_op_t* op, unsigned me) {
-  unsigned slot = op->slot;
-  fz_slot_t* s = fz_slot(slot);
-  switch (op->kind) {
-    case FZ_OP_MALLOC:
-      free_slot(slot, "when its slot was reused by malloc");
-      if (over_cap(op->size)) break;
-      new_block(slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
-      break;
-    case FZ_OP_CALLOC:
-      if (op->flag) {
-        errno = 0;
-        void* p = lode_calloc(SIZE_MAX / 8, 16);
-        if (p != NULL) fz_fail("lode_calloc(SIZE_MAX/8, 16) returned %p instead of NULL", p);
-        if (errno != ENOMEM) fz_fail("lode_calloc overflow: errno %d, expected ENOMEM", errno);
-        trace(" = NULL (ENOMEM)");
-        break;
-      }
-      free_slot(slot, "when its slot was reused by calloc");
-      if (over_cap((size_t)op->count * op->size)) break;
-      new_block(slot, lode_calloc(op->count, op->size), (size_t)op->count * op->size, 0, -1, true, "lode_calloc");
-      break;
-    case FZ_OP_ALIGNED:
-      free_slot(slot, "when its slot was reused by aligned-alloc");
-      if (over_cap(op->size)) break;
-      new_block(slot, lode_aligned_alloc((size_t)1 << op->align_log, op->size), op->size, (size_t)1 << op->align_log,
-                -1, false, "lode_aligned_alloc");
-      break;
-    case FZ_OP_REALLOC: {
-      if (!s->live) {
-        if (over_cap(op->size)) break;
-        new_block(slot, lode_realloc(NULL, op->size), op->size, 0, -1, false, "lode_realloc(NULL, n)");
-        break;
-      }
-      if (op->size > s->size && over_cap(op->size - s->size)) break;
-      fz_shadow_verify(slot, SIZE_MAX, "before realloc");
-      void* old = s->p;
-      errno = 0;
-      void* q = lode_realloc(old, op->size);
-      if (q == NULL) {
-        expect_enomem("lode_realloc");
-        fz_shadow_verify(slot, SIZE_MAX, "after a failed realloc (the old block must stay intact)");
-        break;
-      }
-      /* The preserved prefix still holds the old fill. */
-      fz_slot_t before = *s;
-      size_t keep = before.size < op->size ? before.size : op->size;
-      s->p = q;
-      s->usable = keep; /* verify only the prefix at the new address */
-      fz_shadow_verify(slot, keep, "after realloc (preserved prefix)");
-      fz_shadow_drop(slot);
-      fz_shadow_add(slot, q, op->size, 0, q == old ? before.heap : -1, false, seq++);
-      added(slot);
-      break;
-    }
-    case FZ_OP_FREE:
-      if (!s->live) {
-        trace(" (empty slot: nothing)");
-        break;
-      }
-      free_slot(slot, "on free");
-      break;
-    case FZ_OP_HEAP_NEW: {
-      if (heaps[op->heap].live) {
-        trace(" (skipped: h%u live)", op->heap);
-        break;
-      }
-      errno = 0;
-      lode_heap_t* h = lode_heap_new();
-      if (h == NULL) {
-        expect_enomem("lode_heap_new");
-        break;
-      }
-      heaps[op->heap] = (fz_heap_t){.heap = h, .owner = me, .live = true};
-      trace(" = %p", (void*)h);
-      break;
-    }
-    case FZ_OP_HEAP_MALLOC:
-      if (!heap_usable(op->heap, me)) break;
-      free_slot(slot, "when its slot was reused by heap-malloc");
-      if (over_cap(op->size)) break;
-      new_block(slot, lode_heap_malloc(heaps[op->heap].heap, op->size), op->size, 0, op->heap, false,
-                "lode_heap_malloc");
-      break;
-    case FZ_OP_HEAP_DELETE:
-      if (heap_usable(op->heap, me)) heap_delete(op->heap);
-      break;
-    case FZ_OP_HEAP_DESTROY:
-      if (heap_usable(op->heap, me)) heap_destroy(op->heap);
-      break;
-    case FZ_OP_COLLECT:
-      lode_collect(op->flag != 0);
-      break;
-    case FZ_OP_EXIT:
-      /* Its heaps fold into the backing heap and are abandoned with it. */
-      for (unsigned h = 0; h < FZ_HEAPS; h++) {
-        if (!heaps[h].live || heaps[h].owner != me) continue;
-        heaps[h].live = false;
-        for (unsigned i = 0; i < FZ_SLOTS; i++)
-          if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_slot(i)->heap = -1;
-      }
-      return true;
-    case FZ_OP_BAD_DOUBLE_FREE:
-      if (!s->live) break;
-      fz_shadow_verify(slot, SIZE_MAX, "on free");
-      lode_free(s->p);
-      lode_free(s->p); /* deliberately wrong */
-      fz_shadow_drop(slot);
-      break;
-    case FZ_OP_BAD_OVERFLOW:
-      if (!s->live) break;
-      memset(s->p + s->size, (uint8_t)~s->fill, op->size); /* deliberately wrong */
-      break;
-    case FZ_OP_BAD_SCRIBBLE: {
-      if (!s->live || (size_t)op->value >= s->usable) break;
-      size_t n = s->usable - (size_t)op->value;
-      memset(s->p + op->value, (uint8_t)~s->fill, n < op->size ? n : op->size); /* deliberately wrong */
-      break;
-    }
-    default: fz_fail("harness bug: op kind %u on a worker", op->kind);
-  }
-  return false;
-}
-
-static void run_main_op(const fz_op_t* op) {
-  switch (op->kind) {
-    case FZ_OP_CLOCK: atomic_fetch_add_explicit(&clock_ms, op->value, memory_order_relaxed); break;
-    case FZ_OP_PURGE_DELAY: lode_option_set(LODE_OPTION_PURGE_DELAY, op->value); break;
-    case FZ_OP_FAIL_OS:
-      lode_test_fail_os(op->count);
-      if (op->count > 0) fail_armed = true;
-      break;
-    default: fz_fail("harness bug: op kind %u on main", op->kind);
+void fz_exit_heaps(unsigned thread) {
+  for (unsigned h = 0; h < FZ_HEAPS; h++) {
+    if (!heaps[h].live || heaps[h].owner != thread) continue;
+    heaps[h].live = false;
+    for (unsigned i = 0; i < FZ_SLOTS; i++)
+      if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_slot(i)->heap = -1;
   }
 }
 
-/* Worker job: run ops for this thread from op_index on, until an op for
- * another thread or for main, or this thread's exit. */
-static bool ops_job(unsigned me, void* arg) {
-  (void)arg;
-  while (op_index < prog->count) {
-    const fz_op_t* op = &prog->ops[op_index];
-    if (!fz_op_on_worker(op) || op->thread != me) return false;
-    trace_op();
-    bool exit_now = run_worker_op(op, me);
-    trace("\n");
-    if (exit_now) return true; /* checked by main after the join */
-    check_on_worker();
-    op_index++;
+/* Explicitly (not by returning from the thread) when it may park inside. */
+void fz_exit_current(void) { S->exit_current(park_armed[S->current()] >= 0); }
+
+/* --- parks ------------------------------------------------------------------------- */
+bool fz_park_pending(unsigned thread);
+bool fz_park_pending(unsigned thread) { return park_armed[thread] >= 0; }
+
+void fz_park_arm(unsigned thread, int point) {
+  park_armed[thread] = point;
+  fz_trace(" (t%u stops at %s in its next op)", thread, lode_test_point_name((lode_point_t)point));
+}
+
+void fz_resume(unsigned thread) {
+  if (!S->parked(thread)) {
+    fz_trace(" (not parked: nothing)");
+    return;
   }
+  S->resume(thread);
+}
+
+static bool any_parked(void) {
+  for (unsigned t = 0; t < FZ_THREADS; t++)
+    if (S->parked(t)) return true;
   return false;
 }
 
-/* The next op's worker when it can take the ops job over directly: any op
- * of a live worker (an exit too: that worker then hands back to main, which
- * joins it). */
-static unsigned next_worker(void) {
-  if (prog == NULL || op_index >= prog->count) return FZ_THREADS;
-  const fz_op_t* op = &prog->ops[op_index];
-  if (!fz_op_on_worker(op) || !fz_sched_alive(op->thread)) return FZ_THREADS;
-  return op->thread;
+/* Called by lode at its test points, on the thread that reached one. */
+static void point_hook(lode_point_t point, const void* obj) {
+  unsigned t = S->current();
+  if (point == LODE_POINT_WAIT_FREEING) {
+    /* t waits for a remote free in flight: the thread parked inside it must
+     * go on, or t would wait for ever (on one OS thread, literally). */
+    for (unsigned u = 0; u < FZ_THREADS; u++) {
+      if (u != t && S->parked(u) && parked_point[u] == LODE_POINT_REMOTE_FREEING && parked_obj[u] == obj) {
+        fz_trace(" [t%u waits for t%u's free: resumes it]", t, u);
+        S->resume(u);
+        return;
+      }
+    }
+    return;
+  }
+  if (t >= FZ_THREADS || park_armed[t] != (int)point) return;
+  park_armed[t] = -1;
+  parked_point[t] = point;
+  parked_obj[t] = obj;
+  fz_trace(" [t%u parked at %s]\n", t, lode_test_point_name(point));
+  if (config.verbose) fflush(stdout);
+  S->park();
+  fz_trace(" [t%u resumed]", t);
 }
 
-/* --- end of input ------------------------------------------------------------------- */
-static bool destroy_heap_job(unsigned me, void* arg) {
-  (void)me;
-  unsigned h = (unsigned)(uintptr_t)arg;
-  if (h % 2 == 0) heap_destroy(h);
-  else heap_delete(h);
-  check_on_worker();
-  return false;
+/* --- jobs ---------------------------------------------------------------------------- */
+/* The checks walk every free list of every page, which was most of a run's
+ * time.  Most of them walk only pages whose lists changed since their last
+ * walk (lode_test_check_*_quick); every FZ_FULL_CHECK_EVERY-th check of a
+ * thread, and every check at an exit and at the end, walks all: a link
+ * overwritten inside a list that did not change is found there. */
+#define FZ_FULL_CHECK_EVERY 16
+static unsigned thread_checks[FZ_THREADS + 1], process_checks;
+
+static void check_thread_here(const char* which, bool full) {
+  violation_count = 0;
+  if (++thread_checks[S->current()] % FZ_FULL_CHECK_EVERY == 0 || full) lode_check_thread();
+  else lode_test_check_thread_quick();
+  check_result(which);
 }
 
-static bool finish_job(unsigned me, void* arg) {
-  (void)me;
-  (void)arg;
+static void check_thread_full(const char* which) {
+  violation_count = 0;
+  lode_check_thread();
+  check_result(which);
+}
+
+static void check_process_now(const char* which, bool full) {
+  if (any_parked()) return; /* a parked op holds its state in flux */
+  violation_count = 0;
+  if (++process_checks % FZ_FULL_CHECK_EVERY == 0 || full) lode_check_process();
+  else lode_test_check_process_quick();
+  check_result(which);
+}
+
+/* Kinds the run treats apart, looked up once (by name: the table is the
+ * one place that orders them). */
+static int k_exit, k_park, k_resume;
+static bool k_process[64]; /* the op changes process-wide state by itself */
+
+static void kinds_init(void) {
+  k_exit = fz_op_lookup("exit");
+  k_park = fz_op_lookup("park");
+  k_resume = fz_op_lookup("resume");
+  for (size_t k = 0; k < fz_op_count && k < 64; k++)
+    k_process[k] = (int)k == k_exit || (int)k == k_resume || strcmp(fz_ops[k].name, "collect") == 0 ||
+                   strcmp(fz_ops[k].name, "heap-delete") == 0 || strcmp(fz_ops[k].name, "heap-destroy") == 0;
+}
+
+/* The slot an op works on (its block may be mid-way in lode while the op is
+ * parked), or -1. */
+static int op_slot(const fz_op_t* op) {
+  const uint8_t* a = fz_ops[op->kind].args;
+  return a[0] == FZ_A_SLOT || a[0] == FZ_A_OUT || a[1] == FZ_A_OUT || a[2] == FZ_A_OUT ? op->slot : -1;
+}
+
+/* One op on its worker, with its checks. */
+static void worker_job(const fz_op_t* op) {
+  trace_op(op);
+  errors_reset(op->thread);
+  int slot = op_slot(op);
+  if (slot >= 0) fz_slot((unsigned)slot)->busy = true;
+  fz_ops[op->kind].run(op);
+  if (slot >= 0) fz_slot((unsigned)slot)->busy = false;
+  check_errors(op->thread);
+  fz_trace("\n");
+  /* in full after an op that changes more than a few pages (a collect's
+   * promise, P4, is checked only in full) */
+  if (op->kind != k_exit) check_thread_here("lode_check_thread on the acting thread", k_process[op->kind]);
+}
+
+/* Does this op change what lode_check_process looks at? */
+typedef struct {
+  size_t abandoned_total, reclaimed, abandoned;
+} proc_mark_t;
+
+static void proc_mark(proc_mark_t* m) {
+  lode_stats_t st;
+  lode_stats_get(&st);
+  *m = (proc_mark_t){st.segments_abandoned_total, st.segments_reclaimed, st.segments_abandoned};
+}
+
+/* A free by another thread changes what lode_check_process looks at only
+ * when it may land in an abandoned segment (one that is owned is its owner's
+ * thread check's). */
+static bool process_changed(const fz_op_t* op, const proc_mark_t* before, bool cross_thread) {
+  if (k_process[op->kind] || (cross_thread && before->abandoned != 0)) return true;
+  proc_mark_t now;
+  proc_mark(&now);
+  return now.abandoned_total != before->abandoned_total || now.reclaimed != before->reclaimed;
+}
+
+static void run_op(const fz_op_t* op) {
+  proc_mark_t before;
+  proc_mark(&before);
+  const fz_slot_t* s = fz_slot(op->slot);
+  bool cross = fz_ops[op->kind].args[0] == FZ_A_SLOT && s->live && s->thread != op->thread;
+  if (!fz_op_on_worker(op)) {
+    trace_op(op);
+    errors_reset(FZ_MAIN);
+    fz_ops[op->kind].run(op);
+    check_errors(FZ_MAIN);
+    fz_trace("\n");
+    check_process_now("lode_check_process from main, workers parked", false);
+    return;
+  }
+  if (op->kind == k_exit && !S->alive(op->thread)) {
+    trace_op(op);
+    fz_trace(" (not running: nothing)\n");
+    return;
+  }
+  int slot = op_slot(op);
+  if (slot >= 0 && fz_slot((unsigned)slot)->busy) {
+    trace_op(op);
+    fz_trace(" (skipped: s%d's op is parked mid-way)\n", slot);
+    return;
+  }
+  if (op->kind == k_park || op->kind == k_resume) {
+    /* Bookkeeping of the scheduler: nothing runs on the thread itself. */
+    trace_op(op);
+    fz_ops[op->kind].run(op);
+    fz_trace("\n");
+  } else {
+    S->run(op->thread, worker_job, op);
+  }
+  if (process_changed(op, &before, cross))
+    check_process_now("lode_check_process after the op, other threads parked", op->kind == k_exit);
+}
+
+/* --- end of input ----------------------------------------------------------------------- */
+static void destroy_heap_job(const fz_op_t* op) {
+  errors_reset(op->thread);
+  if (op->heap % 2 == 0) fz_heap_destroy(op->heap);
+  else fz_heap_delete(op->heap);
+  check_errors(op->thread);
+  check_thread_full("lode_check_thread after destroying a heap at the end");
+}
+
+static void finish_job(const fz_op_t* op) {
+  errors_reset(op->thread);
   lode_collect(true);
-  check_result(lode_check_thread(), "lode_check_thread after the final forced collect of a worker");
-  return true;
+  check_errors(op->thread);
+  check_thread_full("lode_check_thread after the final forced collect of a worker");
+  S->exit_current(false);
 }
 
 static void finish_input(void) {
   op_index = SIZE_MAX;
-  phase = "end of input: fail-os reset";
+  set_where("end of input: resuming parked threads");
+  for (unsigned t = 0; t < FZ_THREADS; t++) {
+    park_armed[t] = -1;
+    while (S->parked(t)) S->resume(t);
+  }
+  set_where("end of input: fail-os reset");
   lode_test_fail_os(0);
-  phase = "end of input: destroying/deleting live heaps on their owners";
-  for (unsigned h = 0; h < FZ_HEAPS; h++)
-    if (heaps[h].live) fz_sched_run(heaps[h].owner, destroy_heap_job, (void*)(uintptr_t)h);
-  phase = "end of input: freeing every live slot from main";
-  for (unsigned i = 0; i < FZ_SLOTS; i++) free_slot(i, "at the end of the input");
-  check_result(lode_check_process(), "lode_check_process after freeing everything");
-  phase = "end of input: workers' forced collect and exit";
-  for (unsigned t = 0; t < FZ_THREADS; t++)
-    if (fz_sched_alive(t)) fz_sched_run(t, finish_job, NULL);
-  phase = "end of input: main's forced collect";
+  set_where("end of input: destroying/deleting live heaps on their owners");
+  for (unsigned h = 0; h < FZ_HEAPS; h++) {
+    if (!heaps[h].live) continue;
+    fz_op_t op = {.thread = (uint8_t)heaps[h].owner, .heap = (uint8_t)h};
+    S->run(heaps[h].owner, destroy_heap_job, &op);
+  }
+  set_where("end of input: freeing every live slot from main");
+  errors_reset(FZ_MAIN);
+  for (unsigned i = 0; i < FZ_SLOTS; i++) fz_free_slot(i, "at the end of the input");
+  check_process_now("lode_check_process after freeing everything", true);
+  set_where("end of input: workers' forced collect and exit");
+  for (unsigned t = 0; t < FZ_THREADS; t++) {
+    if (!S->alive(t)) continue;
+    fz_op_t op = {.thread = (uint8_t)t};
+    S->run(t, finish_job, &op);
+  }
+  S->end_input();
+  set_where("end of input: main's forced collect");
   lode_collect(true);
-  check_result(lode_check_thread(), "lode_check_thread on main after the final forced collect");
-  check_result(lode_check_process(), "lode_check_process after every worker exited");
-  phase = "end of input: A5 (lode_check_clean)";
-  check_result(lode_check_clean(baseline), "lode_check_clean against the baseline measured at start");
-  phase = "between inputs";
+  check_errors(FZ_MAIN);
+  check_thread_full("lode_check_thread on main after the final forced collect");
+  check_process_now("lode_check_process after every worker exited", true);
+  set_where("end of input: A5 (lode_check_clean)");
+  violation_count = 0;
+  lode_check_clean(baseline);
+  check_result("lode_check_clean against the baseline measured at start");
+  set_where("between inputs");
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
+  lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DONTNEED);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
   atomic_store_explicit(&clock_ms, FZ_CLOCK_START, memory_order_relaxed);
   lode_test_set_clock(harness_clock, NULL); /* the clock restarts: so does lode's purge backoff */
 }
 
-/* --- entry points ---------------------------------------------------------------------- */
-void fz_init(const fz_config_t* cfg) {
+/* --- entry points ----------------------------------------------------------------------- */
+bool fz_init(const fz_config_t* cfg) {
   config = *cfg;
+  S = config.mode == FZ_MODE_SIM ? &fz_sched_sim : &fz_sched_real;
+  kinds_init();
+  if (config.mode == FZ_MODE_SIM && !lode_sim_os_enable(true)) {
+    fprintf(stderr, "lode-fuzz: the simulated mode needs a build with LODE_SIM=ON (and no allocation before it)\n");
+    return false;
+  }
+  if (!S->init()) return false;
+  for (unsigned t = 0; t < FZ_THREADS; t++) park_armed[t] = -1;
   lode_check_set_reporter(reporter, NULL);
-  fz_sched_set_next(next_worker);
+  lode_test_set_error_hook(error_hook);
+  lode_test_set_point_hook(point_hook);
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_IGNORE); /* the hook sees every report */
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
+  fz_replay_changed();
   lode_collect(true); /* main's thread data exists from here on */
   lode_stats_t st;
   lode_stats_get(&st);
   baseline = st.committed_current;
+  return true;
 }
 
-void fz_set_input_name(const char* name) { config.input_name = name; }
+void fz_set_input_name(const char* name) {
+  config.input_name = name;
+  fz_replay_changed();
+}
 
 void fz_run(const fz_program_t* p) {
   prog = p;
@@ -439,32 +511,15 @@ void fz_run(const fz_program_t* p) {
   memset(heaps, 0, sizeof(heaps));
   fail_armed = false;
   seq = 0;
+  calloc_bytes = 0;
+  big_bytes = 0;
   violation_count = 0;
-  phase = "start of input";
-  op_index = 0;
-  while (op_index < prog->count) {
-    const fz_op_t* op = &prog->ops[op_index];
-    if (!fz_op_on_worker(op)) {
-      trace_op();
-      run_main_op(op);
-      trace("\n");
-      check_result(lode_check_process(), "lode_check_process from main, workers parked");
-      op_index++;
-      continue;
-    }
-    if (op->kind == FZ_OP_EXIT && !fz_sched_alive(op->thread)) {
-      trace_op();
-      trace(" (not running: nothing)\n");
-      op_index++;
-      continue;
-    }
-    fz_sched_run(op->thread, ops_job, NULL);
-    if (op_index < prog->count && prog->ops[op_index].kind == FZ_OP_EXIT &&
-        !fz_sched_alive(prog->ops[op_index].thread)) {
-      /* The worker exited and was joined: its segments are abandoned now. */
-      check_result(lode_check_process(), "lode_check_process after the thread exited");
-      op_index++;
-    }
+  memset(thread_checks, 0, sizeof(thread_checks));
+  process_checks = 0;
+  memset(errs, 0, sizeof(errs));
+  for (op_index = 0; op_index < prog->count; op_index++) {
+    set_where("");
+    run_op(&prog->ops[op_index]);
   }
   finish_input();
   prog = NULL;

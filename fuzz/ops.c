@@ -1,379 +1,343 @@
-/* Operations: the binary decoder (robust to any byte string), the canonical
- * binary encoder, and the readable .ops text form both ways. */
+/* One function per operation of the table (optable.c).  Each runs on the
+ * op's thread (workers) or on main, applies the operation to lode and to the
+ * shadow model, and checks what the operation itself promises; harness.c
+ * runs the checks common to every op. */
 #include "harness.h"
 
-#include <ctype.h>
-#include <stdarg.h>
+#include <errno.h>
+#include <lode.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Argument bytes after the opcode byte, per kind. */
-static const uint8_t arg_len[FZ_OP_GOOD_COUNT] = {
-    [FZ_OP_MALLOC] = 3,      [FZ_OP_CALLOC] = 4,      [FZ_OP_REALLOC] = 3,      [FZ_OP_ALIGNED] = 4,
-    [FZ_OP_FREE] = 1,        [FZ_OP_HEAP_NEW] = 1,    [FZ_OP_HEAP_MALLOC] = 4,  [FZ_OP_HEAP_DELETE] = 1,
-    [FZ_OP_HEAP_DESTROY] = 1, [FZ_OP_COLLECT] = 0,    [FZ_OP_EXIT] = 0,         [FZ_OP_CLOCK] = 2,
-    [FZ_OP_PURGE_DELAY] = 2, [FZ_OP_FAIL_OS] = 1,
-};
+#include "testing.h"
 
-uint32_t fz_size_decode(uint16_t code) {
-  return code < 0x8000 ? code : (uint32_t)(code & 0x7fff) << 7;
+/* --- allocation ----------------------------------------------------------------- */
+void fz_op_malloc(const fz_op_t* op) {
+  fz_free_slot(op->slot, "when its slot was reused by malloc");
+  if (fz_over_cap(op->size)) return;
+  fz_new_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
 }
 
-bool fz_size_encodable(uint32_t size) {
-  return size < 0x8000 || (size % 128 == 0 && (size >> 7) <= 0x7fff);
+void fz_op_calloc(const fz_op_t* op) {
+  size_t total = (size_t)op->count * op->size;
+  fz_free_slot(op->slot, "when its slot was reused by calloc");
+  if (fz_over_cap(total) || fz_calloc_over_cap(total)) return;
+  fz_new_block(op->slot, lode_calloc(op->count, op->size), total, 0, -1, true, "lode_calloc");
 }
 
-static uint16_t size_encode(uint32_t size) {
-  return size < 0x8000 ? (uint16_t)size : (uint16_t)(0x8000 | (size >> 7));
+void fz_op_calloc_overflow(const fz_op_t* op) {
+  (void)op;
+  errno = 0;
+  void* p = lode_calloc(SIZE_MAX / 8, 16);
+  if (p != NULL) fz_fail("lode_calloc(SIZE_MAX/8, 16) returned %p instead of NULL", p);
+  if (errno != ENOMEM) fz_fail("lode_calloc overflow: errno %d, expected ENOMEM", errno);
+  fz_trace(" = NULL (ENOMEM)");
 }
 
-bool fz_op_on_worker(const fz_op_t* op) {
-  return op->kind != FZ_OP_CLOCK && op->kind != FZ_OP_PURGE_DELAY && op->kind != FZ_OP_FAIL_OS;
+void fz_op_aligned(const fz_op_t* op) {
+  size_t align = (size_t)1 << op->align_log;
+  fz_free_slot(op->slot, "when its slot was reused by aligned-alloc");
+  if (fz_over_cap(op->size)) return;
+  fz_new_block(op->slot, lode_aligned_alloc(align, op->size), op->size, align, -1, false, "lode_aligned_alloc");
 }
 
-static uint16_t rd16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-void fz_decode(const uint8_t* data, size_t size, fz_program_t* out) {
-  size_t pos = 0;
-  out->count = 0;
-  while (pos < size && out->count < FZ_MAX_OPS) {
-    uint8_t b = data[pos];
-    unsigned kind = (b & 15u) % FZ_OP_GOOD_COUNT;
-    if (pos + 1 + arg_len[kind] > size) break; /* truncated last op */
-    const uint8_t* a = data + pos + 1;
-    pos += 1 + (size_t)arg_len[kind];
-    fz_op_t op;
-    memset(&op, 0, sizeof(op));
-    op.kind = (uint8_t)kind;
-    op.thread = (uint8_t)((b >> 4) & 3);
-    bool flag = (b >> 6) & 1;
-    switch (kind) {
-      case FZ_OP_MALLOC:
-      case FZ_OP_REALLOC:
-        op.slot = a[0] & (FZ_SLOTS - 1);
-        op.size = fz_size_decode(rd16(a + 1));
-        break;
-      case FZ_OP_CALLOC:
-        op.slot = a[0] & (FZ_SLOTS - 1);
-        op.flag = flag;
-        if (!flag) {
-          op.count = (uint8_t)(1 + (a[1] & 15));
-          op.size = fz_size_decode(rd16(a + 2));
-        }
-        break;
-      case FZ_OP_ALIGNED:
-        op.slot = a[0] & (FZ_SLOTS - 1);
-        op.align_log = (uint8_t)(FZ_ALIGN_LOG_MIN + a[1] % (FZ_ALIGN_LOG_MAX - FZ_ALIGN_LOG_MIN + 1));
-        op.size = fz_size_decode(rd16(a + 2));
-        break;
-      case FZ_OP_FREE: op.slot = a[0] & (FZ_SLOTS - 1); break;
-      case FZ_OP_HEAP_NEW:
-      case FZ_OP_HEAP_DELETE:
-      case FZ_OP_HEAP_DESTROY: op.heap = a[0] & (FZ_HEAPS - 1); break;
-      case FZ_OP_HEAP_MALLOC:
-        op.heap = a[0] & (FZ_HEAPS - 1);
-        op.slot = a[1] & (FZ_SLOTS - 1);
-        op.size = fz_size_decode(rd16(a + 2));
-        break;
-      case FZ_OP_COLLECT: op.flag = flag; break;
-      case FZ_OP_EXIT: break;
-      case FZ_OP_CLOCK: op.value = rd16(a); break;
-      case FZ_OP_PURGE_DELAY: op.value = (int16_t)rd16(a); break;
-      case FZ_OP_FAIL_OS: op.count = a[0] & FZ_MAX_FAIL_OS; break;
-      default: break;
-    }
-    if (!fz_op_on_worker(&op)) op.thread = 0;
-    out->ops[out->count++] = op;
+void fz_op_realloc(const fz_op_t* op) {
+  fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live) {
+    if (fz_over_cap(op->size)) return;
+    fz_new_block(op->slot, lode_realloc(NULL, op->size), op->size, 0, -1, false, "lode_realloc(NULL, n)");
+    return;
   }
-}
-
-static void errf(char* err, size_t cap, const char* fmt, ...) {
-  if (err == NULL || cap == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-}
-
-size_t fz_encode(const fz_program_t* prog, uint8_t* buf, size_t cap, char* err, size_t errcap) {
-  size_t pos = 0;
-  for (size_t i = 0; i < prog->count; i++) {
-    const fz_op_t* op = &prog->ops[i];
-    if (op->kind >= FZ_OP_GOOD_COUNT) {
-      errf(err, errcap, "op #%zu is a deliberately bad op: it has no binary form", i);
-      return 0;
-    }
-    if (!fz_size_encodable(op->size)) {
-      errf(err, errcap, "op #%zu: size %u has no binary form (< 32768, or a multiple of 128 up to 4 MiB)", i,
-           op->size);
-      return 0;
-    }
-    if (pos + 1 + arg_len[op->kind] > cap) {
-      errf(err, errcap, "output buffer too small");
-      return 0;
-    }
-    bool flag = (op->kind == FZ_OP_COLLECT || op->kind == FZ_OP_CALLOC) && op->flag;
-    unsigned thread = fz_op_on_worker(op) ? op->thread : 0;
-    buf[pos++] = (uint8_t)(op->kind | (thread << 4) | (flag ? 0x40 : 0));
-    uint16_t sz = size_encode(op->size);
-    switch (op->kind) {
-      case FZ_OP_MALLOC:
-      case FZ_OP_REALLOC:
-        buf[pos++] = op->slot;
-        buf[pos++] = (uint8_t)sz;
-        buf[pos++] = (uint8_t)(sz >> 8);
-        break;
-      case FZ_OP_CALLOC:
-        buf[pos++] = op->slot;
-        buf[pos++] = flag ? 0 : (uint8_t)(op->count - 1);
-        buf[pos++] = flag ? 0 : (uint8_t)sz;
-        buf[pos++] = flag ? 0 : (uint8_t)(sz >> 8);
-        break;
-      case FZ_OP_ALIGNED:
-        buf[pos++] = op->slot;
-        buf[pos++] = (uint8_t)(op->align_log - FZ_ALIGN_LOG_MIN);
-        buf[pos++] = (uint8_t)sz;
-        buf[pos++] = (uint8_t)(sz >> 8);
-        break;
-      case FZ_OP_FREE: buf[pos++] = op->slot; break;
-      case FZ_OP_HEAP_NEW:
-      case FZ_OP_HEAP_DELETE:
-      case FZ_OP_HEAP_DESTROY: buf[pos++] = op->heap; break;
-      case FZ_OP_HEAP_MALLOC:
-        buf[pos++] = op->heap;
-        buf[pos++] = op->slot;
-        buf[pos++] = (uint8_t)sz;
-        buf[pos++] = (uint8_t)(sz >> 8);
-        break;
-      case FZ_OP_CLOCK:
-      case FZ_OP_PURGE_DELAY:
-        buf[pos++] = (uint8_t)((uint32_t)op->value & 0xff);
-        buf[pos++] = (uint8_t)(((uint32_t)op->value >> 8) & 0xff);
-        break;
-      case FZ_OP_FAIL_OS: buf[pos++] = op->count; break;
-      default: break;
-    }
+  if (op->size > s->size && fz_over_cap(op->size - s->size)) return;
+  fz_shadow_verify(op->slot, SIZE_MAX, "before realloc");
+  void* old = s->p;
+  errno = 0;
+  void* q = lode_realloc(old, op->size);
+  if (q == NULL) {
+    fz_expect_enomem("lode_realloc");
+    fz_shadow_verify(op->slot, SIZE_MAX, "after a failed realloc (the old block must stay intact)");
+    return;
   }
-  return pos;
+  /* The preserved prefix still holds the old fill. */
+  fz_slot_t before = *s;
+  size_t keep = before.size < op->size ? before.size : op->size;
+  s->p = q;
+  s->usable = keep; /* verify only the prefix at the new address */
+  fz_shadow_verify(op->slot, keep, "after realloc (preserved prefix)");
+  fz_shadow_drop(op->slot);
+  fz_new_block(op->slot, q, op->size, 0, q == old ? before.heap : -1, false, "lode_realloc");
 }
 
-/* --- text -------------------------------------------------------------------- */
-void fz_format_op(const fz_op_t* op, char* buf, size_t cap) {
-  unsigned t = op->thread;
-  switch (op->kind) {
-    case FZ_OP_MALLOC: snprintf(buf, cap, "t%u malloc %u -> s%u", t, op->size, op->slot); break;
-    case FZ_OP_CALLOC:
-      if (op->flag) snprintf(buf, cap, "t%u calloc-overflow -> s%u", t, op->slot);
-      else snprintf(buf, cap, "t%u calloc %u %u -> s%u", t, op->count, op->size, op->slot);
-      break;
-    case FZ_OP_REALLOC: snprintf(buf, cap, "t%u realloc s%u %u", t, op->slot, op->size); break;
-    case FZ_OP_ALIGNED:
-      snprintf(buf, cap, "t%u aligned-alloc %lu %u -> s%u", t, 1ul << op->align_log, op->size, op->slot);
-      break;
-    case FZ_OP_FREE: snprintf(buf, cap, "t%u free s%u", t, op->slot); break;
-    case FZ_OP_HEAP_NEW: snprintf(buf, cap, "t%u heap-new h%u", t, op->heap); break;
-    case FZ_OP_HEAP_MALLOC:
-      snprintf(buf, cap, "t%u heap-malloc h%u %u -> s%u", t, op->heap, op->size, op->slot);
-      break;
-    case FZ_OP_HEAP_DELETE: snprintf(buf, cap, "t%u heap-delete h%u", t, op->heap); break;
-    case FZ_OP_HEAP_DESTROY: snprintf(buf, cap, "t%u heap-destroy h%u", t, op->heap); break;
-    case FZ_OP_COLLECT: snprintf(buf, cap, "t%u collect%s", t, op->flag ? " force" : ""); break;
-    case FZ_OP_EXIT: snprintf(buf, cap, "t%u exit", t); break;
-    case FZ_OP_CLOCK: snprintf(buf, cap, "clock +%d", (int)op->value); break;
-    case FZ_OP_PURGE_DELAY: snprintf(buf, cap, "purge-delay %d", (int)op->value); break;
-    case FZ_OP_FAIL_OS: snprintf(buf, cap, "fail-os %u", op->count); break;
-    case FZ_OP_BAD_DOUBLE_FREE: snprintf(buf, cap, "t%u double-free s%u", t, op->slot); break;
-    case FZ_OP_BAD_OVERFLOW: snprintf(buf, cap, "t%u overflow s%u %u", t, op->slot, op->size); break;
-    case FZ_OP_BAD_SCRIBBLE:
-      snprintf(buf, cap, "t%u scribble s%u %d %u", t, op->slot, (int)op->value, op->size);
-      break;
-    default: snprintf(buf, cap, "?"); break;
+void fz_op_free(const fz_op_t* op) {
+  if (!fz_slot(op->slot)->live) {
+    fz_trace(" (empty slot: nothing)");
+    return;
   }
+  fz_free_slot(op->slot, "on free");
 }
 
-void fz_write_text(const fz_program_t* prog, FILE* out) {
-  char line[128];
-  for (size_t i = 0; i < prog->count; i++) {
-    fz_format_op(&prog->ops[i], line, sizeof(line));
-    fprintf(out, "%s\n", line);
+/* --- heaps -------------------------------------------------------------------------- */
+static bool heap_usable(unsigned h, unsigned thread) {
+  fz_heap_t* hp = fz_heap(h);
+  if (hp->live && hp->owner == thread) return true;
+  if (hp->live) fz_trace(" (skipped: h%u belongs to t%u)", h, hp->owner);
+  else fz_trace(" (skipped: h%u not live)", h);
+  return false;
+}
+
+void fz_op_heap_new(const fz_op_t* op) {
+  fz_heap_t* hp = fz_heap(op->heap);
+  if (hp->live) {
+    fz_trace(" (skipped: h%u live)", op->heap);
+    return;
   }
+  errno = 0;
+  lode_heap_t* h = lode_heap_new();
+  if (h == NULL) {
+    fz_expect_enomem("lode_heap_new");
+    return;
+  }
+  *hp = (fz_heap_t){.heap = h, .owner = op->thread, .live = true};
+  fz_trace(" = %p", (void*)h);
 }
 
-/* Tokens of one line. */
+void fz_op_heap_malloc(const fz_op_t* op) {
+  if (!heap_usable(op->heap, op->thread)) return;
+  fz_free_slot(op->slot, "when its slot was reused by heap-malloc");
+  if (fz_over_cap(op->size)) return;
+  fz_new_block(op->slot, lode_heap_malloc(fz_heap(op->heap)->heap, op->size), op->size, 0, op->heap, false,
+               "lode_heap_malloc");
+}
+
+void fz_op_heap_delete(const fz_op_t* op) {
+  if (heap_usable(op->heap, op->thread)) fz_heap_delete(op->heap);
+}
+
+void fz_op_heap_destroy(const fz_op_t* op) {
+  if (heap_usable(op->heap, op->thread)) fz_heap_destroy(op->heap);
+}
+
+/* --- threads, time, options ------------------------------------------------------------ */
+void fz_op_collect(const fz_op_t* op) { lode_collect(op->flag != 0); }
+
+void fz_op_exit(const fz_op_t* op) {
+  fz_exit_heaps(op->thread); /* they fold into the backing heap and are abandoned with it */
+  fz_exit_current();
+}
+
+void fz_op_clock(const fz_op_t* op) { fz_clock_advance(op->value); }
+
+void fz_op_purge_delay(const fz_op_t* op) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, (long)op->value);
+  if (lode_option_get(LODE_OPTION_PURGE_DELAY) != (long)op->value)
+    fz_fail("purge delay %lld was not taken", (long long)op->value);
+}
+
+void fz_op_fail_os(const fz_op_t* op) {
+  lode_test_fail_os(op->count);
+  if (op->count > 0) fz_fail_os_armed();
+}
+
+/* lode_option_t of the option table's rows (optable.c), in its order. */
+static const lode_option_t fuzzed_options[] = {LODE_OPTION_PURGE_DELAY, LODE_OPTION_PURGE_MODE,
+                                               LODE_OPTION_PURGE_BACKOFF};
+
+/* A valid value is taken as it is; an invalid one is refused and the old
+ * value stays (lode_option_set's contract). */
+void fz_op_option(const fz_op_t* op) {
+  lode_option_t o = fuzzed_options[op->option];
+  long before = lode_option_get(o), v = (long)op->value;
+  bool valid = o == LODE_OPTION_PURGE_DELAY || (o == LODE_OPTION_PURGE_MODE && v >= 0 && v <= 2) ||
+               (o == LODE_OPTION_PURGE_BACKOFF && v >= 0 && v <= 16);
+  lode_option_set(o, v);
+  long after = lode_option_get(o);
+  if (after != (valid ? v : before))
+    fz_fail("option %s set to %ld: now %ld, expected %ld (%s)", fz_option_name(op->option), v, after,
+            valid ? v : before, valid ? "a valid value" : "an invalid value is refused");
+}
+
+/* --- parks ------------------------------------------------------------------------------ */
+/* The points a thread can be parked at (lode_point_t order; wait-freeing is
+ * where a thread waits for a parked one: the harness resumes that one). */
+static const char* const point_names[] = {"remote-freeing", "abandon-unlisted", "reclaim-popped",
+                                          "reclaim-adopting", "collect-detached"};
+int fz_point_count(void) { return (int)(sizeof(point_names) / sizeof(point_names[0])); }
+const char* fz_point_name(int point) { return point >= 0 && point < fz_point_count() ? point_names[point] : "?"; }
+int fz_point_lookup(const char* name) {
+  for (int i = 0; name != NULL && i < fz_point_count(); i++)
+    if (strcmp(name, point_names[i]) == 0) return i;
+  return -1;
+}
+
+void fz_op_park(const fz_op_t* op) { fz_park_arm(op->thread, op->point); }
+void fz_op_resume(const fz_op_t* op) { fz_resume(op->thread); }
+
+/* --- bad input ----------------------------------------------------------------------------
+ * Pointers lode never handed out.  lode must report each (the harness runs
+ * lode with LODE_ON_ERROR=ignore and a hook that records every report) and
+ * change nothing: the slot's block stays intact, counted and usable. */
+
+/* A pointer inside slot s: code < 0x8000 picks an offset in (0, usable);
+ * code >= 0x8000 takes the lowest set bit of the block's address when it lies
+ * inside the block, as an over-aligned allocation would place its pointer
+ * (lode once took such a pointer for the start of an aligned block). */
+static uint8_t* interior(const fz_slot_t* s, uint16_t code) {
+  if (s->usable < 2) return NULL;
+  size_t off = 1 + (code & 0x7fffu) % (s->usable - 1);
+  if (code & 0x8000u) {
+    uintptr_t a = (uintptr_t)s->p, low = a & (~a + 1);
+    if (low < s->usable) off = low;
+  }
+  return s->p + off;
+}
+
 typedef struct {
-  char* tok[8];
-  int n;
-  int at;
-} toks_t;
+  lode_stats_t stats;
+  size_t usable;
+} unchanged_t;
 
-static const char* next_tok(toks_t* t) { return t->at < t->n ? t->tok[t->at++] : NULL; }
+static void before_bad(const fz_slot_t* s, unchanged_t* u) {
+  lode_stats_get(&u->stats);
+  u->usable = lode_usable_size(s->p);
+}
 
-/* "<prefix><number>" with number <= max. */
-static bool parse_num(const char* s, const char* prefix, long min, long max, long* out) {
-  if (s == NULL) return false;
-  size_t pl = strlen(prefix);
-  if (strncmp(s, prefix, pl) != 0) return false;
-  s += pl;
-  if (*s == '\0') return false;
-  char* end;
-  long v = strtol(s, &end, 10);
-  if (*end != '\0' || v < min || v > max) return false;
-  *out = v;
+static void after_bad(unsigned slot, const unchanged_t* u, const char* what) {
+  const fz_slot_t* s = fz_slot(slot);
+  lode_stats_t now;
+  lode_stats_get(&now);
+  if (now.pages_current != u->stats.pages_current || now.committed_current != u->stats.committed_current ||
+      now.segments_current != u->stats.segments_current)
+    fz_fail("%s changed lode's state (pages %zu -> %zu, committed %zu -> %zu)", what, u->stats.pages_current,
+            now.pages_current, u->stats.committed_current, now.committed_current);
+  if (lode_usable_size(s->p) != u->usable) fz_fail("%s changed s%u's usable size", what, slot);
+  fz_shadow_verify(slot, SIZE_MAX, what);
+}
+
+static bool bad_target(const fz_op_t* op, uint8_t** q) {
+  const fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live || (*q = interior(s, op->offset)) == NULL) {
+    fz_trace(" (no live block of 2 bytes or more in s%u: nothing)", op->slot);
+    return false;
+  }
+  fz_trace(" at %p (+%zu)", (void*)*q, (size_t)(*q - s->p));
   return true;
 }
 
-#define NEED(cond, what)                                     \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      errf(err, errcap, "line %d: expected %s", lineno, what); \
-      return -1;                                             \
-    }                                                        \
-  } while (0)
-
-static int parse_size(toks_t* t, fz_op_t* op, char* err, size_t errcap, int lineno) {
-  long v;
-  NEED(parse_num(next_tok(t), "", 0, 0x7fffL << 7, &v), "a size");
-  NEED(fz_size_encodable((uint32_t)v), "a size below 32768 or a multiple of 128 up to 4 MiB");
-  op->size = (uint32_t)v;
-  return 0;
+void fz_op_bad_free(const fz_op_t* op) {
+  uint8_t* q;
+  if (!bad_target(op, &q)) return;
+  unchanged_t u;
+  before_bad(fz_slot(op->slot), &u);
+  fz_expect_error("invalid pointer (not the start of a block)");
+  lode_free(q);
+  after_bad(op->slot, &u, "after free() of a pointer inside the block");
 }
 
-static int parse_arrow_slot(toks_t* t, fz_op_t* op, char* err, size_t errcap, int lineno) {
-  long v;
-  const char* a = next_tok(t);
-  NEED(a != NULL && strcmp(a, "->") == 0, "'->'");
-  NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
-  op->slot = (uint8_t)v;
-  return 0;
+void fz_op_bad_realloc(const fz_op_t* op) {
+  uint8_t* q;
+  if (!bad_target(op, &q)) return;
+  unchanged_t u;
+  before_bad(fz_slot(op->slot), &u);
+  fz_expect_error("invalid pointer (not the start of a block)");
+  errno = 0;
+  void* r = lode_realloc(q, 64);
+  if (r != NULL || errno != EINVAL) fz_fail("realloc of a pointer inside s%u returned %p, errno %d (expected NULL, EINVAL)",
+                                            op->slot, r, errno);
+  after_bad(op->slot, &u, "after realloc() of a pointer inside the block");
 }
 
-static int parse_line(toks_t* t, fz_op_t* op, char* err, size_t errcap, int lineno) {
-  long v;
-  memset(op, 0, sizeof(*op));
-  const char* w = next_tok(t);
-  if (w[0] == 't' && isdigit((unsigned char)w[1])) {
-    NEED(parse_num(w, "t", 0, FZ_THREADS - 1, &v), "a thread t0..t3");
-    op->thread = (uint8_t)v;
-    w = next_tok(t);
-    NEED(w != NULL, "an operation after the thread");
-  }
-  if (strcmp(w, "malloc") == 0) {
-    op->kind = FZ_OP_MALLOC;
-    if (parse_size(t, op, err, errcap, lineno) || parse_arrow_slot(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "calloc") == 0) {
-    op->kind = FZ_OP_CALLOC;
-    NEED(parse_num(next_tok(t), "", 1, 16, &v), "a count 1..16");
-    op->count = (uint8_t)v;
-    if (parse_size(t, op, err, errcap, lineno) || parse_arrow_slot(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "calloc-overflow") == 0) {
-    op->kind = FZ_OP_CALLOC;
-    op->flag = 1;
-    if (parse_arrow_slot(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "realloc") == 0) {
-    op->kind = FZ_OP_REALLOC;
-    NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
-    op->slot = (uint8_t)v;
-    if (parse_size(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "aligned-alloc") == 0) {
-    op->kind = FZ_OP_ALIGNED;
-    NEED(parse_num(next_tok(t), "", 1L << FZ_ALIGN_LOG_MIN, 1L << FZ_ALIGN_LOG_MAX, &v) && (v & (v - 1)) == 0,
-         "an alignment, a power of two from 16 to 1048576");
-    op->align_log = (uint8_t)__builtin_ctzl((unsigned long)v);
-    if (parse_size(t, op, err, errcap, lineno) || parse_arrow_slot(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "free") == 0 || strcmp(w, "double-free") == 0) {
-    op->kind = strcmp(w, "free") == 0 ? FZ_OP_FREE : FZ_OP_BAD_DOUBLE_FREE;
-    NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
-    op->slot = (uint8_t)v;
-  } else if (strcmp(w, "overflow") == 0) {
-    op->kind = FZ_OP_BAD_OVERFLOW;
-    NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
-    op->slot = (uint8_t)v;
-    NEED(parse_num(next_tok(t), "", 1, 4096, &v), "a byte count 1..4096");
-    op->size = (uint32_t)v;
-  } else if (strcmp(w, "scribble") == 0) {
-    op->kind = FZ_OP_BAD_SCRIBBLE;
-    NEED(parse_num(next_tok(t), "s", 0, FZ_SLOTS - 1, &v), "a slot s0..s63");
-    op->slot = (uint8_t)v;
-    NEED(parse_num(next_tok(t), "", 0, 1L << 22, &v), "an offset 0..4194304");
-    op->value = (int32_t)v;
-    NEED(parse_num(next_tok(t), "", 1, 1L << 22, &v), "a byte count 1..4194304");
-    op->size = (uint32_t)v;
-  } else if (strcmp(w, "heap-new") == 0 || strcmp(w, "heap-delete") == 0 || strcmp(w, "heap-destroy") == 0) {
-    op->kind = strcmp(w, "heap-new") == 0      ? FZ_OP_HEAP_NEW
-               : strcmp(w, "heap-delete") == 0 ? FZ_OP_HEAP_DELETE
-                                               : FZ_OP_HEAP_DESTROY;
-    NEED(parse_num(next_tok(t), "h", 0, FZ_HEAPS - 1, &v), "a heap h0..h7");
-    op->heap = (uint8_t)v;
-  } else if (strcmp(w, "heap-malloc") == 0) {
-    op->kind = FZ_OP_HEAP_MALLOC;
-    NEED(parse_num(next_tok(t), "h", 0, FZ_HEAPS - 1, &v), "a heap h0..h7");
-    op->heap = (uint8_t)v;
-    if (parse_size(t, op, err, errcap, lineno) || parse_arrow_slot(t, op, err, errcap, lineno)) return -1;
-  } else if (strcmp(w, "collect") == 0) {
-    op->kind = FZ_OP_COLLECT;
-    const char* f = next_tok(t);
-    if (f != NULL) {
-      NEED(strcmp(f, "force") == 0, "'force' or nothing after collect");
-      op->flag = 1;
-    }
-  } else if (strcmp(w, "exit") == 0) {
-    op->kind = FZ_OP_EXIT;
-  } else if (strcmp(w, "clock") == 0) {
-    op->kind = FZ_OP_CLOCK;
-    const char* a = next_tok(t);
-    NEED(a != NULL && a[0] == '+' && parse_num(a + 1, "", 0, 65535, &v), "+MS (0..65535)");
-    op->value = (int32_t)v;
-  } else if (strcmp(w, "purge-delay") == 0) {
-    op->kind = FZ_OP_PURGE_DELAY;
-    NEED(parse_num(next_tok(t), "", -32768, 32767, &v), "a delay in ms (-32768..32767)");
-    op->value = (int32_t)v;
-  } else if (strcmp(w, "fail-os") == 0) {
-    op->kind = FZ_OP_FAIL_OS;
-    NEED(parse_num(next_tok(t), "", 0, FZ_MAX_FAIL_OS, &v), "a count 0..15");
-    op->count = (uint8_t)v;
-  } else {
-    errf(err, errcap, "line %d: unknown operation '%s'", lineno, w);
-    return -1;
-  }
-  NEED(t->at == t->n, "the end of the line");
-  if (!fz_op_on_worker(op)) op->thread = 0;
-  return 0;
+void fz_op_bad_usable(const fz_op_t* op) {
+  uint8_t* q;
+  if (!bad_target(op, &q)) return;
+  unchanged_t u;
+  before_bad(fz_slot(op->slot), &u);
+  fz_expect_error("invalid pointer (not the start of a block)");
+  size_t n = lode_usable_size(q);
+  if (n != 0) fz_fail("malloc_usable_size of a pointer inside s%u returned %zu, expected 0", op->slot, n);
+  after_bad(op->slot, &u, "after malloc_usable_size() of a pointer inside the block");
 }
 
-int fz_parse_text(const char* text, fz_program_t* out, char* err, size_t errcap) {
-  out->count = 0;
-  int lineno = 0;
-  const char* p = text;
-  while (*p != '\0') {
-    lineno++;
-    const char* eol = strchr(p, '\n');
-    size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    char line[256];
-    if (len >= sizeof(line)) {
-      errf(err, errcap, "line %d: too long", lineno);
-      return -1;
-    }
-    memcpy(line, p, len);
-    line[len] = '\0';
-    p += len + (eol ? 1 : 0);
-    char* hash = strchr(line, '#');
-    if (hash != NULL) *hash = '\0';
-    toks_t t = {.n = 0, .at = 0};
-    char* save = NULL;
-    for (char* tok = strtok_r(line, " \t\r", &save); tok != NULL; tok = strtok_r(NULL, " \t\r", &save)) {
-      if (t.n == 8) {
-        errf(err, errcap, "line %d: too many words", lineno);
-        return -1;
-      }
-      t.tok[t.n++] = tok;
-    }
-    if (t.n == 0) continue;
-    if (out->count == FZ_MAX_OPS) {
-      errf(err, errcap, "line %d: more than %d operations", lineno, FZ_MAX_OPS);
-      return -1;
-    }
-    if (parse_line(&t, &out->ops[out->count], err, errcap, lineno) != 0) return -1;
-    out->count++;
+/* Only where lode promises to see it in every build: on the thread that owns
+ * the block's page (a remote double free is found later, or in thorough
+ * builds only: README, bad input). */
+void fz_op_double_free(const fz_op_t* op) {
+  fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live) {
+    fz_trace(" (empty slot: nothing)");
+    return;
   }
-  return 0;
+  uint8_t* p = s->p;
+  bool owner = fz_thread_owns(p);
+  fz_free_slot(op->slot, "before a double free");
+  if (!owner) {
+    fz_trace(" (freed once: t%u does not own its page)", op->thread);
+    return;
+  }
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  /* a huge block's (or an emptied page's) memory may be gone already: then
+   * the pointer is no longer lode's at all */
+  fz_expect_error("double free|invalid pointer");
+  lode_free(p);
+  lode_stats_get(&after);
+  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
+    fz_fail("the second free of %p changed lode's state", (void*)p);
+}
+
+static const char* const foreign_names[] = {"stack", "global", "libc", "header"};
+int fz_foreign_count(void) { return (int)(sizeof(foreign_names) / sizeof(foreign_names[0])); }
+const char* fz_foreign_name(int kind) { return kind >= 0 && kind < fz_foreign_count() ? foreign_names[kind] : "?"; }
+
+static char foreign_global[64];
+
+void fz_op_foreign_free(const fz_op_t* op) {
+  char on_stack[64];
+  void* libc_block = NULL;
+  void* p = NULL;
+  switch (op->foreign) {
+    case 0: p = on_stack + 16; break;
+    case 1: p = foreign_global + 16; break;
+    case 2: p = libc_block = malloc(48); break;
+    default:
+      /* the header of a live block's segment */
+      for (unsigned i = 0; i < FZ_SLOTS && p == NULL; i++)
+        if (fz_slot(i)->live) p = (void*)(((uintptr_t)fz_slot(i)->p & ~(uintptr_t)((4u << 20) - 1)) + 64);
+      break;
+  }
+  if (p == NULL) {
+    fz_trace(" (no live block: no segment header to point at)");
+    return;
+  }
+  fz_trace(" %p", p);
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  fz_expect_error("invalid pointer");
+  lode_free(p);
+  lode_stats_get(&after);
+  if (after.pages_current != before.pages_current) fz_fail("free() of a foreign pointer changed lode's state");
+  free(libc_block);
+  fz_shadow_verify_all("after free() of a foreign pointer");
+}
+
+/* --- deliberately wrong (text only) ------------------------------------------------------------ */
+void fz_op_raw_double_free(const fz_op_t* op) {
+  fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live) return;
+  fz_shadow_verify(op->slot, SIZE_MAX, "on free");
+  lode_free(s->p);
+  lode_free(s->p); /* deliberately wrong: the oracle was not told */
+  fz_shadow_drop(op->slot);
+}
+
+void fz_op_overflow(const fz_op_t* op) {
+  fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live) return;
+  memset(s->p + s->size, (uint8_t)~s->fill, op->size); /* deliberately wrong */
+}
+
+void fz_op_scribble(const fz_op_t* op) {
+  fz_slot_t* s = fz_slot(op->slot);
+  if (!s->live || (size_t)op->value >= s->usable) return;
+  size_t n = s->usable - (size_t)op->value;
+  memset(s->p + op->value, (uint8_t)~s->fill, n < op->size ? n : op->size); /* deliberately wrong */
 }

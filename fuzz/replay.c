@@ -2,12 +2,18 @@
  * harness outside any fuzz engine, each in a child process so that a crash or
  * an abort inside lode still names its input; converts between the two forms.
  *
- *   lode-replay [-v] [--no-fork] FILE|DIR...   replay (directories recursively)
+ *   lode-replay [-v] [--mode sim|real] [--no-fork] [--bench N] FILE|DIR...
  *   lode-replay --to-text IN [OUT]              binary input -> .ops text
  *   lode-replay --to-bin IN [OUT]               .ops text -> canonical binary
+ *   lode-replay --dict [OUT]                    the fuzzing dictionary
+ *   lode-replay --list-ops                      the operations, one a line
  *
  * Exit status: 0 every input clean, 1 a failure, 2 usage. */
 #include "harness.h"
+
+#include <lode.h>
+
+#include "testing.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,12 +26,16 @@
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: lode-replay [-v] [--no-fork] FILE|DIR...\n"
+          "usage: lode-replay [-v] [--mode sim|real] [--no-fork] [--bench N] FILE|DIR...\n"
           "       lode-replay --to-text BINARY-INPUT [OUT.ops]\n"
           "       lode-replay --to-bin INPUT.ops [OUT]\n"
+          "       lode-replay --dict [OUT]\n"
+          "       lode-replay --list-ops\n"
           "Replays fuzz inputs (files ending in .ops are text, anything else binary;\n"
           "directories recursively, skipping dot files and README/*.md).\n"
           "  -v          print every operation as it runs, with its results\n"
+          "  --mode M    sim (default): simulated threads and OS on one OS thread;\n"
+          "              real: real pthreads (one running at a time) and the real OS\n"
           "  --no-fork   run inputs in this process (for a debugger); stops at the first failure\n"
           "  --bench N   run each input N times in this process and print runs per second\n"
           "Exit status: 0 clean, 1 failure, 2 usage.\n");
@@ -168,15 +178,35 @@ static int convert(bool to_text, const char* in, const char* outpath) {
 
 int main(int argc, char** argv) {
   bool verbose = false, fork_each = true;
+  fz_mode_t mode = FZ_MODE_SIM;
   long bench = 0;
   int i = 1;
   if (argc >= 2 && (strcmp(argv[1], "--to-text") == 0 || strcmp(argv[1], "--to-bin") == 0)) {
     if (argc < 3 || argc > 4) usage();
     return convert(strcmp(argv[1], "--to-text") == 0, argv[2], argc == 4 ? argv[3] : NULL);
   }
+  if (argc >= 2 && strcmp(argv[1], "--dict") == 0) {
+    if (argc > 3) usage();
+    FILE* out = open_out(argc == 3 ? argv[2] : NULL);
+    fz_write_dict(out);
+    return out != stdout && fclose(out) != 0;
+  }
+  if (argc == 2 && strcmp(argv[1], "--list-ops") == 0) {
+    for (size_t k = 0; k < fz_op_count; k++)
+      printf("%-16s %-6s %-11s %s\n", fz_ops[k].name, fz_ops[k].where == FZ_ON_MAIN ? "main" : "worker",
+             fz_ops[k].binary ? "binary+text" : "text only", fz_ops[k].doc);
+    return 0;
+  }
   for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
     if (strcmp(argv[i], "-v") == 0) verbose = true;
     else if (strcmp(argv[i], "--no-fork") == 0) fork_each = false;
+    else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc &&
+             (strcmp(argv[i + 1], "sim") == 0 || strcmp(argv[i + 1], "real") == 0)) {
+      mode = strcmp(argv[++i], "sim") == 0 ? FZ_MODE_SIM : FZ_MODE_REAL;
+    } else if (strcmp(argv[i], "--mode") == 0) {
+      fprintf(stderr, "lode-replay: --mode takes sim or real\n");
+      usage();
+    }
     else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc && (bench = strtol(argv[i + 1], NULL, 10)) > 0) {
       fork_each = false;
       i++;
@@ -197,9 +227,9 @@ int main(int argc, char** argv) {
 
   char replay_cmd[4200];
   snprintf(replay_cmd, sizeof(replay_cmd), "%s -v", argv[0]);
-  fz_config_t cfg = {.fail_mode = FZ_FAIL_EXIT, .verbose = verbose, .replay_cmd = replay_cmd};
+  fz_config_t cfg = {.fail_mode = FZ_FAIL_EXIT, .mode = mode, .verbose = verbose, .replay_cmd = replay_cmd};
   if (verbose) setvbuf(stdout, NULL, _IONBF, 0); /* a crash mid-op keeps the trace */
-  fz_init(&cfg);
+  if (!fz_init(&cfg)) return 2;
   fz_install_crash_report();
 
   size_t failed = 0;
@@ -215,12 +245,25 @@ int main(int argc, char** argv) {
     }
     if (bench > 0) {
       struct timespec t0, t1;
+      fz_run(&prog); /* warm: the first run maps what the others recycle */
+      lode_stats_t st0, st1;
+      lode_sim_os_stats_t so0, so1;
+      lode_stats_get(&st0);
+      lode_sim_os_stats(&so0);
       clock_gettime(CLOCK_MONOTONIC, &t0);
       for (long r = 0; r < bench; r++) fz_run(&prog);
       clock_gettime(CLOCK_MONOTONIC, &t1);
-      double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-      printf("%s: %zu ops, %ld runs in %.3f s: %.0f runs/s, %.0f ops/s\n", path, prog.count, bench, secs,
-             (double)bench / secs, (double)bench * (double)prog.count / secs);
+      lode_stats_get(&st1);
+      lode_sim_os_stats(&so1);
+      double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n = (double)bench;
+      printf("%s: %zu ops, %s mode, %ld runs in %.3f s: %.0f runs/s, %.0f ops/s\n", path, prog.count,
+             fz_mode_name(mode), bench, secs, n / secs, n * (double)prog.count / secs);
+      printf("  per run: mmap %.1f munmap %.1f purge %.1f commit %.1f; simulated OS: reserve %.1f, "
+             "zeroed %.0f KiB, poisoned %.0f KiB\n",
+             (double)(st1.mmaps - st0.mmaps) / n, (double)(st1.munmaps - st0.munmaps) / n,
+             (double)(st1.purges - st0.purges) / n, (double)(st1.commits - st0.commits) / n,
+             (double)(so1.reserves - so0.reserves) / n, (double)(so1.zeroed_bytes - so0.zeroed_bytes) / n / 1024,
+             (double)(so1.poisoned_bytes - so0.poisoned_bytes) / n / 1024);
       continue;
     }
     if (!fork_each) {
@@ -249,6 +292,6 @@ int main(int argc, char** argv) {
       fprintf(stderr, "lode-replay: FAIL %s: exit status %d\n", path, WEXITSTATUS(ws));
     fprintf(stderr, "lode-replay: replay with: %s %s\n", replay_cmd, path);
   }
-  printf("lode-replay: %zu input(s), %zu failed\n", files.count, failed);
+  printf("lode-replay: %zu input(s), %zu failed (%s mode)\n", files.count, failed, fz_mode_name(mode));
   return status;
 }

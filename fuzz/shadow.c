@@ -101,6 +101,7 @@ void fz_shadow_add(unsigned slot, void* ptr, size_t size, size_t align, int heap
   uint8_t* p = ptr;
   fz_slot_t* s = &slots[slot];
   if (s->live) fz_fail("harness bug: slot s%u allocated while live", slot);
+  bool busy = s->busy;
   size_t usable = lode_usable_size(p);
   if (usable < size)
     fz_fail("shadow: s%u = %p has usable size %zu < requested %zu", slot, (void*)p, usable, size);
@@ -133,6 +134,7 @@ void fz_shadow_add(unsigned slot, void* ptr, size_t size, size_t align, int heap
   s->live = true;
   s->fill_base = (uintptr_t)p;
   s->fill_len = usable;
+  s->busy = busy;
   for_each_sample((uintptr_t)p, usable, usable, fill_range, s);
   live_bytes += size;
 }
@@ -153,5 +155,12 @@ void fz_shadow_verify(unsigned slot, size_t prefix, const char* when) {
 void fz_shadow_drop(unsigned slot) {
   fz_slot_t* s = &slots[slot];
   if (s->live) live_bytes -= s->size;
+  bool busy = s->busy;
   memset(s, 0, sizeof(*s));
+  s->busy = busy;
+}
+
+void fz_shadow_verify_all(const char* when) {
+  for (unsigned i = 0; i < FZ_SLOTS; i++)
+    if (!slots[i].busy) fz_shadow_verify(i, SIZE_MAX, when);
 }

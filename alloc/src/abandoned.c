@@ -34,8 +34,12 @@ lode_segment_t* _lode_abandoned_first(void) { return abandoned_first; }
 size_t _lode_abandoned_count(void) { return abandoned_count; }
 lode_segment_t* _lode_abandoned_last(void) { return abandoned_last; }
 
+/* The time is taken under the lock: a thread stopped between reading the
+ * clock and pushing would otherwise put an older segment ahead of newer ones
+ * (found by the fuzzer parking a thread at abandon-unlisted). */
 static void abandoned_push(lode_segment_t* seg) {
   pthread_mutex_lock(&abandoned_lock);
+  seg->abandoned_at = _lode_clock_now();
   seg->prev = NULL;
   seg->next = abandoned_first;
   if (abandoned_first) abandoned_first->prev = seg;
@@ -94,7 +98,6 @@ void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   seg->tld = NULL;
   seg->is_abandoned = true;
   seg->abandoned_pages = seg->used;
-  seg->abandoned_at = _lode_clock_now();
   atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
   _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
   LODE_POINT(LODE_POINT_ABANDON_UNLISTED, seg);

@@ -51,8 +51,25 @@ static size_t list_length(const lode_page_t* page, const lode_block_t* b, bool r
   return n;
 }
 
-/* F1/F2/F3: one page's block accounting (owner's view). */
-static void check_page_blocks(const lode_page_t* page, const char* acct_inv) {
+#ifdef LODE_TESTING
+static uint64_t lists_sig(const lode_page_t* page) {
+  uint64_t x = (uintptr_t)page->free * 0x9e3779b97f4a7c15ull;
+  x ^= ((uintptr_t)page->local_free + page->used) * 0xbf58476d1ce4e5b9ull;
+  x ^= (atomic_load_explicit(&page->thread_free, memory_order_relaxed) + page->capacity) * 0x94d049bb133111ebull;
+  return x | 1; /* 0: never walked */
+}
+#endif
+
+/* F1/F2/F3: one page's block accounting (owner's view).  quick: skip a page
+ * whose lists the last walk saw as they are (lode_test_check_thread_quick). */
+static void check_page_blocks(lode_page_t* page, const char* acct_inv, bool quick) {
+#ifdef LODE_TESTING
+  uint64_t sig = lists_sig(page);
+  if (quick && page->check_sig == sig) return;
+  page->check_sig = sig;
+#else
+  (void)quick;
+#endif
   size_t nfree = list_length(page, page->free, false);
   size_t nlocal = list_length(page, page->local_free, false);
   size_t nthread = list_length(page, lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)), false);
@@ -80,7 +97,7 @@ static size_t count_queue(const lode_page_queue_t* q, size_t limit, bool* broken
   return n;
 }
 
-static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t tid) {
+static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t tid, bool quick) {
   REPORT_IF(heap->tld != tld, "H1", heap, "heap's thread data is not its thread's");
   size_t pages = 0;
   for (size_t b = 0; b < LODE_BIN_COUNT; b++) {
@@ -92,7 +109,7 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
       continue;
     }
     pages += n;
-    for (const lode_page_t* page = q->first; page != NULL; page = page->next) {
+    for (lode_page_t* page = q->first; page != NULL; page = page->next) {
       lode_segment_t* seg = _lode_page_segment(page);
       uint8_t flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
       REPORT_IF(page->on_purge_queue, "P3", page, "page in use by a heap is on a purge queue");
@@ -105,7 +122,7 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
                 "H1", page, "page is in the wrong bin queue");
       REPORT_IF(lode_tf_delayed(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == LODE_DELAYED_NEVER,
                 "F3", page, "page of a live heap refuses delayed frees");
-      check_page_blocks(page, seg->kind == LODE_PAGE_HUGE ? "F1" : "F1");
+      check_page_blocks(page, "F1", quick);
     }
     if (b >= 1 && b < LODE_BIN_HUGE && lode_bin_size(b) <= LODE_DIRECT_MAX) {
       const lode_page_t* want = q->first ? q->first : &_lode_page_empty;
@@ -116,12 +133,6 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
   REPORT_IF(pages != heap->page_count, "H1", heap, "heap page count differs from its queues");
 }
 
-static bool page_is_on_queue(const lode_purge_queue_t* q, const lode_page_t* page) {
-  size_t n = 0;
-  for (const lode_page_t* p = q->first; p != NULL && n <= q->count; p = p->purge_next, n++)
-    if (p == page) return true;
-  return false;
-}
 
 static void check_purge_queue(const lode_tld_t* tld, uintptr_t tid) {
   const lode_purge_queue_t* q = &tld->purge;
@@ -212,11 +223,10 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
         }
         if (!page->in_use) check_free_page(page);
         committed += page->is_committed;
-        if (page->on_purge_queue) {
-          flagged++;
-          REPORT_IF(!page_is_on_queue(&tld->purge, page), "P5", page,
-                    "page marked queued is not on its owner's purge queue");
-        }
+        /* Every page on the queue is flagged (check_purge_queue) and the
+         * queue holds no page twice (a doubly linked list cannot without a
+         * cycle): equal counts mean every flagged page is on it. */
+        flagged += page->on_purge_queue;
         if (!page->in_use && page->purged_at >= 0)
           REPORT_IF(page->purged_at < page->last_expire, "P6", page, "page was purged before its delay expired");
       }
@@ -265,7 +275,7 @@ static void check_collect_mark(const lode_tld_t* tld) {
   }
 }
 
-size_t lode_check_thread(void) {
+static size_t check_thread(bool quick) {
   violations = 0;
   check_sim_os();
   lode_heap_t* heap = _lode_heap_get_default();
@@ -274,8 +284,9 @@ size_t lode_check_thread(void) {
   uintptr_t tid = _lode_thread_id();
   REPORT_IF(tld->thread_id != tid, "H1", tld, "thread data belongs to another thread");
   size_t nheaps = 0;
-  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) check_heap(h, tld, tid);
+  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) check_heap(h, tld, tid, quick);
   check_purge_queue(tld, tid);
+  if (quick) return violations; /* the segments' pages: at the next full check */
   size_t flagged = 0;
   check_segments(tld, tid, &flagged);
   REPORT_IF(flagged != tld->purge.count, "P5", tld, "pages marked queued differ from the queue's length");
@@ -283,12 +294,41 @@ size_t lode_check_thread(void) {
   return violations;
 }
 
+size_t lode_check_thread(void) { return check_thread(false); }
+
+#ifdef LODE_TESTING
+size_t lode_test_check_thread_quick(void) { return check_thread(true); }
+#endif
+
 /* --- process-wide ------------------------------------------------------------ */
-size_t lode_check_process(void) {
+/* A4, queues of other threads: every page a thread's queue holds is flagged
+ * and lies in one of its segments, and the flagged pages of its segments are
+ * as many (so each is on it: see check_segments). */
+#define TLD_TALLY 256
+typedef struct {
+  const lode_tld_t* tld;
+  size_t flagged;
+} tld_tally_t;
+
+static void tally_queues(const tld_tally_t* t, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const lode_purge_queue_t* q = &t[i].tld->purge;
+    size_t len = 0;
+    for (const lode_page_t* p = q->first; p != NULL && len <= q->count; p = p->purge_next, len++)
+      REPORT_IF(!p->on_purge_queue || _lode_page_segment(p)->tld != t[i].tld, "A4", p,
+                "a thread's purge queue holds a page not flagged queued or not its own");
+    REPORT_IF(len != q->count || t[i].flagged != q->count, "A4", t[i].tld,
+              "pages flagged queued in a thread's segments differ from its queue");
+  }
+}
+
+static size_t check_process(bool quick) {
   violations = 0;
   check_sim_os();
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
+  tld_tally_t tally[TLD_TALLY];
+  size_t ntally = 0;
   for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) {
     REPORT_IF(seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg), "H1", seg, "segment cookie damaged");
     uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_acquire);
@@ -298,25 +338,26 @@ size_t lode_check_process(void) {
       REPORT_IF(owner != 0 || seg->tld != NULL, "A1", seg, "abandoned segment still has an owner");
       REPORT_IF(seg->abandoned_pages != seg->used, "A1", seg, "in-use pages of an abandoned segment not all counted abandoned");
       for (uint32_t i = 0; i < seg->page_count; i++) {
-        const lode_page_t* page = &seg->pages[i];
+        lode_page_t* page = &seg->pages[i];
         REPORT_IF(page->on_purge_queue, "P5", page, "page of an abandoned segment is on a purge queue");
         if (!page->in_use) check_free_page(page);
         if (!page->in_use || page->span_back) continue;
         REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
                   "page of an abandoned segment still in a heap");
-        check_page_blocks(page, "A3");
+        check_page_blocks(page, "A3", quick);
       }
     } else {
       REPORT_IF(owner == 0 || seg->tld == NULL || seg->tld->thread_id != owner, "A4", seg,
                 "segment has no single owner");
-      for (uint32_t i = 0; i < seg->page_count && seg->tld != NULL; i++) {
-        const lode_page_t* page = &seg->pages[i];
-        if (page->on_purge_queue)
-          REPORT_IF(!page_is_on_queue(&seg->tld->purge, page), "A4", page,
-                    "free page is not on its segment owner's purge queue");
-      }
+      if (seg->tld == NULL) continue;
+      size_t k = 0;
+      while (k < ntally && tally[k].tld != seg->tld) k++;
+      if (k == ntally && ntally < TLD_TALLY) tally[ntally++] = (tld_tally_t){seg->tld, 0};
+      if (k == ntally) continue; /* more threads than the tally holds: not counted */
+      for (uint32_t i = 0; i < seg->page_count; i++) tally[k].flagged += seg->pages[i].on_purge_queue;
     }
   }
+  if (ntally < TLD_TALLY) tally_queues(tally, ntally);
   _lode_segments_unlock();
   size_t count = _lode_abandoned_count();
   size_t n = 0;
@@ -342,6 +383,12 @@ size_t lode_check_process(void) {
             "abandoned statistic differs from the list's count");
   return violations;
 }
+
+size_t lode_check_process(void) { return check_process(false); }
+
+#ifdef LODE_TESTING
+size_t lode_test_check_process_quick(void) { return check_process(true); }
+#endif
 
 /* A5: everything freed and collected leaves nothing behind. */
 size_t lode_check_clean(size_t committed_baseline) {

@@ -36,8 +36,17 @@ static size_t append(char* buf, size_t pos, size_t cap, const char* s) {
   return pos;
 }
 
+#ifdef LODE_TESTING
+static _Atomic(lode_error_hook_fn*) error_hook;
+void lode_test_set_error_hook(lode_error_hook_fn* fn) { atomic_store_explicit(&error_hook, fn, memory_order_release); }
+#endif
+
 /* "lode: free(): invalid pointer 0x1234" then abort, warn or ignore. */
 void _lode_error_pointer(const char* func, const char* what, const void* p) {
+#ifdef LODE_TESTING
+  lode_error_hook_fn* hook = atomic_load_explicit(&error_hook, memory_order_acquire);
+  if (hook != NULL) hook(func, what, p);
+#endif
   long mode = _lode_option(LODE_OPTION_ON_ERROR);
   if (mode == LODE_ON_ERROR_IGNORE) return;
   char buf[256];

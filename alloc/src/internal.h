@@ -179,6 +179,9 @@ typedef struct lode_page_s {
   int64_t last_expire;      /* expiry it had when it last left the queue by purge */
   int64_t purged_at;        /* when last purged, -1 if by force, -2 never */
   uint64_t keys[2];         /* free-list encoding keys (LODE_SECURE) */
+#ifdef LODE_TESTING
+  uint64_t check_sig;       /* the checker's last full walk saw these lists (check.c) */
+#endif
 } __attribute__((aligned(64))) lode_page_t;
 
 /* --- segments ------------------------------------------------------------- */
@@ -450,6 +453,7 @@ bool _lode_os_sim_commit(void* p, size_t size);
 void _lode_os_sim_purge(void* p, size_t size, bool zero);
 void _lode_os_sim_protect(void* p, size_t size, bool accessible);
 bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
+void _lode_os_sim_touch(void* p, size_t size);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
@@ -462,6 +466,11 @@ bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
+/* lode is about to hand out (or write) [p, p + size) of committed memory:
+ * new blocks carved, a segment header, a huge block grown in place.  The
+ * simulated OS clears memory there, not at commit: a commit of a 512 KiB page
+ * of which a program uses 8 KiB costs 8 KiB.  Nothing outside LODE_SIM builds. */
+void _lode_os_touch(void* p, size_t size);
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */

@@ -161,7 +161,8 @@ bool _lode_os_release(void* p, size_t size) {
  * tail) is committed with unprotect = true by the one who knows it. */
 static bool os_commit(void* p, size_t size, bool unprotect) {
   if (_lode_os_fail_injected()) return false;
-  if (unprotect && os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+  /* The simulated OS protects nothing: its poison check stands for the fault. */
+  if (unprotect && !SIM_ON() && os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
     os_failed("mprotect(commit) failed", p, size);
     return false;
   }
@@ -242,7 +243,7 @@ static bool os_decommit(void* p, size_t size, size_t counted) {
   else
 #endif
   if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
-  if (os_mprotect(p, size, PROT_NONE) != 0) ok = false;
+  if (!SIM_ON() && os_mprotect(p, size, PROT_NONE) != 0) ok = false;
   if (!ok) os_failed("decommit failed", p, size);
   lode_stat_inc(decommits);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
@@ -260,7 +261,7 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
   lode_stat_inc(purges);
   if (mode == LODE_PURGE_DECOMMIT) {
-    atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+    if (!SIM_ON()) atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
     return os_decommit(p, size, counted);
   }
 #ifdef LODE_SIM
@@ -279,6 +280,15 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
   if (!ok) os_failed("madvise(purge) failed", p, size);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
   return ok;
+}
+
+void _lode_os_touch(void* p, size_t size) {
+#ifdef LODE_SIM
+  if (SIM_ON() && size > 0) _lode_os_sim_touch(p, size);
+#else
+  (void)p;
+  (void)size;
+#endif
 }
 
 /* lode's own tables (thread data, the segment map): never fails on purpose

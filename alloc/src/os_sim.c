@@ -9,23 +9,27 @@
  * its memory stays resident.  What the kernel would do to the contents is
  * done in memory, page (4 KiB) by page, from a state kept for each:
  *
- *   ZERO   reads as zero, not committed since (fresh)
- *   DIRTY  committed: holds anything
- *   POISON purged (DONTNEED, or MADV_FREE that the "kernel" dropped): filled
- *          with a pattern of its address, checked and zeroed when committed
- *          again -- a write into purged memory is an error (invariant O1)
- *   KEPT   purged with MADV_FREE and kept: its bytes survive a re-commit
- *   STALE  released or discarded: holds anything, zeroed when committed
- *   GUARD  a guard page (PROT_NONE for real): never touched here
- *   KERNEL a long run purged for real (madvise + PROT_NONE): filling it with
- *          a pattern would cost more than the kernel's zero pages
+ *   ZERO    reads as zero, not committed (fresh)
+ *   STALE   not committed, holds bytes of an earlier life (released or
+ *           discarded): it must read as zero once lode uses it again
+ *   POISON  purged (DONTNEED, or MADV_FREE that the "kernel" dropped): filled
+ *           with a pattern of its address, checked when committed again --
+ *           a write into purged memory is an error (invariant O1)
+ *   KEPT    purged with MADV_FREE and kept: its bytes survive a re-commit
+ *   CZERO   committed, reads as zero, not yet handed out
+ *   PENDING committed, logically zero, but holds old bytes: cleared when lode
+ *           hands it out (_lode_os_touch), not at commit -- a program that
+ *           uses 8 KiB of a 512 KiB page costs 8 KiB of clearing
+ *   USED    committed and handed out (or kept): holds anything
+ *   GUARD   a guard page (PROT_NONE for real): never touched here
  *
- * Semantics kept from the kernel: memory from a reservation reads as zero
- * once committed; a purge in DONTNEED (or decommit) mode reads back as zero;
- * MADV_FREE keeps or drops the bytes (a seeded choice per purge, so both
- * happen); residency (mincore) is "committed or kept".  Lode commits before
- * it touches memory (purge mode decommit makes that a rule: a stray access
- * faults), which is what lets the contents be fixed up at commit. */
+ * Semantics kept from the kernel: memory from a reservation reads as zero;
+ * a purge in DONTNEED (or decommit) mode reads back as zero; MADV_FREE keeps
+ * or drops the bytes (a seeded choice per purge, so both happen); residency
+ * (mincore) is "handed out since committed", as the kernel's is "written".
+ * Lode commits before it touches memory (purge mode decommit makes that a
+ * rule: a stray access faults) and carves blocks before it hands them out,
+ * which is what lets the contents be fixed up then. */
 #include "internal.h"
 
 #ifdef LODE_SIM
@@ -34,11 +38,10 @@
 
 #define ARENA_SIZE ((size_t)64 << 30)
 #define ARENA_HINT ((uintptr_t)0x100000000000ull) /* 16 TiB, inside the segment map */
-#define KERNEL_MIN ((size_t)1 << 20) /* a run this long goes to the kernel */
 #define RANGES_MAX 4096
 #define PAGE LODE_OS_PAGE_SIZE
 
-enum { PS_ZERO = 0, PS_DIRTY, PS_POISON, PS_KEPT, PS_STALE, PS_GUARD, PS_KERNEL };
+enum { PS_ZERO = 0, PS_STALE, PS_POISON, PS_KEPT, PS_CZERO, PS_PENDING, PS_USED, PS_GUARD };
 
 typedef struct range_s {
   size_t start, len; /* offsets in the arena */
@@ -157,28 +160,22 @@ static uint64_t mix_bits(uint64_t z) {
 
 static size_t page_index(const void* p) { return (size_t)((const uint8_t*)p - arena) / PAGE; }
 
-/* Pages first..first+n-1 of one state run through the kernel: zero pages,
- * and PROT_NONE so a write into them faults. */
-static void kernel_purge(size_t first, size_t n) {
-  uint8_t* p = arena + first * PAGE;
-  if (madvise(p, n * PAGE, MADV_DONTNEED) != 0 || mprotect(p, n * PAGE, PROT_NONE) != 0) {
-    for (size_t i = 0; i < n; i++) state[first + i] = PS_STALE; /* kept accessible: zeroed at commit */
-    return;
-  }
-  memset(state + first, PS_KERNEL, n);
-}
-
 void _lode_os_sim_release(void* p, size_t size) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = size / PAGE;
   for (size_t i = 0; i < n; i++) {
     uint8_t* s = &state[first + i];
-    if (*s == PS_GUARD || *s == PS_KERNEL) { /* a later reservation must find it usable */
-      mprotect(arena + (first + i) * PAGE, PAGE, PROT_READ | PROT_WRITE);
-      *s = *s == PS_KERNEL ? PS_ZERO : PS_STALE;
-    } else if (*s == PS_DIRTY || *s == PS_KEPT) {
-      *s = PS_STALE;
-    } /* POISON stays: a write after the release is found at the next commit */
+    switch (*s) {
+      case PS_GUARD: /* a later reservation must find it usable */
+        mprotect(arena + (first + i) * PAGE, PAGE, PROT_READ | PROT_WRITE);
+        *s = PS_STALE;
+        break;
+      case PS_CZERO: *s = PS_ZERO; break;
+      case PS_PENDING:
+      case PS_USED:
+      case PS_KEPT: *s = PS_STALE; break; /* cleared when next handed out */
+      default: break; /* POISON stays: a write after the release is found at the next commit */
+    }
   }
   size_t start = (size_t)((uint8_t*)p - arena), at = 0;
   while (at < free_count && free_ranges[at].start < start) at++;
@@ -203,32 +200,36 @@ bool _lode_os_sim_commit(void* p, size_t size) {
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
   for (size_t i = 0; i < n; i++) {
     uint8_t* s = &state[first + i];
-    uint8_t* page = arena + (first + i) * PAGE;
     switch (*s) {
       case PS_POISON:
-        check_poison(page);
-        __attribute__((fallthrough)); /* then it reads as zero */
-      case PS_STALE:
-        memset(page, 0, PAGE);
-        st.zeroed_bytes += PAGE;
-        *s = PS_DIRTY;
+        check_poison(arena + (first + i) * PAGE);
+        *s = PS_PENDING;
         break;
-      case PS_KERNEL: {
-        size_t k = 1;
-        while (i + k < n && state[first + i + k] == PS_KERNEL) k++;
-        mprotect(page, k * PAGE, PROT_READ | PROT_WRITE);
-        memset(s, PS_DIRTY, k);
-        i += k - 1;
-        break;
-      }
-      case PS_ZERO:
-      case PS_KEPT: *s = PS_DIRTY; break;
-      default: break; /* DIRTY stays, a GUARD is left alone */
+      case PS_STALE: *s = PS_PENDING; break;
+      case PS_ZERO: *s = PS_CZERO; break;
+      case PS_KEPT: *s = PS_USED; break;
+      default: break; /* committed stays, a GUARD is left alone */
     }
   }
   st.commits++;
   pthread_mutex_unlock(&sim_lock);
   return true;
+}
+
+void _lode_os_sim_touch(void* p, size_t size) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), end = lode_align_up((size_t)((uint8_t*)p + size - arena), PAGE) / PAGE;
+  for (size_t i = first; i < end; i++) {
+    uint8_t* s = &state[i];
+    if (*s == PS_PENDING) {
+      memset(arena + i * PAGE, 0, PAGE);
+      st.zeroed_bytes += PAGE;
+      *s = PS_USED;
+    } else if (*s == PS_CZERO) {
+      *s = PS_USED;
+    }
+  }
+  pthread_mutex_unlock(&sim_lock);
 }
 
 void _lode_os_sim_purge(void* p, size_t size, bool zero) {
@@ -237,18 +238,15 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero) {
   /* MADV_FREE: the kernel may or may not take the pages; a seeded coin. */
   bool drop = zero || (mix_bits(++purge_seq ^ (uintptr_t)p) & 1);
   for (size_t i = 0; i < n; i++) {
-    if (state[first + i] != PS_DIRTY) continue;
-    size_t k = 1;
-    while (i + k < n && state[first + i + k] == PS_DIRTY) k++;
-    if (!drop) {
-      memset(state + first + i, PS_KEPT, k);
-    } else if (k * PAGE >= KERNEL_MIN) {
-      kernel_purge(first + i, k);
-    } else {
-      for (size_t j = 0; j < k; j++) fill(arena + (first + i + j) * PAGE);
-      memset(state + first + i, PS_POISON, k);
+    uint8_t* s = &state[first + i];
+    if (*s == PS_CZERO) *s = PS_ZERO;
+    else if (*s == PS_PENDING) *s = PS_STALE;
+    if (*s != PS_USED) continue;
+    if (!drop) *s = PS_KEPT;
+    else {
+      fill(arena + (first + i) * PAGE);
+      *s = PS_POISON;
     }
-    i += k - 1;
   }
   st.purges++;
   pthread_mutex_unlock(&sim_lock);
@@ -268,7 +266,7 @@ void _lode_os_sim_protect(void* p, size_t size, bool accessible) {
 bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
-  for (size_t i = 0; i < n; i++) vec[i] = state[first + i] == PS_DIRTY || state[first + i] == PS_KEPT;
+  for (size_t i = 0; i < n; i++) vec[i] = state[first + i] == PS_USED || state[first + i] == PS_KEPT;
   pthread_mutex_unlock(&sim_lock);
   return true;
 }

@@ -35,6 +35,7 @@ bool _lode_page_extend(lode_page_t* page) {
   uint8_t* start = page->area + (size_t)page->capacity * bsize;
   size_t n = (lode_align_up((uintptr_t)start + bsize, LODE_OS_PAGE_SIZE) - (uintptr_t)start) / bsize;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
+  _lode_os_touch(start, n * bsize);
 #ifdef LODE_SECURE
   /* Randomised order: an overflow cannot predict its neighbour. */
   uint64_t x = page->keys[0] ^ page->capacity;

@@ -172,6 +172,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     return NULL;
   }
   size = mapped; /* a cached mapping may be larger: a huge area gets the slack */
+  _lode_os_touch(seg, header);
   /* Fresh memory is zero: only non-zero fields are set.  A cached mapping's
    * header still holds its last life. */
   if (reused) memset(seg, 0, header);
@@ -460,6 +461,7 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   bool ok = _lode_page_segment(page)->has_protected ? _lode_os_commit_protected(grow, nb - page->block_size)
                                                      : _lode_os_commit(grow, nb - page->block_size);
   if (!ok) return false;
+  _lode_os_touch(grow, nb - page->block_size); /* the program writes it at once */
   page->block_size = nb;
   return true;
 }

@@ -4,6 +4,13 @@
 
 #include <pthread.h>
 
+bool lode_test_owns(const void* p) {
+  lode_segment_t* seg = _lode_segment_map_lookup(p);
+  return seg != NULL && atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
+}
+
+void lode_test_thread_exit(void) { _lode_thread_exit_again(); }
+
 static lode_tld_t* my_tld(void) { return lode_heap_get_default()->tld; }
 
 /* A free page waiting on this thread's purge queue. */

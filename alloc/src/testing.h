@@ -33,6 +33,28 @@ long lode_test_fail_os(long count);
  * afterwards: call it in a child process. */
 int lode_test_corrupt(const char* invariant);
 
+/* lode_check_thread in part: the heaps' pages and queues and the purge
+ * queue, and a page's free lists only when its list heads or counts changed
+ * since the last walk; not the segments' pages (free pages, spans, counts)
+ * nor what the last collect promised.  A fuzzer checks after every op, and
+ * the full check every time was most of its time: it must call
+ * lode_check_thread now and then, and after collects. */
+size_t lode_test_check_thread_quick(void);
+size_t lode_test_check_process_quick(void); /* likewise the pages of abandoned segments */
+
+/* Every pointer error lode reports (invalid pointer, double free) also goes
+ * to this hook, before LODE_ON_ERROR decides (so with "ignore" a test sees
+ * it and stderr does not).  NULL: none. */
+typedef void(lode_error_hook_fn)(const char* func, const char* what, const void* p);
+void lode_test_set_error_hook(lode_error_hook_fn* fn);
+
+/* Whether the calling thread owns the segment of p (a free of p would be an
+ * owner free); false for a pointer that is not lode's. */
+bool lode_test_owns(const void* p);
+/* Run lode's thread exit for the calling thread now (as its pthread key
+ * destructor would at its end); the thread must not allocate afterwards. */
+void lode_test_thread_exit(void);
+
 /* Test points: named places inside lode where the hook is called with the
  * object at hand.  A hook may stop the calling thread there and let other
  * threads run (unit tests, the fuzz scheduler), or learn that the thread

@@ -178,7 +178,10 @@ static void thread_done(void* arg) {
 
 void _lode_thread_exit_again(void) {
   lode_tld_t* tld = LODE_TLS(heap_default)->tld;
-  if (tld != NULL) thread_done(tld);
+  if (tld == NULL) return;
+  /* the destructor must not see it again (its memory may be another thread's by then) */
+  if (_lode_process_is_initialized() && thread_is_real()) pthread_setspecific(thread_key, NULL);
+  thread_done(tld);
 }
 
 /* --- the calling thread's heap ----------------------------------------------------- */

@@ -2,7 +2,7 @@
 # cli-usage.sh LODE-REPLAY: a bad flag or no input prints usage on stderr, exit 2.
 set -u
 replay=$1 fail=0
-for args in "--bogus" "" "--to-text" "-x corpus"; do
+for args in "--bogus" "" "--to-text" "-x corpus" "--mode fast corpus" "--mode" "--dict a b"; do
   # shellcheck disable=SC2086
   err=$("$replay" $args 2>&1 >/dev/null); rc=$?
   if [ $rc -ne 2 ] || ! grep -q '^usage:' <<<"$err"; then
