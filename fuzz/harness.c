@@ -34,6 +34,7 @@ static unsigned seq;        /* allocations so far: picks fill bytes */
 static size_t calloc_bytes; /* this input's */
 static size_t big_bytes;    /* this input's, of blocks above FZ_BIG_MIN */
 static int park_armed[FZ_THREADS];
+static bool full_due; /* the running op changed more than a few pages: check in full */
 static int parked_point[FZ_THREADS];
 static const void* parked_obj[FZ_THREADS];
 
@@ -211,6 +212,7 @@ static void verify_heap_membership(unsigned h) {
 }
 
 void fz_heap_destroy(unsigned h) {
+  full_due = true;
   verify_heap_membership(h);
   for (unsigned i = 0; i < FZ_SLOTS; i++)
     if (fz_slot(i)->live && !fz_slot(i)->busy && fz_slot(i)->heap == (int)h)
@@ -224,6 +226,7 @@ void fz_heap_destroy(unsigned h) {
 }
 
 void fz_heap_delete(unsigned h) {
+  full_due = true;
   verify_heap_membership(h);
   lode_heap_delete(heaps[h].heap);
   heaps[h].live = false;
@@ -258,6 +261,7 @@ void fz_resume(unsigned thread) {
     return;
   }
   S->resume(thread);
+  full_due = true;
 }
 
 static bool any_parked(void) {
@@ -323,13 +327,14 @@ static void check_process_now(const char* which, bool full) {
 
 /* Kinds the run treats apart, looked up once (by name: the table is the
  * one place that orders them). */
-static int k_exit, k_park, k_resume;
+static int k_exit, k_park, k_resume, k_collect;
 static bool k_process[64]; /* the op changes process-wide state by itself */
 
 static void kinds_init(void) {
   k_exit = fz_op_lookup("exit");
   k_park = fz_op_lookup("park");
   k_resume = fz_op_lookup("resume");
+  k_collect = fz_op_lookup("collect");
   for (size_t k = 0; k < fz_op_count && k < 64; k++)
     k_process[k] = (int)k == k_exit || (int)k == k_resume || strcmp(fz_ops[k].name, "collect") == 0 ||
                    strcmp(fz_ops[k].name, "heap-delete") == 0 || strcmp(fz_ops[k].name, "heap-destroy") == 0;
@@ -346,15 +351,14 @@ static int op_slot(const fz_op_t* op) {
 static void worker_job(const fz_op_t* op) {
   trace_op(op);
   errors_reset(op->thread);
+  full_due = op->kind == k_collect; /* a collect's promise (P4) is checked in full only */
   int slot = op_slot(op);
   if (slot >= 0) fz_slot((unsigned)slot)->busy = true;
   fz_ops[op->kind].run(op);
   if (slot >= 0) fz_slot((unsigned)slot)->busy = false;
   check_errors(op->thread);
   fz_trace("\n");
-  /* in full after an op that changes more than a few pages (a collect's
-   * promise, P4, is checked only in full) */
-  if (op->kind != k_exit) check_thread_here("lode_check_thread on the acting thread", k_process[op->kind]);
+  if (op->kind != k_exit) check_thread_here("lode_check_thread on the acting thread", full_due);
 }
 
 /* Does this op change what lode_check_process looks at? */

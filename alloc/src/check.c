@@ -124,9 +124,10 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
                 "F3", page, "page of a live heap refuses delayed frees");
       check_page_blocks(page, "F1", quick);
     }
-    if (b >= 1 && b < LODE_BIN_HUGE && lode_bin_size(b) <= LODE_DIRECT_MAX) {
+    size_t bsize = b >= 1 && b < LODE_BIN_HUGE ? q->block_size : SIZE_MAX; /* lode_bin_size(b), kept */
+    if (bsize <= LODE_DIRECT_MAX) {
       const lode_page_t* want = q->first ? q->first : &_lode_page_empty;
-      REPORT_IF(heap->pages_direct[lode_bin_size(b) / 8] != want, "H1", heap,
+      REPORT_IF(heap->pages_direct[bsize / 8] != want, "H1", heap,
                 "direct table does not point at the first page of its bin");
     }
   }
@@ -340,7 +341,7 @@ static size_t check_process(bool quick) {
       for (uint32_t i = 0; i < seg->page_count; i++) {
         lode_page_t* page = &seg->pages[i];
         REPORT_IF(page->on_purge_queue, "P5", page, "page of an abandoned segment is on a purge queue");
-        if (!page->in_use) check_free_page(page);
+        if (!page->in_use && !quick) check_free_page(page);
         if (!page->in_use || page->span_back) continue;
         REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
                   "page of an abandoned segment still in a heap");
