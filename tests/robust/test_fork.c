@@ -8,6 +8,8 @@
 #include "robust.h"
 
 #include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
 
 /* Under a sanitizer its runtime owns malloc: use lode's entry points, so
  * lode is what is forked (the children end with _exit: no leak scan). */
@@ -127,8 +129,198 @@ static void test_fork(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* --- a remote free in flight, stopped there ------------------------------------
+ * A thread that frees into another thread's full page holds the page
+ * FREEING for a few instructions (it is pushing to the owner's heap).  The
+ * test point inside that window stops the freeing thread for as long as the
+ * test wants, which no signal-handler timing could do reliably. */
+static sem_t parked, release;
+static __thread int is_parker;
+static _Atomic(int) parks;
+
+static void park_hook(lode_point_t point, const void* obj) {
+  (void)obj;
+  if (point != LODE_POINT_REMOTE_FREEING || !is_parker) return;
+  atomic_fetch_add(&parks, 1);
+  sem_post(&parked);
+  while (sem_wait(&release) != 0) {
+  }
+}
+
+static void* remote_free(void* p) {
+  is_parker = 1;
+  lode_free(p);
+  return NULL;
+}
+
+/* A heap with a full page of 8 KiB blocks (the 9th malloc finds the first
+ * page full and turns its delayed frees on); returns one of its blocks. */
+static void* full_page_block(lode_heap_t* h) {
+  void* b[9];
+  for (int i = 0; i < 9; i++) b[i] = lode_heap_malloc(h, 8192);
+  return b[1];
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Fork while the remote free is stopped: the child's only thread owns the
+ * page, and nothing in the child may wait for the freeing thread, which the
+ * child does not have (the page stayed FREEING for ever and the child's
+ * malloc, free into that page, heap destroy and exit spun in
+ * _lode_page_set_delayed). */
+static void test_fork_during_remote_free(void) {
+  sem_init(&parked, 0, 0);
+  sem_init(&release, 0, 0);
+  lode_test_set_point_hook(park_hook);
+  lode_heap_t* h = lode_heap_new();
+  void* victim = full_page_block(h);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, remote_free, victim) == 0);
+  while (sem_wait(&parked) != 0) {
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(10); /* a hang ends as SIGALRM */
+    void* more[20];
+    for (int i = 0; i < 20; i++) more[i] = lode_heap_malloc(h, 8192);
+    for (int i = 0; i < 20; i++) lode_free(more[i]);
+    lode_heap_destroy(h);
+    lode_collect(true);
+    _exit(lode_check_thread() == 0 ? 0 : 3);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    fprintf(stderr, "  child: %s %d\n", WIFSIGNALED(status) ? "signal" : "exit",
+            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  sem_post(&release);
+  pthread_join(t, NULL);
+  lode_heap_destroy(h);
+  lode_test_set_point_hook(NULL);
+  CHECK_EQ(atomic_load(&parks), 1);
+}
+
+/* The freeing thread never goes on (cancelled asynchronously, stopped in a
+ * signal handler for good): the owner's heap destroy waits a bounded time,
+ * says so once on stderr, and goes on keeping the heap's memory for the
+ * late push.  In a child: the message is checked. */
+static void stuck_remote_free(void* arg) {
+  (void)arg;
+  sem_init(&parked, 0, 0);
+  sem_init(&release, 0, 0);
+  lode_test_set_point_hook(park_hook);
+  lode_heap_t* h = lode_heap_new();
+  void* victim = full_page_block(h);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, remote_free, victim) == 0);
+  while (sem_wait(&parked) != 0) {
+  }
+  double t0 = now_s();
+  lode_heap_destroy(h); /* waits for the parked free, then gives up */
+  double waited = now_s() - t0;
+  CHECK(waited >= 0.9 && waited < 10);
+  /* The free goes on now, into the heap kept for it; nothing breaks. */
+  sem_post(&release);
+  pthread_join(t, NULL);
+  void* v[100];
+  for (int i = 0; i < 100; i++) v[i] = lode_malloc(8192);
+  for (int i = 0; i < 100; i++) lode_free(v[i]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_point_hook(NULL);
+}
+
+static void test_stuck_remote_free(void) {
+  child_result_t r;
+  run_child(stuck_remote_free, NULL, &r);
+  CHECK_EQ(child_exit(&r), 0);
+  CHECK(strstr(r.err, "lode: waited over 1 s for a remote free in flight on page 0x") != NULL);
+  CHECK(strstr(r.err, "going on without it") != NULL);
+  if (child_exit(&r) != 0 || strstr(r.err, "going on without it") == NULL) child_dump("stuck remote free", &r);
+}
+
+/* --- thread ids in a fork child ----------------------------------------------------
+ * A thread the child creates can get the stack, and so the TLS address
+ * (lode's thread id), of a parent thread the child does not have: it must
+ * not take that thread's segments for its own. */
+static sem_t holder_ready, holder_done;
+static void* held_block;
+static uintptr_t holder_id;
+
+static void* holder(void* arg) {
+  (void)arg;
+  held_block = lode_malloc(100);
+  holder_id = lode_test_thread_id();
+  sem_post(&holder_ready);
+  while (sem_wait(&holder_done) != 0) {
+  }
+  lode_free(held_block);
+  return NULL;
+}
+
+static _Atomic(int) child_thread_owned, child_thread_same_id;
+
+static void* child_thread_frees(void* arg) {
+  (void)arg;
+  atomic_store(&child_thread_same_id, lode_test_thread_id() == holder_id);
+  atomic_store(&child_thread_owned, lode_test_owns(held_block));
+  lode_free(held_block); /* a remote free into the parent thread's segment */
+  void* v[50];
+  for (int i = 0; i < 50; i++) v[i] = lode_malloc(100);
+  for (int i = 0; i < 50; i++) lode_free(v[i]);
+  return (void*)(uintptr_t)lode_check_thread();
+}
+
+static void test_fork_thread_ids(void) {
+#ifdef ROBUST_TSAN
+  return; /* TSan cannot start threads after a multi-threaded fork */
+#endif
+  sem_init(&holder_ready, 0, 0);
+  sem_init(&holder_done, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, holder, NULL) == 0);
+  while (sem_wait(&holder_ready) != 0) {
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(10);
+    pthread_t c;
+    if (pthread_create(&c, NULL, child_thread_frees, NULL) != 0) _exit(2);
+    void* res;
+    pthread_join(c, &res);
+    if (atomic_load(&child_thread_owned)) _exit(3);
+    if (res != NULL) _exit(4);
+    if (lode_check_process() != 0) _exit(5);
+    printf("  fork child: its new thread %s the dead parent thread's id\n",
+           atomic_load(&child_thread_same_id) ? "got" : "did not get");
+    fflush(stdout);
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    fprintf(stderr, "  child: %s %d\n", WIFSIGNALED(status) ? "signal" : "exit",
+            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  sem_post(&holder_done);
+  pthread_join(t, NULL);
+}
+
 int main(void) {
   keep_fill();
+  RUN(test_fork_during_remote_free);
+  RUN(test_stuck_remote_free);
+  RUN(test_fork_thread_ids);
   RUN(test_fork);
   parent_heap_ok();
   keep_release();
