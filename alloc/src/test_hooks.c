@@ -9,6 +9,8 @@ bool lode_test_owns(const void* p) {
   return seg != NULL && atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
 }
 
+uintptr_t lode_test_thread_id(void) { return _lode_thread_id(); }
+
 void lode_test_thread_exit(void) { _lode_thread_exit_again(); }
 
 static lode_tld_t* my_tld(void) { return lode_heap_get_default()->tld; }

@@ -51,6 +51,7 @@ void lode_test_set_error_hook(lode_error_hook_fn* fn);
 /* Whether the calling thread owns the segment of p (a free of p would be an
  * owner free); false for a pointer that is not lode's. */
 bool lode_test_owns(const void* p);
+uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
 /* Run lode's thread exit for the calling thread now (as its pthread key
  * destructor would at its end); the thread must not allocate afterwards. */
 void lode_test_thread_exit(void);
