@@ -251,6 +251,35 @@ static void test_aligned_page_interior(void) {
   expect_case(&bc, F_FREE, 0, -1);
   bad_case_t bc2 = {"interior of an aligned block", a + 8, "invalid pointer (not the start of a block)", 0};
   expect_case(&bc2, F_FREE, 0, -1);
+  /* Regression (a review found it, no suite did): an interior pointer whose
+   * offset is the lowest set bit of its block's address looks exactly like
+   * where an over-aligned allocation of that block would start, and free()
+   * took it for one: the live block was freed, usable_size said 8192.  Every
+   * block of the page is tried (the offset lies inside the block for most). */
+  lode_segment_t* seg = _lode_ptr_segment(b);
+  lode_page_t* page = _lode_segment_page_of(seg, b);
+  int tried = 0;
+  for (int i = 0; i < 6; i++) {
+    char* c = lode_heap_malloc(heap, 8291);
+    if (_lode_segment_page_of(_lode_ptr_segment(c), c) != page) continue;
+    uintptr_t low = (uintptr_t)c & (~(uintptr_t)c + 1);
+    if (low == 0 || low >= lode_usable_size(c)) continue;
+    bad_case_t bc3 = {"block + the lowest set bit of its address, in a page with aligned blocks", c + low,
+                      "invalid pointer (not the start of a block)", 0};
+    for (int f = 0; f < F_COUNT; f++) {
+      expect_case(&bc3, (func_t)f, 0, -1);
+      expect_case(&bc3, (func_t)f, 0, LODE_ON_ERROR_WARN);
+    }
+    tried++;
+  }
+  CHECK(tried > 0);
+  /* the start of an aligned block's memory, not the pointer handed out */
+  char* raw = (char*)page->area + (size_t)((uint8_t*)a - page->area) / page->block_size * page->block_size;
+  if (raw != a) {
+    bad_case_t bc4 = {"start of an over-aligned block (the pointer handed out lies further in)", raw,
+                      "invalid pointer (not the start of a block)", 0};
+    expect_case(&bc4, F_FREE, 0, -1);
+  }
   lode_heap_destroy(heap);
 }
 
