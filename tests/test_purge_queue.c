@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,6 +241,60 @@ static void delay_backs_off_after_early_comeback(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Regression (a review found it, no suite did): LODE_PURGE_DELAY=LONG_MAX,
+ * meant as "practically never", wrapped now + delay into the past and the
+ * page was purged at the next collect.  Delays near the top saturate, and
+ * so does the backoff's doubling of them. */
+static void huge_delay_saturates(void) {
+  long delays[] = {LONG_MAX, LONG_MAX - 1, LONG_MAX / 2, (long)1 << 62};
+  for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+    lode_option_set(LODE_OPTION_PURGE_DELAY, delays[i]);
+    CHECK_EQ(lode_option_get(LODE_OPTION_PURGE_DELAY), delays[i]);
+    test_clock_set(30000);
+    void* keep;
+    lode_page_t* page = free_a_page(&keep);
+    CHECK(page->on_purge_queue);
+    CHECK(page->purge_expire >= 30000); /* not wrapped into the past */
+    test_clock_set(30000 + ((int64_t)1 << 40)); /* 35 years later */
+    lode_collect(false);
+    CHECK(page->on_purge_queue && page->is_committed);
+    CHECK_EQ(lode_check_thread(), 0);
+    /* the backoff doubles the delay: saturated, not wrapped */
+    lode_option_set(LODE_OPTION_PURGE_BACKOFF, 16);
+    CHECK(_lode_purge_delay(30000) >= delays[i]);
+    lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+    lode_free(keep);
+    lode_collect(true); /* the segment goes (its page with it) */
+  }
+  lode_option_set(LODE_OPTION_PURGE_DELAY, LONG_MIN); /* never, as any negative */
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(!page->on_purge_queue && page->is_committed);
+  lode_free(keep);
+  lode_collect(true);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
+/* Every option has a range: values beyond it are refused, and the value
+ * stays what it was (lode_option_set; LODE_* variables: options.c says so
+ * on stderr, robust.bad_pointer's test_env checks the message). */
+static void option_ranges(void) {
+  struct { lode_option_t o; long bad; long good; } r[] = {
+      {LODE_OPTION_PURGE_MODE, 3, 2},   {LODE_OPTION_PURGE_MODE, -1, 0},  {LODE_OPTION_ON_ERROR, 3, 1},
+      {LODE_OPTION_PURGE_BACKOFF, 17, 16}, {LODE_OPTION_PURGE_BACKOFF, -1, 0}, {LODE_OPTION_SHOW_STATS, 2, 1},
+      {LODE_OPTION_VERBOSE, -1, 0},
+  };
+  for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+    long before = lode_option_get(r[i].o);
+    lode_option_set(r[i].o, r[i].bad);
+    CHECK_EQ(lode_option_get(r[i].o), before);
+    lode_option_set(r[i].o, r[i].good);
+    CHECK_EQ(lode_option_get(r[i].o), r[i].good);
+    lode_option_set(r[i].o, before);
+  }
+}
+
 int main(void) {
   RUN(purged_exactly_at_expiry);
   RUN(expiry_on_allocation_path);
@@ -249,5 +304,7 @@ int main(void) {
   RUN(expiries_stay_ordered_when_delay_drops);
   RUN(exit_with_queued_pages_is_clean);
   RUN(delay_backs_off_after_early_comeback);
+  RUN(huge_delay_saturates);
+  RUN(option_ranges);
   return test_done();
 }
