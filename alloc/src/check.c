@@ -158,7 +158,7 @@ static void check_purge_queue(const lode_tld_t* tld, uintptr_t tid) {
               "queued page is in use or in a heap");
     REPORT_IF(page->in_use, "P3", page, "page in use is on the purge queue");
     REPORT_IF(!page->in_use && page->used != 0, "P1", page, "queued page holds live blocks");
-    REPORT_IF(page->purge_expire == 0, "P1", page, "queued page has no expiry");
+    REPORT_IF(page->purge_expire <= 0, "P1", page, "queued page has no expiry (or one that wrapped below zero)");
     REPORT_IF(!page->is_committed, "P1", page, "queued page has no memory to purge");
     REPORT_IF(!page->on_purge_queue, "P5", page, "queued page is not marked as queued");
     REPORT_IF(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != tid || seg->tld != tld ||
