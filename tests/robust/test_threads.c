@@ -182,9 +182,65 @@ static void test_cancel(void) {
   }
 }
 
+/* --- allocation after lode's thread exit ------------------------------------------
+ * glibc runs the pthread key destructors in rounds (up to 4), in key order:
+ * lode's key is among the first, so another library's destructor can
+ * allocate after lode's ran.  That allocation needs thread data again; when
+ * it came in the last round, lode's destructor never ran for it, and the
+ * data and its segment stayed with a dead thread (not abandoned, never
+ * released, the id free for a new thread to inherit). */
+static pthread_key_t late_key;
+static _Atomic(void*) late_blocks[8];
+static _Atomic(int) late_rounds;
+
+static void late_destructor(void* v) {
+  int round = (int)(intptr_t)v - 1; /* the value is round + 1: NULL runs no destructor */
+  void* b = lode_malloc(200 + (size_t)round * 1000); /* small, then other sizes */
+  if (b != NULL) memset(b, 0x6b, 200);
+  atomic_store(&late_blocks[round], b);
+  atomic_fetch_add(&late_rounds, 1);
+  lode_free(lode_malloc(64)); /* and a free on the dying thread */
+  if (round < 3) pthread_setspecific(late_key, (void*)(intptr_t)(round + 2)); /* one more round */
+}
+
+static void* late_thread(void* arg) {
+  (void)arg;
+  void* p = lode_malloc(100);
+  lode_free(p);
+  pthread_setspecific(late_key, (void*)(intptr_t)1);
+  return NULL;
+}
+
+static void test_malloc_after_thread_exit(void) {
+  lode_collect(true);
+  lode_stats_t before;
+  lode_stats_get(&before);
+  CHECK(pthread_key_create(&late_key, late_destructor) == 0);
+  for (int i = 0; i < 4; i++) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, late_thread, NULL) == 0);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&late_rounds) >= 4 * (i + 1));
+    for (int r = 0; r < 4; r++) {
+      unsigned char* b = atomic_exchange(&late_blocks[r], NULL);
+      CHECK(b != NULL);
+      if (b != NULL) CHECK(b[0] == 0x6b && b[199] == 0x6b);
+      lode_free(b); /* a remote free into what the dead thread left */
+    }
+  }
+  pthread_key_delete(late_key);
+  lode_collect(true);
+  lode_stats_t after;
+  lode_stats_get(&after);
+  CHECK_EQ(after.threads_current, before.threads_current); /* no thread data left behind */
+  CHECK_EQ(lode_check_process(), 0);
+  CHECK_EQ(lode_check_clean(before.committed_current), 0); /* nothing kept by a dead thread */
+}
+
 int main(void) {
   keep_fill();
   RUN(test_thread_exit);
+  RUN(test_malloc_after_thread_exit);
   RUN(test_cancel);
   parent_heap_ok();
   keep_release();
