@@ -349,6 +349,74 @@ static void reclaim_takes_its_kind(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* A forced collect takes the abandoned list whole, releases what emptied
+ * and puts the rest back; a thread that abandons meanwhile pushes onto the
+ * empty list.  The rest goes back at the oldest end: pushed at the newest
+ * (as before) an older segment sat ahead of a newer one, and a reclaim's
+ * staleness rule looks at the oldest end.  A test point stops the collect
+ * with the list detached. */
+#include <semaphore.h>
+static sem_t detached, go_on;
+static _Atomic(int) stop_collect;
+
+static void detach_hook(lode_point_t point, const void* obj) {
+  (void)obj;
+  if (point != LODE_POINT_COLLECT_DETACHED || !atomic_exchange(&stop_collect, 0)) return;
+  sem_post(&detached);
+  while (sem_wait(&go_on) != 0) {
+  }
+}
+
+static void* keep_one(void* arg) {
+  *(void**)arg = lode_malloc(100);
+  return NULL;
+}
+
+static void* keep_medium(void* arg) {
+  *(void**)arg = lode_malloc(20000);
+  return NULL;
+}
+
+static void* collect_forced(void* arg) {
+  (void)arg;
+  lode_collect(true);
+  return NULL;
+}
+
+static void list_keeps_age_order_across_detached_collect(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  vclock = 100;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  sem_init(&detached, 0, 0);
+  sem_init(&go_on, 0, 0);
+  void *older, *newer;
+  pthread_t t;
+  pthread_create(&t, NULL, keep_one, &older); /* abandoned at 100, survives the collect */
+  pthread_join(t, NULL);
+  lode_test_set_point_hook(detach_hook);
+  atomic_store(&stop_collect, 1);
+  pthread_t c;
+  pthread_create(&c, NULL, collect_forced, NULL);
+  while (sem_wait(&detached) != 0) {
+  }
+  vclock = 200;
+  pthread_create(&t, NULL, keep_medium, &newer); /* abandoned at 200 while the list is detached */
+  pthread_join(t, NULL);
+  sem_post(&go_on);
+  pthread_join(c, NULL);
+  lode_test_set_point_hook(NULL);
+  lode_segment_t* first = _lode_abandoned_first();
+  CHECK(first != NULL && first == _lode_ptr_segment(newer)); /* the newest first */
+  CHECK(_lode_abandoned_last() == _lode_ptr_segment(older));
+  CHECK_EQ(lode_check_process(), 0); /* A2: abandoned_at never increases along the list */
+  lode_free(older);
+  lode_free(newer);
+  lode_collect(true);
+  CHECK_EQ(_lode_abandoned_count(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -356,5 +424,6 @@ int main(void) {
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);
+  RUN(list_keeps_age_order_across_detached_collect);
   return test_done();
 }
