@@ -130,8 +130,37 @@ static void os_failure_injection(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* The segment map covers addresses below 2^47 (LODE_ADDRESS_LIMIT): a
+ * kernel with 5-level paging can map above that when asked with a high
+ * hint.  Nothing may index the map beyond its end: a range at or across the
+ * limit is refused (os.c then gives the mapping back), and a pointer there
+ * is not lode's. */
+static void segment_map_bounds(void) {
+  CHECK(!_lode_segment_map_add((void*)LODE_ADDRESS_LIMIT, LODE_SEGMENT_SIZE));
+  CHECK(!_lode_segment_map_add((void*)(LODE_ADDRESS_LIMIT - LODE_SEGMENT_SIZE), 2 * LODE_SEGMENT_SIZE));
+  CHECK(!_lode_segment_map_add((void*)(UINTPTR_MAX & ~(uintptr_t)LODE_SEGMENT_MASK), LODE_SEGMENT_SIZE));
+  _lode_segment_map_remove((void*)LODE_ADDRESS_LIMIT, LODE_SEGMENT_SIZE); /* no write either */
+  void* high[] = {(void*)LODE_ADDRESS_LIMIT, (void*)(LODE_ADDRESS_LIMIT + 4096), (void*)(uintptr_t)-4096};
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_IGNORE);
+  for (size_t i = 0; i < sizeof(high) / sizeof(high[0]); i++) {
+    CHECK(_lode_segment_map_lookup(high[i]) == NULL);
+    CHECK(!_lode_segment_map_is_start(high[i]));
+    CHECK_EQ(lode_usable_size(high[i]), 0);
+    lode_free(high[i]); /* reported (ignored here), nothing touched */
+    errno = 0;
+    CHECK(lode_realloc(high[i], 10) == NULL && errno == EINVAL);
+  }
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_ABORT);
+  /* the last chunk below the limit still works */
+  CHECK(_lode_segment_map_add((void*)(LODE_ADDRESS_LIMIT - LODE_SEGMENT_SIZE), LODE_SEGMENT_SIZE));
+  CHECK(_lode_segment_map_lookup((void*)(LODE_ADDRESS_LIMIT - 100)) != NULL);
+  _lode_segment_map_remove((void*)(LODE_ADDRESS_LIMIT - LODE_SEGMENT_SIZE), LODE_SEGMENT_SIZE);
+  CHECK(_lode_segment_map_lookup((void*)(LODE_ADDRESS_LIMIT - 100)) == NULL);
+}
+
 int main(void) {
   RUN(malloc_zero_unique);
+  RUN(segment_map_bounds);
   RUN(calloc_zeroes_and_overflow);
   RUN(huge_requests_fail_cleanly);
   RUN(bad_alignment);
