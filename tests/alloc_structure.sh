@@ -71,6 +71,8 @@ thread-locals)
   fi
   found=0
   for o in "$@"; do
+    f=$(src_of "$o")
+    [ -f "$srcdir/$f" ] || continue # another program's object (a harness compiled with lode)
     while read -r sym; do
       found=$((found + 1))
       [ -n "${allowed[$sym]:-}" ] ||

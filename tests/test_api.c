@@ -158,9 +158,81 @@ static void segment_map_bounds(void) {
   CHECK(_lode_segment_map_lookup((void*)(LODE_ADDRESS_LIMIT - 100)) == NULL);
 }
 
+/* calloc does not clear memory lode knows to be zero: blocks of a page
+ * fresh from the OS, or purged in a mode that zeroes (DONTNEED, decommit);
+ * a page purged with MADV_FREE may keep its bytes, and a page whose blocks
+ * were freed and reused holds old bytes: those are cleared. */
+static int all_zero(const unsigned char* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
+static lode_page_t* page_of(void* p) { return _lode_segment_page_of(_lode_ptr_segment(p), p); }
+
+static void calloc_skips_known_zero(void) {
+  enum { N = 40, SIZE = 1000 };
+  long modes[] = {LODE_PURGE_DONTNEED, LODE_PURGE_FREE, LODE_PURGE_DECOMMIT};
+  for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+    lode_option_set(LODE_OPTION_PURGE_MODE, modes[m]);
+    lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* purged as soon as a page is free */
+    void* keep = lode_malloc(SIZE);              /* keeps the segment */
+    /* dirty a whole page, then let it go: purged at once */
+    lode_heap_t* h = lode_heap_new();
+    unsigned char* d[N];
+    for (int i = 0; i < N; i++) d[i] = lode_heap_malloc(h, SIZE), memset(d[i], 0xab, SIZE);
+    lode_page_t* page = page_of(d[0]);
+    lode_heap_destroy(h);
+    CHECK(!page->is_committed);
+    CHECK_EQ(page->area_zero, modes[m] != LODE_PURGE_FREE);
+    /* taken again: zero in every mode, known zero where the mode says so */
+    h = lode_heap_new();
+    for (int i = 0; i < N; i++) {
+      unsigned char* c = lode_heap_calloc(h, 1, SIZE);
+      CHECK(all_zero(c, SIZE));
+      if (page_of(c) == page && i == 0) CHECK_EQ(page->free_is_zero, modes[m] != LODE_PURGE_FREE);
+    }
+    /* freed blocks back in the list: not zero any more, cleared on calloc */
+    unsigned char* a = lode_heap_malloc(h, SIZE);
+    memset(a, 0xcd, SIZE);
+    lode_free(a);
+    for (int i = 0; i < 2 * N; i++) {
+      unsigned char* c = lode_heap_calloc(h, 1, SIZE);
+      CHECK(all_zero(c, SIZE));
+      if (c == a) CHECK(!page_of(c)->free_is_zero);
+    }
+    lode_heap_destroy(h);
+    /* a warm page (delay: not purged) holds old bytes */
+    lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
+    h = lode_heap_new();
+    for (int i = 0; i < N; i++) d[i] = lode_heap_malloc(h, SIZE), memset(d[i], 0xef, SIZE);
+    page = page_of(d[0]);
+    lode_heap_destroy(h);
+    CHECK(page->is_committed && !page->area_zero);
+    h = lode_heap_new();
+    for (int i = 0; i < N; i++) {
+      unsigned char* c = lode_heap_calloc(h, 1, SIZE);
+      CHECK(all_zero(c, SIZE));
+      if (page_of(c) == page) CHECK(!page->free_is_zero);
+    }
+    lode_heap_destroy(h);
+    lode_free(keep);
+    lode_collect(true);
+  }
+  /* a huge block fresh from the OS is known zero; calloc of one is cheap */
+  unsigned char* big = lode_calloc(1, 5u << 20);
+  CHECK(big != NULL && page_of(big)->free_is_zero);
+  CHECK(all_zero(big, 5u << 20));
+  lode_free(big);
+  lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DONTNEED);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
   RUN(malloc_zero_unique);
   RUN(segment_map_bounds);
+  RUN(calloc_skips_known_zero);
   RUN(calloc_zeroes_and_overflow);
   RUN(huge_requests_fail_cleanly);
   RUN(bad_alignment);
