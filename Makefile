@@ -4,7 +4,7 @@ STRESS_SECONDS ?= 60
 BUILD ?= build
 CC_TEST ?=
 
-.PHONY: all setup test stress stress-tsan stress-asan bench clean
+.PHONY: all setup test stress stress-tsan stress-asan bench coverage clean
 all:
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD)/release -j2
@@ -26,6 +26,9 @@ stress-asan: setup
 
 bench: setup
 	bash scripts/bench.sh
+
+coverage: setup
+	bash scripts/coverage.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -344,7 +344,9 @@ static void kinds_init(void) {
  * parked), or -1. */
 static int op_slot(const fz_op_t* op) {
   const uint8_t* a = fz_ops[op->kind].args;
-  return a[0] == FZ_A_SLOT || a[0] == FZ_A_OUT || a[1] == FZ_A_OUT || a[2] == FZ_A_OUT ? op->slot : -1;
+  for (int i = 0; i < FZ_MAX_ARGS; i++)
+    if (a[i] == FZ_A_SLOT || a[i] == FZ_A_OUT) return op->slot;
+  return -1;
 }
 
 /* One op on its worker, with its checks. */
@@ -386,7 +388,7 @@ static void run_op(const fz_op_t* op) {
   proc_mark_t before;
   proc_mark(&before);
   const fz_slot_t* s = fz_slot(op->slot);
-  bool cross = fz_ops[op->kind].args[0] == FZ_A_SLOT && s->live && s->thread != op->thread;
+  bool cross = op_slot(op) >= 0 && s->live && s->thread != op->thread;
   if (!fz_op_on_worker(op)) {
     trace_op(op);
     errors_reset(FZ_MAIN);

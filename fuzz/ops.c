@@ -41,31 +41,67 @@ void fz_op_aligned(const fz_op_t* op) {
   fz_new_block(op->slot, lode_aligned_alloc(align, op->size), op->size, align, -1, false, "lode_aligned_alloc");
 }
 
-void fz_op_realloc(const fz_op_t* op) {
+/* realloc in its three forms: how = 0 lode_realloc, 1 lode_heap_realloc
+ * with heap h, 2 lode_reallocarray(count, size) (count 16 and size code 0 ask
+ * for a product that overflows: NULL, ENOMEM, the block kept). */
+static void do_realloc(const fz_op_t* op, int how, int heap, size_t count) {
   fz_slot_t* s = fz_slot(op->slot);
-  if (!s->live) {
-    if (fz_over_cap(op->size)) return;
-    fz_new_block(op->slot, lode_realloc(NULL, op->size), op->size, 0, -1, false, "lode_realloc(NULL, n)");
+  size_t size = how == 2 ? count * op->size : op->size;
+  const char* what = how == 0 ? "lode_realloc" : how == 1 ? "lode_heap_realloc" : "lode_reallocarray";
+  void* hp = heap >= 0 ? fz_heap((unsigned)heap)->heap : NULL;
+  if (how == 2 && count == 16 && op->size == 0) { /* the overflowing product */
+    errno = 0;
+    void* r = lode_reallocarray(s->live ? s->p : NULL, SIZE_MAX / 8, 16);
+    if (r != NULL || errno != ENOMEM) fz_fail("lode_reallocarray(p, SIZE_MAX/8, 16) gave %p errno %d", r, errno);
+    fz_shadow_verify(op->slot, SIZE_MAX, "after an overflowing reallocarray (the block must stay intact)");
+    fz_trace(" = NULL (ENOMEM)");
     return;
   }
-  if (op->size > s->size && fz_over_cap(op->size - s->size)) return;
+  if (!s->live) {
+    if (fz_over_cap(size)) return;
+    void* p = how == 0 ? lode_realloc(NULL, size) : how == 1 ? lode_heap_realloc(hp, NULL, size) : lode_reallocarray(NULL, count, op->size);
+    fz_new_block(op->slot, p, size, 0, heap, false, what);
+    return;
+  }
+  if (size > s->size && fz_over_cap(size - s->size)) return;
   fz_shadow_verify(op->slot, SIZE_MAX, "before realloc");
   void* old = s->p;
   errno = 0;
-  void* q = lode_realloc(old, op->size);
+  void* q = how == 0 ? lode_realloc(old, size) : how == 1 ? lode_heap_realloc(hp, old, size) : lode_reallocarray(old, count, op->size);
   if (q == NULL) {
-    fz_expect_enomem("lode_realloc");
+    fz_expect_enomem(what);
     fz_shadow_verify(op->slot, SIZE_MAX, "after a failed realloc (the old block must stay intact)");
     return;
   }
   /* The preserved prefix still holds the old fill. */
   fz_slot_t before = *s;
-  size_t keep = before.size < op->size ? before.size : op->size;
+  size_t keep = before.size < size ? before.size : size;
   s->p = q;
   s->usable = keep; /* verify only the prefix at the new address */
   fz_shadow_verify(op->slot, keep, "after realloc (preserved prefix)");
   fz_shadow_drop(op->slot);
-  fz_new_block(op->slot, q, op->size, 0, q == old ? before.heap : -1, false, "lode_realloc");
+  /* a block that stayed keeps its heap; a moved one comes from the heap asked */
+  fz_new_block(op->slot, q, size, 0, q == old ? before.heap : heap, false, what);
+}
+
+void fz_op_realloc(const fz_op_t* op) { do_realloc(op, 0, -1, 1); }
+
+void fz_op_reallocarray(const fz_op_t* op) { do_realloc(op, 2, -1, op->count); }
+
+void fz_op_posix_memalign(const fz_op_t* op) {
+  size_t align = (size_t)1 << op->align_log;
+  fz_free_slot(op->slot, "when its slot was reused by posix-memalign");
+  if (fz_over_cap(op->size)) return;
+  void* p = (void*)0x1;
+  errno = 0;
+  int rc = lode_posix_memalign(&p, align, op->size);
+  if (rc != 0) {
+    if (p != (void*)0x1) fz_fail("lode_posix_memalign failed (%d) and changed *out", rc);
+    errno = rc;
+    fz_expect_enomem("lode_posix_memalign");
+    return;
+  }
+  fz_new_block(op->slot, p, op->size, align, -1, false, "lode_posix_memalign");
 }
 
 void fz_op_free(const fz_op_t* op) {
@@ -107,6 +143,26 @@ void fz_op_heap_malloc(const fz_op_t* op) {
   if (fz_over_cap(op->size)) return;
   fz_new_block(op->slot, lode_heap_malloc(fz_heap(op->heap)->heap, op->size), op->size, 0, op->heap, false,
                "lode_heap_malloc");
+}
+
+void fz_op_heap_calloc(const fz_op_t* op) {
+  if (!heap_usable(op->heap, op->thread)) return;
+  size_t total = (size_t)op->count * op->size;
+  fz_free_slot(op->slot, "when its slot was reused by heap-calloc");
+  if (fz_over_cap(total) || fz_calloc_over_cap(total)) return;
+  fz_new_block(op->slot, lode_heap_calloc(fz_heap(op->heap)->heap, op->count, op->size), total, 0, op->heap, true,
+               "lode_heap_calloc");
+}
+
+void fz_op_heap_realloc(const fz_op_t* op) {
+  if (!heap_usable(op->heap, op->thread)) return;
+  do_realloc(op, 1, op->heap, 1);
+}
+
+void fz_op_heap_collect(const fz_op_t* op) {
+  fz_heap_t* hp = fz_heap(op->heap);
+  /* a heap another thread owns: lode must ignore the call */
+  lode_heap_collect(hp->live ? hp->heap : NULL, op->flag != 0);
 }
 
 void fz_op_heap_delete(const fz_op_t* op) {

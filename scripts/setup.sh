@@ -5,7 +5,7 @@
 set -u
 pkgs=(cmake make gcc clang llvm python3 git xz-utils zip
       afl++ libclang-rt-14-dev
-      libmimalloc-dev libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox)
+      libmimalloc-dev libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox gcovr)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -241,7 +241,9 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero) {
     uint8_t* s = &state[first + i];
     if (*s == PS_CZERO) *s = PS_ZERO;
     else if (*s == PS_PENDING) *s = PS_STALE;
-    if (*s != PS_USED) continue;
+    /* USED memory goes; memory an earlier MADV_FREE kept goes too when
+     * this purge zeroes (it must read zero afterwards) */
+    if (*s != PS_USED && !(*s == PS_KEPT && zero)) continue;
     if (!drop) *s = PS_KEPT;
     else {
       fill(arena + (first + i) * PAGE);
