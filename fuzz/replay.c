@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage_to(FILE* out, int code) {
+  fprintf(out,
           "usage: lode-replay [-v] [--mode sim|real] [--no-fork] [--bench N] FILE|DIR...\n"
           "       lode-replay --to-text BINARY-INPUT [OUT.ops]\n"
           "       lode-replay --to-bin INPUT.ops [OUT]\n"
@@ -39,8 +39,10 @@ static void usage(void) {
           "  --no-fork   run inputs in this process (for a debugger); stops at the first failure\n"
           "  --bench N   run each input N times in this process and print runs per second\n"
           "Exit status: 0 clean, 1 failure, 2 usage.\n");
-  exit(2);
+  exit(code);
 }
+
+static void usage(void) { usage_to(stderr, 2); }
 
 typedef struct {
   char** items;
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
     fz_write_dict(out);
     return out != stdout && fclose(out) != 0;
   }
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) usage_to(stdout, 0);
   if (argc == 2 && strcmp(argv[1], "--list-ops") == 0) {
     for (size_t k = 0; k < fz_op_count; k++)
       printf("%-16s %-6s %-11s %s\n", fz_ops[k].name, fz_ops[k].where == FZ_ON_MAIN ? "main" : "worker",
@@ -290,7 +293,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "lode-replay: FAIL %s: killed by signal %d\n", path, WTERMSIG(ws));
     else
       fprintf(stderr, "lode-replay: FAIL %s: exit status %d\n", path, WEXITSTATUS(ws));
-    fprintf(stderr, "lode-replay: replay with: %s %s\n", replay_cmd, path);
+    fprintf(stderr, "lode-replay: replay with: %s%s %s\n", replay_cmd, mode == FZ_MODE_REAL ? " --mode real" : "", path);
   }
   printf("lode-replay: %zu input(s), %zu failed (%s mode)\n", files.count, failed, fz_mode_name(mode));
   return status;
