@@ -388,6 +388,7 @@ void fz_op_raw_double_free(const fz_op_t* op) {
 void fz_op_overflow(const fz_op_t* op) {
   fz_slot_t* s = fz_slot(op->slot);
   if (!s->live) return;
+  lode_sim_os_touch(s->p + s->size, op->size);
   memset(s->p + s->size, (uint8_t)~s->fill, op->size); /* deliberately wrong */
 }
 
@@ -395,5 +396,7 @@ void fz_op_scribble(const fz_op_t* op) {
   fz_slot_t* s = fz_slot(op->slot);
   if (!s->live || (size_t)op->value >= s->usable) return;
   size_t n = s->usable - (size_t)op->value;
-  memset(s->p + op->value, (uint8_t)~s->fill, n < op->size ? n : op->size); /* deliberately wrong */
+  n = n < op->size ? n : op->size;
+  lode_sim_os_touch(s->p + op->value, n);
+  memset(s->p + op->value, (uint8_t)~s->fill, n); /* deliberately wrong */
 }

@@ -21,6 +21,7 @@
  * between samples of a large block.  ctest fuzz.oracle_scribble_* keep the
  * samples honest. */
 #include "harness.h"
+#include "testing.h"
 
 #include <lode.h>
 #include <string.h>
@@ -85,6 +86,7 @@ typedef struct {
 
 static bool check_range(size_t off, size_t len, void* ctx) {
   check_ctx_t* k = ctx;
+  lode_sim_os_touch(k->p + off, len);
   size_t i = first_mismatch(k->p + off, len, k->c);
   if (i == len) return true;
   k->bad = off + i;
@@ -93,6 +95,7 @@ static bool check_range(size_t off, size_t len, void* ctx) {
 
 static bool fill_range(size_t off, size_t len, void* ctx) {
   fz_slot_t* s = ctx;
+  lode_sim_os_touch(s->p + off, len);
   memset(s->p + off, s->fill, len);
   return true;
 }

@@ -323,7 +323,10 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   }
   void* q = lode_heap_malloc(heap, newsize);
   if (q == NULL) return NULL; /* p stays valid */
-  memcpy(q, p, newsize < usable ? newsize : usable);
+  size_t copy = newsize < usable ? newsize : usable;
+  _lode_os_touch(p, copy);
+  _lode_os_touch(q, copy);
+  memcpy(q, p, copy);
   lode_free(p);
   return q;
 }

@@ -466,11 +466,20 @@ bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
-/* lode is about to hand out (or write) [p, p + size) of committed memory:
- * new blocks carved, a segment header, a huge block grown in place.  The
- * simulated OS clears memory there, not at commit: a commit of a 512 KiB page
- * of which a program uses 8 KiB costs 8 KiB.  Nothing outside LODE_SIM builds. */
+/* lode is about to write [p, p + size) of committed memory: free-list links
+ * of new blocks, a segment header, a copy.  The simulated OS clears memory
+ * there, not at commit, as the kernel faults in only what is written: a
+ * commit of a 512 KiB page of which a program uses 8 KiB costs 8 KiB (the
+ * fuzz harness touches what it writes in a block, lode_sim_os_touch).
+ * Nothing outside LODE_SIM builds. */
+#ifdef LODE_SIM
 void _lode_os_touch(void* p, size_t size);
+#else
+static inline void _lode_os_touch(void* p, size_t size) {
+  (void)p;
+  (void)size;
+}
+#endif
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */

@@ -282,14 +282,11 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
   return ok;
 }
 
-void _lode_os_touch(void* p, size_t size) {
 #ifdef LODE_SIM
+void _lode_os_touch(void* p, size_t size) {
   if (SIM_ON() && size > 0) _lode_os_sim_touch(p, size);
-#else
-  (void)p;
-  (void)size;
-#endif
 }
+#endif
 
 /* lode's own tables (thread data, the segment map): never fails on purpose
  * (a thread must be able to tear down), not counted as segment memory, and

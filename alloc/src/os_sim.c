@@ -232,6 +232,15 @@ void _lode_os_sim_touch(void* p, size_t size) {
   pthread_mutex_unlock(&sim_lock);
 }
 
+/* The program (the fuzz harness) writes or reads [p, p + size) of a block:
+ * as the kernel faults a page in at first access, clear what is pending. */
+void lode_sim_os_touch(const void* p, size_t size) {
+  const uint8_t* b = p;
+  if (!_lode_os_sim_on() || size == 0 || b < arena || b >= arena + ARENA_SIZE || size > ARENA_SIZE) return;
+  if (b + size > arena + ARENA_SIZE) size = (size_t)(arena + ARENA_SIZE - b);
+  _lode_os_sim_touch((void*)(uintptr_t)b, size); /* the "kernel" writes, not the caller */
+}
+
 void _lode_os_sim_purge(void* p, size_t size, bool zero) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;

@@ -35,7 +35,11 @@ bool _lode_page_extend(lode_page_t* page) {
   uint8_t* start = page->area + (size_t)page->capacity * bsize;
   size_t n = (lode_align_up((uintptr_t)start + bsize, LODE_OS_PAGE_SIZE) - (uintptr_t)start) / bsize;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
-  _lode_os_touch(start, n * bsize);
+  /* lode writes the links; the interior of a block larger than an OS page
+   * is the program's to touch (and to be cleared for, in a simulated OS) */
+  if (bsize <= LODE_OS_PAGE_SIZE) _lode_os_touch(start, n * bsize);
+  else
+    for (size_t i = 0; i < n; i++) _lode_os_touch(start + i * bsize, sizeof(lode_block_t));
 #ifdef LODE_SECURE
   /* Randomised order: an overflow cannot predict its neighbour. */
   uint64_t x = page->keys[0] ^ page->capacity;

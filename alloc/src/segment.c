@@ -461,7 +461,6 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   bool ok = _lode_page_segment(page)->has_protected ? _lode_os_commit_protected(grow, nb - page->block_size)
                                                      : _lode_os_commit(grow, nb - page->block_size);
   if (!ok) return false;
-  _lode_os_touch(grow, nb - page->block_size); /* the program writes it at once */
   page->block_size = nb;
   return true;
 }

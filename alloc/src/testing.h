@@ -104,6 +104,10 @@ typedef struct lode_sim_os_stats_s {
   size_t arena_high;       /* bytes of the arena ever handed out */
 } lode_sim_os_stats_t;
 void lode_sim_os_stats(lode_sim_os_stats_t* out);
+/* The program is about to access [p, p + size) of a lode block: memory lode
+ * committed but never wrote is cleared now, as the kernel faults it in at
+ * first access.  Harness code that reads or writes block bytes calls it. */
+void lode_sim_os_touch(const void* p, size_t size);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
