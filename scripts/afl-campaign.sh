@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # afl-campaign.sh: an AFL++ campaign on lode's fuzz harness.
 #
-#   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--out DIR] [--build-dir DIR]
+#   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--mode sim|real] [--out DIR]
+#                           [--build-dir DIR] [--update-corpus]
 #
 # Builds the persistent-mode target (build/afl) and a CMPLOG build
 # (build/afl-cmplog) with afl-clang-fast, seeds from corpus/ (every .ops
@@ -9,13 +10,19 @@
 # N-1 `-S` secondaries for the duration, prints `afl-whatsup -s` every few
 # minutes, then a summary (execs, exec/s, corpus size, coverage, crashes,
 # hangs).  Every crash is minimised with afl-tmin into
-# OUT/regression-candidates/ (binary + .ops) with the command that replays it.
+# OUT/regression-candidates/ (binary + .ops) and replayed in both modes
+# (simulated and real threads and OS), with the command that replays it.
 # Exits 1 if anything crashed, 2 on usage errors.
 #
 #   --duration SECONDS  fuzzing time (default 3600)
 #   --jobs N            afl-fuzz instances (default: nproc)
 #   --out DIR           output directory (default build/afl-campaign)
+#   --mode M            sim (default): the harness simulates threads and the OS on
+#                       one OS thread; real: real pthreads and the real OS (slow)
 #   --build-dir DIR     where the two builds go (default build; gives DIR/afl, DIR/afl-cmplog)
+#   --update-corpus     afterwards, the queue minimised (afl-cmin, then afl-tmin
+#                       within a time budget) replaces corpus/afl/ in text form, and
+#                       every crash that replays goes to corpus/regressions/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,13 +32,15 @@ usage() {
   exit 2
 }
 
-duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build
+duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build mode=sim update=0
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift 2 ;;
     --jobs) [ $# -ge 2 ] || usage; jobs=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --build-dir) [ $# -ge 2 ] || usage; builddir=$2; shift 2 ;;
+    --mode) [ $# -ge 2 ] && [[ $2 == sim || $2 == real ]] || usage; mode=$2; shift 2 ;;
+    --update-corpus) update=1; shift ;;
     -h|--help) usage ;;
     *) echo "afl-campaign: unknown argument '$1'" >&2; usage ;;
   esac
@@ -95,11 +104,11 @@ log "$n seeds in $out/seeds"
 # Each instance binds to a free core when there is one (never fails when
 # there is none): the harness hands control between its threads constantly,
 # and on one core a handoff skips the cross-CPU wake-up.
-export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_TRY_AFFINITY=1
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_TRY_AFFINITY=1 LODE_FUZZ_MODE=$mode
 [ -t 1 ] || export AFL_NO_UI=1
 common=(-i "$out/seeds" -o "$out/sync" -m none -t 2000 -x "$root/fuzz/lode.dict" -V "$duration")
 pids=()
-log "afl-fuzz: 1 main (CMPLOG) + $((jobs - 1)) secondaries for ${duration}s; output in $out/sync"
+log "afl-fuzz ($mode mode): 1 main (CMPLOG) + $((jobs - 1)) secondaries for ${duration}s; output in $out/sync"
 afl-fuzz "${common[@]}" -M main -c "$cmplog" -- "$target" >"$out/main.log" 2>&1 &
 pids+=($!)
 for ((i = 1; i < jobs; i++)); do
@@ -156,7 +165,7 @@ eps_total=$(( elapsed > 0 ? total_execs / elapsed : 0 ))
 cat <<EOF
 
 == AFL++ campaign summary ==
-duration        ${elapsed}s, $jobs instance(s) (main with CMPLOG)
+duration        ${elapsed}s, $jobs instance(s) (main with CMPLOG), $mode mode
 execs total     $total_execs
 exec/s          $eps_total overall ($(( eps_total / jobs )) per instance)
 corpus size     $corpus (largest queue)
@@ -166,28 +175,90 @@ hangs           $hangs
 EOF
 
 # --- crashes -> regression candidates --------------------------------------------
+# outcome FILE MODE -> "pass" or the first failure line of a replay in MODE
+outcome() {
+  local r
+  r=$("$replay" --mode "$2" "$1" 2>&1) && { echo pass; return; }
+  grep -m1 -E 'FAILURE|CRASH|lode:' <<<"$r" | sed 's/^lode-fuzz: //' || echo "exit status $?"
+}
+today=$(date +%Y-%m-%d)
 if [ "$crashes" -gt 0 ]; then
   mkdir -p "$out/regression-candidates"
   echo
-  echo "== regression candidates (minimised with afl-tmin) =="
+  echo "== regression candidates (minimised with afl-tmin, replayed in both modes) =="
   find "$out"/sync/*/crashes -name 'id:*' -print0 | sort -z | while IFS= read -r -d '' c; do
     inst=$(basename "$(dirname "$(dirname "$c")")")
     id=$(basename "$c" | sed 's/^id:\([0-9]*\).*/\1/')
     min=$out/regression-candidates/$inst-$id.bin
-    if ! timeout 600 afl-tmin -m none -t 5000 -i "$c" -o "$min" -- "$target" >"$min.tmin.log" 2>&1; then
+    if ! LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 timeout 600 afl-tmin -m none -t 5000 -i "$c" -o "$min" -- "$target" >"$min.tmin.log" 2>&1; then
       cp "$c" "$min"
     fi
     "$replay" --to-text "$min" "${min%.bin}.ops" 2>/dev/null
-    reason=$("$replay" "$min" 2>&1 | grep -m1 -E 'FAILURE|CRASH|lode:' || true)
+    sim=$(outcome "$min" sim) real=$(outcome "$min" real)
     echo "$min"
-    echo "    $reason"
-    echo "    replay: $replay -v $min"
+    echo "    sim:  $sim"
+    echo "    real: $real"
+    echo "    replay: $replay -v --mode $mode $min"
+    if [ $update -eq 1 ]; then
+      if [ "$sim" = pass ] && [ "$real" = pass ]; then
+        echo "    not saved: replays clean in both modes (afl-fuzz saw a timeout or an engine crash?)"
+        continue
+      fi
+      slug=$( (grep -oE '\): [a-z]+: [^(0-9]*' <<<"$sim $real" || echo "crash") | head -1 |
+              sed -E 's/^\): //; s/[^a-z]+/-/g; s/^-|-$//g' | cut -c1-40)
+      dest=$root/corpus/regressions/$today-afl-$inst-$id-${slug:-crash}.ops
+      { echo "# AFL++ campaign $today ($mode mode), $inst crash $id, minimised with afl-tmin"
+        echo "# sim:  $sim"
+        echo "# real: $real"
+        grep -v '^#' "${min%.bin}.ops"; } >"$dest"
+      echo "    saved as ${dest#"$root"/}"
+    fi
   done
-  echo "Minimise further by hand if needed, then copy into corpus/regressions/YYYY-MM-DD-what.ops."
+  echo "Name each saved regression for what it found, fix the bug, and keep the file."
 fi
 if [ "$hangs" -gt 0 ]; then
   echo
   echo "hangs (replay each with $replay -v FILE):"
   find "$out"/sync/*/hangs -name 'id:*' | sort | sed 's/^/    /'
+fi
+# --- corpus upkeep --------------------------------------------------------------------
+# The queue, minimised to the inputs that keep its coverage, replaces
+# corpus/afl/ in text form (readable, diffable); each is shrunk with afl-tmin
+# while the time budget lasts (the rest go as they are).
+if [ $update -eq 1 ]; then
+  q=$out/queue-all cmin=$out/queue-cmin tmin=$out/queue-tmin
+  rm -rf "$q" "$cmin" "$tmin"; mkdir -p "$q" "$tmin"
+  for d in "$out"/sync/*/queue; do
+    [ -d "$d" ] || continue
+    for f in "$d"/id:*; do [ -f "$f" ] && cp "$f" "$q/$(basename "$(dirname "$d")")-$(basename "$f" | cut -d, -f1 | tr : _)"; done
+  done
+  log "corpus upkeep: afl-cmin over $(find "$q" -type f | wc -l) queue entries"
+  if LODE_FUZZ_MODE=$mode AFL_QUIET=1 AFL_ALLOW_TMP=1 afl-cmin -m none -t 2000 -i "$q" -o "$cmin" -- "$target" >"$out/cmin.log" 2>&1; then
+    budget_end=$(( $(date +%s) + ${TMIN_BUDGET:-900} )) shrunk=0
+    for f in "$cmin"/*; do
+      if [ "$(date +%s)" -lt $budget_end ] &&
+         LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 timeout 60 afl-tmin -m none -t 2000 -i "$f" -o "$tmin/$(basename "$f")" -- "$target" >/dev/null 2>&1; then
+        shrunk=$((shrunk + 1))
+      else
+        cp "$f" "$tmin/"
+      fi
+    done
+    rm -rf "$root/corpus/afl"; mkdir -p "$root/corpus/afl"
+    kept=0
+    for f in "$tmin"/*; do
+      t=$root/corpus/afl/$(basename "$f").ops
+      "$replay" --to-text "$f" "$t" 2>/dev/null || { rm -f "$t"; continue; }
+      sed -i "1s|.*|# AFL++ campaign $today ($mode mode): queue entry $(basename "$f"), afl-cmin + afl-tmin|" "$t"
+      # a queue entry that fails in either mode is a crash, not a seed
+      if "$replay" --mode sim "$t" >/dev/null 2>&1 && "$replay" --mode real "$t" >/dev/null 2>&1; then
+        kept=$((kept + 1))
+      else
+        log "queue entry $(basename "$f") fails on replay: kept out of corpus/afl (see crashes)"; rm -f "$t"
+      fi
+    done
+    log "corpus/afl: $kept inputs ($(find "$q" -type f | wc -l) queued, $(find "$cmin" -type f | wc -l) after afl-cmin, $shrunk shrunk by afl-tmin)"
+  else
+    log "afl-cmin failed (log: $out/cmin.log): corpus/afl left as it was"
+  fi
 fi
 [ "$crashes" -eq 0 ]

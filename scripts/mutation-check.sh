@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
 # Seeded-bug kill table: applies each patch in scripts/mutants/ to a scratch
-# copy of the tree, builds it, and runs the suites in order of cost until one
-# fails.  The unmodified tree goes through the same suites first: a suite that
-# fails on it would score false kills, so the run stops there.
+# copy of the tree, rebuilds it, and runs the suites in order of cost until
+# one fails -- or, with --matrix, runs every suite on every mutant and prints
+# mutant x suite, so the power of each suite shows apart from the others.
+# The unmodified tree goes through every suite first: a suite that fails on
+# it would score false kills, so the run stops there.
 #
-#   scripts/mutation-check.sh [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#   scripts/mutation-check.sh [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#
+# Suites: unit (ctest unit, preload and robust labels), stress (lode-stress,
+# every workload), corpus (lode-replay of corpus/, simulated threads and OS),
+# real (the same corpus on real threads and the real OS), libfuzzer (a short
+# run of the simulation build from the corpus), tsan (unit tests and a stress
+# run under ThreadSanitizer).  "used-by" is what allocator developers run
+# themselves: every suite but unit.
+#
+# One scratch tree serves every mutant: the patch is applied, the three build
+# trees (Debug gcc, libFuzzer clang, TSan clang) rebuild what it touched, the
+# patched files are put back afterwards.
 #
 # Exit: 0 every mutant killed, 1 a survivor, a broken mutant or a dirty
 # baseline, 2 usage.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-only="" keep=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
-usage() { echo "usage: $0 [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2; exit 2; }
+only="" keep=0 matrix=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
+usage() {
+  echo "usage: $0 [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
+  exit 2
+}
 while [ $# -gt 0 ]; do
   case $1 in
-    --only) only=${2:?}; shift 2 ;;
+    --matrix) matrix=1; shift ;;
+    --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    --stress-seconds) stress_s=${2:?}; shift 2 ;;
-    --fuzz-seconds) fuzz_s=${2:?}; shift 2 ;;
+    --stress-seconds) [ $# -ge 2 ] || usage; stress_s=$2; shift 2 ;;
+    --fuzz-seconds) [ $# -ge 2 ] || usage; fuzz_s=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
@@ -29,127 +46,175 @@ work=$(mktemp -d /tmp/lode-mutants.XXXXXX)
 logdir=$root/build/mutants
 mkdir -p "$logdir"
 jobs=2
+tree=$work/tree
+seed=20261125
 
 copy_tree() { # dest
   mkdir -p "$1"
   (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$1")
 }
 
-build() { # src dir cc type extra-cmake-args...
-  local src=$1 dir=$2 cc=$3 type=$4; shift 4
+configure() { # dir cc type extra-cmake-args...
+  local dir=$1 cc=$2 type=$3; shift 3
   mkdir -p "$dir"
-  CC=$cc cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DLODE_TESTING=ON "$@" >"$dir/configure.log" 2>&1 &&
-    cmake --build "$dir" -j$jobs >"$dir/build.log" 2>&1
+  CC=$cc cmake -S "$tree" -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DLODE_TESTING=ON "$@" >"$dir/configure.log" 2>&1
 }
-
-# Each suite: name and the command run in the mutant's tree.  A suite whose
-# tool is missing from this tree reports "skip" (exit 77), which is no kill.
-# Unit tests first (declared first, so ctest starts them first); the first
-# failure ends the suite, so its time is the time to kill.
-suite_unit() {
-  (cd "$1/build/dbg" && ctest -L 'unit|preload|robust' -j2 --stop-on-failure --timeout 120 >"$2" 2>&1)
-}
-suite_stress() {
-  local bin=$1/build/dbg/stress/lode-stress
-  [ -x "$bin" ] || return 77
-  "$bin" --seconds "$stress_s" --seed 20261125 --threads 4 >"$2" 2>&1
-}
-suite_corpus() {
-  local bin=$1/build/dbg/fuzz/lode-replay
-  [ -x "$bin" ] || return 77
-  "$bin" "$1/corpus" >"$2" 2>&1
-}
-# build_<suite>: the suite's own tree, built only when a mutant gets that far
-# (most die in the cheaper suites) and not counted in its time to kill.
-build_libfuzzer() {
-  command -v clang >/dev/null || return 0
-  build "$1" "$1/build/fuzz" clang Debug -DLODE_DEBUG=1 -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_TESTS=OFF
-}
-suite_libfuzzer() {
-  [ -x "$1/build/fuzz/fuzz/lode-fuzz-libfuzzer" ] || return 77
-  # New inputs go to a scratch directory, not into the tree's corpus.
-  mkdir -p "$1/build/fuzz/new-inputs"
-  (cd "$1/build/fuzz" && timeout $((fuzz_s + 60)) ./fuzz/lode-fuzz-libfuzzer -max_total_time="$fuzz_s" -seed=1 \
-     -timeout=10 new-inputs "$1/corpus" >"$2" 2>&1)
-}
-build_tsan() {
-  command -v clang >/dev/null || return 0
-  build "$1" "$1/build/tsan" clang Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread -DLODE_BUILD_FUZZ=OFF
-}
-suite_tsan() {
-  local dir=$1/build/tsan
-  [ -d "$dir" ] && command -v clang >/dev/null || return 77
-  export TSAN_OPTIONS="halt_on_error=1 exitcode=66"
-  (cd "$dir" && ctest -L unit --timeout 300 >"$2" 2>&1) || return 1
-  if [ -x "$dir/stress/lode-stress" ]; then
-    "$dir/stress/lode-stress" --seconds "$stress_s" --seed 20261125 --threads 4 >>"$2" 2>&1 || return 1
+have_clang() { command -v clang >/dev/null; }
+configure_all() {
+  configure "$tree/build/dbg" gcc Debug -DLODE_DEBUG=2 -DLODE_BUILD_FUZZ=ON || return 1
+  if have_clang; then
+    configure "$tree/build/fuzz" clang Debug -DLODE_DEBUG=1 -DLODE_BUILD_STRESS=OFF -DLODE_BUILD_TESTS=OFF || return 1
+    configure "$tree/build/tsan" clang Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread -DLODE_BUILD_FUZZ=OFF || return 1
   fi
 }
-suites=(unit stress corpus libfuzzer tsan)
-
-prepare() { # tree: builds what the cheap suites need (the costly ones build their own)
-  build "$1" "$1/build/dbg" gcc Debug -DLODE_DEBUG=2 -DLODE_BUILD_FUZZ=ON
+# build_all -> the name of the build tree that failed, or nothing
+build_all() {
+  local d
+  for d in dbg fuzz tsan; do
+    [ -f "$tree/build/$d/CMakeCache.txt" ] || continue
+    cmake --build "$tree/build/$d" -j$jobs >"$tree/build/$d/build.log" 2>&1 || { echo "$d"; return; }
+  done
 }
 
-# run_suites TREE TAG -> prints "suite seconds" of the first failing suite, or "- -"
-run_suites() {
-  local tree=$1 tag=$2 t0 rc
-  t0=$(date +%s)
-  for s in "${suites[@]}"; do
-    local log=$logdir/$tag.$s.log
-    if declare -F "build_$s" >/dev/null && ! "build_$s" "$tree"; then echo "!build-$s 0"; return; fi
-    local s0=$(date +%s)
-    "suite_$s" "$tree" "$log"; rc=$?
-    local dt=$(( $(date +%s) - s0 ))
-    if [ $rc -eq 77 ]; then echo "    $s: skipped (not built)" >&2; continue; fi
-    if [ $rc -ne 0 ]; then echo "$s $dt"; return; fi
-    echo "    $s: passed (${dt}s)" >&2
+# Each suite runs in the scratch tree and returns 0 (passed), 77 (tool not
+# built here: no verdict) or anything else (failed: a kill).
+suite_unit() {
+  (cd "$tree/build/dbg" && ctest -L 'unit|preload|robust' -j2 --stop-on-failure --timeout 120 >"$1" 2>&1)
+}
+suite_stress() {
+  local bin=$tree/build/dbg/stress/lode-stress
+  [ -x "$bin" ] || return 77
+  "$bin" --seconds "$stress_s" --seed $seed --threads 4 >"$1" 2>&1
+}
+suite_corpus() {
+  local bin=$tree/build/dbg/fuzz/lode-replay
+  [ -x "$bin" ] || return 77
+  "$bin" --mode sim "$tree/corpus" >"$1" 2>&1
+}
+suite_real() {
+  local bin=$tree/build/dbg/fuzz/lode-replay
+  [ -x "$bin" ] || return 77
+  "$bin" --mode real "$tree/corpus" >"$1" 2>&1
+}
+suite_libfuzzer() {
+  local bin=$tree/build/fuzz/fuzz/lode-fuzz-libfuzzer
+  [ -x "$bin" ] || return 77
+  # New inputs go to a scratch directory, never into the tree's corpus.
+  rm -rf "$tree/build/fuzz/new-inputs" "$tree/build/fuzz/seeds" && mkdir -p "$tree/build/fuzz/new-inputs" "$tree/build/fuzz/seeds"
+  cp "$tree"/corpus/bin/*.bin "$tree/build/fuzz/seeds/"
+  local f r=$tree/build/dbg/fuzz/lode-replay
+  for f in "$tree"/corpus/*.ops "$tree"/corpus/afl/*.ops; do
+    [ -f "$f" ] && [ -x "$r" ] && "$r" --to-bin "$f" "$tree/build/fuzz/seeds/$(basename "${f%.ops}").bin" 2>/dev/null
   done
-  echo "- -"
+  # -error_exitcode: libFuzzer reports a crash with 77 by default, which here means "not built"
+  (cd "$tree/build/fuzz" && timeout $((fuzz_s + 60)) "$bin" -max_total_time="$fuzz_s" -seed=1 \
+     -timeout=10 -error_exitcode=1 new-inputs seeds >"$1" 2>&1)
+}
+suite_tsan() {
+  local dir=$tree/build/tsan
+  [ -f "$dir/CMakeCache.txt" ] || return 77
+  (export TSAN_OPTIONS="halt_on_error=1 exitcode=66"
+   cd "$dir" && ctest -L unit --stop-on-failure --timeout 300 >"$1" 2>&1) || return 1
+  if [ -x "$dir/stress/lode-stress" ]; then
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+      "$dir/stress/lode-stress" --seconds "$stress_s" --seed $seed --threads 4 >>"$1" 2>&1 || return 1
+  fi
+}
+suites=(unit stress corpus real libfuzzer tsan)
+used_by=(stress corpus real libfuzzer tsan)
+
+# run_suites TAG: one line per suite run, "suite rc seconds"; stops at the
+# first kill unless --matrix.
+run_suites() {
+  local tag=$1 s s0 rc
+  for s in "${suites[@]}"; do
+    s0=$(date +%s)
+    "suite_$s" "$logdir/$tag.$s.log"; rc=$?
+    echo "$s $rc $(( $(date +%s) - s0 ))"
+    [ $matrix -eq 0 ] && [ $rc -ne 0 ] && [ $rc -ne 77 ] && return
+  done
 }
 
 echo "== baseline: the unmodified tree must pass every suite =="
-base=$work/base
-copy_tree "$base"
-prepare "$base" || { echo "baseline does not build; see $base/build/dbg/build.log"; exit 1; }
-read -r bsuite _ < <(run_suites "$base" baseline)
-if [[ $bsuite == '!build-'* ]]; then
-  echo "baseline does not build its ${bsuite#!build-} tree (log: $base/build/*/build.log)"
-  exit 1
-elif [ "$bsuite" != "-" ]; then
-  echo "baseline FAILS suite '$bsuite' (log: $logdir/baseline.$bsuite.log): no mutant can be scored"
-  exit 1
-fi
+copy_tree "$tree"
+configure_all || { echo "baseline does not configure; see $tree/build/*/configure.log"; exit 1; }
+bad=$(build_all)
+[ -z "$bad" ] || { echo "baseline does not build its $bad tree (log: $tree/build/$bad/build.log)"; exit 1; }
+while read -r s rc secs; do
+  case $rc in
+    0) echo "    $s: passed (${secs}s)" ;;
+    77) echo "    $s: not built here (no verdict from it)" ;;
+    *) echo "baseline FAILS suite '$s' (log: $logdir/baseline.$s.log): no mutant can be scored"
+       grep -E -m20 'FAIL|Failed|failed|ERROR|replay' "$logdir/baseline.$s.log"
+       exit 1 ;;
+  esac
+done < <(matrix=1 run_suites baseline)
 
-printf '\n%-44s %-7s %-10s %s\n' mutant killed suite time-to-kill >"$logdir/table.txt"
-survivors=0 broken=0
+table=$logdir/table.txt
+if [ $matrix -eq 1 ]; then
+  printf '%-46s' mutant >"$table"
+  for s in "${suites[@]}"; do printf ' %-9s' "$s" >>"$table"; done
+  printf ' %s\n' used-by >>"$table"
+else
+  printf '%-46s %-7s %-10s %s\n' mutant killed suite time-to-kill >"$table"
+fi
+declare -A kills=()
+total=0 survivors=0 broken=0 used_kills=0
 for patch in "$root"/scripts/mutants/*.patch; do
   name=$(basename "$patch" .patch)
   [ -n "$only" ] && [[ $name != *"$only"* ]] && continue
   echo "== $name =="
-  tree=$work/$name
-  copy_tree "$tree"
+  files=$(grep -E '^\+\+\+ b/' "$patch" | sed -E 's|^\+\+\+ b/||; s|\t.*||')
+  mkdir -p "$work/orig"
+  for f in $files; do cp --parents "$tree/$f" "$work/orig/" 2>/dev/null; done
+  restore() {
+    for f in $files; do cp "$work/orig/$tree/$f" "$tree/$f" 2>/dev/null; touch "$tree/$f"; done
+    rm -rf "$work/orig"
+  }
   if ! (cd "$tree" && patch -p1 -s --no-backup-if-mismatch <"$patch" >/dev/null 2>&1); then
-    printf '%-44s %-7s %-10s %s\n' "$name" BROKEN "-" "patch does not apply" >>"$logdir/table.txt"
-    broken=$((broken + 1)); rm -rf "$tree"; continue
+    restore
+    printf '%-46s %s\n' "$name" "BROKEN: patch does not apply" >>"$table"
+    broken=$((broken + 1)); continue
   fi
-  if ! prepare "$tree"; then
-    printf '%-44s %-7s %-10s %s\n' "$name" BROKEN "-" "does not build" >>"$logdir/table.txt"
-    broken=$((broken + 1)); rm -rf "$tree"; continue
+  bad=$(build_all)
+  if [ -n "$bad" ]; then
+    cp "$tree/build/$bad/build.log" "$logdir/$name.build.log"
+    restore
+    printf '%-46s %s\n' "$name" "BROKEN: does not build ($bad tree, log $logdir/$name.build.log)" >>"$table"
+    broken=$((broken + 1)); continue
   fi
-  read -r suite secs < <(run_suites "$tree" "$name")
-  if [[ $suite == '!build-'* ]]; then
-    printf '%-44s %-7s %-10s %s\n' "$name" BROKEN "-" "does not build (${suite#!build-} tree)" >>"$logdir/table.txt"
-    broken=$((broken + 1))
-  elif [ "$suite" = "-" ]; then
-    printf '%-44s %-7s %-10s %s\n' "$name" no "-" "-" >>"$logdir/table.txt"
-    survivors=$((survivors + 1))
+  total=$((total + 1))
+  killed_by="" used=0 row=$(printf '%-46s' "$name")
+  while read -r s rc secs; do
+    case $rc in
+      0) cell=. ;;
+      77) cell=- ;;
+      *) cell="K${secs}s"; kills[$s]=$(( ${kills[$s]:-0} + 1 ))
+         [ -z "$killed_by" ] && killed_by="$s $secs"
+         [[ " ${used_by[*]} " == *" $s "* ]] && used=1 ;;
+    esac
+    echo "    $s: $([ "$cell" = . ] && echo survived || echo "$cell")"
+    row+=$(printf ' %-9s' "$cell")
+  done < <(run_suites "$name")
+  restore
+  [ $used -eq 1 ] && used_kills=$((used_kills + 1))
+  [ -z "$killed_by" ] && survivors=$((survivors + 1))
+  if [ $matrix -eq 1 ]; then
+    printf '%s %s\n' "$row" "$([ $used -eq 1 ] && echo yes || echo no)" >>"$table"
+  elif [ -z "$killed_by" ]; then
+    printf '%-46s %-7s %-10s %s\n' "$name" no - - >>"$table"
   else
-    printf '%-44s %-7s %-10s %ss\n' "$name" yes "$suite" "$secs" >>"$logdir/table.txt"
+    read -r ks kt <<<"$killed_by"
+    printf '%-46s %-7s %-10s %ss\n' "$name" yes "$ks" "$kt" >>"$table"
   fi
-  [ $keep -eq 1 ] || rm -rf "$tree"
 done
-cat "$logdir/table.txt"
+if [ $matrix -eq 1 ] && [ $total -gt 0 ]; then
+  printf '%-46s' "killed (of $total)" >>"$table"
+  for s in "${suites[@]}"; do printf ' %-9s' "${kills[$s]:-0}" >>"$table"; done
+  printf ' %s (%d%%)\n' "$used_kills" $((100 * used_kills / total)) >>"$table"
+  echo "K: killed, with the suite's time; .: survived; -: suite not built" >>"$table"
+fi
 echo
-echo "logs: $logdir"
+cat "$table"
+echo "killed $((total - survivors)) of $total scored mutants; $broken broken; logs: $logdir"
 [ $survivors -eq 0 ] && [ $broken -eq 0 ]

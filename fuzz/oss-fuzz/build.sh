@@ -6,10 +6,9 @@
 lode=${LODE_SRC:-$SRC/lode}
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work/lode-obj" "$OUT"
-defs="-D_GNU_SOURCE -DLODE_DEBUG=1 -DLODE_TESTING=1"
+defs="-D_GNU_SOURCE -DLODE_DEBUG=1 -DLODE_TESTING=1 -DLODE_SIM=1" # simulated threads and OS, as in fuzz/CMakeLists.txt
 objs=()
-for f in "$lode"/alloc/src/*.c "$lode"/fuzz/harness.c "$lode"/fuzz/ops.c "$lode"/fuzz/shadow.c \
-         "$lode"/fuzz/sched.c "$lode"/fuzz/engine_libfuzzer.c; do
+for f in "$lode"/alloc/src/*.c "$lode"/fuzz/{harness,optable,ops,shadow,sched_sim,sched_real,fail,engine_libfuzzer}.c; do
   case $(basename "$f") in override.c) continue ;; esac # lode_* API only, no malloc override
   o=$work/lode-obj/$(basename "$(dirname "$f")")-$(basename "${f%.c}").o
   # shellcheck disable=SC2086

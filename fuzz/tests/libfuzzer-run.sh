@@ -9,6 +9,12 @@ bin=$1 corpus=$2 secs=$3 replay=${4:-lode-replay}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/artifacts"
 find "$corpus" -type f -name '*.bin' -not -path '*/regressions/*' -exec cp {} "$work/corpus/" \;
+# text inputs (the campaign's minimised queue in corpus/afl) in binary form
+if command -v "$replay" >/dev/null 2>&1; then
+  find "$corpus" -type f -name '*.ops' -not -path '*/regressions/*' -print0 | while IFS= read -r -d '' f; do
+    "$replay" --to-bin "$f" "$work/corpus/$(basename "$(dirname "$f")")-$(basename "${f%.ops}").bin" 2>/dev/null
+  done
+fi
 dict=$(dirname "$0")/../lode.dict
 "$bin" -max_total_time="$secs" -seed=1 -timeout=10 -rss_limit_mb=4096 -dict="$dict" \
   -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
