@@ -216,7 +216,7 @@ void fz_op_option(const fz_op_t* op) {
 /* The points a thread can be parked at (lode_point_t order; wait-freeing is
  * where a thread waits for a parked one: the harness resumes that one). */
 static const char* const point_names[] = {"remote-freeing", "abandon-unlisted", "reclaim-popped",
-                                          "reclaim-adopting", "collect-detached"};
+                                          "reclaim-adopting", "collect-detached", "claim-failed"};
 int fz_point_count(void) { return (int)(sizeof(point_names) / sizeof(point_names[0])); }
 const char* fz_point_name(int point) { return point >= 0 && point < fz_point_count() ? point_names[point] : "?"; }
 int fz_point_lookup(const char* name) {

@@ -181,6 +181,61 @@ static void secure_span_ends_with_guard(void) {
 #endif
 }
 
+/* A span's claim commits its slices one by one; when the OS refuses one,
+ * the slices before it that were committed (warm from an earlier block) are
+ * free again and must go to the purge policy: purged at once with delay 0,
+ * queued with a delay -- never left committed and unknown to the queue. */
+static struct {
+  int calls;
+  size_t free_committed, unqueued;
+} claim_failed;
+
+static void on_claim_failed(lode_point_t point, const void* obj) {
+  if (point != LODE_POINT_CLAIM_FAILED || obj == NULL) return;
+  const lode_segment_t* seg = obj;
+  claim_failed.calls++;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    const lode_page_t* page = &seg->pages[i];
+    if (page->in_use || !page->is_committed) continue;
+    claim_failed.free_committed++;
+    claim_failed.unqueued += !page->on_purge_queue;
+  }
+}
+
+static void failed_claim_schedules_warm_slices_with(long delay) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, -1); /* the freed span stays warm, unqueued */
+  lode_collect(true);
+  char* keep = lode_malloc(100 * KiB);
+  char* warm = lode_malloc(100 * KiB);
+  memset(warm, 1, 100 * KiB);
+  lode_segment_t* seg = _lode_ptr_segment(warm);
+  uint32_t first = _lode_segment_page_of(seg, warm)->index;
+  lode_free(warm);
+  CHECK(seg->pages[first].is_committed && !seg->pages[first].on_purge_queue);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, delay);
+  claim_failed.calls = 0;
+  claim_failed.free_committed = claim_failed.unqueued = 0;
+  lode_test_set_point_hook(on_claim_failed);
+  lode_test_fail_os(1); /* the first slice past the warm ones */
+  char* big = lode_malloc(600 * KiB); /* first fit: from the warm slices on */
+  lode_test_fail_os(0);
+  lode_test_set_point_hook(NULL);
+  CHECK_EQ(claim_failed.calls, 1);
+  CHECK_EQ(claim_failed.unqueued, 0);
+  if (delay == 0) CHECK_EQ(claim_failed.free_committed, 0);
+  else CHECK(claim_failed.free_committed > 0); /* queued: the case arose */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(big);
+  lode_free(keep);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+}
+
+static void failed_claim_schedules_warm_slices(void) {
+  failed_claim_schedules_warm_slices_with(0);
+  failed_claim_schedules_warm_slices_with(1000);
+}
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(sizes_share_segments);
@@ -190,5 +245,6 @@ int main(void) {
   RUN(abandoned_span_is_freed_and_released);
   RUN(checker_sees_broken_span);
   RUN(secure_span_ends_with_guard);
+  RUN(failed_claim_schedules_warm_slices);
   return test_done();
 }

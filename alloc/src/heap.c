@@ -345,6 +345,7 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
    * committed free pages the purge policy must know of. */
   bool released = (fresh || !ok) && _lode_purge_schedule_segment(tld, seg);
   if (ok) return page;
+  LODE_POINT(LODE_POINT_CLAIM_FAILED, released ? NULL : seg);
   if (!released) _lode_segment_try_release(seg, tld);
   return NULL;
 }

@@ -72,6 +72,9 @@ typedef enum lode_point_e {
   LODE_POINT_COLLECT_DETACHED, /* a forced collect holds the abandoned list detached (obj NULL) */
   LODE_POINT_WAIT_FREEING,     /* a thread waits for a remote free in flight on the page (obj):
                                   a scheduler that stopped that free must let it go on */
+  LODE_POINT_CLAIM_FAILED,     /* taking a free page failed (the OS refused a commit) and the
+                                  slices it committed went to the purge policy (obj: the
+                                  segment, NULL when that released it) */
   LODE_POINT_COUNT
 } lode_point_t;
 typedef void(lode_point_fn)(lode_point_t point, const void* obj);
