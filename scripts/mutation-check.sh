@@ -79,7 +79,7 @@ build_all() {
 # Each suite runs in the scratch tree and returns 0 (passed), 77 (tool not
 # built here: no verdict) or anything else (failed: a kill).
 suite_unit() {
-  (cd "$tree/build/dbg" && ctest -L 'unit|preload|robust' -j2 --stop-on-failure --timeout 120 >"$1" 2>&1)
+  (cd "$tree/build/dbg" && ctest -L 'unit|preload|robust' -j2 --stop-on-failure --output-on-failure --timeout 120 >"$1" 2>&1)
 }
 suite_stress() {
   local bin=$tree/build/dbg/stress/lode-stress

@@ -57,7 +57,9 @@ cat >"$work/git.sh" <<'SH'
 set -e
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.invalid GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.invalid
 export GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' GIT_COMMITTER_DATE='2026-01-01T00:00:00Z'
-rm -rf r && git init -q r && cd r
+# no user or system configuration, no background gc racing the explicit one
+export HOME=$PWD GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+rm -rf r && git init -q r && cd r && git config gc.auto 0 && git config maintenance.auto false
 for i in $(seq 1 40); do seq $i 3 2000 > f$i.txt; done
 git add . && git commit -qm one
 for i in $(seq 1 40 ); do seq 1 $i >> f$i.txt; done
