@@ -292,16 +292,16 @@ static void* leave_warm(void* arg) {
   return NULL; /* exits with every page free but committed: its segments go to the cache warm */
 }
 
-/* A regular segment waits the backed-off delay in the cache; a huge mapping
- * the base delay (it may hold much more warm memory). */
+/* Cached mappings wait the backed-off delay: a regular segment all of it, a
+ * huge mapping (which may hold much more warm memory) at most 8 base delays. */
 static void cache_waits_backed_off_delay(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
   lode_test_set_clock(test_clock, NULL); /* backoff starts over */
   test_clock_set(70000);
   lode_collect(true);
-  back_off_once();
+  for (int i = 0; i < 4; i++) back_off_once();
   int64_t t0 = test_clock(NULL);
-  CHECK_EQ(_lode_purge_delay(t0), 200);
+  CHECK_EQ(_lode_purge_delay(t0), 1600);
   lode_collect(true);
   lode_stats_t base = stats();
   pthread_t t;
@@ -309,16 +309,105 @@ static void cache_waits_backed_off_delay(void) {
   pthread_join(t, NULL);
   lode_free(lode_malloc(HUGE_SIZE));
   CHECK(stats().reserved_current > base.reserved_current + HUGE_SIZE); /* both cached */
-  test_clock_set(t0 + 100);
+  test_clock_set(t0 + 799);
+  lode_collect(false);
+  CHECK(stats().reserved_current > base.reserved_current + HUGE_SIZE); /* both wait */
+  test_clock_set(t0 + 800);
   lode_collect(false);
   lode_stats_t mid = stats();
   CHECK(mid.reserved_current > base.reserved_current);             /* the segment waits on */
   CHECK(mid.reserved_current < base.reserved_current + HUGE_SIZE); /* the huge mapping went */
-  test_clock_set(t0 + 200);
+  test_clock_set(t0 + 1600);
   lode_collect(false);
   CHECK_EQ(stats().reserved_current, base.reserved_current);
   CHECK_EQ(lode_check_process(), 0);
   lode_test_set_clock(test_clock, NULL);
+}
+
+/* A huge block asked for soon after the timer unmapped a cached huge mapping
+ * came back too early: the delay backs off, as for a page recommitted early. */
+static void huge_comeback_backs_off(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_test_set_clock(test_clock, NULL);
+  test_clock_set(90000);
+  lode_collect(true);
+  CHECK_EQ(_lode_purge_delay(test_clock(NULL)), 100);
+  lode_free(lode_malloc(HUGE_SIZE));
+  test_clock_set(test_clock(NULL) + 100); /* expires */
+  lode_collect(false);
+  test_clock_set(test_clock(NULL) + 50); /* wanted again within a delay */
+  void* p = lode_malloc(HUGE_SIZE);
+  CHECK_EQ(_lode_purge_delay(test_clock(NULL)), 200);
+  lode_free(p);
+  lode_collect(true);
+  lode_test_set_clock(test_clock, NULL);
+}
+
+/* Of the cached huge mappings big enough, the one whose written memory covers
+ * the new block is taken (no page faults), not merely the smallest; its warm
+ * tail past the block is given back. */
+static void huge_takes_the_warm_mapping(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+  size_t big = 12 << 20, small = 5 << 20;
+  char* a = lode_malloc(small); /* its mapping: room for 10 MiB, 5 written */
+  char* b = lode_malloc(big);   /* 24 MiB of room, 12 written */
+  memset(a, 1, small);
+  memset(b, 2, big);
+  lode_free(a);
+  lode_free(b);
+  lode_stats_t before = stats();
+  char* c = lode_malloc(9 << 20); /* a's mapping fits too (and is smaller), but only b's is warm over 9 MiB */
+  CHECK(c == b);
+  CHECK(stats().committed_current < before.committed_current); /* b's tail past 9 MiB (and a) went back */
+  lode_free(c);
+  lode_collect(true);
+}
+
+/* LODE_HUGE_OS_PAGES: a huge block's mapping asks for transparent huge pages
+ * and its block ends on a 2 MiB boundary (so a tail given back never splits
+ * one); off, neither. */
+static bool mapping_has_flag(const void* p, const char* flag) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return false;
+  char line[512];
+  bool in = false, found = false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') == line + strspn(line, "0123456789abcdef")) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      char want[8];
+      snprintf(want, sizeof want, " %s", flag);
+      found = strstr(line, want) != NULL;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static void huge_blocks_ask_for_huge_pages(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* nothing cached: fresh mappings */
+  lode_collect(true);
+  char* p = lode_malloc(HUGE_SIZE + 100);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  CHECK(((uintptr_t)page->area + page->block_size) % (2 << 20) == 0);
+  CHECK(lode_usable_size(p) >= HUGE_SIZE + 100);
+  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f != NULL) { /* the kernel has THP: the advice is there */
+    fclose(f);
+    CHECK(mapping_has_flag(p + (4 << 20), "hg"));
+  }
+  lode_free(p);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0);
+  p = lode_malloc(HUGE_SIZE + 100);
+  page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  CHECK_EQ(page->block_size, lode_align_up(HUGE_SIZE + 100, 4096));
+  CHECK(!mapping_has_flag(p + (4 << 20), "hg"));
+  lode_free(p);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 1);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
 /* The cache holds at most 48 MiB of warm memory, however many segments
@@ -390,6 +479,9 @@ int main(void) {
   RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);
+  RUN(huge_comeback_backs_off);
+  RUN(huge_takes_the_warm_mapping);
+  RUN(huge_blocks_ask_for_huge_pages);
   RUN(cache_bounds_warm_memory);
   RUN(cache_counts_resident_memory);
   return test_done();

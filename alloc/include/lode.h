@@ -93,6 +93,8 @@ typedef enum lode_option_e {
   LODE_OPTION_VERBOSE,         /* LODE_VERBOSE: log OS failures and errors */
   LODE_OPTION_ON_ERROR,        /* LODE_ON_ERROR: 0 abort (default), 1 warn, 2 ignore */
   LODE_OPTION_PURGE_BACKOFF,   /* LODE_PURGE_BACKOFF: doublings of the delay allowed, 0..16 (default 6) */
+  LODE_OPTION_HUGE_OS_PAGES,   /* LODE_HUGE_OS_PAGES: 1 (default) huge blocks ask for transparent huge
+                                  pages (2 MiB: far fewer page faults), 0 never */
   LODE_OPTION_COUNT
 } lode_option_t;
 

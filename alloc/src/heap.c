@@ -393,7 +393,7 @@ static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
 lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment) {
   lode_page_t* page = _lode_segment_huge_alloc(heap->tld, size, alignment);
   if (page == NULL) return NULL;
-  _lode_page_init(page, lode_align_up(size, LODE_OS_PAGE_SIZE));
+  _lode_page_init(page, _lode_segment_huge_extent(page, size));
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _lode_queue_push_front(heap, &heap->pages[LODE_BIN_HUGE], page);
   heap->page_count++;

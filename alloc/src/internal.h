@@ -40,6 +40,7 @@ void _lode_assert_fail(const char* expr, const char* file, int line);
 
 /* --- sizes ---------------------------------------------------------------- */
 #define LODE_OS_PAGE_SIZE ((size_t)4096)
+#define LODE_HUGE_OS_PAGE_SIZE ((size_t)2 << 20) /* a transparent huge page (x86-64, arm64 4K) */
 #define LODE_SEGMENT_SHIFT 22 /* 4 MiB segments, aligned to their size */
 #define LODE_SEGMENT_SIZE ((size_t)1 << LODE_SEGMENT_SHIFT)
 #define LODE_SEGMENT_MASK (LODE_SEGMENT_SIZE - 1)
@@ -441,6 +442,9 @@ long _lode_purge_delay(int64_t now);
 /* `page` is about to be committed again: a page the timer purged less than a
  * delay ago makes the delay back off. */
 void _lode_purge_note_recommit(const lode_page_t* page);
+/* Memory the timer gave back at `gone_at` is wanted again now (a page, or a
+ * cached huge mapping): less than a delay later, the delay backs off. */
+void _lode_purge_note_comeback(int64_t gone_at);
 /* Whether a purge in the current mode leaves memory that reads as zero. */
 bool _lode_purge_zeroes(void);
 
@@ -481,6 +485,7 @@ static inline void _lode_os_touch(void* p, size_t size) {
 }
 #endif
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
+void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
@@ -556,6 +561,9 @@ void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, boo
 void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
+/* The bytes a huge block of `size` commits (its block size): OS pages, ending
+ * on a huge-page boundary when LODE_HUGE_OS_PAGES is on. */
+size_t _lode_segment_huge_extent(const lode_page_t* page, size_t size);
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size);
 /* Registry of all segments, for checks made while other threads are quiescent. */
 void _lode_segments_lock(void);

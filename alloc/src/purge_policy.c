@@ -60,9 +60,14 @@ lode_purge_when_t _lode_purge_decide(int64_t now, int64_t* expire) {
 }
 
 void _lode_purge_note_recommit(const lode_page_t* page) {
-  if (page->purged_at < 0 || _lode_option(LODE_OPTION_PURGE_DELAY) <= 0) return; /* not by the timer */
+  if (page->purged_at < 0) return; /* not by the timer */
+  _lode_purge_note_comeback(page->purged_at);
+}
+
+void _lode_purge_note_comeback(int64_t gone_at) {
+  if (_lode_option(LODE_OPTION_PURGE_DELAY) <= 0) return;
   int64_t now = _lode_clock_now();
-  if (lode_sat_add(now, -page->purged_at) >= _lode_purge_delay(now)) return;
+  if (now < gone_at || lode_sat_add(now, -gone_at) >= _lode_purge_delay(now)) return;
   uint32_t b = atomic_load_explicit(&backoff, memory_order_relaxed);
   if (b < (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF)) atomic_store_explicit(&backoff, b + 1, memory_order_relaxed);
   atomic_store_explicit(&backoff_at, now, memory_order_relaxed);

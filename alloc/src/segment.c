@@ -55,6 +55,22 @@ static size_t segment_header_size(size_t page_count) {
   return lode_align_up(h, LODE_OS_PAGE_SIZE);
 }
 
+/* A huge block's committed extent from the area's offset in its segment:
+ * whole OS pages, and with transparent huge pages its end on a 2 MiB
+ * boundary (segments are aligned to 4 MiB), so that discarding what lies past
+ * it -- a cached mapping's warm tail, a shrink -- never splits a huge page
+ * into 4 KiB ones that fault one by one. */
+static size_t huge_extent(size_t area_offset, size_t size) {
+  size_t end = lode_align_up(area_offset + size, LODE_OS_PAGE_SIZE);
+  if (end < size) return size; /* overflow: the caller's size check fails */
+  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0) end = lode_align_up(end, LODE_HUGE_OS_PAGE_SIZE);
+  return end - area_offset;
+}
+
+size_t _lode_segment_huge_extent(const lode_page_t* page, size_t size) {
+  return huge_extent((size_t)(page->area - (const uint8_t*)_lode_page_segment(page)), size);
+}
+
 static size_t page_committed_bytes(const lode_page_t* page) {
   return _lode_page_segment(page)->kind == LODE_PAGE_HUGE ? page->block_size : page->area_size;
 }
@@ -106,7 +122,7 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   if (seg->kind == LODE_PAGE_HUGE) {
     /* The new block [a, b) is committed (and counted) by the caller. */
     size_t h = seg->header_size, a = (size_t)(seg->pages[0].area - (uint8_t*)seg);
-    size_t b = a + lode_align_up(huge_size, LODE_OS_PAGE_SIZE), end = (size_t)c->warm;
+    size_t b = a + huge_size, end = (size_t)c->warm; /* huge_size: the extent */
     if (end > h && a > h) _lode_os_discard((uint8_t*)seg + h, (end < a ? end : a) - h);
     if (end > b) _lode_os_discard((uint8_t*)seg + b, end - b);
     seg->pages[0].free_is_zero = end <= a;
@@ -142,7 +158,8 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   size_t area_offset = header;
   if (kind == LODE_PAGE_HUGE) {
     if (alignment > LODE_OS_PAGE_SIZE) area_offset = lode_align_up(header, alignment);
-    size = area_offset + lode_align_up(huge_size, LODE_OS_PAGE_SIZE);
+    huge_size = huge_extent(area_offset, huge_size);
+    size = area_offset + huge_size;
     if (size < huge_size) return NULL;
 #ifdef LODE_SECURE
     size += LODE_OS_PAGE_SIZE; /* room for the guard page */
@@ -165,6 +182,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     size_t want = size;
     if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
     seg = _lode_os_reserve_flex(size, want, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE, &mapped);
+    if (seg != NULL && kind == LODE_PAGE_HUGE) _lode_os_advise_huge_pages(seg, mapped); /* cached: advised */
   }
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
@@ -421,10 +439,10 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
 }
 
 lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment) {
-  size_t bsize = lode_align_up(size, LODE_OS_PAGE_SIZE);
-  lode_segment_t* seg = segment_alloc(LODE_PAGE_HUGE, bsize, alignment, tld);
+  lode_segment_t* seg = segment_alloc(LODE_PAGE_HUGE, size, alignment, tld);
   if (seg == NULL) return NULL;
   lode_page_t* page = &seg->pages[0];
+  size_t bsize = _lode_segment_huge_extent(page, size);
   /* Commit only what the block needs; the rest of the area backs in-place growth. */
   page->area_size = seg->size - (size_t)(page->area - (uint8_t*)seg);
 #ifdef LODE_SECURE
@@ -446,7 +464,7 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
 /* Shrink a huge block in place: the tail is decommitted and becomes
  * inaccessible, so usable_size must shrink with it. */
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
-  size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
+  size_t nb = _lode_segment_huge_extent(page, new_size);
   if (nb >= page->block_size) return;
   _lode_os_decommit(page->area + nb, page->block_size - nb);
   _lode_page_segment(page)->has_protected = true;
@@ -454,7 +472,7 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
 }
 
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
-  size_t nb = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
+  size_t nb = _lode_segment_huge_extent(page, new_size);
   if (nb <= page->block_size) return true;
   if (nb > page->area_size) return false;
   uint8_t* grow = page->area + page->block_size;

@@ -20,8 +20,10 @@
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
  *     freed + forced collect => committed memory back at baseline" (A5) holds;
  *   resident bytes of all entries (info.resident: in memory as the OS tells,
- *     not merely committed or carved) <= CACHE_MAX_WARM, the bound on the
- *     memory the cache can hold.
+ *     not merely committed or carved) <= warm_max(): CACHE_MIN_WARM, or a
+ *     quarter of the memory the program has committed if that is more (a
+ *     program with 400 MiB of 20 MiB blocks replaces them faster than a
+ *     48 MiB cache could serve, and may hold 100 MiB more for a delay).
  *
  * When a mapping goes back to the OS is the purge policy's decision
  * (purge_policy.c): now (not cached), later, or only when forced.  A regular
@@ -29,8 +31,10 @@
  * that come and go often re-map segments just
  * after their entries expired, and the faults of fresh memory are what a
  * cache is for.  CACHE_MAX_WARM keeps that from growing the resident set
- * much.  A huge mapping waits the base delay: one alone may hold up to
- * CACHE_MAX_ENTRY of warm memory. */
+ * much.  A huge mapping waits the delay too, backed off at most
+ * HUGE_BACKOFF_MAX times: one alone may hold up to CACHE_MAX_ENTRY of warm
+ * memory.  A huge block asked for soon after an entry expired is a
+ * comeback (the policy's back-off counts it, as a page recommitted early). */
 #include "internal.h"
 
 #include <pthread.h>
@@ -38,7 +42,9 @@
 #define CACHE_SLOTS 64
 #define CACHE_MAX_BYTES ((size_t)512 << 20)
 #define CACHE_MAX_ENTRY (CACHE_MAX_BYTES / 4)
-#define CACHE_MAX_WARM ((size_t)48 << 20)
+#define CACHE_MIN_WARM ((size_t)48 << 20)
+
+#define HUGE_BACKOFF_MAX 3
 
 typedef struct cache_entry_s {
   lode_segment_cache_info_t info;
@@ -49,6 +55,12 @@ typedef struct cache_entry_s {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by cache_lock */
 static size_t cache_count, cache_bytes, cache_warm;
+static int64_t huge_expired_at = -1; /* when the timer last unmapped a huge entry */
+
+static size_t warm_max(void) {
+  size_t committed = (size_t)atomic_load_explicit(&_lode_stats.committed_current, memory_order_relaxed);
+  return committed / 2 > CACHE_MIN_WARM ? committed / 2 : CACHE_MIN_WARM;
+}
 
 void _lode_segment_cache_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
 void _lode_segment_cache_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
@@ -70,8 +82,12 @@ static void entry_unmap(size_t i) {
 
 static void expire_locked(int64_t now, bool all) {
   for (size_t i = 0; i < cache_count;) {
-    if (all || cache[i].expire <= now) entry_unmap(i);
-    else i++;
+    if (all || cache[i].expire <= now) {
+      if (!all && cache[i].info.kind == LODE_PAGE_HUGE) huge_expired_at = now;
+      entry_unmap(i);
+    } else {
+      i++;
+    }
   }
 }
 
@@ -92,14 +108,17 @@ bool _lode_segment_cache_accepts(size_t size) {
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
   int64_t now = _lode_clock_now(), expire = INT64_MAX;
   lode_purge_when_t when = _lode_purge_decide(now, &expire);
-  if (when == LODE_PURGE_NOW || info->size > CACHE_MAX_ENTRY || info->resident > CACHE_MAX_WARM) return false;
-  /* A huge mapping waits the base delay: one alone may hold CACHE_MAX_ENTRY. */
-  if (when == LODE_PURGE_LATER && info->kind == LODE_PAGE_HUGE)
-    expire = lode_sat_add(now, _lode_option(LODE_OPTION_PURGE_DELAY));
+  size_t warm_bound = warm_max();
+  if (when == LODE_PURGE_NOW || info->size > CACHE_MAX_ENTRY || info->resident > warm_bound) return false;
+  /* A huge mapping: one alone may hold CACHE_MAX_ENTRY; its back-off is capped. */
+  if (when == LODE_PURGE_LATER && info->kind == LODE_PAGE_HUGE) {
+    long base = _lode_option(LODE_OPTION_PURGE_DELAY), delay = _lode_purge_delay(now);
+    expire = lode_sat_add(now, delay < lode_sat_shl(base, HUGE_BACKOFF_MAX) ? delay : lode_sat_shl(base, HUGE_BACKOFF_MAX));
+  }
   pthread_mutex_lock(&cache_lock);
   expire_locked(now, false);
   while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
-                             cache_warm + info->resident > CACHE_MAX_WARM))
+                             cache_warm + info->resident > warm_bound))
     entry_unmap(oldest_locked());
   cache[cache_count++] = (cache_entry_t){*info, committed, when == LODE_PURGE_NEVER ? INT64_MAX : expire};
   cache_bytes += info->size;
@@ -110,9 +129,13 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t commi
 
 /* A mapping for a segment of `kind` needing `size` bytes: exactly the segment
  * size for regular kinds (the same kind preferred: its warm pages carry
- * over), at least `size` and at most twice that for huge ones.  On success
- * *info describes it; its header must be zeroed by the caller (only fresh
- * mappings are zero) and info->warm says which pages are still committed. */
+ * over).  For huge ones at least `size` and at most four times that (its
+ * address space, mostly reserved for growth): the one whose written memory
+ * covers most of the new block (faults saved), then the smallest -- a larger
+ * warm mapping serves a smaller block and the caller releases its warm tail.
+ * On success *info describes it; its header must be zeroed by the caller
+ * (only fresh mappings are zero) and info->warm says what is still
+ * committed.  A huge miss soon after a huge entry expired is a comeback. */
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info) {
   int64_t now = _lode_clock_now();
   bool found = false;
@@ -125,17 +148,23 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     if (kind != LODE_PAGE_HUGE) {
       if (c->size != LODE_SEGMENT_SIZE || c->kind == LODE_PAGE_HUGE) continue;
       if (best == CACHE_SLOTS || (c->kind == kind && cache[best].info.kind != kind)) best = i;
-    } else if (c->kind == LODE_PAGE_HUGE && c->size >= size && c->size - size <= size &&
-               (best == CACHE_SLOTS || c->size < cache[best].info.size)) {
-      best = i;
+    } else if (c->kind == LODE_PAGE_HUGE && c->size >= size && c->size / 4 <= size) {
+      size_t serves = c->warm < size ? (size_t)c->warm : size, best_serves = 0;
+      if (best != CACHE_SLOTS) best_serves = cache[best].info.warm < size ? (size_t)cache[best].info.warm : size;
+      if (best == CACHE_SLOTS || serves > best_serves || (serves == best_serves && c->size < cache[best].info.size))
+        best = i;
     }
   }
   if (best != CACHE_SLOTS) {
     e = remove_locked(best);
     found = true;
   }
+  int64_t expired_at = huge_expired_at;
   pthread_mutex_unlock(&cache_lock);
-  if (!found) return false;
+  if (!found) {
+    if (kind == LODE_PAGE_HUGE && expired_at >= 0) _lode_purge_note_comeback(expired_at);
+    return false;
+  }
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   *info = e.info;
   if (!_lode_os_reuse(info->base, info->size, info->has_protected)) {
