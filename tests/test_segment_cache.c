@@ -136,6 +136,49 @@ static void huge_grows_in_place(void) {
   lode_collect(true);
 }
 
+/* Past its room a huge block moves by mremap: its pages go along (no copy,
+ * no fault), its segment is found at the new place and the old one is gone;
+ * it can grow in place there again.  Not in LODE_SECURE (guard pages), not
+ * into another heap (that is a move to that heap). */
+static void huge_moves_by_mremap(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_collect(true);
+  lode_stats_t before = stats();
+  char* p = lode_malloc(HUGE_SIZE);
+  for (size_t i = 0; i < HUGE_SIZE; i += 4096) p[i] = (char)(i >> 12);
+  char* q = lode_realloc(p, 4 * HUGE_SIZE); /* past twice its size: out of room */
+  CHECK(q != NULL && q != p);
+  for (size_t i = 0; i < HUGE_SIZE; i += 4096) CHECK_EQ(q[i], (char)(i >> 12));
+  memset(q + HUGE_SIZE, 9, 3 * HUGE_SIZE);
+  lode_stats_t mid = stats();
+#ifndef LODE_SECURE
+  CHECK_EQ(mid.remaps, before.remaps + 1);
+  CHECK(_lode_segment_map_is_start(_lode_ptr_segment(q)));
+  CHECK(!_lode_segment_map_is_start(_lode_ptr_segment(p)));
+  CHECK(!lode_heap_owns(lode_heap_get_default(), p));
+  char* r = lode_realloc(q, 6 * HUGE_SIZE); /* room again: in place */
+  CHECK(r == q);
+  q = r;
+#else
+  CHECK_EQ(mid.remaps, before.remaps);
+#endif
+  CHECK(lode_usable_size(q) >= 4 * (size_t)HUGE_SIZE);
+  CHECK_EQ(lode_check_thread(), 0);
+  /* A block of a user heap reallocated into the default heap is copied. */
+  lode_heap_t* h = lode_heap_new();
+  char* u = lode_heap_malloc(h, HUGE_SIZE);
+  u[0] = 5;
+  char* v = lode_realloc(u, 4 * HUGE_SIZE);
+  CHECK(v != NULL && v[0] == 5 && lode_heap_owns(lode_heap_get_default(), v));
+  CHECK_EQ(stats().remaps, mid.remaps);
+  lode_heap_destroy(h);
+  lode_free(v);
+  lode_free(q);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(true);
+  CHECK_EQ(lode_check_clean(before.committed_current), 0);
+}
+
 /* A shrunk huge block's tail is made inaccessible (PROT_NONE); that must cost
  * mprotect calls only on that block's segment: regular page commits stay
  * syscall-free, growing it back and reusing its cached mapping unprotect. */
@@ -476,6 +519,7 @@ int main(void) {
   RUN(fresh_segments_take_one_mmap);
   RUN(stale_pointer_is_invalid);
   RUN(huge_grows_in_place);
+  RUN(huge_moves_by_mremap);
   RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);

@@ -124,6 +124,7 @@ typedef struct lode_stats_s {
   size_t threads_current;
   size_t protects;                         /* mprotect calls: each takes the address-space
                                               lock for writing, so the common paths make none */
+  size_t remaps;                           /* huge blocks moved by mremap (realloc past their room) */
 } lode_stats_t;
 
 void lode_stats_get(lode_stats_t* out);

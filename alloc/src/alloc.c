@@ -318,6 +318,13 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
       return p;
     }
     if (_lode_segment_huge_grow(page, newsize)) return p;
+    /* Past its room: the whole mapping moves, if the block stays in the heap
+     * a copy would take it to. */
+    lode_heap_t* to = heap != NULL ? heap : _lode_heap_get_default();
+    if (atomic_load_explicit(&page->heap, memory_order_relaxed) == to) {
+      void* q = _lode_heap_huge_remap(to, page, newsize);
+      if (q != NULL) return q;
+    }
   } else if (newsize <= usable && newsize >= usable / 2 && seg->kind != LODE_PAGE_HUGE) {
     return p; /* fits and does not waste more than half */
   }

@@ -390,6 +390,19 @@ static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
   return heap_fresh_page(heap, bin);
 }
 
+/* realloc of a huge block past its room, on its owner thread, within its
+ * heap: the mapping moves (mremap) instead of a malloc, a copy and a free.
+ * The block's new address, or NULL when it cannot (it stays where it was). */
+void* _lode_heap_huge_remap(lode_heap_t* heap, lode_page_t* page, size_t newsize) {
+  lode_assert(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap && heap->tld != NULL);
+  lode_page_queue_t* q = _lode_page_queue_of(heap, page);
+  _lode_queue_remove(heap, q, page);
+  lode_page_t* moved = _lode_segment_huge_remap(heap->tld, page, newsize);
+  bool full = q == &heap->pages[LODE_BIN_FULL];
+  _lode_queue_push_back(heap, &heap->pages[full ? LODE_BIN_FULL : LODE_BIN_HUGE], moved != NULL ? moved : page);
+  return moved != NULL ? moved->area : NULL;
+}
+
 lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment) {
   lode_page_t* page = _lode_segment_huge_alloc(heap->tld, size, alignment);
   if (page == NULL) return NULL;

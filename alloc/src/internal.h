@@ -399,7 +399,7 @@ typedef struct lode_stats_atomic_s {
   _Atomic(size_t) segments_current, segments_peak, segments_abandoned, segments_abandoned_total,
       segments_reclaimed, pages_current, pages_peak, pages_queued, purges, commits, decommits,
       mmaps, munmaps, committed_current, committed_peak, reserved_current, os_failures,
-      threads_current, protects;
+      threads_current, protects, remaps;
 } lode_stats_atomic_t;
 extern lode_stats_atomic_t _lode_stats;
 void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
@@ -453,6 +453,7 @@ bool _lode_purge_zeroes(void);
 bool _lode_os_sim_on(void);
 void* _lode_os_sim_reserve(size_t size, size_t alignment);
 void _lode_os_sim_release(void* p, size_t size);
+void* _lode_os_sim_remap(void* p, size_t old_size, size_t new_size, size_t alignment);
 bool _lode_os_sim_commit(void* p, size_t size);
 void _lode_os_sim_purge(void* p, size_t size, bool zero);
 void _lode_os_sim_protect(void* p, size_t size, bool accessible);
@@ -468,6 +469,7 @@ void _lode_os_discard(void* p, size_t size);
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
+void _lode_os_commit_fresh(void* p, size_t size);      /* in a reservation just made: cannot fail */
 bool _lode_os_decommit(void* p, size_t size);
 bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
 /* lode is about to write [p, p + size) of committed memory: free-list links
@@ -486,6 +488,7 @@ static inline void _lode_os_touch(void* p, size_t size) {
 #endif
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
+void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment); /* mremap; NULL: cannot */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
@@ -561,6 +564,7 @@ void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, boo
 void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
+lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t new_size); /* NULL: stays */
 /* The bytes a huge block of `size` commits (its block size): OS pages, ending
  * on a huge-page boundary when LODE_HUGE_OS_PAGES is on. */
 size_t _lode_segment_huge_extent(const lode_page_t* page, size_t size);
@@ -639,6 +643,7 @@ void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);
 lode_heap_t* _lode_heap_new_in(lode_heap_t* backing);
 void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size); /* heap->tld != NULL */
 lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment);
+void* _lode_heap_huge_remap(lode_heap_t* heap, lode_page_t* page, size_t newsize); /* NULL: it stays */
 void _lode_heap_free_block(lode_page_t* page, lode_block_t* block); /* owner thread */
 void _lode_heap_page_retire(lode_page_t* page);
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force);

@@ -154,6 +154,41 @@ bool _lode_os_release(void* p, size_t size) {
   return true;
 }
 
+/* Move a whole mapping [p, p + old_size) to a new reservation of new_size
+ * bytes aligned to `alignment`: its pages go along (mremap moves page
+ * tables: nothing is copied or faulted in again), the rest of the new range
+ * is fresh.  NULL when it cannot; the old mapping is then untouched. */
+void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment) {
+  if (_lode_os_fail_injected()) return NULL;
+  old_size = lode_align_up(old_size, LODE_OS_PAGE_SIZE);
+  new_size = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
+  if (new_size < old_size) return NULL;
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    void* q = _lode_os_sim_remap(p, old_size, new_size, alignment);
+    if (q != NULL) _lode_stat_add(&_lode_stats.reserved_current, NULL, new_size - old_size);
+    return q;
+  }
+#endif
+#ifdef MREMAP_FIXED
+  uint8_t* q = reserve_aligned(new_size, alignment);
+  if (q == NULL) return NULL;
+  /* The moved pages replace the start of the new reservation. */
+  if (mremap(p, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, q) == MAP_FAILED) {
+    os_failed("mremap failed", p, old_size);
+    _lode_os_release(q, new_size);
+    return NULL;
+  }
+  lode_stat_inc(remaps);
+  _lode_stat_sub(&_lode_stats.reserved_current, old_size);
+  return q;
+#else
+  (void)p;
+  (void)alignment;
+  return NULL;
+#endif
+}
+
 /* Commit makes a range usable again after a purge.  Only purge mode decommit
  * protects purged pages, so otherwise commit is bookkeeping plus the failure
  * injection point (a real commit can fail under memory pressure).  A range
@@ -179,6 +214,18 @@ bool _lode_os_commit(void* p, size_t size) {
 }
 
 bool _lode_os_commit_protected(void* p, size_t size) { return os_commit(p, size, true); }
+
+/* Commit part of a range reserved a moment ago (it is accessible: nothing to
+ * unprotect, no OS call, so nothing that can fail). */
+void _lode_os_commit_fresh(void* p, size_t size) {
+#ifdef LODE_SIM
+  if (SIM_ON()) _lode_os_sim_commit(p, size);
+#else
+  (void)p;
+#endif
+  lode_stat_inc(commits);
+  _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, size);
+}
 
 /* A cached mapping used again: ranges a decommit or guard page made
  * inaccessible become usable (the caller commits what it uses). */

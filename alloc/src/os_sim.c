@@ -195,6 +195,38 @@ void _lode_os_sim_release(void* p, size_t size) {
   pthread_mutex_unlock(&sim_lock);
 }
 
+/* mremap: [p, p + old_size) moves to the start of a fresh range of new_size
+ * -- bytes and page states go along, as the kernel moves page tables; a
+ * poisoned page is checked where it was and poisoned again where it goes
+ * (the pattern is of the address).  NULL when it holds a guard page. */
+void* _lode_os_sim_remap(void* p, size_t old_size, size_t new_size, size_t alignment) {
+  size_t first = page_index(p), n = old_size / PAGE;
+  for (size_t i = 0; i < n; i++)
+    if (state[first + i] == PS_GUARD) return NULL;
+  uint8_t* q = _lode_os_sim_reserve(new_size, alignment);
+  if (q == NULL) return NULL;
+  pthread_mutex_lock(&sim_lock);
+  size_t to = page_index(q);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *s = &state[first + i], *d = &state[to + i], *src = arena + (first + i) * PAGE, *dst = q + i * PAGE;
+    switch (*s) {
+      case PS_POISON:
+        check_poison(src);
+        fill(dst);
+        break;
+      case PS_ZERO: /* reads as zero: the bytes there may be another life's */
+        *d = PS_STALE;
+        continue;
+      case PS_CZERO: *d = PS_PENDING; continue;
+      default: memcpy(dst, src, PAGE); break;
+    }
+    *d = *s;
+  }
+  pthread_mutex_unlock(&sim_lock);
+  _lode_os_sim_release(p, old_size);
+  return q;
+}
+
 bool _lode_os_sim_commit(void* p, size_t size) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;

@@ -483,6 +483,51 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   return true;
 }
 
+/* A huge block that outgrew its reservation moves whole -- header and block
+ * -- to a new one with room to grow again (as a new block gets), by mremap:
+ * no copy, no page faulted in again.  Its owner took the page off its heap's
+ * queue and puts back what this returns: the page at its new place, or NULL
+ * (the segment as it was).  Not with protected ranges (a shrunk block's
+ * decommitted tail, LODE_SECURE's guard page): they would move inside it. */
+lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t new_size) {
+#ifdef LODE_SECURE
+  (void)tld;
+  (void)page;
+  (void)new_size;
+  return NULL;
+#else
+  lode_segment_t* seg = _lode_page_segment(page);
+  if (seg->has_protected) return NULL;
+  size_t area_offset = (size_t)(page->area - (uint8_t*)seg);
+  size_t nb = huge_extent(area_offset, new_size), old_size = seg->size, old_block = page->block_size;
+  size_t want = area_offset + nb;
+  if (nb <= old_block || want < nb) return NULL;
+  if (nb <= LODE_HUGE_SLACK_MAX) want += nb;
+  _lode_segment_map_remove(seg, old_size);
+  registry_remove(seg);
+  _lode_segment_list_remove(&tld->segments[LODE_PAGE_HUGE], seg);
+  lode_segment_t* moved = _lode_os_remap(seg, old_size, want, LODE_SEGMENT_SIZE);
+  if (moved == NULL) moved = seg; /* it stays */
+  else _lode_os_advise_huge_pages((uint8_t*)moved + old_size, want - old_size);
+  bool mapped = _lode_segment_map_add(moved, moved == seg ? old_size : want);
+  lode_assert(mapped); /* reservations lie below LODE_ADDRESS_LIMIT */
+  (void)mapped;
+  registry_add(moved);
+  _lode_segment_list_push(&tld->segments[LODE_PAGE_HUGE], moved, true);
+  if (moved == seg) return NULL;
+  /* Fields that hold the segment's address (the list and registry links
+   * were set again above; the heap's queue links are the caller's). */
+  moved->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)moved;
+  moved->size = want;
+  lode_page_t* p = &moved->pages[0];
+  p->area = (uint8_t*)moved + area_offset;
+  p->area_size = want - area_offset;
+  _lode_os_commit_fresh(p->area + old_block, nb - old_block);
+  p->block_size = nb;
+  return p;
+#endif
+}
+
 /* Bytes between a page's area and the next page's: LODE_SECURE's guard page
  * (small and medium kinds; a free large slice has none). */
 static size_t page_gap(const lode_segment_t* seg) {

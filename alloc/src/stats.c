@@ -44,6 +44,7 @@ void lode_stats_get(lode_stats_t* out) {
   out->os_failures = LOAD(os_failures);
   out->threads_current = LOAD(threads_current);
   out->protects = LOAD(protects);
+  out->remaps = LOAD(remaps);
 }
 
 /* snprintf into a stack buffer and write(2): printing must not allocate
@@ -59,12 +60,12 @@ void _lode_stats_print_fd(int fd) {
                    "  segments   current %zu  peak %zu  abandoned %zu  abandoned-total %zu  reclaimed %zu\n"
                    "  pages      in-use %zu  peak %zu  queued-for-purge %zu\n"
                    "  memory     committed %zu KiB  peak %zu KiB  reserved %zu KiB\n"
-                   "  os calls   mmaps %zu  munmaps %zu  commits %zu  decommits %zu  purges %zu  mprotects %zu  failures %zu\n"
+                   "  os calls   mmaps %zu  munmaps %zu  mremaps %zu  commits %zu  decommits %zu  purges %zu  mprotects %zu  failures %zu\n"
                    "  threads    %zu\n",
                    s.segments_current, s.segments_peak, s.segments_abandoned, s.segments_abandoned_total,
                    s.segments_reclaimed, s.pages_current, s.pages_peak, s.pages_queued,
                    s.committed_current / 1024, s.committed_peak / 1024, s.reserved_current / 1024,
-                   s.mmaps, s.munmaps, s.commits, s.decommits, s.purges, s.protects, s.os_failures, s.threads_current);
+                   s.mmaps, s.munmaps, s.remaps, s.commits, s.decommits, s.purges, s.protects, s.os_failures, s.threads_current);
   if (n > 0) {
     ssize_t w = write(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
     (void)w;
