@@ -102,6 +102,14 @@ static bool remote_contains(const lode_page_t* page, const lode_block_t* b) {
   return list_contains(page, lode_tf_block(tf), b, DOUBLE_FREE_WALK);
 }
 
+#ifdef LODE_TESTING
+static _Atomic(size_t) list_walks; /* frees that looked like double frees and walked the lists */
+size_t lode_test_double_free_walks(void) { return atomic_load_explicit(&list_walks, memory_order_relaxed); }
+#define COUNT_LIST_WALK() atomic_fetch_add_explicit(&list_walks, 1, memory_order_relaxed)
+#else
+#define COUNT_LIST_WALK() ((void)0)
+#endif
+
 static inline bool looks_double_free(const lode_page_t* page, const lode_block_t* b) {
   if (b == page->local_free || b == page->free) return true;
   uintptr_t next = (uintptr_t)lode_block_next(page, b);
@@ -112,6 +120,7 @@ static inline bool looks_double_free(const lode_page_t* page, const lode_block_t
   uintptr_t off = next - (uintptr_t)page->area;
   if (lode_likely(off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic)))
     return false;
+  COUNT_LIST_WALK();
   return list_contains(page, page->local_free, b, DOUBLE_FREE_WALK) ||
          list_contains(page, page->free, b, DOUBLE_FREE_WALK) || remote_contains(page, b);
 }

@@ -52,6 +52,9 @@ void lode_test_set_error_hook(lode_error_hook_fn* fn);
  * owner free); false for a pointer that is not lode's. */
 bool lode_test_owns(const void* p);
 uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
+/* Frees whose block looked free (its first word a block boundary of its page)
+ * and so walked the free lists for a double free: live blocks must not. */
+size_t lode_test_double_free_walks(void);
 /* Run lode's thread exit for the calling thread now (as its pthread key
  * destructor would at its end); the thread must not allocate afterwards. */
 void lode_test_thread_exit(void);

@@ -73,7 +73,7 @@ static inline void spawn_child(void (*body)(void*), void* arg, child_result_t* r
     close(fds[0]);
     dup2(fds[1], 2);
     close(fds[1]);
-    alarm(50); /* a hang ends as SIGALRM before ctest's 60 s limit */
+    alarm(250); /* a hang ends as SIGALRM before ctest's 300 s limit; a slow, loaded machine does not */
     body(arg);
     _exit(127);
   }
