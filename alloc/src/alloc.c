@@ -111,7 +111,8 @@ size_t lode_test_double_free_walks(void) { return atomic_load_explicit(&list_wal
 #endif
 
 static inline bool looks_double_free(const lode_page_t* page, const lode_block_t* b) {
-  if (b == page->local_free || b == page->free) return true;
+  /* (a list's head needs no test of its own: its link is its successor, or
+   * NULL when it is the tail too) */
   uintptr_t next = (uintptr_t)lode_block_next(page, b);
   if (next == 0) {
     return (page->local_free != NULL && b == page->local_free_tail) ||
@@ -164,6 +165,7 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
 }
 
 static lode_noinline void free_slow(void* p, const char* func) {
+  if (p == NULL) return;
   lode_segment_t* seg;
   lode_page_t* page;
   lode_block_t* block = resolve(p, func, &seg, &page);
@@ -184,27 +186,35 @@ static lode_noinline void free_slow(void* p, const char* func) {
   }
 }
 
+/* The fast path in one test per question, everything else out of line:
+ * NULL and foreign pointers fail the map test (free_slow sorts them out); a
+ * block whose first word could be a link of its page (or is NULL) gets the
+ * exact double-free test in free_slow; a page with one block left retires
+ * there too. */
 void lode_free(void* p) {
-  if (lode_unlikely(p == NULL)) return;
   lode_segment_t* seg = _lode_ptr_segment(p);
-  if (lode_unlikely(!_lode_segment_map_is_start(p))) {
-    free_slow(p, "free");
-    return;
-  }
-  lode_page_t* page = _lode_segment_page_of(seg, p);
-  if (lode_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
-                  atomic_load_explicit(&page->flags, memory_order_relaxed) == 0)) {
-    lode_block_t* block = p;
-    uint64_t off = (uint64_t)((uint8_t*)p - page->area);
-    if (lode_likely(off < (uint64_t)page->capacity * page->block_size &&
-                    lode_is_multiple(off, page->block_magic) && page->used != 0 &&
-                    !looks_double_free(page, block))) {
-      lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
-      if (page->local_free == NULL) page->local_free_tail = block;
-      lode_block_set_next(page, block, page->local_free);
-      page->local_free = block;
-      if (lode_unlikely(--page->used == 0)) _lode_heap_page_retire(page);
-      return;
+  if (lode_likely(_lode_segment_map_is_start(p))) {
+    lode_page_t* page = _lode_segment_page_of(seg, p);
+    if (lode_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
+                    atomic_load_explicit(&page->flags, memory_order_relaxed) == 0)) {
+      lode_block_t* block = p;
+      uintptr_t area = (uintptr_t)page->area;
+      uint64_t carved = (uint64_t)page->capacity * page->block_size, off = (uint64_t)((uintptr_t)p - area);
+      uintptr_t next = (uintptr_t)lode_block_next(page, block);
+      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && next - area >= carved &&
+                      page->used > 1) &&
+          (lode_likely(next != 0) ||
+           /* a first word of 0: the tail of a list, or a program's NULL */
+           (block != page->local_free_tail && block != page->free_tail &&
+            lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL))) {
+        lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
+        lode_block_t* head = page->local_free;
+        if (head == NULL) page->local_free_tail = block;
+        lode_block_set_next(page, block, head);
+        page->local_free = block;
+        page->used--;
+        return;
+      }
     }
   }
   free_slow(p, "free");

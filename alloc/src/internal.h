@@ -103,6 +103,8 @@ static inline int64_t lode_sat_shl(int64_t a, unsigned s) {
 typedef struct lode_block_s {
   struct lode_block_s* next; /* encoded when LODE_SECURE */
 } lode_block_t;
+/* The first word of a block just handed out (see lode_page_pop). */
+#define LODE_BLOCK_LIVE ((lode_block_t*)(uintptr_t)1)
 
 typedef enum lode_page_kind_e {
   LODE_PAGE_SMALL = 0, /* 64 KiB pages, blocks <= 8 KiB */
@@ -315,9 +317,12 @@ static inline lode_heap_t* _lode_heap_get_default(void) { return LODE_TLS(heap_d
 static inline lode_segment_t* _lode_ptr_segment(const void* p) {
   return (lode_segment_t*)((uintptr_t)p & ~(uintptr_t)LODE_SEGMENT_MASK);
 }
+/* p lies in the segment's first 4 MiB (its map chunk is the start), and
+ * page_count << page_shift covers that (a huge segment's shift is 47): the
+ * index needs no clamp. */
 static inline lode_page_t* _lode_segment_page_of(lode_segment_t* seg, const void* p) {
   size_t idx = ((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift;
-  lode_page_t* page = &seg->pages[idx < seg->page_count ? idx : 0];
+  lode_page_t* page = &seg->pages[idx];
   /* Only large segments have spans: other kinds never read span_back (it is
    * in the page's second cache line; kind shares a line with page_shift). */
   return seg->kind == LODE_PAGE_LARGE ? page - page->span_back : page;
@@ -360,8 +365,9 @@ static inline lode_block_t* lode_page_pop(lode_page_t* page) {
   page->free = lode_block_next(page, block);
   /* A live block must not look free: a stale link left in its first word
    * (a program that never writes there) sent every free of it through the
-   * double-free walks -- 2.5x glibc's time on a glibc-thread-like loop. */
-  block->next = NULL;
+   * double-free walks -- 2.5x glibc's time on a glibc-thread-like loop.  Not
+   * NULL either (a list's tail): a misaligned value no link can have. */
+  block->next = LODE_BLOCK_LIVE;
   page->used++;
   lode_assert_internal(page->used <= page->capacity);
   return block;
