@@ -48,7 +48,8 @@ report() {
   gcovr "${args[@]}" --html-details "$out/$name/index.html" >/dev/null 2>&1
   gcovr "${args[@]}" --json "$out/$name/coverage.json" >/dev/null 2>&1
   local summary
-  summary=$(gcovr "${args[@]}" --print-summary -o /dev/null 2>/dev/null)
+  # (never -o /dev/null: a tool that replaces its output file would replace the device)
+  summary=$(gcovr "${args[@]}" --print-summary -o "$out/$name/report.txt" 2>/dev/null)
   local lines branches
   lines=$(sed -n 's/^lines: *\([0-9.]*%\).*/\1/p' <<<"$summary")
   branches=$(sed -n 's/^branches: *\([0-9.]*%\).*/\1/p' <<<"$summary")
@@ -93,6 +94,10 @@ if [ -z "$only" ] || [ "$only" = fuzz ]; then
   work=$out/fuzz-work
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
   find "$root/corpus" -type f -name '*.bin' -exec cp {} "$work/corpus/" \;
+  # the text inputs (hand-written seeds, the last campaign's queue, regressions) in binary form
+  find "$root/corpus" -type f -name '*.ops' -print0 | while IFS= read -r -d '' f; do
+    "$fuzz_tree/fuzz/lode-replay" --to-bin "$f" "$work/corpus/$(basename "$(dirname "$f")")-$(basename "${f%.ops}").bin" 2>/dev/null
+  done
   echo "coverage.sh: libFuzzer, simulated mode, ${fuzz_s}s"
   (cd "$work" && "$fuzz_tree/fuzz/lode-fuzz-libfuzzer" -max_total_time="$fuzz_s" -seed=1 -timeout=10 -rss_limit_mb=4096 \
      -dict="$root/fuzz/lode.dict" -artifact_prefix="$work/artifacts/" corpus >"$out/fuzz.log" 2>&1) ||
