@@ -200,20 +200,23 @@ void lode_free(void* p) {
       lode_block_t* block = p;
       uintptr_t area = (uintptr_t)page->area;
       uint64_t carved = (uint64_t)page->capacity * page->block_size, off = (uint64_t)((uintptr_t)p - area);
-      uintptr_t next = (uintptr_t)lode_block_next(page, block);
-      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && next - area >= carved &&
-                      page->used > 1) &&
-          (lode_likely(next != 0) ||
-           /* a first word of 0: the tail of a list, or a program's NULL */
-           (block != page->local_free_tail && block != page->free_tail &&
-            lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL))) {
-        lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
-        lode_block_t* head = page->local_free;
-        if (head == NULL) page->local_free_tail = block;
-        lode_block_set_next(page, block, head);
-        page->local_free = block;
-        page->used--;
-        return;
+      /* the first word is read only once p is known to be a block start:
+       * an interior pointer may be misaligned */
+      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && page->used > 1)) {
+        uintptr_t next = (uintptr_t)lode_block_next(page, block);
+        if (lode_likely(next - area >= carved) &&
+            (lode_likely(next != 0) ||
+             /* a first word of 0: the tail of a list, or a program's NULL */
+             (block != page->local_free_tail && block != page->free_tail &&
+              lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL))) {
+          lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
+          lode_block_t* head = page->local_free;
+          if (head == NULL) page->local_free_tail = block;
+          lode_block_set_next(page, block, head);
+          page->local_free = block;
+          page->used--;
+          return;
+        }
       }
     }
   }

@@ -3,19 +3,33 @@
 # Runs the libFuzzer engine for SECONDS on one core, seeded with a scratch copy
 # of the corpus (libFuzzer writes new inputs into its first corpus directory;
 # corpus/ itself stays untouched).  Fails if libFuzzer finds a crash, and then
-# prints the command that replays it.
+# prints the command that replays it.  SECONDS 0: run every input once
+# (regressions too) under the engine's sanitizers, no fuzzing.
 set -u
 bin=$1 corpus=$2 secs=$3 replay=${4:-lode-replay}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/artifacts"
-find "$corpus" -type f -name '*.bin' -not -path '*/regressions/*' -exec cp {} "$work/corpus/" \;
+skip=(-not -path '*/regressions/*')
+[ "$secs" = 0 ] && skip=()
+find "$corpus" -type f -name '*.bin' "${skip[@]}" -exec cp {} "$work/corpus/" \;
 # text inputs (the campaign's minimised queue in corpus/afl) in binary form
 if command -v "$replay" >/dev/null 2>&1; then
-  find "$corpus" -type f -name '*.ops' -not -path '*/regressions/*' -print0 | while IFS= read -r -d '' f; do
+  find "$corpus" -type f -name '*.ops' "${skip[@]}" -print0 | while IFS= read -r -d '' f; do
     "$replay" --to-bin "$f" "$work/corpus/$(basename "$(dirname "$f")")-$(basename "${f%.ops}").bin" 2>/dev/null
   done
 fi
 dict=$(dirname "$0")/../lode.dict
+if [ "$secs" = 0 ]; then
+  n=$(find "$work/corpus" -type f | wc -l)
+  [ "$n" -gt 0 ] || { echo "libfuzzer: no inputs found in $corpus" >&2; exit 1; }
+  if ! "$bin" -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$work/artifacts/" "$work"/corpus/* >"$work/log" 2>&1; then
+    tail -40 "$work/log"
+    echo "libfuzzer: an input fails under the sanitizers; replay each with: $bin FILE (text form: $replay --to-bin F.ops F.bin)"
+    exit 1
+  fi
+  echo "libfuzzer: $n corpus inputs clean under the sanitizers"
+  exit 0
+fi
 "$bin" -max_total_time="$secs" -seed=1 -timeout=10 -rss_limit_mb=4096 -dict="$dict" \
   -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
 rc=$?
