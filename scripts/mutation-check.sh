@@ -7,6 +7,7 @@
 # it would score false kills, so the run stops there.
 #
 #   scripts/mutation-check.sh [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#   scripts/mutation-check.sh --check-patches   # only: does every patch still apply? (ctest mutants.apply)
 #
 # Suites: unit (ctest unit, preload and robust labels), stress (lode-stress,
 # every workload), corpus (lode-replay of corpus/, simulated threads and OS),
@@ -26,11 +27,26 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 only="" keep=0 matrix=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
 usage() {
   echo "usage: $0 [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
+  echo "       $0 --check-patches" >&2
   exit 2
+}
+# A patch that no longer applies is a mutant nobody kills any more; the
+# code moves under them, so this runs with the tests, not only here.
+check_patches() {
+  local bad=0 n=0 p
+  for p in "$root"/scripts/mutants/*.patch; do
+    n=$((n + 1))
+    if ! (cd "$root" && git apply --check "$p" 2>/dev/null); then
+      echo "mutants: $(basename "$p") no longer applies (remake it against the current code)"; bad=$((bad + 1))
+    fi
+  done
+  echo "mutants: $((n - bad)) of $n patches apply"
+  [ $bad -eq 0 ]
 }
 while [ $# -gt 0 ]; do
   case $1 in
     --matrix) matrix=1; shift ;;
+    --check-patches) check_patches; exit ;;
     --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --stress-seconds) [ $# -ge 2 ] || usage; stress_s=$2; shift 2 ;;
