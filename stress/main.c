@@ -14,9 +14,9 @@
 
 options_t opt;
 round_ctl_t ctl;
-const char* const workload_names[W_COUNT] = {"mixed", "collect", "churn", "heaps", "xthread", "large"};
+const char* const workload_names[W_COUNT] = {"mixed", "collect", "churn", "heaps", "xthread", "large", "fork"};
 static const workload_t* const workloads[W_COUNT] = {&wl_mixed, &wl_collect, &wl_churn,
-                                                      &wl_heaps, &wl_xthread, &wl_large};
+                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork};
 static const long collect_delays[] = {3000, 10, 0, -1, 250, 1000, 50, 8000};
 
 size_t workload_max(int wl) {
@@ -32,7 +32,7 @@ static void usage(const char* fmt, const char* arg) {
   }
   fprintf(stderr,
           "usage: lode-stress [options]\n"
-          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large (default: all)\n"
+          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork (default: all)\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"
           "  --rounds R            rounds per workload instead of a time limit (--bench: 300, large 20)\n"

@@ -1,7 +1,7 @@
 /* lode-stress: shared declarations of the stress drivers.
  *
- * One binary runs six workloads (mixed, collect, churn, heaps, xthread,
- * large) against an allocator backend (target.c).  Every random choice comes
+ * One binary runs seven workloads (mixed, collect, churn, heaps, xthread,
+ * large, fork) against an allocator backend (target.c).  Every random choice comes
  * from a PRNG derived from (seed, workload, round, thread[, child]); the
  * oracle (oracle.c) turns any broken invariant, pattern mismatch or fatal
  * signal into a report with one command line that replays the case. */
@@ -89,7 +89,7 @@ bool transfer_put_if_empty(size_t slot, void* p);   /* CAS NULL -> p */
 void* transfer_take(size_t slot);                   /* exchange with NULL */
 
 /* --- options and run state --------------------------------------------------- */
-enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_COUNT };
+enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_COUNT };
 extern const char* const workload_names[W_COUNT];
 
 typedef struct {
@@ -176,7 +176,7 @@ typedef struct {
   void (*leave)(worker_t* w, bool final);
   size_t default_max;
 } workload_t;
-extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large;
+extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork;
 
 /* Local block table shared by the workloads. */
 typedef struct {
