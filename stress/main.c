@@ -384,7 +384,7 @@ static void set_round(int wl, long round) {
   ctl.purge_delay = delay;
   target_set_purge_delay(delay);
   rng_t r = rng_derive(opt.seed, wl, round, -1, 99);
-  unsigned respawn = wl == W_CHURN ? 50 : wl == W_XTHREAD ? 25 : 30;
+  unsigned respawn = workloads[wl]->respawn_percent;
   ctl.exit_after = rng_chance(&r, respawn);
   oracle_update_replay(wl, round);
 }
@@ -398,7 +398,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
   ctl.final = false;
   ctl.exit_now = false;
   ctl.wseed = opt.seed;
-  transfer_init(wl == W_XTHREAD ? 256 : wl == W_LARGE ? 32 : wl == W_MIXED ? 1024 : 4096);
+  transfer_init(workloads[wl]->transfer_slots);
   r->ran = true;
   target_stats(&r->s0);
   double t0 = now_s();
@@ -413,7 +413,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
     oracle_check_process("at the round barrier, all workers parked");
     status(r, wl, false);
     r->rounds++;
-    long limit = opt.rounds ? opt.rounds : opt.bench ? (wl == W_LARGE ? 20 : 300) : 0;
+    long limit = opt.rounds ? opt.rounds : opt.bench ? workloads[wl]->bench_rounds : 0;
     bool stop = limit ? round + 1 >= limit : now_s() - t0 >= budget;
     if (stop) {
       ctl.final = true;

@@ -155,6 +155,8 @@ _Noreturn void oracle_fail(const char* invariant, const void* object, const char
 void oracle_check_thread(worker_t* w, const char* when);
 void oracle_check_process(const char* when);
 void oracle_check_clean(size_t baseline);
+/* Called by lode's checker (installed by target.c) in the checking thread. */
+void oracle_report_cb(const char* inv, const void* obj, const char* msg);
 extern atomic_long oracle_violations;
 
 /* Block helpers with pattern and size checks (no checks in bench mode). */
@@ -175,10 +177,13 @@ typedef struct {
    * some blocks alive in transfer slots; at the end (final=true) it frees all */
   void (*leave)(worker_t* w, bool final);
   size_t default_max;
+  size_t transfer_slots;    /* slots blocks travel through between threads */
+  unsigned respawn_percent; /* rounds that end with every worker exiting */
+  long bench_rounds;        /* --bench rounds unless --rounds */
 } workload_t;
 extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork;
 
-/* Local block table shared by the workloads. */
+/* Local block table shared by the workloads (block_table.c). */
 typedef struct {
   void* p;
   size_t size;

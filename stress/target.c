@@ -21,7 +21,6 @@
 #endif
 
 const target_t* T;
-void oracle_report_cb(const char* inv, const void* obj, const char* msg);
 
 /* --- lode ----------------------------------------------------------------- */
 static void* l_malloc(size_t n) { return lode_malloc(n); }

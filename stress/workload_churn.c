@@ -81,4 +81,5 @@ static void churn_round(worker_t* w) {
   }
 }
 
-const workload_t wl_churn = {churn_round, lt_leave, 128 << 10};
+const workload_t wl_churn = {.round = churn_round, .leave = lt_leave, .default_max = 128 << 10,
+                            .transfer_slots = 4096, .respawn_percent = 50, .bench_rounds = 300};

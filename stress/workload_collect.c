@@ -124,4 +124,5 @@ static void collect_leave(worker_t* w, bool final) {
   w->user = NULL;
 }
 
-const workload_t wl_collect = {collect_round, collect_leave, 256 << 10};
+const workload_t wl_collect = {.round = collect_round, .leave = collect_leave, .default_max = 256 << 10,
+                            .transfer_slots = 4096, .respawn_percent = 30, .bench_rounds = 300};

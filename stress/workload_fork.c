@@ -171,4 +171,5 @@ static void fork_round(worker_t* w) {
   }
 }
 
-const workload_t wl_fork = {fork_round, lt_leave, 64 << 10};
+const workload_t wl_fork = {.round = fork_round, .leave = lt_leave, .default_max = 64 << 10,
+                            .transfer_slots = 4096, .respawn_percent = 30, .bench_rounds = 300};

@@ -144,4 +144,5 @@ static void heaps_leave(worker_t* w, bool final) {
   w->user = NULL;
 }
 
-const workload_t wl_heaps = {heaps_round, heaps_leave, 64 << 10};
+const workload_t wl_heaps = {.round = heaps_round, .leave = heaps_leave, .default_max = 64 << 10,
+                            .transfer_slots = 4096, .respawn_percent = 30, .bench_rounds = 300};

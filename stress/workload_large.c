@@ -50,4 +50,5 @@ static void large_round(worker_t* w) {
   }
 }
 
-const workload_t wl_large = {large_round, lt_leave, (size_t)6 << 20};
+const workload_t wl_large = {.round = large_round, .leave = lt_leave, .default_max = (size_t)6 << 20,
+                            .transfer_slots = 32, .respawn_percent = 30, .bench_rounds = 20};

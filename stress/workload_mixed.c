@@ -57,4 +57,5 @@ static void mixed_round(worker_t* w) {
   }
 }
 
-const workload_t wl_mixed = {mixed_round, lt_leave, (size_t)3 << 20};
+const workload_t wl_mixed = {.round = mixed_round, .leave = lt_leave, .default_max = (size_t)3 << 20,
+                            .transfer_slots = 1024, .respawn_percent = 30, .bench_rounds = 300};

@@ -29,4 +29,5 @@ static void xthread_leave(worker_t* w, bool final) {
   (void)final; /* blocks in the slots outlive the producer */
 }
 
-const workload_t wl_xthread = {xthread_round, xthread_leave, 64 << 10};
+const workload_t wl_xthread = {.round = xthread_round, .leave = xthread_leave, .default_max = 64 << 10,
+                            .transfer_slots = 256, .respawn_percent = 25, .bench_rounds = 300};
