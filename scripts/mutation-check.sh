@@ -7,6 +7,7 @@
 # it would score false kills, so the run stops there.
 #
 #   scripts/mutation-check.sh [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#   scripts/mutation-check.sh --used-by-first  # first kill, the used-by suites before unit
 #   scripts/mutation-check.sh --check-patches   # only: does every patch still apply? (ctest mutants.apply)
 #
 # Suites: unit (ctest unit, preload and robust labels), stress (lode-stress,
@@ -24,9 +25,9 @@
 # baseline, 2 usage.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-only="" keep=0 matrix=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
+only="" keep=0 matrix=0 used_first=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
 usage() {
-  echo "usage: $0 [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
+  echo "usage: $0 [--matrix | --used-by-first] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
   echo "       $0 --check-patches" >&2
   exit 2
 }
@@ -46,6 +47,7 @@ check_patches() {
 while [ $# -gt 0 ]; do
   case $1 in
     --matrix) matrix=1; shift ;;
+    --used-by-first) used_first=1; shift ;;
     --check-patches) check_patches; exit ;;
     --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
     --keep) keep=1; shift ;;
@@ -138,6 +140,9 @@ suite_tsan() {
 }
 suites=(unit stress corpus real libfuzzer tsan)
 used_by=(stress corpus real libfuzzer tsan)
+# The question "do the suites developers run kill it?" at a fraction of the
+# matrix's cost: a mutant killed in the first five lines is a used-by kill.
+[ $used_first -eq 1 ] && suites=("${used_by[@]}" unit)
 
 # run_suites TAG: one line per suite run, "suite rc seconds"; stops at the
 # first kill unless --matrix.
@@ -233,4 +238,6 @@ fi
 echo
 cat "$table"
 echo "killed $((total - survivors)) of $total scored mutants; $broken broken; logs: $logdir"
+[ $matrix -eq 1 ] || [ $used_first -eq 0 ] ||
+  echo "used-by suites killed $(awk '$2 == "yes" && $3 != "unit"' "$table" | wc -l) of $total"
 [ $survivors -eq 0 ] && [ $broken -eq 0 ]
