@@ -113,10 +113,19 @@ static void* m_heap_new(void) { return mi_heap_new(); }
 static void m_heap_delete(void* h) { mi_heap_delete(h); }
 static void m_heap_destroy(void* h) { mi_heap_destroy(h); }
 static void* m_heap_malloc(void* h, size_t n) { return mi_heap_malloc(h, n); }
+/* which of the two the package has: found by compile checks (mimalloc.cmake) */
+#if defined(STRESS_MI_HEAP_CONTAINS)
+static bool m_heap_owns(const void* h, const void* p) { return mi_heap_contains((mi_heap_t*)h, p); }
+#define M_HEAP_OWNS m_heap_owns
+#elif defined(STRESS_MI_HEAP_CHECK_OWNED)
 static bool m_heap_owns(const void* h, const void* p) { return mi_heap_check_owned((mi_heap_t*)h, p); }
+#define M_HEAP_OWNS m_heap_owns
+#else
+#define M_HEAP_OWNS NULL
+#endif
 static const target_t t_mimalloc = {"mimalloc",    false,          true,          m_malloc,    m_free,
                                     m_realloc,     m_aligned,      m_usable,      m_collect,   m_heap_new,
-                                    m_heap_delete, m_heap_destroy, m_heap_malloc, m_heap_owns};
+                                    m_heap_delete, m_heap_destroy, m_heap_malloc, M_HEAP_OWNS};
 #endif
 
 const target_t* target_find(const char* name) {
