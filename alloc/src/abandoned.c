@@ -192,9 +192,34 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
   return false;
 }
 
+/* Puts a run of segments (newest to oldest, linked by next) back into the
+ * list by age.  Not simply at the oldest end: another forced collect may
+ * have detached the list meanwhile and put back segments newer than these
+ * (found by AFL++: two collects stopped at collect-detached). */
+static void merge_locked(lode_segment_t* run) {
+  lode_segment_t *a = abandoned_first, *first = NULL, *last = NULL;
+  while (a != NULL || run != NULL) {
+    lode_segment_t* seg;
+    if (run == NULL || (a != NULL && a->abandoned_at >= run->abandoned_at)) {
+      seg = a;
+      a = a->next;
+    } else {
+      seg = run;
+      run = run->next;
+    }
+    seg->prev = last;
+    seg->next = NULL;
+    if (last != NULL) last->next = seg;
+    else first = seg;
+    last = seg;
+  }
+  abandoned_first = first;
+  abandoned_last = last;
+}
+
 /* Forced collect: abandoned segments whose blocks have all been freed go
- * back to the OS; the others return to the list at its oldest end, in the
- * order they had: segments that threads abandoned meanwhile are newer. */
+ * back to the OS; the others return to the list in age order (O(list) under
+ * the lock: forced collects are rare). */
 size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
   lode_segment_t* list = abandoned_last; /* oldest first */
@@ -204,7 +229,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_sub(&_lode_stats.segments_abandoned, n);
   LODE_POINT(LODE_POINT_COLLECT_DETACHED, NULL);
-  lode_segment_t *kept_newest = NULL, *kept_oldest = NULL;
+  lode_segment_t* kept_newest = NULL;
   size_t kept = 0, released = 0;
   while (list != NULL) {
     lode_segment_t* seg = list;
@@ -223,17 +248,12 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
     seg->abandoned_pages = seg->used;
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
     seg->next = kept_newest; /* each one kept is newer than the ones before */
-    if (kept_newest != NULL) kept_newest->prev = seg;
-    else kept_oldest = seg;
     kept_newest = seg;
     kept++;
   }
   if (kept == 0) return released;
   pthread_mutex_lock(&abandoned_lock);
-  kept_newest->prev = abandoned_last;
-  if (abandoned_last != NULL) abandoned_last->next = kept_newest;
-  else abandoned_first = kept_newest;
-  abandoned_last = kept_oldest;
+  merge_locked(kept_newest);
   abandoned_count += kept;
   pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, kept);
