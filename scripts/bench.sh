@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lode vs glibc, mimalloc, jemalloc and tcmalloc on the lode-stress workloads
+# lode vs glibc, mimalloc, jemalloc, tcmalloc and Scudo on the lode-stress workloads
 # in benchmark mode (fixed work, no checks, no patterns).  Each run is one
 # workload in one process (peak RSS is per process); within each repeat the
 # allocators alternate.  Prints tables of medians (time, peak RSS, minor page
@@ -10,7 +10,8 @@
 #   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages]
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
-# mimalloc, jemalloc, tcmalloc (LD_PRELOAD of Debian's libraries with
+# mimalloc, jemalloc, tcmalloc, scudo (LD_PRELOAD of Debian's libraries, Scudo
+# from the clang runtime (libclang_rt.scudo_standalone), with
 # --target libc), mimalloc-api (--target mimalloc: mi_heap_* and mi_collect,
 # when CMake found mimalloc), lode-preload (LD_PRELOAD liblode.so, --target
 # libc).  Under --target libc a forced collect is malloc_trim(0): a real trim
@@ -27,7 +28,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 threads=4 touch=first
 workloads=mixed,collect,churn,heaps,xthread,large
-allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,lode-preload
+allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
 usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -57,6 +58,7 @@ build "$out/lode"
 build "$out/lode-secure" -DLODE_SECURE=ON
 
 bin=$out/lode/stress/lode-stress
+scudo=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-x86_64.so 2>/dev/null | sort -V | tail -1)
 # name -> "binary target preload [forced-collect call]"
 declare -A spec=(
   [lode]="$bin lode -"
@@ -69,6 +71,7 @@ declare -A spec=(
   [jemalloc-own]="$bin libc $libdir/libjemalloc.so.2 own"
   [tcmalloc]="$bin libc $libdir/libtcmalloc_minimal.so.4"
   [tcmalloc-own]="$bin libc $libdir/libtcmalloc_minimal.so.4 own"
+  [scudo]="$bin libc ${scudo:-/nonexistent/libclang_rt.scudo_standalone.so}"
   [lode-preload]="$bin libc $out/lode/alloc/liblode.so"
 )
 IFS=, read -r -a wls <<<"$workloads"
