@@ -68,8 +68,8 @@ for a in "${order[@]}"; do
   cols+=("$a")
 done
 for p in "${prefixes[@]}"; do
-  ver=$(sed -n 's/.*PACKAGE_VERSION "\{0,1\}\([0-9.]*\).*/\1/p' "$p"/lib*/cmake/mimalloc*/mimalloc-config-version.cmake 2>/dev/null | head -1)
-  name="mimalloc-${ver:-$(basename "$p")}-api"
+  p=${p%/}
+  name="mimalloc-api:$(basename "${p%/install}")" # /x/mi-3.4.3/install -> mi-3.4.3
   dir=$work/$(basename "$p")
   echo "hunt.sh: configuring lode-stress against the mimalloc in $p"
   if build "$dir" -DCMAKE_PREFIX_PATH="$p" && [ -x "$dir/stress/lode-stress-mimalloc" ]; then
