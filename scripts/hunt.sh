@@ -70,7 +70,7 @@ done
 for p in "${prefixes[@]}"; do
   p=${p%/}
   name="mimalloc-api:$(basename "${p%/install}")" # /x/mi-3.4.3/install -> mi-3.4.3
-  dir=$work/$(basename "$p")
+  dir=$work/$(basename "${p%/install}")
   echo "hunt.sh: configuring lode-stress against the mimalloc in $p"
   if build "$dir" -DCMAKE_PREFIX_PATH="$p" && [ -x "$dir/stress/lode-stress-mimalloc" ]; then
     spec[$name]="$dir/stress/lode-stress mimalloc -"
