@@ -27,7 +27,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 threads=4 touch=first
-workloads=mixed,collect,churn,heaps,xthread,large
+workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
 usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages]" >&2; exit 2; }
 while [ $# -gt 0 ]; do

@@ -89,7 +89,11 @@ bool transfer_put_if_empty(size_t slot, void* p);   /* CAS NULL -> p */
 void* transfer_take(size_t slot);                   /* exchange with NULL */
 
 /* --- options and run state --------------------------------------------------- */
-enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_COUNT };
+/* The first W_CLASSIC are the torture workloads (the default set); the rest
+ * have the shapes of the classic allocator benchmarks (--workload classic). */
+enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK,
+       W_REALLOC, W_ESPRESSO, W_HUGE, W_GTHREAD, W_LEAK, W_RPTEST, W_THRASH, W_LARSON, W_COUNT };
+#define W_CLASSIC W_REALLOC
 extern const char* const workload_names[W_COUNT];
 
 typedef struct {
@@ -182,6 +186,7 @@ typedef struct {
   long bench_rounds;        /* --bench rounds unless --rounds */
 } workload_t;
 extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork;
+extern const workload_t wl_realloc, wl_espresso, wl_huge, wl_gthread, wl_leak, wl_rptest, wl_thrash, wl_larson;
 
 /* Local block table shared by the workloads (block_table.c). */
 typedef struct {
