@@ -170,7 +170,18 @@ void fz_op_heap_delete(const fz_op_t* op) {
 }
 
 void fz_op_heap_destroy(const fz_op_t* op) {
-  if (heap_usable(op->heap, op->thread)) fz_heap_destroy(op->heap);
+  if (!heap_usable(op->heap, op->thread)) return;
+  /* A destroy kills every block of the heap: one that a parked op (a realloc
+   * on another thread) is still using would be the program's use after free,
+   * which lode need not survive (found as an O1 write into purged memory). */
+  for (unsigned i = 0; i < FZ_SLOTS; i++) {
+    const fz_slot_t* s = fz_slot(i);
+    if (s->live && s->busy && s->heap == (int)op->heap) {
+      fz_trace(" (skipped: s%u of h%u is in a parked op)", i, op->heap);
+      return;
+    }
+  }
+  fz_heap_destroy(op->heap);
 }
 
 /* --- threads, time, options ------------------------------------------------------------ */

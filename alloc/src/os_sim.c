@@ -107,6 +107,8 @@ static void ranges_remove(size_t at) {
   free_count--;
 }
 
+static void check_poison(uint8_t* page);
+
 void* _lode_os_sim_reserve(size_t size, size_t alignment) {
   if (alignment < PAGE) alignment = PAGE;
   void* p = NULL;
@@ -120,6 +122,14 @@ void* _lode_os_sim_reserve(size_t size, size_t alignment) {
     if (a + size < end) ranges_insert(i, (range_t){a + size, end - a - size});
     if (a > r.start && free_count < RANGES_MAX) ranges_insert(i, (range_t){r.start, a - r.start});
     p = arena + a;
+    /* A new reservation is fresh memory, as the kernel's: a page poisoned
+     * before its release is checked now (a write after the release) and
+     * forgotten, or a later input's first write would count against it. */
+    for (size_t k = a / PAGE; k < (a + size) / PAGE; k++)
+      if (state[k] == PS_POISON) {
+        check_poison(arena + k * PAGE);
+        state[k] = PS_STALE;
+      }
     st.reserves++;
     if (a + size > st.arena_high) st.arena_high = a + size;
     break;
@@ -174,7 +184,9 @@ void _lode_os_sim_release(void* p, size_t size) {
       case PS_PENDING:
       case PS_USED:
       case PS_KEPT: *s = PS_STALE; break; /* cleared when next handed out */
-      default: break; /* POISON stays: a write after the release is found at the next commit */
+      case PS_POISON: /* the last look at it in this life: a write into it while purged */
+        check_poison(arena + (first + i) * PAGE);
+        break; /* stays POISON: a write after the release is found when it is reserved again */
     }
   }
   size_t start = (size_t)((uint8_t*)p - arena), at = 0;
