@@ -12,11 +12,13 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lode.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testing.h"
 
@@ -65,8 +67,10 @@ static void check_result(const char* which) {
 }
 
 /* Pointer errors lode reported during each thread's current op (a parked
- * op keeps its own while others run): lode runs with LODE_ON_ERROR=ignore
- * and reports each to this hook. */
+ * op keeps its own while others run): lode reports each to this hook, and
+ * (LODE_ON_ERROR=warn) writes its message into a pipe the harness reads:
+ * the message must be exactly "lode: FUNC(): WHAT 0xPOINTER", and lode must
+ * write nothing else. */
 typedef struct {
   size_t seen;
   char what[96], func[32];
@@ -102,6 +106,26 @@ static bool error_matches(const error_state_t* st) {
 
 static void errors_reset(unsigned t) { errs[t] = (error_state_t){0}; }
 
+static int message_pipe[2] = {-1, -1};
+static long huge_os_pages; /* its value at start: option-text changes it */
+
+/* Everything lode wrote since the last call (nonblocking: "" when nothing). */
+static const char* messages(void) {
+  static char text[4096];
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof(text) - 1 && (r = read(message_pipe[0], text + n, sizeof(text) - 1 - n)) > 0) n += (size_t)r;
+  text[n] = '\0';
+  return text;
+}
+
+static void check_message(const error_state_t* e) {
+  char want[200];
+  snprintf(want, sizeof(want), "lode: %s(): %s 0x%lx\n", e->func, e->what, (unsigned long)(uintptr_t)e->ptr);
+  const char* got = messages();
+  if (strcmp(got, want) != 0) fz_fail("lode's message was \"%s\", expected \"%s\"", got, want);
+}
+
 static void check_errors(unsigned t) {
   error_state_t* e = &errs[t];
   if (e->expected == NULL) {
@@ -113,6 +137,7 @@ static void check_errors(unsigned t) {
   if (e->seen != 1 || !error_matches(e))
     fz_fail("expected lode to report exactly one '%s', got %zu report(s)%s%s", e->expected, e->seen,
             e->seen ? ", the first: " : "", e->seen ? e->what : "");
+  check_message(e);
   errors_reset(t);
 }
 
@@ -469,6 +494,9 @@ static void finish_input(void) {
   check_errors(FZ_MAIN);
   check_thread_full("lode_check_thread on main after the final forced collect");
   check_process_now("lode_check_process after every worker exited", true);
+  set_where("end of input: lode's messages");
+  const char* left = messages();
+  if (*left != '\0') fz_fail("lode wrote a message no operation expected: \"%s\"", left);
   set_where("end of input: A5 (lode_check_clean)");
   violation_count = 0;
   lode_check_clean(baseline);
@@ -477,6 +505,7 @@ static void finish_input(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
   lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DONTNEED);
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, huge_os_pages);
   atomic_store_explicit(&clock_ms, FZ_CLOCK_START, memory_order_relaxed);
   lode_test_set_clock(harness_clock, NULL); /* the clock restarts: so does lode's purge backoff */
 }
@@ -495,7 +524,13 @@ bool fz_init(const fz_config_t* cfg) {
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_error_hook(error_hook);
   lode_test_set_point_hook(point_hook);
-  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_IGNORE); /* the hook sees every report */
+  if (pipe2(message_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+    fprintf(stderr, "lode-fuzz: pipe2: %s\n", strerror(errno));
+    return false;
+  }
+  lode_test_set_message_fd(message_pipe[1]);
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN); /* report, write the message, go on */
+  huge_os_pages = lode_option_get(LODE_OPTION_HUGE_OS_PAGES);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
   fz_replay_changed();

@@ -50,6 +50,7 @@ typedef enum {
   FZ_A_FOREIGN, /* which foreign pointer (1 byte) */
   FZ_A_POINT,   /* a test point's name (1 byte) */
   FZ_A_OPTION,  /* option name and value: an extreme or a small number (2 bytes) */
+  FZ_A_TEXT,    /* option name and a text value from a fixed list (2 bytes) */
   FZ_A_N,       /* a byte count (text only) */
   FZ_A_OFF,     /* a byte offset (text only) */
   FZ_A_KINDS
@@ -65,7 +66,8 @@ typedef struct fz_op_s {
   uint8_t align_log;
   uint8_t foreign;
   uint8_t point;
-  uint8_t option;   /* option op: which option */
+  uint8_t option;   /* option ops: which option */
+  uint8_t text;     /* option-text: which text */
   uint16_t offset;  /* bad-pointer ops: the offset code */
   uint32_t size;    /* bytes (malloc, calloc element, realloc, aligned, overflow N) */
   int64_t value;    /* clock ms, purge delay, option value, scribble offset */
@@ -233,6 +235,9 @@ void fz_op_heap_realloc(const fz_op_t* op);
 void fz_op_heap_collect(const fz_op_t* op);
 void fz_op_park(const fz_op_t* op);
 void fz_op_resume(const fz_op_t* op);
+void fz_op_heap_aligned(const fz_op_t* op);
+void fz_op_option_text(const fz_op_t* op);
+void fz_op_stats(const fz_op_t* op);
 void fz_op_raw_double_free(const fz_op_t* op);
 void fz_op_overflow(const fz_op_t* op);
 void fz_op_scribble(const fz_op_t* op);
@@ -244,6 +249,10 @@ int fz_point_lookup(const char* name);
 int fz_foreign_count(void);
 const char* fz_foreign_name(int kind);
 const char* fz_option_name(int id);
+int fz_text_option_count(void);
+const char* fz_text_option_name(int id);
+int fz_text_count(void);
+const char* fz_text_alias(int id); /* the text as the .ops form writes it */
 
 /* --- schedulers -------------------------------------------------------------------
  * Both run exactly one thread at a time, in the order of the input, so an

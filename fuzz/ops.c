@@ -5,9 +5,12 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lode.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testing.h"
 
@@ -145,6 +148,15 @@ void fz_op_heap_malloc(const fz_op_t* op) {
                "lode_heap_malloc");
 }
 
+void fz_op_heap_aligned(const fz_op_t* op) {
+  if (!heap_usable(op->heap, op->thread)) return;
+  size_t align = (size_t)1 << op->align_log;
+  fz_free_slot(op->slot, "when its slot was reused by heap-aligned-alloc");
+  if (fz_over_cap(op->size)) return;
+  fz_new_block(op->slot, lode_heap_aligned_alloc(fz_heap(op->heap)->heap, align, op->size), op->size, align,
+               op->heap, false, "lode_heap_aligned_alloc");
+}
+
 void fz_op_heap_calloc(const fz_op_t* op) {
   if (!heap_usable(op->heap, op->thread)) return;
   size_t total = (size_t)op->count * op->size;
@@ -221,6 +233,112 @@ void fz_op_option(const fz_op_t* op) {
   if (after != (valid ? v : before))
     fz_fail("option %s set to %ld: now %ld, expected %ld (%s)", fz_option_name(op->option), v, after,
             valid ? v : before, valid ? "a valid value" : "an invalid value is refused");
+}
+
+/* option-text: texts as an environment gives them, each with the value it
+ * means when it means one (written out here, not computed the way lode
+ * computes it).  The valid range per option is fz_op_option's. */
+#define NOT_A_VALUE LONG_MIN /* (LONG_MIN itself is the "min" row's value, listed apart) */
+typedef struct {
+  const char* alias; /* how the .ops form writes it: no spaces, not empty */
+  const char* text;
+  long value;     /* NOT_A_VALUE: not a number (too large for a long, or not one) */
+  bool is_min;    /* the text is LONG_MIN */
+  int name_of;    /* a name: for which of text_options (-1: a number or garbage) */
+} option_text_t;
+static const option_text_t option_texts[] = {
+    {"0", "0", 0, false, -1}, {"1", "1", 1, false, -1}, {"2", "2", 2, false, -1}, {"3", "3", 3, false, -1},
+    {"-1", "-1", -1, false, -1}, {"6", "6", 6, false, -1}, {"16", "16", 16, false, -1}, {"17", "17", 17, false, -1},
+    {"10", "10", 10, false, -1}, {"+5", "+5", 5, false, -1}, {"007", "007", 7, false, -1},
+    {"9223372036854775807", "9223372036854775807", LONG_MAX, false, -1},
+    {"9223372036854775806", "9223372036854775806", LONG_MAX - 1, false, -1},
+    {"-9223372036854775808", "-9223372036854775808", 0, true, -1},
+    {"9223372036854775808", "9223372036854775808", NOT_A_VALUE, false, -1},
+    {"-9223372036854775809", "-9223372036854775809", NOT_A_VALUE, false, -1},
+    {"99999999999999999999999", "99999999999999999999999", NOT_A_VALUE, false, -1},
+    {"(empty)", "", NOT_A_VALUE, false, -1}, {"(space)1", " 1", NOT_A_VALUE, false, -1},
+    {"1(space)", "1 ", NOT_A_VALUE, false, -1}, {"0x10", "0x10", NOT_A_VALUE, false, -1},
+    {"1e3", "1e3", NOT_A_VALUE, false, -1}, {"abc", "abc", NOT_A_VALUE, false, -1},
+    {"--1", "--1", NOT_A_VALUE, false, -1}, {"-", "-", NOT_A_VALUE, false, -1},
+    {"dontneed", "dontneed", 0, false, 1}, {"free", "free", 1, false, 1}, {"decommit", "decommit", 2, false, 1},
+    {"true", "true", 1, false, 3}, {"false", "false", 0, false, 3},
+    {"abort", "abort", NOT_A_VALUE, false, -1}, {"FREE", "FREE", NOT_A_VALUE, false, -1},
+};
+static const struct {
+  const char* name;
+  lode_option_t option;
+  long min, max;
+} text_options[] = {
+    {"purge-delay", LODE_OPTION_PURGE_DELAY, LONG_MIN, LONG_MAX},
+    {"purge-mode", LODE_OPTION_PURGE_MODE, 0, 2},
+    {"purge-backoff", LODE_OPTION_PURGE_BACKOFF, 0, 16},
+    {"huge-os-pages", LODE_OPTION_HUGE_OS_PAGES, 0, 1},
+};
+int fz_text_option_count(void) { return (int)(sizeof(text_options) / sizeof(text_options[0])); }
+const char* fz_text_option_name(int id) { return id >= 0 && id < fz_text_option_count() ? text_options[id].name : "?"; }
+int fz_text_count(void) { return (int)(sizeof(option_texts) / sizeof(option_texts[0])); }
+const char* fz_text_alias(int id) { return id >= 0 && id < fz_text_count() ? option_texts[id].alias : "?"; }
+
+void fz_op_option_text(const fz_op_t* op) {
+  const option_text_t* t = &option_texts[op->text];
+  int oi = op->option;
+  lode_option_t o = text_options[oi].option;
+  long v = t->is_min ? LONG_MIN : t->value;
+  bool is_value = t->is_min || (t->value != NOT_A_VALUE && (t->name_of < 0 || t->name_of == oi));
+  bool valid = is_value && v >= text_options[oi].min && v <= text_options[oi].max;
+  long before = lode_option_get(o);
+  errno = 0;
+  int r = lode_option_set_text(o, t->text);
+  int e = errno;
+  long after = lode_option_get(o);
+  fz_trace(" = %d (now %ld)", r, after);
+  if (valid ? (r != 0 || after != v || e != 0) : (r != -1 || e != EINVAL || after != before))
+    fz_fail("lode_option_set_text(%s, \"%s\") returned %d errno %d, option now %ld; expected %s %ld",
+            text_options[oi].name, t->text, r, e, after, valid ? "0, errno untouched, the value" : "-1 EINVAL, unchanged",
+            valid ? v : before);
+}
+
+/* stats: every number lode_stats_print_fd writes is the one lode_stats_get
+ * gives (nothing runs between the two: the other threads wait). */
+void fz_op_stats(const fz_op_t* op) {
+  (void)op;
+  static int fds[2] = {-1, -1};
+  if (fds[0] < 0 && pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) fz_fail("stats: pipe2: %s", strerror(errno));
+  lode_stats_t st;
+  lode_stats_get(&st);
+  lode_stats_print_fd(fds[1]);
+  char text[2048];
+  ssize_t n = read(fds[0], text, sizeof(text) - 1);
+  if (n <= 0) fz_fail("lode_stats_print_fd wrote nothing");
+  text[n] = '\0';
+  const struct {
+    const char* label;
+    size_t value;
+  } want[] = {
+      {"segments ", 0}, {"current ", st.segments_current}, {"peak ", st.segments_peak},
+      {"abandoned ", st.segments_abandoned}, {"abandoned-total ", st.segments_abandoned_total},
+      {"reclaimed ", st.segments_reclaimed}, {"in-use ", st.pages_current}, {"peak ", st.pages_peak},
+      {"queued-for-purge ", st.pages_queued}, {"committed ", st.committed_current / 1024},
+      {"peak ", st.committed_peak / 1024}, {"reserved ", st.reserved_current / 1024}, {"mmaps ", st.mmaps},
+      {"munmaps ", st.munmaps}, {"mremaps ", st.remaps}, {"commits ", st.commits}, {"decommits ", st.decommits},
+      {"purges ", st.purges}, {"mprotects ", st.protects}, {"failures ", st.os_failures},
+      {"threads ", st.threads_current},
+  };
+  const char* at = text;
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    const char* f = strstr(at, want[i].label);
+    if (f == NULL) fz_fail("lode_stats_print_fd: no '%s' after offset %zu in:\n%s", want[i].label, (size_t)(at - text), text);
+    at = f + strlen(want[i].label);
+    if (i == 0) continue; /* the heading */
+    while (*at == ' ') at++;
+    char* end;
+    unsigned long long got = strtoull(at, &end, 10);
+    if (end == at || got != want[i].value)
+      fz_fail("lode_stats_print_fd printed %s%.*s, lode_stats_get says %zu", want[i].label, (int)(end - at), at,
+              want[i].value);
+    at = end;
+  }
+  fz_trace(" (%zd bytes, all %zu numbers agree)", n, sizeof(want) / sizeof(want[0]) - 1);
 }
 
 /* --- parks ------------------------------------------------------------------------------ */

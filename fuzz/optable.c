@@ -60,6 +60,11 @@ const fz_op_desc_t fz_ops[] = {
     {"park", {FZ_A_POINT}, W, true, fz_op_park,
      "the thread's next op stops at the test point; the ops after it run meanwhile"},
     {"resume", {0}, W, true, fz_op_resume, "a parked op goes on to its end"},
+    {"heap-aligned-alloc", {FZ_A_HEAP, FZ_A_ALIGN, FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_heap_aligned,
+     "SIZE bytes aligned to ALIGN from hN (its owner only)"},
+    {"option-text", {FZ_A_TEXT}, M, true, fz_op_option_text,
+     "lode_option_set_text: a number, a name or garbage, as the environment gives it; refused ones change nothing"},
+    {"stats", {0}, W, true, fz_op_stats, "lode_stats_print_fd: every number printed is lode_stats_get's"},
     /* Text only: deliberately wrong, to prove the oracle fires. */
     {"raw-double-free", {FZ_A_SLOT}, W, false, fz_op_raw_double_free,
      "free slot K twice without telling the oracle (it must report lode's error)"},
@@ -156,6 +161,7 @@ static const uint8_t arg_bytes[FZ_A_KINDS] = {
     [FZ_A_SLOT] = 1, [FZ_A_OUT] = 1,    [FZ_A_SIZE] = 2,    [FZ_A_HEAP] = 1,    [FZ_A_ALIGN] = 1,
     [FZ_A_COUNT] = 1, [FZ_A_MS] = 2,    [FZ_A_DELAY] = 2,   [FZ_A_FAILS] = 1,   [FZ_A_FORCE] = 0,
     [FZ_A_OFFSET] = 2, [FZ_A_FOREIGN] = 1, [FZ_A_POINT] = 1, [FZ_A_OPTION] = 2,
+    [FZ_A_TEXT] = 2,
 };
 
 static uint16_t rd16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -180,6 +186,10 @@ static void decode_arg(fz_arg_t a, const uint8_t* b, fz_op_t* op) {
       op->value = d->values[b[1] % d->nvalues];
       break;
     }
+    case FZ_A_TEXT:
+      op->option = (uint8_t)(b[0] % fz_text_option_count());
+      op->text = (uint8_t)(b[1] % fz_text_count());
+      break;
     default: break;
   }
 }
@@ -216,6 +226,10 @@ static bool encode_arg(fz_arg_t a, const fz_op_t* op, uint8_t* b, char* err, siz
       return true;
     case FZ_A_FOREIGN: b[0] = op->foreign; return true;
     case FZ_A_POINT: b[0] = op->point; return true;
+    case FZ_A_TEXT:
+      b[0] = op->option;
+      b[1] = op->text;
+      return true;
     case FZ_A_OPTION: {
       const fz_option_desc_t* d = &option_table[op->option];
       for (int i = 0; i < d->nvalues; i++) {
@@ -304,6 +318,8 @@ static size_t format_arg(fz_arg_t a, const fz_op_t* op, char* buf, size_t cap) {
                                  : (size_t)snprintf(buf, cap, " %u", op->offset);
     case FZ_A_FOREIGN: return (size_t)snprintf(buf, cap, " %s", fz_foreign_name(op->foreign));
     case FZ_A_POINT: return (size_t)snprintf(buf, cap, " %s", fz_point_name(op->point));
+    case FZ_A_TEXT:
+      return (size_t)snprintf(buf, cap, " %s %s", fz_text_option_name(op->option), fz_text_alias(op->text));
     case FZ_A_OPTION: {
       const char* n = option_table[op->option].name;
       if (op->value == LONG_MAX) return (size_t)snprintf(buf, cap, " %s max", n);
@@ -447,6 +463,19 @@ static const char* parse_arg(fz_arg_t a, toks_t* t, fz_op_t* op) {
       }
       return "an option: purge-delay, purge-mode or purge-backoff";
     }
+    case FZ_A_TEXT: {
+      w = next_tok(t);
+      const char* val = next_tok(t);
+      int o = -1, x = -1;
+      for (int i = 0; w != NULL && i < fz_text_option_count(); i++)
+        if (strcmp(w, fz_text_option_name(i)) == 0) o = i;
+      for (int i = 0; val != NULL && i < fz_text_count(); i++)
+        if (strcmp(val, fz_text_alias(i)) == 0) x = i;
+      if (o < 0 || x < 0) return "an option (purge-delay, purge-mode, purge-backoff, huge-os-pages) and a text of the list";
+      op->option = (uint8_t)o;
+      op->text = (uint8_t)x;
+      return NULL;
+    }
     default: return NULL;
   }
 }
@@ -551,7 +580,8 @@ void fz_write_dict(FILE* out) {
   /* Whole operations: a small malloc, a free of slot 0, an exit, parks at each point. */
   static const char* const samples[] = {"t1 malloc 24 -> s0", "t2 free s0", "t1 exit", "t0 collect force",
                                         "t2 bad-free s0 aligned0", "t1 double-free s0", "purge-delay 0",
-                                        "option purge-delay max", "t2 park remote-freeing", "t3 park reclaim-popped"};
+                                        "option purge-delay max", "t2 park remote-freeing", "t3 park reclaim-popped",
+                                        "option-text purge-delay 9223372036854775808", "t1 stats"};
   for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
     fz_program_t* one = calloc(1, sizeof(*one));
     char err[200];

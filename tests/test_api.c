@@ -3,6 +3,8 @@
 #include "internal.h"
 #include "test.h"
 
+#include <unistd.h>
+
 static void malloc_zero_unique(void) {
   void* a = lode_malloc(0);
   void* b = lode_malloc(0);
@@ -229,7 +231,52 @@ static void calloc_skips_known_zero(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* The environment's text form, set at run time: numbers whole and within a
+ * long, the names of the option's own values; anything else refused with
+ * EINVAL and the option unchanged. */
+static void option_set_text(void) {
+  long delay = lode_option_get(LODE_OPTION_PURGE_DELAY);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_DELAY, "9223372036854775807"), 0);
+  CHECK(lode_option_get(LODE_OPTION_PURGE_DELAY) == 9223372036854775807L);
+  static const char* const bad[] = {"9223372036854775808", "", " 5", "5 ", "0x10", "-", "free", NULL};
+  for (int i = 0; bad[i] != NULL; i++) {
+    errno = 0;
+    CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_DELAY, bad[i]), -1);
+    CHECK_EQ(errno, EINVAL);
+    CHECK(lode_option_get(LODE_OPTION_PURGE_DELAY) == 9223372036854775807L);
+  }
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, "decommit"), 0);
+  CHECK_EQ(lode_option_get(LODE_OPTION_PURGE_MODE), LODE_PURGE_DECOMMIT);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, "3"), -1);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, "+0"), 0);
+  CHECK_EQ(lode_option_get(LODE_OPTION_PURGE_MODE), LODE_PURGE_DONTNEED);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_COUNT, "1"), -1);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, NULL), -1);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, delay);
+}
+
+static void stats_print_fd(void) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  void* p = lode_malloc(100);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  lode_stats_print_fd(fds[1]);
+  close(fds[1]);
+  char text[2048] = {0};
+  ssize_t n = read(fds[0], text, sizeof(text) - 1);
+  close(fds[0]);
+  CHECK(n > 0);
+  char want[64];
+  snprintf(want, sizeof(want), "threads    %zu\n", st.threads_current);
+  CHECK(strstr(text, "lode stats:\n") == text);
+  CHECK(strstr(text, want) != NULL);
+  lode_free(p);
+}
+
 int main(void) {
+  RUN(option_set_text);
+  RUN(stats_print_fd);
   RUN(malloc_zero_unique);
   RUN(segment_map_bounds);
   RUN(calloc_skips_known_zero);

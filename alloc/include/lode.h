@@ -102,7 +102,12 @@ enum { LODE_PURGE_DONTNEED = 0, LODE_PURGE_FREE = 1, LODE_PURGE_DECOMMIT = 2 };
 enum { LODE_ON_ERROR_ABORT = 0, LODE_ON_ERROR_WARN = 1, LODE_ON_ERROR_IGNORE = 2 };
 
 long lode_option_get(lode_option_t option);
-void lode_option_set(lode_option_t option, long value);
+void lode_option_set(lode_option_t option, long value); /* an out-of-range value is ignored */
+/* The value as the environment gives it: a decimal number ([+-]digits, no
+ * spaces, within a long) or a name (dontneed free decommit, abort warn
+ * ignore, true false).  0, or -1 with errno EINVAL (unknown option, text
+ * not a value, value out of the option's range): the option is unchanged. */
+int lode_option_set_text(lode_option_t option, const char* text);
 
 /* ---------------------------------------------------------------------------
  * Statistics (process-wide; "current" values are exact when threads are
@@ -129,6 +134,7 @@ typedef struct lode_stats_s {
 
 void lode_stats_get(lode_stats_t* out);
 void lode_stats_print(void); /* to stderr */
+void lode_stats_print_fd(int fd); /* the same text to fd, written without allocating */
 
 /* ---------------------------------------------------------------------------
  * Invariant checker: the oracle of the stress and fuzz suites.  Each check

@@ -7,18 +7,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef LODE_TESTING
+/* The fuzz harness reads every message back, to check what it names. */
+static _Atomic(int) message_fd = 2;
+void lode_test_set_message_fd(int fd) { atomic_store_explicit(&message_fd, fd, memory_order_relaxed); }
+#define MESSAGE_FD atomic_load_explicit(&message_fd, memory_order_relaxed)
+#else
+#define MESSAGE_FD 2
+#endif
+
 static void write_all(const char* s, size_t n) {
   while (n > 0) {
-    ssize_t w = write(2, s, n);
+    ssize_t w = write(MESSAGE_FD, s, n);
     if (w <= 0) return;
     s += w;
     n -= (size_t)w;
   }
 }
 
-void _lode_message(const char* msg) { write_all(msg, strlen(msg)); }
-
-void _lode_write_hex(char* buf, size_t* pos, uintptr_t x) {
+static void write_hex(char* buf, size_t* pos, uintptr_t x) {
   static const char digits[] = "0123456789abcdef";
   char tmp[2 * sizeof(uintptr_t)];
   size_t n = 0;
@@ -55,7 +62,7 @@ void _lode_error_pointer(const char* func, const char* what, const void* p) {
   pos = append(buf, pos, sizeof(buf) - 24, "(): ");
   pos = append(buf, pos, sizeof(buf) - 24, what);
   buf[pos++] = ' ';
-  _lode_write_hex(buf, &pos, (uintptr_t)p);
+  write_hex(buf, &pos, (uintptr_t)p);
   buf[pos++] = '\n';
   write_all(buf, pos);
   if (mode == LODE_ON_ERROR_ABORT) abort();
@@ -67,9 +74,9 @@ void _lode_verbose(const char* msg, const void* p, size_t n) {
   size_t pos = append(buf, 0, sizeof(buf) - 48, "lode: ");
   pos = append(buf, pos, sizeof(buf) - 48, msg);
   buf[pos++] = ' ';
-  _lode_write_hex(buf, &pos, (uintptr_t)p);
+  write_hex(buf, &pos, (uintptr_t)p);
   buf[pos++] = ' ';
-  _lode_write_hex(buf, &pos, (uintptr_t)n);
+  write_hex(buf, &pos, (uintptr_t)n);
   buf[pos++] = '\n';
   write_all(buf, pos);
 }
@@ -114,7 +121,7 @@ bool _lode_wait_step(lode_wait_t* w, const char* what, const void* obj) {
     size_t pos = append(buf, 0, sizeof(buf) - 24, "lode: waited over 1 s for ");
     pos = append(buf, pos, sizeof(buf) - 24, what);
     buf[pos++] = ' ';
-    _lode_write_hex(buf, &pos, (uintptr_t)obj);
+    write_hex(buf, &pos, (uintptr_t)obj);
     pos = append(buf, pos, sizeof(buf), "; going on without it (reported once)\n");
     write_all(buf, pos);
   }

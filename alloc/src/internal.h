@@ -414,7 +414,6 @@ typedef struct lode_stats_atomic_s {
 extern lode_stats_atomic_t _lode_stats;
 void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
 void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
-void _lode_stats_print_fd(int fd);
 #define lode_stat_inc(name) _lode_stat_add(&_lode_stats.name, NULL, 1)
 
 /* --- clock.c ---------------------------------------------------------------- */
@@ -425,9 +424,7 @@ uint32_t _lode_clock_epoch(void);
 
 /* --- errors.c --------------------------------------------------------------- */
 void _lode_error_pointer(const char* func, const char* what, const void* p);
-void _lode_message(const char* msg);
 void _lode_verbose(const char* msg, const void* p, size_t n);
-void _lode_write_hex(char* buf, size_t* pos, uintptr_t x);
 /* Waiting for another thread: yields, and says once per process on stderr
  * when the wait is long (what, on which object).  Returns true when `wait`
  * has lasted beyond LODE_WAIT_LIMIT_MS: the caller decides what is safe. */

@@ -24,7 +24,9 @@ static option_desc_t options[LODE_OPTION_COUNT] = {
 static _Atomic(long) values[LODE_OPTION_COUNT];
 static _Atomic(int) values_state; /* 0 unread, 1 reading, 2 ready */
 
+/* strtol would also take leading spaces: an option's text is the number alone. */
 static bool parse_long(const char* s, long* out) {
+  if (!(s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9'))) return false;
   char* end = NULL;
   errno = 0;
   long v = strtol(s, &end, 10);
@@ -81,14 +83,17 @@ static void say(const char* s) {
   }
 }
 
+static bool parse_value(lode_option_t o, const char* s, long* out) {
+  return (parse_named(o, s, out) || parse_long(s, out)) && value_valid(o, *out);
+}
+
 static void options_load(void) {
   for (int i = 0; i < LODE_OPTION_COUNT; i++) {
     long v = options[i].value;
     const char* s = getenv(options[i].env);
     if (s != NULL && *s != '\0') {
       long parsed;
-      if ((parse_named((lode_option_t)i, s, &parsed) || parse_long(s, &parsed)) &&
-          value_valid((lode_option_t)i, parsed)) {
+      if (parse_value((lode_option_t)i, s, &parsed)) {
         v = parsed;
       } else {
         say("lode: ignoring invalid value of ");
@@ -137,4 +142,17 @@ void lode_option_set(lode_option_t o, long value) {
   if ((unsigned)o >= LODE_OPTION_COUNT || !value_valid(o, value)) return;
   _lode_options_init();
   atomic_store_explicit(&values[o], value, memory_order_relaxed);
+}
+
+int lode_option_set_text(lode_option_t o, const char* text) {
+  long v;
+  int saved = errno;
+  if ((unsigned)o >= LODE_OPTION_COUNT || text == NULL || !parse_value(o, text, &v)) {
+    errno = EINVAL;
+    return -1;
+  }
+  errno = saved; /* parse_long cleared it: a call that succeeds leaves it alone */
+  _lode_options_init();
+  atomic_store_explicit(&values[o], v, memory_order_relaxed);
+  return 0;
 }

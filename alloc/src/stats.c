@@ -49,9 +49,9 @@ void lode_stats_get(lode_stats_t* out) {
 
 /* snprintf into a stack buffer and write(2): printing must not allocate
  * through stdio buffers while lode may be the process malloc. */
-void lode_stats_print(void) { _lode_stats_print_fd(2); }
+void lode_stats_print(void) { lode_stats_print_fd(2); }
 
-void _lode_stats_print_fd(int fd) {
+void lode_stats_print_fd(int fd) {
   lode_stats_t s;
   lode_stats_get(&s);
   char buf[1024];

@@ -47,6 +47,8 @@ size_t lode_test_check_process_quick(void); /* likewise the pages of abandoned s
  * it and stderr does not).  NULL: none. */
 typedef void(lode_error_hook_fn)(const char* func, const char* what, const void* p);
 void lode_test_set_error_hook(lode_error_hook_fn* fn);
+/* lode's messages (errors, waits, verbose) go to fd instead of 2. */
+void lode_test_set_message_fd(int fd);
 
 /* Whether the calling thread owns the segment of p (a free of p would be an
  * owner free); false for a pointer that is not lode's. */

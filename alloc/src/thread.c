@@ -70,7 +70,7 @@ static void process_done(void) {
   if (!_lode_option(LODE_OPTION_SHOW_STATS)) return;
   struct stat now;
   if (stats_fd >= 0 && fstat(stats_fd, &now) == 0 && now.st_dev == stats_st.st_dev && now.st_ino == stats_st.st_ino)
-    _lode_stats_print_fd(stats_fd);
+    lode_stats_print_fd(stats_fd);
   else
     lode_stats_print();
 }
