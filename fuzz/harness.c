@@ -27,6 +27,8 @@ const fz_config_t* fz_cfg = &config;
 static const fz_sched_t* S;
 
 static const fz_program_t* prog;
+static unsigned long inputs_run; /* fz_run calls so far: an input's number */
+unsigned long fz_input_number(void) { return inputs_run; }
 static size_t op_index = SIZE_MAX; /* op being run, SIZE_MAX outside ops */
 static fz_heap_t heaps[FZ_HEAPS];
 static bool fail_armed; /* a fail-os with a count > 0 ran in this input */
@@ -117,6 +119,11 @@ static const char* messages(void) {
   while (n < sizeof(text) - 1 && (r = read(message_pipe[0], text + n, sizeof(text) - 1 - n)) > 0) n += (size_t)r;
   text[n] = '\0';
   return text;
+}
+
+void fz_check_no_message(const char* when) {
+  const char* left = messages();
+  if (*left != '\0') fz_fail("lode wrote a message no operation expected (%s): \"%s\"", when, left);
 }
 
 static void check_message(const error_state_t* e) {
@@ -296,7 +303,11 @@ static bool any_parked(void) {
 }
 
 /* Called by lode at its test points, on the thread that reached one. */
+static bool in_fork_child; /* only the forking thread exists: nothing parks, nothing is resumed */
+void fz_enter_fork_child(void) { in_fork_child = true; }
+
 static void point_hook(lode_point_t point, const void* obj) {
+  if (in_fork_child) return;
   unsigned t = S->current();
   if (point == LODE_POINT_WAIT_FREEING) {
     /* t waits for a remote free in flight: the thread parked inside it must
@@ -349,6 +360,9 @@ static void check_process_now(const char* which, bool full) {
   else lode_test_check_process_quick();
   check_result(which);
 }
+
+void fz_check_thread(const char* which) { check_thread_full(which); }
+void fz_check_process(const char* which) { check_process_now(which, true); }
 
 /* Kinds the run treats apart, looked up once (by name: the table is the
  * one place that orders them). */
@@ -495,8 +509,7 @@ static void finish_input(void) {
   check_thread_full("lode_check_thread on main after the final forced collect");
   check_process_now("lode_check_process after every worker exited", true);
   set_where("end of input: lode's messages");
-  const char* left = messages();
-  if (*left != '\0') fz_fail("lode wrote a message no operation expected: \"%s\"", left);
+  fz_check_no_message("before the end of the input");
   set_where("end of input: A5 (lode_check_clean)");
   violation_count = 0;
   lode_check_clean(baseline);
@@ -548,6 +561,7 @@ void fz_set_input_name(const char* name) {
 
 void fz_run(const fz_program_t* p) {
   prog = p;
+  inputs_run++;
   fz_shadow_reset();
   memset(heaps, 0, sizeof(heaps));
   fail_armed = false;

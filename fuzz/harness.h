@@ -203,6 +203,11 @@ void fz_heap_destroy(unsigned h);
 void fz_heap_delete(unsigned h);
 void fz_exit_heaps(unsigned thread); /* the thread's heaps die with it */
 void fz_exit_current(void);          /* lode's thread exit for the acting thread */
+void fz_check_no_message(const char* when); /* lode wrote nothing since the last look */
+void fz_enter_fork_child(void);           /* from here on, the other threads do not exist */
+unsigned long fz_input_number(void);      /* which input this is (a count of fz_run calls) */
+void fz_check_thread(const char* which);  /* full checks now (the process one: unless a thread is parked) */
+void fz_check_process(const char* which);
 void fz_park_arm(unsigned thread, int point);
 void fz_resume(unsigned thread);
 
@@ -238,6 +243,7 @@ void fz_op_resume(const fz_op_t* op);
 void fz_op_heap_aligned(const fz_op_t* op);
 void fz_op_option_text(const fz_op_t* op);
 void fz_op_stats(const fz_op_t* op);
+void fz_op_fork(const fz_op_t* op);
 void fz_op_raw_double_free(const fz_op_t* op);
 void fz_op_overflow(const fz_op_t* op);
 void fz_op_scribble(const fz_op_t* op);

@@ -9,7 +9,10 @@
 #include <limits.h>
 #include <lode.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testing.h"
@@ -339,6 +342,75 @@ void fz_op_stats(const fz_op_t* op) {
     at = end;
   }
   fz_trace(" (%zd bytes, all %zu numbers agree)", n, sizeof(want) / sizeof(want[0]) - 1);
+}
+
+/* fork: the acting thread forks, wherever the other threads are (one may be
+ * parked mid-way in lode, at a point where a real thread could be when
+ * another forks).  The child has only this thread: it must find every block
+ * intact, free them all (most into pages of threads it does not have),
+ * allocate and collect without waiting for a thread that is not there, and
+ * pass the checks.  Once per input: a fork costs what a whole input does. */
+extern void __gcov_dump(void) __attribute__((weak)); /* coverage builds: the child's counters */
+#define FORK_CHILD_LIMIT_MS 20000
+
+static void fork_child_run(void) {
+  fz_enter_fork_child();
+  fz_check_thread("lode_check_thread in the fork child, before anything");
+  fz_check_process("lode_check_process in the fork child, before anything");
+  for (unsigned i = 0; i < FZ_SLOTS; i++) {
+    fz_slot_t* s = fz_slot(i);
+    if (!s->live || s->busy) continue; /* a parked op's block belongs to a thread the child lacks */
+    fz_free_slot(i, "in the fork child");
+  }
+  static const size_t sizes[] = {16, 1000, 70656, 3u << 20};
+  void* p[4];
+  for (int i = 0; i < 4; i++) {
+    p[i] = lode_malloc(sizes[i]);
+    if (p[i] == NULL) fz_fail("fork child: lode_malloc(%zu) returned NULL", sizes[i]);
+    memset(p[i], 0x5a, sizes[i]);
+  }
+  for (int i = 0; i < 4; i++) lode_free(p[i]);
+  lode_collect(true);
+  fz_check_thread("lode_check_thread in the fork child, after freeing, allocating and a forced collect");
+  fz_check_process("lode_check_process in the fork child, at its end");
+  if (__gcov_dump) __gcov_dump();
+  _exit(0);
+}
+
+void fz_op_fork(const fz_op_t* op) {
+  (void)op;
+  static unsigned long forked_in;
+  if (forked_in == fz_input_number()) {
+    fz_trace(" (skipped: this input forked already)");
+    return;
+  }
+  forked_in = fz_input_number();
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fz_trace(" (fork failed: %s; nothing)", strerror(errno));
+    return;
+  }
+  if (pid == 0) fork_child_run();
+  int status = 0;
+  for (int ms = 0;; ms++) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) fz_fail("fork: waitpid: %s", strerror(errno));
+    if (ms == FORK_CHILD_LIMIT_MS) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      fz_fail("the fork child did not finish in %d s (waiting for a thread it does not have?)",
+              FORK_CHILD_LIMIT_MS / 1000);
+    }
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fz_fail("the fork child failed (%s %d; its report is above)", WIFSIGNALED(status) ? "signal" : "exit status",
+            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  fz_check_no_message("in the fork child");
+  fz_trace(" (child %d: clean)", (int)pid);
 }
 
 /* --- parks ------------------------------------------------------------------------------ */

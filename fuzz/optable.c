@@ -65,6 +65,8 @@ const fz_op_desc_t fz_ops[] = {
     {"option-text", {FZ_A_TEXT}, M, true, fz_op_option_text,
      "lode_option_set_text: a number, a name or garbage, as the environment gives it; refused ones change nothing"},
     {"stats", {0}, W, true, fz_op_stats, "lode_stats_print_fd: every number printed is lode_stats_get's"},
+    {"fork", {0}, W, true, fz_op_fork,
+     "the thread forks (once per input); the child checks, frees every slot, allocates, collects, checks, exits"},
     /* Text only: deliberately wrong, to prove the oracle fires. */
     {"raw-double-free", {FZ_A_SLOT}, W, false, fz_op_raw_double_free,
      "free slot K twice without telling the oracle (it must report lode's error)"},
