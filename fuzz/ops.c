@@ -355,6 +355,7 @@ extern void __gcov_dump(void) __attribute__((weak)); /* coverage builds: the chi
 
 static void fork_child_run(void) {
   fz_enter_fork_child();
+  lode_test_fail_os(0); /* the child tests what the fork left, not OS failures the parent armed */
   fz_check_thread("lode_check_thread in the fork child, before anything");
   fz_check_process("lode_check_process in the fork child, before anything");
   for (unsigned i = 0; i < FZ_SLOTS; i++) {

@@ -2,10 +2,15 @@
 # `make coverage`: how much of alloc/src each suite runs.  Three sources:
 #   ctest   the test command's tests (gcc --coverage tree, ctest -LE long)
 #   corpus  corpus/ replayed alone, in both modes (the same tree's lode-replay)
-#   fuzz    corpus/ and a libFuzzer run of --fuzz-seconds in the simulated
-#           mode (clang --coverage tree; gcov data through llvm-cov gcov)
-# Prints one line per source:
+#   fuzz    corpus/ replayed on real threads and the real OS, then corpus/
+#           and a libFuzzer run of --fuzz-seconds in the simulated mode (clang
+#           --coverage tree; gcov data through llvm-cov gcov): what the fuzz
+#           harness reaches in its two modes
+# Prints per source:
 #   coverage <source> alloc/src: lines L% branches B%
+#   coverage <source> alloc/src allocator: lines L% branches B%
+# the second without test_hooks.c and test_points.c, the LODE_TESTING-only
+# code that corrupts lode's state for the checker's own tests.
 # writes an HTML report per source (OUT/<source>/index.html) and the
 # functions of alloc/src that a source never enters (OUT/<source>/uncovered.txt).
 #
@@ -47,13 +52,18 @@ report() {
   local args=(--root "$root" --filter "$root/alloc/src/" --gcov-executable "$gcov" "$objdir")
   gcovr "${args[@]}" --html-details "$out/$name/index.html" >/dev/null 2>&1
   gcovr "${args[@]}" --json "$out/$name/coverage.json" >/dev/null 2>&1
-  local summary
+  local summary lines branches
   # (never -o /dev/null: a tool that replaces its output file would replace the device)
   summary=$(gcovr "${args[@]}" --print-summary -o "$out/$name/report.txt" 2>/dev/null)
-  local lines branches
   lines=$(sed -n 's/^lines: *\([0-9.]*%\).*/\1/p' <<<"$summary")
   branches=$(sed -n 's/^branches: *\([0-9.]*%\).*/\1/p' <<<"$summary")
   echo "coverage $name alloc/src: lines ${lines:-?} branches ${branches:-?}" | tee "$out/$name/summary.txt"
+  summary=$(gcovr "${args[@]}" --exclude "$root/alloc/src/test_(hooks|points)\.c" --print-summary \
+    -o "$out/$name/report-allocator.txt" 2>/dev/null)
+  local alines abranches
+  alines=$(sed -n 's/^lines: *\([0-9.]*%\).*/\1/p' <<<"$summary")
+  abranches=$(sed -n 's/^branches: *\([0-9.]*%\).*/\1/p' <<<"$summary")
+  echo "coverage $name alloc/src allocator: lines ${alines:-?} branches ${abranches:-?}" | tee -a "$out/$name/summary.txt"
   python3 - "$out/$name/coverage.json" >"$out/$name/uncovered.txt" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
@@ -98,6 +108,9 @@ if [ -z "$only" ] || [ "$only" = fuzz ]; then
   find "$root/corpus" -type f -name '*.ops' -print0 | while IFS= read -r -d '' f; do
     "$fuzz_tree/fuzz/lode-replay" --to-bin "$f" "$work/corpus/$(basename "$(dirname "$f")")-$(basename "${f%.ops}").bin" 2>/dev/null
   done
+  echo "coverage.sh: corpus replay, real mode"
+  "$fuzz_tree/fuzz/lode-replay" --no-fork --mode real "$root/corpus" >"$out/fuzz-real.log" 2>&1 ||
+    { echo "coverage.sh: corpus replay (real, fuzz tree) failed"; status=1; }
   echo "coverage.sh: libFuzzer, simulated mode, ${fuzz_s}s"
   (cd "$work" && "$fuzz_tree/fuzz/lode-fuzz-libfuzzer" -max_total_time="$fuzz_s" -seed=1 -timeout=10 -rss_limit_mb=4096 \
      -dict="$root/fuzz/lode.dict" -artifact_prefix="$work/artifacts/" corpus >"$out/fuzz.log" 2>&1) ||

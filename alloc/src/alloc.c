@@ -189,8 +189,7 @@ static lode_noinline void free_slow(void* p, const char* func) {
 /* The fast path in one test per question, everything else out of line:
  * NULL and foreign pointers fail the map test (free_slow sorts them out); a
  * block whose first word could be a link of its page (or is NULL) gets the
- * exact double-free test in free_slow; a page with one block left retires
- * there too. */
+ * exact double-free test in free_slow. */
 void lode_free(void* p) {
   lode_segment_t* seg = _lode_ptr_segment(p);
   if (lode_likely(_lode_segment_map_is_start(p))) {
@@ -202,7 +201,7 @@ void lode_free(void* p) {
       uint64_t carved = (uint64_t)page->capacity * page->block_size, off = (uint64_t)((uintptr_t)p - area);
       /* the first word is read only once p is known to be a block start:
        * an interior pointer may be misaligned */
-      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && page->used > 1)) {
+      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && page->used != 0)) {
         uintptr_t next = (uintptr_t)lode_block_next(page, block);
         if (lode_likely(next - area >= carved) &&
             (lode_likely(next != 0) ||
@@ -214,7 +213,9 @@ void lode_free(void* p) {
           if (head == NULL) page->local_free_tail = block;
           lode_block_set_next(page, block, head);
           page->local_free = block;
-          page->used--;
+          /* the last live block: the page retires (kept a while if it is
+           * its bin's only page), without free_slow's second look-up */
+          if (lode_unlikely(--page->used == 0)) _lode_heap_page_retire(page);
           return;
         }
       }
