@@ -87,7 +87,12 @@ if [ $instr = 1 ] && command -v valgrind >/dev/null; then
           "$bin" --only "$size" --pairs $((n * k)) --pattern "$pattern" >/dev/null 2>&1
         c+=("$(awk '/^(summary|totals):/ { print $2; exit }' "$f" 2>/dev/null)")
       done
-      if [[ ${c[0]} =~ ^[0-9]+$ && ${c[1]} =~ ^[0-9]+$ ]]; then
+      # under valgrind a preloaded library may not be the one that runs
+      # (mimalloc 3.4 falls back to glibc's there): count it only if its
+      # code ran inside measure()
+      if [ -n "${preload[$a]}" ] && ! grep -q "$(basename "${preload[$a]}")" "$out/cg.$a.$size.2" 2>/dev/null; then
+        echo "bench-fastpath.sh: $a: its library did not run under callgrind (size $size): no count"
+      elif [[ ${c[0]} =~ ^[0-9]+$ && ${c[1]} =~ ^[0-9]+$ ]] && ((c[1] > c[0])); then
         echo "$a $size $(((c[1] - c[0]) / n))" >>"$icount"
       fi
     done
