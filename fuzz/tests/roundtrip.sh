@@ -7,12 +7,16 @@
 set -u
 replay=$1 corpus=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-n=0 fail=0
+n=0 fail=0 skipped=0
 while IFS= read -r -d '' f; do
   case $(basename "$f") in README*|*.md|.*) continue ;; esac
   n=$((n + 1))
   if [[ $f == *.ops ]]; then
-    "$replay" --to-bin "$f" "$tmp/a.bin" || { echo "FAIL $f: --to-bin"; fail=1; continue; }
+    if ! "$replay" --to-bin "$f" "$tmp/a.bin" 2>"$tmp/err"; then
+      # an input with a text-only op (fork) has no binary form: nothing to round-trip
+      if grep -q 'is text only' "$tmp/err"; then n=$((n - 1)) skipped=$((skipped + 1)); continue; fi
+      cat "$tmp/err"; echo "FAIL $f: --to-bin"; fail=1; continue
+    fi
   else
     cp "$f" "$tmp/a.bin"
   fi
@@ -27,6 +31,6 @@ while IFS= read -r -d '' f; do
   fi
   # the text forms agree too (the comment line aside)
 done < <(find "$corpus" -type f -print0 | sort -z)
-echo "roundtrip: $n inputs, $([ $fail = 0 ] && echo ok || echo FAILED)"
+echo "roundtrip: $n inputs ($skipped with a text-only op skipped), $([ $fail = 0 ] && echo ok || echo FAILED)"
 [ "$n" -gt 0 ] || { echo "roundtrip: no inputs under $corpus"; exit 1; }
 exit $fail
