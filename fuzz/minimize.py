@@ -19,7 +19,8 @@ import tempfile
 
 def failure_line(stderr):
     for line in stderr.splitlines():
-        m = re.search(r"FAILURE at op #\d+ \(.*?\) \(\w+ mode\): (.*)", line)
+        # "at op #17 (t2 collect force)" or "at end of input: what it was doing"
+        m = re.search(r"FAILURE at .*? \((?:sim|real) mode\): (.*)", line)
         if m:
             return m.group(1)
     return None

@@ -139,6 +139,13 @@ void fz_op_heap_new(const fz_op_t* op) {
     fz_expect_enomem("lode_heap_new");
     return;
   }
+  if (hp->live) {
+    /* this op was parked inside lode_heap_new (a reclaim at the thread's
+     * start) while another thread's heap-new took the handle */
+    lode_heap_delete(h);
+    fz_trace(" (h%u was taken while this op was parked: the new heap deleted)", op->heap);
+    return;
+  }
   *hp = (fz_heap_t){.heap = h, .owner = op->thread, .live = true};
   fz_trace(" = %p", (void*)h);
 }
