@@ -114,10 +114,10 @@ static long huge_os_pages; /* its value at start: option-text changes it */
 /* Everything lode wrote since the last call (nonblocking: "" when nothing). */
 static const char* messages(void) {
   static char text[4096];
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof(text) - 1 && (r = read(message_pipe[0], text + n, sizeof(text) - 1 - n)) > 0) n += (size_t)r;
-  text[n] = '\0';
+  /* one read: lode writes each message whole (under PIPE_BUF, so atomically),
+   * and a second read would only say EAGAIN */
+  ssize_t r = read(message_pipe[0], text, sizeof(text) - 1);
+  text[r > 0 ? r : 0] = '\0';
   return text;
 }
 
