@@ -57,6 +57,13 @@ for a in "${wanted[@]}"; do
     echo "bench-fastpath.sh: $a skipped (library ${p:-not given} not found)"
     continue
   fi
+  # a library built without overriding malloc (mimalloc's MI_OVERRIDE=OFF)
+  # would leave glibc's in place and be timed as glibc
+  # (nm's output whole first: grep -q stops early, and under pipefail nm's SIGPIPE would count as "absent")
+  if [ "$a" != glibc ] && command -v nm >/dev/null && ! grep -Eq ' [TW] malloc$' <<<"$(nm -D "$p" 2>/dev/null)"; then
+    echo "bench-fastpath.sh: $a skipped ($p does not export malloc: built without overriding it?)"
+    continue
+  fi
   names+=("$a")
 done
 run() { # allocator args...
