@@ -190,7 +190,7 @@ if [ "$crashes" -gt 0 ]; then
     inst=$(basename "$(dirname "$(dirname "$c")")")
     id=$(basename "$c" | sed 's/^id:\([0-9]*\).*/\1/')
     min=$out/regression-candidates/$inst-$id.bin
-    if ! LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 timeout 600 afl-tmin -m none -t 5000 -i "$c" -o "$min" -- "$target" >"$min.tmin.log" 2>&1; then
+    if ! LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 AFL_TMPDIR="$out" timeout 600 afl-tmin -m none -t 5000 -i "$c" -o "$min" -- "$target" >"$min.tmin.log" 2>&1; then
       cp "$c" "$min"
     fi
     "$replay" --to-text "$min" "${min%.bin}.ops" 2>/dev/null
@@ -237,7 +237,7 @@ if [ $update -eq 1 ]; then
     budget_end=$(( $(date +%s) + ${TMIN_BUDGET:-900} )) shrunk=0
     for f in "$cmin"/*; do
       if [ "$(date +%s)" -lt $budget_end ] &&
-         LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 timeout 60 afl-tmin -m none -t 2000 -i "$f" -o "$tmin/$(basename "$f")" -- "$target" >/dev/null 2>&1; then
+         LODE_FUZZ_MODE=$mode AFL_ALLOW_TMP=1 AFL_TMPDIR="$out" timeout 60 afl-tmin -m none -t 2000 -i "$f" -o "$tmin/$(basename "$f")" -- "$target" >/dev/null 2>&1; then
         shrunk=$((shrunk + 1))
       else
         cp "$f" "$tmin/"
