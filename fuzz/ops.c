@@ -564,9 +564,11 @@ void fz_op_foreign_free(const fz_op_t* op) {
     case 1: p = foreign_global + 16; break;
     case 2: p = libc_block = malloc(48); break;
     default:
-      /* the header of a live block's segment */
+      /* the header of a live block's segment (LODE_SECURE: a malloc(0) has no
+       * segment, its address lies in a range of its own) */
       for (unsigned i = 0; i < FZ_SLOTS && p == NULL; i++)
-        if (fz_slot(i)->live) p = (void*)(((uintptr_t)fz_slot(i)->p & ~(uintptr_t)((4u << 20) - 1)) + 64);
+        if (fz_slot(i)->live && (fz_slot(i)->size != 0 || fz_slot(i)->heap >= 0))
+          p = (void*)(((uintptr_t)fz_slot(i)->p & ~(uintptr_t)((4u << 20) - 1)) + 64);
       break;
   }
   if (p == NULL) {

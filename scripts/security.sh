@@ -182,7 +182,7 @@ run_once() {
     ( timeout -k 2 "$tmo" "$bin_dir/$prog" "$name" "$size" >"$o" 2>"$e" </dev/null; exit $? ) 2>/dev/null
   fi
   rc=$?
-  msg=$(grep -m1 '^lode: ' "$e" | sed -E 's/ 0x[0-9a-f]+$//; s/[[:space:]]+$//')
+  msg=$(grep -m1 '^lode: ' "$e" | sed -E 's/ 0x[0-9a-f]+( \(block of [0-9]+ bytes\))?$/\1/; s/[[:space:]]+$//')
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then   # timeout's own codes: TERM, then KILL
     res=missed how=timeout
   elif grep -q '^NOT CAUGHT$' "$o"; then

@@ -149,7 +149,9 @@ static void untouched_live_blocks_do_not_look_free(void) {
   walks = lode_test_double_free_walks();
   lode_free(a); /* a's link points at nothing: it is the tail; b's points at a */
   lode_free(b);
+#ifndef LODE_SECURE /* there, a block's trailer says it is free: no walk (unit.secure) */
   CHECK(lode_test_double_free_walks() > walks);
+#endif
   lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_ABORT);
   lode_check_set_reporter(NULL, NULL);
   lode_free(c);

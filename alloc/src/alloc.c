@@ -8,6 +8,13 @@
 
 #include <stdlib.h>
 
+#ifdef LODE_SECURE
+static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind);
+static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char* func);
+static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize);
+static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const char* func, lode_page_t** ppage,
+                             size_t* pend);
+#endif
 
 /* Not the fast path: the generic one, and before it a thread's first
  * allocation (its thread data).  A thread whose exit already ran (a later
@@ -44,11 +51,21 @@ static inline void* heap_malloc(lode_heap_t* heap, size_t size) {
   return malloc_slow(heap, size);
 }
 
-void* lode_malloc(size_t size) { return heap_malloc(_lode_heap_get_default(), size); }
+void* lode_malloc(size_t size) {
+#ifdef LODE_SECURE
+  return secure_alloc(NULL, size, 0, LODE_KIND_MALLOC);
+#else
+  return heap_malloc(_lode_heap_get_default(), size);
+#endif
+}
 
 void* lode_heap_malloc(lode_heap_t* heap, size_t size) {
+#ifdef LODE_SECURE
+  return secure_alloc(heap, size, 0, LODE_KIND_MALLOC);
+#else
   if (heap == NULL) heap = _lode_heap_get_default();
   return heap_malloc(heap, size);
+#endif
 }
 
 static bool mul_overflow(size_t a, size_t b, size_t* out) { return __builtin_mul_overflow(a, b, out); }
@@ -64,6 +81,9 @@ void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
   }
   void* p = lode_heap_malloc(heap, total);
   if (p == NULL) return NULL;
+#ifdef LODE_SECURE
+  return p; /* handed out zeroed */
+#endif
   lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
   if (page->free_is_zero && (uint8_t*)p >= page->area && (uint8_t*)p < page->area + page->area_size)
     memset(p, 0, total < sizeof(lode_block_t) ? total : sizeof(lode_block_t));
@@ -191,6 +211,10 @@ static lode_noinline void free_slow(void* p, const char* func) {
  * block whose first word could be a link of its page (or is NULL) gets the
  * exact double-free test in free_slow. */
 void lode_free(void* p) {
+#ifdef LODE_SECURE
+  secure_free(p, LODE_KIND_MALLOC, 0, "free");
+  return;
+#endif
   lode_segment_t* seg = _lode_ptr_segment(p);
   if (lode_likely(_lode_segment_map_is_start(p))) {
     lode_page_t* page = _lode_segment_page_of(seg, p);
@@ -226,12 +250,279 @@ void lode_free(void* p) {
 
 size_t lode_usable_size(const void* p) {
   if (p == NULL) return 0;
+#ifdef LODE_SECURE
+  /* what was asked for: the rest is the canary's */
+  if (_lode_zero_contains(p)) return 0;
+  lode_page_t* spage;
+  size_t end;
+  uint8_t* sblock = secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, 0, "malloc_usable_size", &spage, &end);
+  return sblock == NULL ? 0 : end - (size_t)((const uint8_t*)p - sblock);
+#endif
   lode_segment_t* seg;
   lode_page_t* page;
   lode_block_t* block = resolve(p, "malloc_usable_size", &seg, &page);
   if (block == NULL) return 0;
   return page->block_size - (size_t)((const uint8_t*)p - (uint8_t*)block);
 }
+
+/* --- LODE_SECURE: every block checked ------------------------------------------ */
+/* A secure build gives each block a trailer (canary.c) and routes every
+ * allocation and free through here instead of the fast paths above:
+ *   - malloc: the block is checked to be as its free left it (a write after
+ *     free shows), zeroed, its trailer and canary set;
+ *   - free: its trailer, its canary and the trailer of the block before it
+ *     are checked (overflow, underflow, double free, the wrong free for its
+ *     kind or size), then it is wiped and waits in the quarantine;
+ *   - malloc(0) gets an address that faults (zero_alloc.c). */
+#ifdef LODE_SECURE
+static const char* kind_alloc_name(lode_alloc_kind_t k) {
+  return k == LODE_KIND_NEW ? "operator new" : k == LODE_KIND_NEW_ARRAY ? "operator new[]" : "malloc";
+}
+
+/* The block for size bytes at alignment, and in *pblock its start (an
+ * over-aligned pointer lies inside). */
+static uint8_t* secure_block(lode_heap_t* heap, size_t size, size_t alignment, uint8_t** pblock,
+                             lode_page_t** ppage) {
+  *ppage = NULL; /* the block's page: found from its address, but for a huge over-aligned block */
+  size_t need = size + LODE_TRAILER_SIZE;
+  if (alignment <= LODE_MAX_ALIGN) return *pblock = heap_malloc(heap, need);
+  if (alignment <= LODE_OS_PAGE_SIZE && need <= LODE_MEDIUM_OBJ_MAX) {
+    /* classes 2^k are multiples of any alignment <= 2^k; page areas are 4 KiB aligned */
+    size_t bin = lode_bin_of(need < alignment ? alignment : need);
+    while (lode_bin_size(bin) % alignment != 0) bin++;
+    return *pblock = heap_malloc(heap, lode_bin_size(bin));
+  }
+  size_t over = need + alignment - 1;
+  if (over > LODE_LARGE_OBJ_MAX || alignment > LODE_OS_PAGE_SIZE * 16) {
+    if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) return NULL;
+    lode_page_t* page = _lode_heap_huge_page(heap, need, alignment);
+    if (page == NULL) return NULL;
+    uint8_t* block = (uint8_t*)lode_page_pop(page);
+    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+    _lode_queue_to_full(heap, page);
+    *ppage = page; /* the block may lie beyond its segment's first 4 MiB */
+    return *pblock = block;
+  }
+  uint8_t* raw = heap_malloc(heap, over);
+  *pblock = raw;
+  return raw == NULL ? NULL : (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
+}
+
+static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
+  if (size == 0) {
+    /* malloc(0) only: a block of an explicit heap belongs to that heap */
+    if (alignment <= LODE_MAX_ALIGN && heap == NULL) {
+      void* z = _lode_zero_alloc();
+      if (z != NULL) return z;
+    }
+    size = 1; /* the range is used up, or a stricter alignment: a one-byte block */
+  }
+  if (size > LODE_MAX_ALLOC_SIZE || alignment > LODE_MAX_ALLOC_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (heap == NULL) heap = _lode_heap_get_default();
+  uint8_t* block;
+  lode_page_t* page;
+  uint8_t* p = secure_block(heap, size, alignment, &block, &page);
+  if (p == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (page == NULL) page = _lode_segment_page_of(_lode_ptr_segment(block), block);
+  /* The popped block's link is the list's new head: one written over after
+   * the free (its first word) points anywhere.  The rest of the list is
+   * dropped (leaked), not followed. */
+  uintptr_t next = (uintptr_t)page->free, off = next - (uintptr_t)page->area;
+  if (next != 0 && (off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic))) {
+    page->free = NULL;
+    _lode_error_block(kind_alloc_name(kind), "write after free (a free block's link is overwritten)", block,
+                      page->block_size);
+  }
+  size_t d = (size_t)(p - block);
+  if (!_lode_block_handout(page, block, d + size, kind, page->free_is_zero)) {
+    /* kept out of every list: it is not as lode left it */
+    _lode_error_block(kind_alloc_name(kind), "write after free (a freed block changed)", block, page->block_size);
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (d != 0) {
+    atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
+    _lode_page_aligned_tag_set(page, (lode_block_t*)block, p);
+  }
+  return p;
+}
+
+/* A live block of this lode, checked: its start in *pblock, its requested
+ * end in *pend.  NULL (reported) when p is not one, or its block was
+ * overwritten around it, or was allocated by another kind than `kind`
+ * (LODE_KIND_FREE: any), or size (when not 0) is not its requested size. */
+static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const char* func, lode_page_t** ppage,
+                             size_t* pend) {
+  lode_segment_t* seg;
+  lode_page_t* page;
+  uint8_t* block = (uint8_t*)resolve(p, func, &seg, &page);
+  if (block == NULL) return NULL;
+  size_t bsize = page->block_size, end;
+  lode_alloc_kind_t k;
+  /* only the owner may read how far its page is carved */
+  bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
+  if (mine && (!page->in_use || (size_t)(block - page->area) >= (size_t)page->capacity * bsize)) {
+    _lode_error_pointer(func, "invalid pointer (not allocated)", p);
+    return NULL;
+  }
+  size_t d = (size_t)((uint8_t*)p - block);
+  if (!_lode_trailer_get(page, block, &end, &k) || (k != LODE_KIND_FREE && end <= d)) {
+    _lode_error_block(func, "heap overflow (the block's trailer is overwritten)", p, bsize);
+    return NULL;
+  }
+  if (k == LODE_KIND_FREE) {
+    _lode_error_block(func, "double free", p, bsize);
+    return NULL;
+  }
+  if (!_lode_block_canary_ok(page, block, end)) {
+    _lode_error_block(func, "heap overflow (the canary after the block is overwritten)", p, bsize);
+    return NULL;
+  }
+  size_t e2;
+  lode_alloc_kind_t k2;
+  if (block > page->area && !_lode_trailer_get(page, block - bsize, &e2, &k2)) {
+    _lode_error_block(func, "heap underflow (the trailer before the block is overwritten)", p, bsize);
+    return NULL;
+  }
+  if (kind != LODE_KIND_FREE && k != kind) {
+    const char* what = k == LODE_KIND_NEW         ? "mismatched free (the block is from operator new)"
+                       : k == LODE_KIND_NEW_ARRAY ? "mismatched free (the block is from operator new[])"
+                                                  : "mismatched free (the block is from malloc)";
+    _lode_error_block(func, what, p, bsize);
+    return NULL;
+  }
+  if (size != 0 && size != end - d) {
+    _lode_error_block(func, "sized delete with the wrong size", p, bsize);
+    return NULL;
+  }
+  *ppage = page;
+  *pend = end;
+  return block;
+}
+
+static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char* func) {
+  if (p == NULL) return;
+  if (_lode_zero_contains(p)) {
+    _lode_zero_free(p, func);
+    return;
+  }
+  lode_page_t* page;
+  size_t end;
+  uint8_t* block = secure_check(p, kind, size, func, &page, &end);
+  if (block == NULL) return;
+  lode_segment_t* seg = _lode_page_segment(page);
+  if (seg->kind == LODE_PAGE_HUGE) {
+    _lode_trailer_set(page, block, 0, LODE_KIND_FREE); /* unmapped or cached next: no wipe */
+  } else {
+    _lode_block_wipe(page, block, end);
+  }
+  if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id()) {
+    _lode_page_free_remote(page, (lode_block_t*)block);
+    return;
+  }
+  lode_tld_t* tld = _lode_heap_get_default()->tld;
+  if (seg->kind == LODE_PAGE_HUGE || tld == NULL || !_lode_option(LODE_OPTION_QUARANTINE)) {
+    _lode_heap_free_block(page, (lode_block_t*)block);
+    return;
+  }
+  void* out[2];
+  size_t n = _lode_quarantine_push(&tld->quarantine, block, page->block_size, out);
+  for (size_t i = 0; i < n; i++) _lode_heap_quarantine_release(out[i]);
+}
+
+static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
+  if (p == NULL) return secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
+  if (_lode_zero_contains(p)) {
+    void* q = secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
+    if (q != NULL) _lode_zero_free(p, "realloc");
+    return q;
+  }
+  lode_page_t* page;
+  size_t end;
+  uint8_t* block = secure_check(p, LODE_KIND_MALLOC, 0, "realloc", &page, &end);
+  if (block == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (newsize > LODE_MAX_ALLOC_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t d = (size_t)((uint8_t*)p - block), room = page->block_size - LODE_TRAILER_SIZE - d;
+  lode_segment_t* seg = _lode_page_segment(page);
+  if (seg->kind == LODE_PAGE_HUGE && d == 0 && newsize > LODE_LARGE_OBJ_MAX &&
+      atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id()) {
+    /* Huge blocks shrink and grow in place within their reservation, as in
+     * the default build; the trailer moves with the block's end. */
+    size_t need = newsize + LODE_TRAILER_SIZE, usable = page->block_size;
+    _lode_block_unseal(page, block, end);
+    bool in_place = true;
+    if (need <= usable) {
+      if (need < usable / 2 || usable - need >= LODE_SEGMENT_SIZE) _lode_segment_huge_shrink(page, need);
+    } else {
+      in_place = _lode_segment_huge_grow(page, need);
+    }
+    _lode_block_seal(page, block, in_place ? newsize : end, LODE_KIND_MALLOC);
+    if (in_place) return p;
+  }
+  if (newsize != 0 && newsize <= room && newsize >= room / 2 && _lode_page_segment(page)->kind != LODE_PAGE_HUGE) {
+    _lode_block_resize(page, block, end, d + newsize, LODE_KIND_MALLOC);
+    return p;
+  }
+  void* q = secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
+  if (q == NULL) return NULL; /* p stays valid */
+  size_t old = end - d, copy = old < newsize ? old : newsize;
+  _lode_os_touch(p, copy);
+  _lode_os_touch(q, copy);
+  _lode_raw_memcpy(q, p, copy);
+  secure_free(p, LODE_KIND_MALLOC, 0, "realloc");
+  return q;
+}
+
+void* _lode_alloc_kind(size_t size, size_t alignment, lode_alloc_kind_t kind) {
+  if (alignment != 0 && !lode_is_pow2(alignment)) { /* 0: malloc's alignment */
+    errno = EINVAL;
+    return NULL;
+  }
+  return secure_alloc(NULL, size, alignment, kind);
+}
+
+void _lode_free_kind(void* p, lode_alloc_kind_t kind, size_t size, const char* func) {
+  secure_free(p, kind, size, func);
+}
+
+bool _lode_range_ok(const void* p, size_t n, const char* func) {
+  if (n == 0) return true;
+  if (_lode_zero_contains(p)) {
+    _lode_error_pointer(func, "access through a malloc(0) pointer", p);
+    return false;
+  }
+  lode_segment_t* seg = _lode_segment_map_lookup(p);
+  if (seg == NULL || seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg)) return true;
+  lode_page_t* page = _lode_segment_page_of(seg, p);
+  const uint8_t* u = p;
+  size_t bsize = page->block_size;
+  if (u < page->area || u >= page->area + page->area_size || bsize == 0) return true; /* lode's own tables */
+  const uint8_t* block = page->area + (size_t)(u - page->area) / bsize * bsize;
+  size_t end;
+  lode_alloc_kind_t k;
+  if (!_lode_trailer_get(page, block, &end, &k) || k == LODE_KIND_FREE) {
+    _lode_error_block(func, "access to heap memory that is not allocated", p, bsize);
+    return false;
+  }
+  if (n > end || (size_t)(u - block) > end - n) {
+    _lode_error_block(func, "heap overflow (the range runs past the end of its block)", p, bsize);
+    return false;
+  }
+  return true;
+}
+#endif
 
 /* --- aligned allocation ------------------------------------------------------ */
 /* Small alignments: the first size class that is a multiple of the
@@ -243,6 +534,10 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
     errno = EINVAL;
     return NULL;
   }
+#ifdef LODE_SECURE
+  (void)zero; /* handed out zeroed */
+  return secure_alloc(heap, size, alignment, LODE_KIND_MALLOC);
+#endif
   if (heap == NULL) heap = _lode_heap_get_default();
   if (size > LODE_MAX_ALLOC_SIZE || alignment > LODE_MAX_ALLOC_SIZE) {
     errno = ENOMEM;
@@ -319,6 +614,9 @@ int lode_posix_memalign(void** out, size_t alignment, size_t size) {
 
 /* --- realloc ------------------------------------------------------------------ */
 void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
+#ifdef LODE_SECURE
+  return secure_realloc(heap, p, newsize);
+#endif
   if (p == NULL) return lode_heap_malloc(heap, newsize);
   lode_segment_t* seg;
   lode_page_t* page;

@@ -48,8 +48,19 @@ static _Atomic(lode_error_hook_fn*) error_hook;
 void lode_test_set_error_hook(lode_error_hook_fn* fn) { atomic_store_explicit(&error_hook, fn, memory_order_release); }
 #endif
 
-/* "lode: free(): invalid pointer 0x1234" then abort, warn or ignore. */
-void _lode_error_pointer(const char* func, const char* what, const void* p) {
+static void write_dec(char* buf, size_t* pos, size_t x) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + x % 10);
+    x /= 10;
+  } while (x != 0);
+  while (n > 0) buf[(*pos)++] = tmp[--n];
+}
+
+/* "lode: free(): invalid pointer 0x1234" then abort, warn or ignore; with a
+ * block size, " (block of N bytes)" after the address. */
+static void error_report(const char* func, const char* what, const void* p, size_t block_size) {
 #ifdef LODE_TESTING
   lode_error_hook_fn* hook = atomic_load_explicit(&error_hook, memory_order_acquire);
   if (hook != NULL) hook(func, what, p);
@@ -57,15 +68,27 @@ void _lode_error_pointer(const char* func, const char* what, const void* p) {
   long mode = _lode_option(LODE_OPTION_ON_ERROR);
   if (mode == LODE_ON_ERROR_IGNORE) return;
   char buf[256];
-  size_t pos = append(buf, 0, sizeof(buf) - 24, "lode: ");
-  pos = append(buf, pos, sizeof(buf) - 24, func);
-  pos = append(buf, pos, sizeof(buf) - 24, "(): ");
-  pos = append(buf, pos, sizeof(buf) - 24, what);
+  size_t cap = sizeof(buf) - 64; /* room for the address, the size and the newline */
+  size_t pos = append(buf, 0, cap, "lode: ");
+  pos = append(buf, pos, cap, func);
+  pos = append(buf, pos, cap, "(): ");
+  pos = append(buf, pos, cap, what);
   buf[pos++] = ' ';
   write_hex(buf, &pos, (uintptr_t)p);
+  if (block_size != 0) {
+    pos = append(buf, pos, sizeof(buf) - 24, " (block of ");
+    write_dec(buf, &pos, block_size);
+    pos = append(buf, pos, sizeof(buf) - 2, " bytes)");
+  }
   buf[pos++] = '\n';
   write_all(buf, pos);
   if (mode == LODE_ON_ERROR_ABORT) abort();
+}
+
+void _lode_error_pointer(const char* func, const char* what, const void* p) { error_report(func, what, p, 0); }
+
+void _lode_error_block(const char* func, const char* what, const void* p, size_t block_size) {
+  error_report(func, what, p, block_size);
 }
 
 void _lode_verbose(const char* msg, const void* p, size_t n) {

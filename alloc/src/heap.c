@@ -19,10 +19,17 @@ static bool heap_is_mine(const lode_heap_t* heap) {
 }
 
 /* --- owner frees and retirement ------------------------------------------- */
-static void page_free_to_segment(lode_page_t* page, lode_heap_t* heap) {
+/* wiped: every block of the page went back through a free (LODE_SECURE
+ * wiped each), not a heap destroy: its area can be vouched for as zero. */
+static void page_free_to_segment(lode_page_t* page, lode_heap_t* heap, bool wiped) {
   _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
   heap->page_count--;
-  uint32_t slices = _lode_segment_page_free(page, heap->tld);
+#ifdef LODE_SECURE
+  wiped = wiped && _lode_page_scrub(page);
+#else
+  wiped = false;
+#endif
+  uint32_t slices = _lode_segment_page_free(page, heap->tld, wiped);
   if (slices != 0) _lode_purge_schedule(heap->tld, page, slices, 0);
 }
 
@@ -42,7 +49,7 @@ void _lode_heap_page_retire(lode_page_t* page) {
     if (page->bin > heap->retired_max) heap->retired_max = page->bin;
     return;
   }
-  page_free_to_segment(page, heap);
+  page_free_to_segment(page, heap, true);
 }
 
 void _lode_heap_free_block(lode_page_t* page, lode_block_t* block) {
@@ -81,7 +88,7 @@ static void heap_collect_retired(lode_heap_t* heap, bool force) {
       continue;
     }
     if (force || --page->retire_expire == 0) {
-      page_free_to_segment(page, heap);
+      page_free_to_segment(page, heap, true);
     } else {
       if (bin < min) min = bin;
       if (bin > max) max = bin;
@@ -126,7 +133,7 @@ static void visit_collect(lode_heap_t* heap, lode_page_t* page, void* arg) {
   if (page->used == 0) {
     if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
       _lode_queue_from_full(heap, page);
-    page_free_to_segment(page, heap);
+    page_free_to_segment(page, heap, true);
   } else if ((atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) &&
              page->free != NULL && page->bin != LODE_BIN_HUGE) {
     _lode_queue_from_full(heap, page);
@@ -161,9 +168,38 @@ static void heap_collect_pages(lode_heap_t* heap, bool force) {
   heap->retired_max = 0;
 }
 
+/* --- LODE_SECURE quarantine: blocks leaving it ---------------------------- */
+/* Only the owner's own blocks enter it (alloc.c), and its segments stay its
+ * own while it lives: the block goes back as an owner free.  A block whose
+ * wipe does not hold any more was written after its free: reported, and kept
+ * out of the free lists. */
+void _lode_heap_quarantine_release(void* block) {
+#ifdef LODE_SECURE
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(block), block);
+  if (!_lode_block_is_wiped(page, block)) {
+    _lode_error_block("free", "write after free", block, page->block_size);
+    return;
+  }
+  _lode_heap_free_block(page, block);
+#else
+  (void)block;
+#endif
+}
+
+void _lode_heap_quarantine_flush(lode_tld_t* tld) {
+#ifdef LODE_SECURE
+  void* b;
+  while ((b = _lode_quarantine_pop(&tld->quarantine)) != NULL) _lode_heap_quarantine_release(b);
+#else
+  (void)tld;
+#endif
+}
+
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   lode_tld_t* tld = heap->tld;
   if (tld == NULL) return;
+  /* forced: everything freed goes back, quarantined blocks too */
+  if (force) _lode_heap_quarantine_flush(tld);
   if (heap->is_backing) {
     for (lode_heap_t* h = tld->heaps; h != NULL; h = h->next) heap_collect_pages(h, force);
   } else {
@@ -194,8 +230,17 @@ void lode_heap_collect(lode_heap_t* heap, bool force) {
 
 /* --- new / delete / destroy ------------------------------------------------ */
 lode_heap_t* _lode_heap_new_in(lode_heap_t* backing) {
-  lode_heap_t* heap = _lode_heap_malloc_generic(backing, sizeof(lode_heap_t));
+  lode_heap_t* heap = _lode_heap_malloc_generic(backing, sizeof(lode_heap_t) + LODE_TRAILER_SIZE);
   if (heap == NULL) return NULL;
+#ifdef LODE_SECURE
+  /* a block like the program's: its neighbours' checks read its trailer */
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(heap), heap);
+  if (!_lode_block_handout(page, (uint8_t*)heap, sizeof(lode_heap_t), LODE_KIND_MALLOC, page->free_is_zero)) {
+    _lode_error_block("lode_heap_new", "write after free (a freed block changed)", heap, page->block_size);
+    errno = ENOMEM;
+    return NULL; /* the block stays out: it is not what lode left */
+  }
+#endif
   _lode_heap_init(heap, backing->tld, false);
   heap->next = backing->next;
   backing->next = heap;
@@ -208,7 +253,11 @@ lode_heap_t* _lode_heap_new_in(lode_heap_t* backing) {
 static void heap_free_struct(lode_heap_t* heap, bool settled) {
   if (!settled) return;
   lode_segment_t* seg = _lode_ptr_segment(heap);
-  _lode_heap_free_block(_lode_segment_page_of(seg, heap), (lode_block_t*)heap);
+  lode_page_t* page = _lode_segment_page_of(seg, heap);
+#ifdef LODE_SECURE
+  _lode_block_wipe(page, (uint8_t*)heap, sizeof(lode_heap_t));
+#endif
+  _lode_heap_free_block(page, (lode_block_t*)heap);
 }
 
 static void heap_unlink(lode_heap_t* heap) {
@@ -241,6 +290,7 @@ static bool heap_absorb(lode_heap_t* to, lode_heap_t* from) {
 
 void lode_heap_delete(lode_heap_t* heap) {
   if (!heap_is_mine(heap) || heap->is_backing) return;
+  _lode_heap_quarantine_flush(heap->tld);
   lode_heap_t* backing = &heap->tld->heap_backing;
   bool settled = heap_absorb(backing, heap);
   heap_unlink(heap);
@@ -250,11 +300,13 @@ void lode_heap_delete(lode_heap_t* heap) {
 static void visit_destroy(lode_heap_t* heap, lode_page_t* page, void* arg) {
   (void)arg;
   page->used = 0; /* every block of the page dies with the heap */
-  page_free_to_segment(page, heap);
+  page_free_to_segment(page, heap, false);
 }
 
 void lode_heap_destroy(lode_heap_t* heap) {
   if (!heap_is_mine(heap) || heap->is_backing) return;
+  /* its blocks in the quarantine die with it; the others' wait no more */
+  _lode_heap_quarantine_flush(heap->tld);
   bool settled = heap_stop_delayed(heap);
   heap_visit_pages(heap, visit_destroy, NULL);
   heap_unlink(heap);
@@ -277,7 +329,7 @@ static void visit_orphan(lode_heap_t* heap, lode_page_t* page, void* arg) {
   if (page->used == 0) {
     if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
       _lode_queue_from_full(heap, page);
-    page_free_to_segment(page, heap);
+    page_free_to_segment(page, heap, true);
     return;
   }
   _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
@@ -292,6 +344,7 @@ static void visit_orphan(lode_heap_t* heap, lode_page_t* page, void* arg) {
  * when a remote free in flight never finished: tld must then stay. */
 bool _lode_heap_abandon_all(lode_tld_t* tld) {
   lode_heap_t* backing = &tld->heap_backing;
+  _lode_heap_quarantine_flush(tld);
   bool settled = true;
   while (backing->next != NULL) {
     lode_heap_t* h = backing->next;

@@ -106,6 +106,20 @@ typedef struct lode_block_s {
 /* The first word of a block just handed out (see lode_page_pop). */
 #define LODE_BLOCK_LIVE ((lode_block_t*)(uintptr_t)1)
 
+/* LODE_SECURE: how a live block was allocated (its trailer says; canary.c),
+ * so free, delete and delete[] each take only their own kind. */
+typedef enum lode_alloc_kind_e {
+  LODE_KIND_FREE = 0,
+  LODE_KIND_MALLOC = 1,
+  LODE_KIND_NEW = 2,
+  LODE_KIND_NEW_ARRAY = 3
+} lode_alloc_kind_t;
+#ifdef LODE_SECURE
+#define LODE_TRAILER_SIZE ((size_t)8)
+#else
+#define LODE_TRAILER_SIZE ((size_t)0)
+#endif
+
 typedef enum lode_page_kind_e {
   LODE_PAGE_SMALL = 0, /* 64 KiB pages, blocks <= 8 KiB */
   LODE_PAGE_MEDIUM,    /* 512 KiB pages, blocks <= 64 KiB */
@@ -130,6 +144,22 @@ typedef enum lode_delayed_e {
 
 typedef struct lode_heap_s lode_heap_t;
 typedef struct lode_tld_s lode_tld_t;
+
+/* LODE_SECURE's quarantine (quarantine.c): freed blocks wait here before
+ * they go back on a free list, so the next malloc does not return the block
+ * just freed, and a write after free has time to be seen. */
+#define LODE_QUARANTINE_SLOTS 16
+#define LODE_QUARANTINE_MIN_AGE 8              /* frees a block stays at least */
+#define LODE_QUARANTINE_MAX_AGE 32             /* frees; a block stays < 48 */
+#define LODE_QUARANTINE_BYTES ((size_t)4 << 20) /* bigger totals bypass it */
+typedef struct lode_quarantine_s {
+  void* block[LODE_QUARANTINE_SLOTS];
+  size_t bytes_of[LODE_QUARANTINE_SLOTS];
+  uint64_t pushed_at[LODE_QUARANTINE_SLOTS];
+  uint64_t pushes;
+  uint64_t rng;
+  size_t bytes;
+} lode_quarantine_t;
 
 /* A page holds blocks of one size.  Invariants (owner's view, after collect):
  *   used + |free| + |local_free| == capacity <= reserved
@@ -171,6 +201,9 @@ typedef struct lode_page_s {
   uint8_t area_zero;        /* free page: its whole area reads as zero (fresh, or purged
                                in a mode that zeroes, and not committed since) */
   uint8_t free_is_zero;     /* page in use: see the invariant above (calloc skips the clear) */
+  uint8_t claimed_zero;     /* LODE_SECURE: its area read as zero when it was claimed */
+  uint8_t area_wiped;       /* LODE_SECURE, free page: committed, but every block was wiped and
+                               scrubbed (_lode_page_scrub): its area reads as zero */
   uint32_t touched;         /* OS pages of the area carved since the last purge: a bound
                                on what it holds resident (a commit counts all of area_size) */
   struct lode_page_s* next; /* heap bin queue */
@@ -272,6 +305,9 @@ struct lode_tld_s {
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */
+#ifdef LODE_SECURE
+  lode_quarantine_t quarantine;  /* this thread's recent frees of its own blocks */
+#endif
   lode_heap_t heap_backing;      /* the thread's default heap */
 };
 
@@ -422,9 +458,19 @@ int64_t _lode_clock_now(void);
  * nothing to the new one. */
 uint32_t _lode_clock_epoch(void);
 
+/* --- quarantine.c (LODE_SECURE): a container, it frees nothing itself ------------ */
+/* Takes block (of `bytes`); returns in out[] the blocks that leave (0..2):
+ * one the new block displaced at random, one that waited too long, or the
+ * new block itself when the quarantine's byte budget has no room for it. */
+size_t _lode_quarantine_push(lode_quarantine_t* q, void* block, size_t bytes, void* out[2]);
+void* _lode_quarantine_pop(lode_quarantine_t* q); /* any block, NULL when empty */
+bool _lode_quarantine_holds(const lode_quarantine_t* q, const void* block);
+
 /* --- errors.c --------------------------------------------------------------- */
 void _lode_error_pointer(const char* func, const char* what, const void* p);
 void _lode_verbose(const char* msg, const void* p, size_t n);
+/* A block error: "lode: FUNC(): WHAT 0xPTR (block of N bytes)". */
+void _lode_error_block(const char* func, const char* what, const void* p, size_t block_size);
 /* Waiting for another thread: yields, and says once per process on stderr
  * when the wait is long (what, on which object).  Returns true when `wait`
  * has lasted beyond LODE_WAIT_LIMIT_MS: the caller decides what is safe. */
@@ -499,6 +545,7 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
+void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 bool _lode_os_fail_injected(void);
 void _lode_os_guard(void* p, size_t size);
 void _lode_os_unguard(void* p, size_t size);
@@ -520,6 +567,43 @@ bool _lode_segment_map_init(void);
 bool _lode_segment_map_add(const void* start, size_t size);
 void _lode_segment_map_remove(const void* start, size_t size);
 lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's */
+
+/* --- zero_alloc.c (LODE_SECURE): malloc(0) in memory that faults ------------------ */
+/* Distinct pointers into a reserved, never accessible range; NULL when the
+ * range is used up (the caller then hands out a one-byte block). */
+void* _lode_zero_alloc(void);
+bool _lode_zero_contains(const void* p);
+void _lode_zero_free(const void* p, const char* func); /* reports a pointer it did not hand out */
+
+/* --- canary.c (LODE_SECURE): block trailers, canaries, wiping ----------------------- */
+/* Raw memory functions for lode's own writes over blocks: a LODE_SECURE
+ * liblode.so exports bounds-checked memset/memcpy, which lode's wipes (past
+ * the requested end) must not go through. */
+void _lode_raw_memset(void* p, int c, size_t n);
+void _lode_raw_memcpy(void* d, const void* s, size_t n);
+void _lode_raw_memmove(void* d, const void* s, size_t n);
+/* The trailer of the block at `block` (its page's block size): false when it
+ * is not a trailer of this address and page (overwritten, or never set). */
+bool _lode_trailer_get(const lode_page_t* page, const uint8_t* block, size_t* end, lode_alloc_kind_t* kind);
+void _lode_trailer_set(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind);
+/* A block newly carved: wiped (unless the page says it is zero) and FREE. */
+void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero);
+/* A block just popped: false when it is not as it was freed (trailer FREE,
+ * all but its first word zero; `fresh`: the page says it is zero, only the
+ * trailer is read).  Otherwise it becomes a live block of kind, zeroed, its
+ * requested part [0, end) and a canary up to 64 bytes after it. */
+bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh);
+bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end);
+/* A live block being freed: wiped and marked FREE. */
+void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end);
+/* Still as _lode_block_wipe left it (a block not yet on a free list)? */
+bool _lode_block_is_wiped(const lode_page_t* page, const uint8_t* block);
+/* A huge block about to change its block size in place: its canary and
+ * trailer go (unseal), and are set again at its new size (seal). */
+void _lode_block_unseal(const lode_page_t* page, uint8_t* block, size_t end);
+void _lode_block_seal(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind);
+/* Change a live block's requested end in place (realloc). */
+void _lode_block_resize(const lode_page_t* page, uint8_t* block, size_t old_end, size_t new_end, lode_alloc_kind_t kind);
 
 /* --- segment_cache.c: released mappings kept for reuse ---------------------- */
 typedef struct lode_segment_cache_info_s {
@@ -557,7 +641,7 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* page, uint32_t slices);
 lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment);
 /* A page (a span's head) leaves use; returns its slices, 0 when it was huge
  * and its segment is gone. */
-uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld);
+uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped);
 /* Pages i and i+1 of seg lie side by side (guard pages between them count
  * as side by side): one OS call can purge both. */
 bool _lode_segment_pages_touch(const lode_segment_t* seg, uint32_t i);
@@ -587,6 +671,9 @@ void _lode_page_init(lode_page_t* page, size_t block_size);
 bool _lode_page_extend(lode_page_t* page);
 void _lode_page_collect(lode_page_t* page, bool force);
 bool _lode_page_accounting_ok(const lode_page_t* page); /* LODE_DEBUG 3 */
+/* LODE_SECURE: a page whose every block went back wiped: their links and
+ * trailers are cleared too.  True when its whole area now reads as zero. */
+bool _lode_page_scrub(lode_page_t* page);
 bool _lode_page_set_delayed(lode_page_t* page, lode_delayed_t d, bool override_never);
 void _lode_page_free_remote(lode_page_t* page, lode_block_t* block);
 lode_block_t* _lode_page_unalign(const lode_page_t* page, const void* p);
@@ -654,6 +741,10 @@ void* _lode_heap_huge_remap(lode_heap_t* heap, lode_page_t* page, size_t newsize
 void _lode_heap_free_block(lode_page_t* page, lode_block_t* block); /* owner thread */
 void _lode_heap_page_retire(lode_page_t* page);
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force);
+/* LODE_SECURE: a block leaving the quarantine goes back to its page (after
+ * the wipe check); the flush empties the thread's quarantine. */
+void _lode_heap_quarantine_release(void* block);
+void _lode_heap_quarantine_flush(lode_tld_t* tld);
 /* Thread exit; false when a remote free in flight never finished (the tld
  * must then stay: see _lode_page_set_delayed). */
 bool _lode_heap_abandon_all(lode_tld_t* tld);
@@ -668,6 +759,14 @@ bool _lode_process_is_initialized(void);
 
 /* --- alloc.c: the allocation API ---------------------------------------------- */
 void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero);
+#ifdef LODE_SECURE
+/* The C++ operators (override.c) and the checked memory functions. */
+void* _lode_alloc_kind(size_t size, size_t alignment, lode_alloc_kind_t kind);
+void _lode_free_kind(void* p, lode_alloc_kind_t kind, size_t size, const char* func); /* size 0: unsized */
+/* [p, p + n) is fine to access: not in a lode page area, or inside one live
+ * block's requested part.  Otherwise reports it (as func) and returns false. */
+bool _lode_range_ok(const void* p, size_t n, const char* func);
+#endif
 
 /* --- check.c: the invariant checker ---------------------------------------------- */
 void _lode_check_report(const char* inv, const void* obj, const char* msg);

@@ -364,6 +364,14 @@ void* _lode_os_alloc_meta(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Address space no access will ever be allowed to (LODE_SECURE's malloc(0)
+ * range): no memory behind it, no swap reserved. */
+void* _lode_os_reserve_inaccessible(size_t size) {
+  void* p = mmap(NULL, lode_align_up(size, LODE_OS_PAGE_SIZE), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 void _lode_os_free_meta(void* p, size_t size) {
   munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
 }

@@ -1,5 +1,7 @@
 /* liblode.so only: lode becomes the process malloc (LD_PRELOAD or linking).
  * Every libc allocation entry point maps onto the lode API. */
+/* the checked memcpy/memmove/memset below replace the C library's names */
+#undef _FORTIFY_SOURCE
 #include "internal.h"
 
 #include <stdlib.h>
@@ -56,3 +58,96 @@ LODE_EXPORT void* __libc_realloc(void* p, size_t size);
 LODE_EXPORT void* __libc_realloc(void* p, size_t size) { return lode_realloc(p, size); }
 LODE_EXPORT void* __libc_memalign(size_t alignment, size_t size);
 LODE_EXPORT void* __libc_memalign(size_t alignment, size_t size) { return lode_aligned_alloc(alignment, size); }
+
+#ifdef LODE_SECURE
+/* --- LODE_SECURE: C++ operators, so that each delete checks its kind ------------ */
+/* new, new[] and their deletes (sized, aligned, nothrow) as the Itanium C++
+ * ABI names them on a 64-bit target.  A block from new may only go to delete,
+ * one from new[] only to delete[], one from malloc only to free; a sized
+ * delete must name the size that was asked for.  Out of memory, new calls
+ * the program's new_handler while there is one and then throws
+ * std::bad_alloc through libstdc++ (both weak: a program that calls these
+ * operators has libstdc++). */
+_Static_assert(sizeof(size_t) == 8, "the mangled names below are for a 64-bit size_t");
+
+typedef void (*lode_new_handler_t)(void);
+extern lode_new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
+
+static void* cxx_new(size_t size, size_t alignment, lode_alloc_kind_t kind, bool nothrow) {
+  for (;;) {
+    void* p = _lode_alloc_kind(size, alignment, kind);
+    if (p != NULL || nothrow) return p;
+    lode_new_handler_t handler = _ZSt15get_new_handlerv != NULL ? _ZSt15get_new_handlerv() : NULL;
+    if (handler == NULL) break;
+    handler();
+  }
+  if (_ZSt17__throw_bad_allocv != NULL) _ZSt17__throw_bad_allocv();
+  _lode_error_pointer(kind == LODE_KIND_NEW ? "operator new" : "operator new[]", "out of memory, and no C++ runtime to throw", NULL);
+  abort();
+}
+
+#define NEW_FN(name, kind, params, size, align, nothrow) \
+  LODE_EXPORT void* name params;                           \
+  LODE_EXPORT void* name params { return cxx_new(size, align, kind, nothrow); }
+NEW_FN(_Znwm, LODE_KIND_NEW, (size_t n), n, 0, false)
+NEW_FN(_Znam, LODE_KIND_NEW_ARRAY, (size_t n), n, 0, false)
+NEW_FN(_ZnwmRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, const void* nt), ((void)nt, n), 0, true)
+NEW_FN(_ZnamRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, const void* nt), ((void)nt, n), 0, true)
+NEW_FN(_ZnwmSt11align_val_t, LODE_KIND_NEW, (size_t n, size_t al), n, al, false)
+NEW_FN(_ZnamSt11align_val_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al), n, al, false)
+NEW_FN(_ZnwmSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, size_t al, const void* nt), ((void)nt, n), al, true)
+NEW_FN(_ZnamSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al, const void* nt), ((void)nt, n), al,
+       true)
+
+#define DELETE_FN(name, kind, func, params, size)    \
+  LODE_EXPORT void name params;                      \
+  LODE_EXPORT void name params { _lode_free_kind(p, kind, size, func); }
+DELETE_FN(_ZdlPv, LODE_KIND_NEW, "operator delete", (void* p), 0)
+DELETE_FN(_ZdaPv, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p), 0)
+DELETE_FN(_ZdlPvm, LODE_KIND_NEW, "operator delete", (void* p, size_t n), n)
+DELETE_FN(_ZdaPvm, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n), n)
+DELETE_FN(_ZdlPvRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, const void* nt), ((void)nt, 0))
+DELETE_FN(_ZdaPvRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, const void* nt), ((void)nt, 0))
+DELETE_FN(_ZdlPvSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al), ((void)al, 0))
+DELETE_FN(_ZdaPvSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t al), ((void)al, 0))
+DELETE_FN(_ZdlPvmSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t n, size_t al), ((void)al, n))
+DELETE_FN(_ZdaPvmSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n, size_t al),
+          ((void)al, n))
+DELETE_FN(_ZdlPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al, const void* nt),
+          ((void)al, (void)nt, 0))
+DELETE_FN(_ZdaPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]",
+          (void* p, size_t al, const void* nt), ((void)al, (void)nt, 0))
+
+#ifdef LODE_CHECKED_MEMFUNCS
+/* --- LODE_SECURE: bounds-checked memcpy, memmove, memset ------------------------ */
+/* A range that starts in a lode block must end inside what was asked for
+ * of it, and a block that is not allocated may not be touched at all.
+ * Ranges elsewhere (stack, globals, other mappings) are not checked.  After
+ * a report that does not abort (LODE_ON_ERROR), the call does what it was
+ * asked: the checks report, the C library copies. */
+LODE_EXPORT void* memcpy(void* restrict d, const void* restrict s, size_t n) {
+  if (n != 0) {
+    _lode_range_ok(d, n, "memcpy");
+    _lode_range_ok(s, n, "memcpy");
+  }
+  _lode_raw_memcpy(d, s, n);
+  return d;
+}
+
+LODE_EXPORT void* memmove(void* d, const void* s, size_t n) {
+  if (n != 0) {
+    _lode_range_ok(d, n, "memmove");
+    _lode_range_ok(s, n, "memmove");
+  }
+  _lode_raw_memmove(d, s, n);
+  return d;
+}
+
+LODE_EXPORT void* memset(void* d, int c, size_t n) {
+  if (n != 0) _lode_range_ok(d, n, "memset");
+  _lode_raw_memset(d, c, n);
+  return d;
+}
+#endif
+#endif

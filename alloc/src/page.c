@@ -52,6 +52,19 @@ bool _lode_page_extend(lode_page_t* page) {
     uint32_t t = idx[i - 1]; idx[i - 1] = idx[j]; idx[j] = t;
   }
   n = m;
+  /* Every block on a free list is wiped and has a FREE trailer (canary.c):
+   * a recycled area is cleared here, once, for the blocks carved.  What lies
+   * beyond the carved blocks is as the claim found it (not free_is_zero,
+   * which freed blocks clear). */
+  bool zero = page->claimed_zero;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* b = start + i * bsize;
+    if (bsize > LODE_OS_PAGE_SIZE) {
+      if (zero) _lode_os_touch(b + bsize - LODE_TRAILER_SIZE, LODE_TRAILER_SIZE);
+      else _lode_os_touch(b, bsize);
+    }
+    _lode_block_carve(page, b, zero);
+  }
   lode_block_t* head = page->free;
   for (size_t i = 0; i < n; i++) {
     lode_block_t* b = (lode_block_t*)(start + (size_t)idx[i] * bsize);
@@ -139,6 +152,40 @@ static size_t page_merge_thread_free(lode_page_t* page) {
   page->used -= (uint32_t)count;
   return count;
 }
+
+#ifdef LODE_SECURE
+bool _lode_page_scrub(lode_page_t* page) {
+  size_t bsize = page->block_size;
+  /* a huge page's segment goes back whole; its area runs on into address
+   * space kept for growth, never committed */
+  if (_lode_page_segment(page)->kind == LODE_PAGE_HUGE) return false;
+  if (!page->claimed_zero) {
+    /* Beyond the carved blocks lies an older life's memory, unless every
+     * block was carved (each cleared then): the slack after the last one is
+     * cleared too (given back when it spans whole OS pages). */
+    if (page->capacity < page->reserved) return false;
+    uint8_t* slack = page->area + (size_t)page->reserved * bsize;
+    uint8_t* end = page->area + page->area_size;
+    uint8_t* whole = (uint8_t*)lode_align_up((uintptr_t)slack, LODE_OS_PAGE_SIZE);
+    if (whole > end) whole = end;
+    _lode_os_touch(slack, (size_t)(whole - slack));
+    _lode_raw_memset(slack, 0, (size_t)(whole - slack));
+#ifdef LODE_SIM
+    _lode_os_touch(whole, (size_t)(end - whole)); /* a simulated discard is a purge */
+    if (end > whole) _lode_raw_memset(whole, 0, (size_t)(end - whole));
+#else
+    if (end > whole) _lode_os_discard(whole, (size_t)(end - whole));
+#endif
+  }
+  for (uint32_t i = 0; i < page->capacity; i++) {
+    uint64_t* w = (uint64_t*)(void*)(page->area + (size_t)i * bsize);
+    uint64_t* t = (uint64_t*)(void*)((uint8_t*)w + bsize - LODE_TRAILER_SIZE);
+    if (*w != 0) *w = 0; /* read first: a discarded page is not faulted back in */
+    if (__atomic_load_n(t, __ATOMIC_RELAXED) != 0) __atomic_store_n(t, 0, __ATOMIC_RELAXED);
+  }
+  return true;
+}
+#endif
 
 /* Level-3 check: every block is either live or on exactly one local list. */
 bool _lode_page_accounting_ok(const lode_page_t* page) {

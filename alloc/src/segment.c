@@ -50,9 +50,16 @@ static void registry_remove(lode_segment_t* seg) {
   pthread_mutex_unlock(&registry_lock);
 }
 
+/* LODE_SECURE: the header ends in a guard page, so an underflow of the
+ * first block faults instead of writing over the page metadata. */
+#ifdef LODE_SECURE
+#define HEADER_GUARD LODE_OS_PAGE_SIZE
+#else
+#define HEADER_GUARD ((size_t)0)
+#endif
 static size_t segment_header_size(size_t page_count) {
   size_t h = sizeof(lode_segment_t) + (page_count - 1) * sizeof(lode_page_t);
-  return lode_align_up(h, LODE_OS_PAGE_SIZE);
+  return lode_align_up(h, LODE_OS_PAGE_SIZE) + HEADER_GUARD;
 }
 
 /* A huge block's committed extent from the area's offset in its segment:
@@ -125,7 +132,7 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
     size_t b = a + huge_size, end = (size_t)c->warm; /* huge_size: the extent */
     if (end > h && a > h) _lode_os_discard((uint8_t*)seg + h, (end < a ? end : a) - h);
     if (end > b) _lode_os_discard((uint8_t*)seg + b, end - b);
-    seg->pages[0].free_is_zero = end <= a;
+    seg->pages[0].free_is_zero = seg->pages[0].claimed_zero = end <= a;
     return;
   }
   /* New committed free pages: what this thread's last collect promised (P4)
@@ -134,11 +141,13 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
     page->area_zero = (c->zero >> i) & 1;
+    page->area_wiped = 0;
     if (!(c->warm & ((uint64_t)1 << i))) continue;
     /* How far each was written is not kept: assume all of it (the cache
      * bound, which asks the OS at the next release, errs toward holding less). */
     page->touched = (uint32_t)(lode_align_up(page->area_size, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE);
     page->is_committed = 1;
+    page->area_wiped = page->area_zero; /* committed: only a wiped page can read as zero */
     page->area_zero = 0;
     seg->committed++;
     _lode_stat_add(&_lode_stats.committed_current, &_lode_stats.committed_peak, page->area_size);
@@ -190,10 +199,13 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     return NULL;
   }
   size = mapped; /* a cached mapping may be larger: a huge area gets the slack */
-  _lode_os_touch(seg, header);
+  _lode_os_touch(seg, header - HEADER_GUARD);
   /* Fresh memory is zero: only non-zero fields are set.  A cached mapping's
    * header still holds its last life. */
-  if (reused) memset(seg, 0, header);
+  if (reused) memset(seg, 0, header - HEADER_GUARD);
+#ifdef LODE_SECURE
+  _lode_os_guard((uint8_t*)seg + header - HEADER_GUARD, HEADER_GUARD);
+#endif
   seg->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg;
   seg->tld = tld;
   seg->size = lode_align_up(size, LODE_OS_PAGE_SIZE);
@@ -210,7 +222,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
                                              : ((size_t)1 << page_shift) - (size_t)(page->area - start);
     page->purged_at = -2; /* never purged */
     page->area_zero = 1;
-    page->free_is_zero = kind == LODE_PAGE_HUGE;
+    page->free_is_zero = page->claimed_zero = kind == LODE_PAGE_HUGE;
 #ifdef LODE_SECURE
     /* A guard page ends every page area: a linear overflow faults instead
      * of running into the next page's blocks.  (Large slices get theirs
@@ -256,7 +268,8 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
   size_t end = 0;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     const lode_page_t* page = &seg->pages[i];
-    if (page->area_zero && !page->is_committed) info->zero |= (uint64_t)1 << i;
+    /* (LODE_SECURE: a wiped page reads as zero too, committed or not) */
+    if ((page->area_zero && !page->is_committed) || page->area_wiped) info->zero |= (uint64_t)1 << i;
     if (!page->is_committed) continue;
     info->warm |= (uint64_t)1 << i;
     info->resident += (size_t)page->touched * LODE_OS_PAGE_SIZE; /* carved: a bound */
@@ -405,7 +418,8 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
   for (uint32_t j = s; j < s + n; j++) {
     lode_page_t* p = &seg->pages[j];
     lode_assert(!p->in_use && !p->on_purge_queue); /* P3: the caller took it off its queue */
-    zero = zero && p->area_zero && !p->is_committed;
+    zero = zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
+    p->area_wiped = 0;
     if (!page_commit(p, seg)) {
       for (uint32_t k = s; k < j; k++) {
         seg->pages[k].in_use = 0;
@@ -420,6 +434,7 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
     seg->used++;
   }
   head->free_is_zero = zero;
+  head->claimed_zero = zero;
   if (seg->kind == LODE_PAGE_LARGE) {
     size_t touched = 0; /* the head's extent covers its tails' written pages */
     for (uint32_t j = s; j < s + n; j++) {
@@ -565,7 +580,7 @@ void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, in
 
 /* A page leaves its heap: it is free now (its purge is the caller's
  * decision).  Huge memory goes back at once. */
-uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
+uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped) {
   lode_segment_t* seg = _lode_page_segment(page);
   lode_assert(page->in_use);
   page->in_use = 0;
@@ -582,6 +597,7 @@ uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld) {
     slices = page->span_count ? page->span_count : 1;
     _lode_segment_span_split(seg, page);
   }
+  for (uint32_t j = 0; j < slices; j++) page[j].area_wiped = wiped;
   seg->used--;
   tld->page_frees++;
   _lode_stat_sub(&_lode_stats.pages_current, 1);

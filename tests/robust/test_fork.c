@@ -154,10 +154,12 @@ static void* remote_free(void* p) {
 }
 
 /* A heap with a full page of 8 KiB blocks (the 9th malloc finds the first
- * page full and turns its delayed frees on); returns one of its blocks. */
+ * page full and turns its delayed frees on); returns one of its blocks.
+ * LODE_SECURE: the request leaves room for the block's trailer, or it would
+ * take the next size class (and another page kind). */
 static void* full_page_block(lode_heap_t* h) {
   void* b[9];
-  for (int i = 0; i < 9; i++) b[i] = lode_heap_malloc(h, 8192);
+  for (int i = 0; i < 9; i++) b[i] = lode_heap_malloc(h, 8192 - LODE_TRAILER_SIZE);
   return b[1];
 }
 
@@ -228,7 +230,7 @@ static void stuck_remote_free(void* arg) {
   sem_post(&release);
   pthread_join(t, NULL);
   void* v[100];
-  for (int i = 0; i < 100; i++) v[i] = lode_malloc(8192);
+  for (int i = 0; i < 100; i++) v[i] = lode_malloc(8192 - LODE_TRAILER_SIZE); /* the same class */
   for (int i = 0; i < 100; i++) lode_free(v[i]);
   lode_collect(true);
   CHECK_EQ(lode_check_thread(), 0);

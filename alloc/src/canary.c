@@ -1,0 +1,195 @@
+/* LODE_SECURE: what a block carries so that misuse shows.
+ *
+ * Every block ends in an 8-byte trailer: the end of the part the program
+ * asked for (an offset from the block start), how the block was allocated
+ * (malloc, new, new[]) or FREE, between a fixed first and last byte; all of
+ * it XORed with a hash of the trailer's address and its page's key.  A write
+ * over either end byte -- one byte past a block whose request fills it, one
+ * byte before the next block -- always breaks it, whatever it writes; a
+ * trailer copied elsewhere does not decode.  Between the requested end and
+ * the trailer lie up to 64 canary bytes.  Everything else of a block that is
+ * not in use reads as zero (it is wiped when freed), so a write after free
+ * shows when the block is handed out again, or leaves the quarantine.
+ *
+ * The trailer is read and written with relaxed atomics: a free checks the
+ * trailer of the block before its own, which another thread may be freeing. */
+#include "internal.h"
+
+#ifdef LODE_SECURE
+
+#define TRAILER_FIXED 0x5a000000000000a5ull
+#define TRAILER_FIXED_MASK 0xff000000000000ffull
+#define TRAILER_END_BITS 46 /* LODE_MAX_ALLOC_SIZE is 2^46 */
+#define CANARY_BYTE 0xdb
+#define CANARY_MAX ((size_t)64)
+
+_Static_assert(((size_t)1 << TRAILER_END_BITS) >= LODE_MAX_ALLOC_SIZE, "a trailer holds any requested end");
+
+/* The C library's own functions: the names memset/memcpy may be liblode.so's
+ * checked ones (override.c), which stop at a block's requested end.  A call
+ * through a volatile pointer is not turned back into a call of the name. */
+#ifdef LODE_CHECKED_MEMFUNCS
+extern void* __memset_chk(void* d, int c, size_t n, size_t dn);
+extern void* __memcpy_chk(void* d, const void* s, size_t n, size_t dn);
+extern void* __memmove_chk(void* d, const void* s, size_t n, size_t dn);
+static void* (*volatile libc_memset)(void*, int, size_t, size_t) = __memset_chk;
+static void* (*volatile libc_memcpy)(void*, const void*, size_t, size_t) = __memcpy_chk;
+static void* (*volatile libc_memmove)(void*, const void*, size_t, size_t) = __memmove_chk;
+void _lode_raw_memset(void* p, int c, size_t n) { libc_memset(p, c, n, n); }
+void _lode_raw_memcpy(void* d, const void* s, size_t n) { libc_memcpy(d, s, n, n); }
+void _lode_raw_memmove(void* d, const void* s, size_t n) { libc_memmove(d, s, n, n); }
+#else
+void _lode_raw_memset(void* p, int c, size_t n) { memset(p, c, n); }
+void _lode_raw_memcpy(void* d, const void* s, size_t n) { memcpy(d, s, n); }
+void _lode_raw_memmove(void* d, const void* s, size_t n) { memmove(d, s, n); }
+#endif
+
+/* One multiply: a trailer costs its block a few hashes per malloc and free.
+ * Detection does not rest on it (the fixed bytes do); it only makes a
+ * trailer that decodes at one address garbage at any other. */
+static uint64_t trailer_hash(const lode_page_t* page, const void* at) {
+  uint64_t x = ((uint64_t)(uintptr_t)at ^ page->keys[0]) * 0x9e3779b97f4a7c15ull;
+  return x ^ (x >> 29);
+}
+
+static uint64_t* trailer_at(const lode_page_t* page, const uint8_t* block) {
+  return (uint64_t*)(uintptr_t)(block + page->block_size - LODE_TRAILER_SIZE);
+}
+
+bool _lode_trailer_get(const lode_page_t* page, const uint8_t* block, size_t* end, lode_alloc_kind_t* kind) {
+  uint64_t* t = trailer_at(page, block);
+  uint64_t v = __atomic_load_n(t, __ATOMIC_RELAXED) ^ trailer_hash(page, t);
+  if ((v & TRAILER_FIXED_MASK) != TRAILER_FIXED) return false;
+  *end = (size_t)((v >> 8) & (((uint64_t)1 << TRAILER_END_BITS) - 1));
+  *kind = (lode_alloc_kind_t)((v >> 54) & 3);
+  /* a free block's end: how far its wipe went (the rest was zero already) */
+  return *end <= page->block_size - LODE_TRAILER_SIZE && (*kind == LODE_KIND_FREE || *end != 0);
+}
+
+void _lode_trailer_set(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind) {
+  uint64_t* t = trailer_at(page, block);
+  uint64_t v = TRAILER_FIXED | (uint64_t)end << 8 | (uint64_t)kind << 54;
+  __atomic_store_n(t, v ^ trailer_hash(page, t), __ATOMIC_RELAXED);
+}
+
+static size_t canary_len(const lode_page_t* page, size_t end) {
+  size_t room = page->block_size - LODE_TRAILER_SIZE - end;
+  return room < CANARY_MAX ? room : CANARY_MAX;
+}
+
+bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end) {
+  size_t n = canary_len(page, end), i = 0;
+  const uint64_t eight = 0x0101010101010101ull * CANARY_BYTE;
+  uint64_t diff = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, block + end + i, 8); /* unaligned: a single load */
+    diff |= w ^ eight;
+  }
+  for (; i < n; i++) diff |= (uint64_t)(block[end + i] ^ CANARY_BYTE);
+  return diff == 0;
+}
+
+/* From this size on, the whole OS pages of a wipe are given back instead
+ * of written: a program that used a few bytes of a 2 MiB block must not get
+ * all of it faulted in by its free (they read as zero again). */
+#define WIPE_DISCARD_MIN ((size_t)1 << 20)
+#ifdef LODE_SIM
+#define WIPE_DISCARDS(n) false /* the simulated OS takes a discard for a purge: memory not to be written */
+#else
+#define WIPE_DISCARDS(n) ((n) >= WIPE_DISCARD_MIN)
+#endif
+
+/* The body of a block not in use, as far as its last wipe went (`extent`):
+ * all but its first word (the free-list link). */
+static bool words_are_zero(const uint64_t* w, size_t from, size_t to) {
+  uint64_t any = 0;
+  for (size_t i = from; i < to; i++) any |= w[i];
+  return any == 0;
+}
+
+/* A discarded middle is not read: a read would map the OS's zero page there,
+ * and the block's next write fault in a copy of it (and flush the TLB of
+ * every CPU). A write after free into it goes unseen. */
+static bool body_is_zero(const uint8_t* block, size_t extent) {
+  const uint64_t* w = (const uint64_t*)(const void*)block;
+  size_t words = (extent + 7) / 8;
+  if (!WIPE_DISCARDS(extent)) return words_are_zero(w, 1, words);
+  size_t lo = (lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE) - (uintptr_t)block) / 8;
+  size_t hi = (((uintptr_t)block + extent) & ~(uintptr_t)(LODE_OS_PAGE_SIZE - 1)) - (uintptr_t)block;
+  return words_are_zero(w, 1, lo > 1 ? lo : 1) && words_are_zero(w, hi / 8, words);
+}
+
+void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero) {
+  if (!zero) _lode_raw_memset(block + 8, 0, page->block_size - LODE_TRAILER_SIZE - 8);
+  _lode_trailer_set(page, block, 0, LODE_KIND_FREE);
+}
+
+bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh) {
+  size_t e;
+  lode_alloc_kind_t k;
+  if (!_lode_trailer_get(page, block, &e, &k) || k != LODE_KIND_FREE) return false;
+  /* huge blocks are never handed out twice (and may be large to read) */
+  bool huge = _lode_page_segment(page)->kind == LODE_PAGE_HUGE;
+  if (!fresh && !huge) {
+    _lode_os_touch(block, e); /* a simulated OS clears what lode never wrote */
+    if (!body_is_zero(block, e)) return false;
+  }
+  *(uint64_t*)(void*)block = 0; /* lode_page_pop's mark */
+  _lode_os_touch(block + end, canary_len(page, end));
+  _lode_raw_memset(block + end, CANARY_BYTE, canary_len(page, end));
+  _lode_trailer_set(page, block, end, kind);
+  return true;
+}
+
+void _lode_block_unseal(const lode_page_t* page, uint8_t* block, size_t end) {
+  _lode_raw_memset(block + end, 0, canary_len(page, end));
+  __atomic_store_n(trailer_at(page, block), 0, __ATOMIC_RELAXED);
+}
+
+void _lode_block_seal(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind) {
+  _lode_os_touch(block + end, canary_len(page, end));
+  _lode_raw_memset(block + end, CANARY_BYTE, canary_len(page, end));
+  _lode_trailer_set(page, block, end, kind);
+}
+
+
+void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end) {
+  /* past end + canary the block is still zero: only an overflow that broke
+   * the canary could have written there, and the free stopped at that */
+  size_t n = end + canary_len(page, end);
+  if (WIPE_DISCARDS(n)) {
+    uint8_t* lo = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
+    uint8_t* hi = (uint8_t*)((uintptr_t)(block + n) & ~(LODE_OS_PAGE_SIZE - 1));
+    _lode_raw_memset(block, 0, (size_t)(lo - block));
+    _lode_os_discard(lo, (size_t)(hi - lo));
+    _lode_raw_memset(hi, 0, (size_t)(block + n - hi));
+  } else {
+    _lode_raw_memset(block, 0, n);
+  }
+  _lode_trailer_set(page, block, n, LODE_KIND_FREE);
+}
+
+bool _lode_block_is_wiped(const lode_page_t* page, const uint8_t* block) {
+  size_t e;
+  lode_alloc_kind_t k;
+  /* no link yet: the first word is the wipe's too (all of an 8-byte request) */
+  if (*(const uint64_t*)(const void*)block != 0 || !_lode_trailer_get(page, block, &e, &k) || k != LODE_KIND_FREE)
+    return false;
+  _lode_os_touch((void*)(uintptr_t)block, e);
+  return body_is_zero(block, e);
+}
+
+void _lode_block_resize(const lode_page_t* page, uint8_t* block, size_t old_end, size_t new_end,
+                        lode_alloc_kind_t kind) {
+  _lode_os_touch(block + new_end, canary_len(page, new_end));
+  size_t lo = old_end < new_end ? old_end : new_end;
+  size_t hi = old_end + canary_len(page, old_end);
+  _lode_raw_memset(block + lo, 0, hi - lo);
+  _lode_raw_memset(block + new_end, CANARY_BYTE, canary_len(page, new_end));
+  _lode_trailer_set(page, block, new_end, kind);
+}
+
+#else
+typedef int lode_canary_unused_t; /* a translation unit may not be empty */
+#endif

@@ -1,0 +1,260 @@
+/* LODE_SECURE (with LODE_TESTING): what the hardened build promises, each
+ * promise against the broken state it must catch -- a block overflowed or
+ * underflowed by one byte, written after its free, freed twice or by the
+ * wrong kind of delete, a copy past its end -- and the messages that name
+ * it; the quarantine's bounds; malloc(0) that faults; zeroed blocks.
+ * Registered only in LODE_SECURE LODE_TESTING trees (tests/CMakeLists.txt). */
+#include "internal.h"
+#include "test.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int msg_pipe[2];
+
+/* Everything lode wrote since the last call. */
+static const char* messages(void) {
+  static char text[4096];
+  ssize_t r = read(msg_pipe[0], text, sizeof(text) - 1);
+  text[r > 0 ? r : 0] = '\0';
+  return text;
+}
+
+/* The message lode wrote must start with want and name the block's size. */
+static int expect_message(const char* want, int line) {
+  const char* got = messages();
+  int ok = strncmp(got, want, strlen(want)) == 0 && strstr(got, " (block of ") != NULL;
+  if (!ok) fprintf(stderr, "line %d: lode said \"%s\", expected \"%s... (block of N bytes)\"\n", line, got, want);
+  return ok;
+}
+#define EXPECT_MESSAGE(want) CHECK(expect_message(want, __LINE__))
+#define EXPECT_SILENCE() CHECK(messages()[0] == '\0')
+
+static lode_quarantine_t* quarantine(void) { return &lode_heap_get_default()->tld->quarantine; }
+
+static void blocks_are_zeroed_and_exact(void) {
+  for (size_t n = 1; n < 5000; n = n * 3 + 1) {
+    unsigned char* p = lode_malloc(n);
+    CHECK(p != NULL);
+    CHECK_EQ(lode_usable_size(p), n); /* the canary's bytes are not the program's */
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++) nonzero += p[i] != 0;
+    CHECK_EQ(nonzero, 0);
+    memset(p, 0xa5, n);
+    lode_free(p);
+  }
+  lode_collect(true); /* the quarantine empties: the blocks come back, wiped */
+  for (int round = 0; round < 64; round++) {
+    unsigned char* p = lode_malloc(121);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 121; i++) nonzero += p[i] != 0;
+    CHECK_EQ(nonzero, 0);
+    memset(p, 0x5a, 121);
+    lode_free(p);
+  }
+  EXPECT_SILENCE();
+}
+
+static void overflow_by_one_is_caught(void) {
+  /* 24 + 8 fills the 32-byte class: the byte past the end is the trailer's */
+  size_t sizes[] = {24, 25, 100, 4096, 262144};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    unsigned char* p = lode_malloc(sizes[i]);
+    p[sizes[i]] = 0x41;
+    lode_free(p);
+    EXPECT_MESSAGE("lode: free(): heap overflow"); /* and the block stays out of every list */
+  }
+}
+
+/* Two blocks of a size, b right after a (free lists are shuffled: search). */
+static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
+  enum { N = 64 };
+  unsigned char* q[N];
+  for (int i = 0; i < N; i++) q[i] = lode_malloc(size);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(q[0]), q[0]);
+  bool found = false;
+  for (int i = 0; i < N && !found; i++)
+    for (int j = 0; j < N && !found; j++)
+      if (q[j] == q[i] + page->block_size) {
+        *pa = q[i];
+        *pb = q[j];
+        q[i] = q[j] = NULL;
+        found = true;
+      }
+  for (int i = 0; i < N; i++) lode_free(q[i]);
+  return found;
+}
+
+static void underflow_by_one_is_caught(void) {
+  unsigned char *a, *b;
+  CHECK(neighbours(40, &a, &b));
+  b[-1] = 0x41; /* the last byte of a's trailer */
+  lode_free(b);
+  EXPECT_MESSAGE("lode: free(): heap underflow");
+  lode_free(a); /* a's own trailer is broken too */
+  EXPECT_MESSAGE("lode: free(): heap overflow");
+}
+
+static void write_after_free_is_caught(void) {
+  unsigned char* p = lode_malloc(200);
+  lode_free(p);
+  CHECK(_lode_quarantine_holds(quarantine(), p));
+  p[150] = 1;
+  lode_collect(true); /* leaving the quarantine, the wipe is checked */
+  EXPECT_MESSAGE("lode: free(): write after free");
+  CHECK(!_lode_quarantine_holds(quarantine(), p));
+}
+
+static void double_free_is_caught(void) {
+  void* keep = lode_malloc(48); /* its page stays in use: a free of p is known a double free */
+  void* p = lode_malloc(48);
+  lode_free(p);
+  lode_free(p);
+  EXPECT_MESSAGE("lode: free(): double free");
+  lode_collect(true);
+  lode_free(p); /* now on a free list */
+  EXPECT_MESSAGE("lode: free(): double free");
+  lode_free(keep);
+}
+
+static void kinds_and_sizes_are_checked(void) {
+  void* p = lode_malloc(40);
+  _lode_free_kind(p, LODE_KIND_NEW, 0, "operator delete");
+  EXPECT_MESSAGE("lode: operator delete(): mismatched free (the block is from malloc)");
+  lode_free(p);
+  EXPECT_SILENCE();
+  void* a = _lode_alloc_kind(40, 0, LODE_KIND_NEW_ARRAY);
+  _lode_free_kind(a, LODE_KIND_NEW, 0, "operator delete");
+  EXPECT_MESSAGE("lode: operator delete(): mismatched free (the block is from operator new[])");
+  lode_free(a);
+  EXPECT_MESSAGE("lode: free(): mismatched free (the block is from operator new[])");
+  _lode_free_kind(a, LODE_KIND_NEW_ARRAY, 41, "operator delete[]");
+  EXPECT_MESSAGE("lode: operator delete[](): sized delete with the wrong size");
+  _lode_free_kind(a, LODE_KIND_NEW_ARRAY, 40, "operator delete[]");
+  EXPECT_SILENCE();
+  void* al = _lode_alloc_kind(100, 256, LODE_KIND_NEW);
+  CHECK(((uintptr_t)al & 255) == 0);
+  CHECK_EQ(lode_usable_size(al), 100);
+  _lode_free_kind(al, LODE_KIND_NEW, 100, "operator delete");
+  EXPECT_SILENCE();
+}
+
+static void copies_are_bounded(void) {
+  unsigned char* p = lode_malloc(100);
+  CHECK(_lode_range_ok(p, 100, "memcpy"));
+  CHECK(_lode_range_ok(p + 60, 40, "memcpy"));
+  EXPECT_SILENCE();
+  CHECK(!_lode_range_ok(p, 101, "memcpy"));
+  EXPECT_MESSAGE("lode: memcpy(): heap overflow (the range runs past the end of its block)");
+  CHECK(!_lode_range_ok(p + 99, 2, "memset"));
+  EXPECT_MESSAGE("lode: memset(): heap overflow");
+  char stack[64];
+  CHECK(_lode_range_ok(stack, sizeof(stack), "memcpy")); /* not lode's: not checked */
+  lode_free(p);
+  CHECK(!_lode_range_ok(p, 10, "memcpy"));
+  EXPECT_MESSAGE("lode: memcpy(): access to heap memory that is not allocated");
+}
+
+static void realloc_moves_the_canary(void) {
+  unsigned char* p = lode_malloc(90); /* 90 + 8 -> the 112-byte class: room for 104 */
+  memset(p, 7, 90);
+  unsigned char* q = lode_realloc(p, 100);
+  CHECK(q == p);
+  CHECK_EQ(lode_usable_size(q), 100);
+  CHECK(q[89] == 7 && q[90] == 0 && q[99] == 0);
+  q = lode_realloc(q, 60);
+  CHECK_EQ(lode_usable_size(q), 60);
+  q[60] = 1; /* past the shrunk end: the canary's */
+  lode_free(q);
+  EXPECT_MESSAGE("lode: free(): heap overflow");
+  unsigned char* r = lode_malloc(1000);
+  memset(r, 3, 1000);
+  unsigned char* s = lode_realloc(r, 5000); /* moves: the old block is wiped */
+  CHECK(s != r && s[999] == 3 && s[1000] == 0);
+  size_t left = 0;
+  for (size_t i = 8; i < 1000; i++) left += r[i] != 0; /* r is in the quarantine, readable */
+  CHECK_EQ(left, 0);
+  lode_free(s);
+  EXPECT_SILENCE();
+}
+
+static void quarantine_delays_reuse(void) {
+  void* p = lode_malloc(4096);
+  lode_free(p);
+  for (int i = 0; i < 16; i++) {
+    void* q = lode_malloc(4096);
+    CHECK(q != p);
+  }
+  /* a block stays 8 frees at least and leaves within 47, whichever slot it drew */
+  for (int round = 0; round < 20; round++) {
+    unsigned char* x = lode_malloc(64);
+    lode_free(x);
+    void* held[48];
+    for (int i = 0; i < 48; i++) held[i] = lode_malloc(32);
+    for (int i = 0; i < 8; i++) lode_free(held[i]);
+    CHECK(_lode_quarantine_holds(quarantine(), x));
+    for (int i = 8; i < 47; i++) lode_free(held[i]);
+    CHECK(!_lode_quarantine_holds(quarantine(), x));
+    lode_free(held[47]);
+  }
+  lode_collect(true);
+  CHECK(_lode_quarantine_pop(quarantine()) == NULL);
+  EXPECT_SILENCE();
+}
+
+static void destroyed_heap_leaves_no_quarantined_block(void) {
+  lode_heap_t* h = lode_heap_new();
+  void* p = lode_heap_malloc(h, 64);
+  lode_free(p);
+  CHECK(_lode_quarantine_holds(quarantine(), p));
+  lode_heap_destroy(h);
+  CHECK(!_lode_quarantine_holds(quarantine(), p));
+  for (int i = 0; i < 200; i++) lode_free(lode_malloc(64));
+  CHECK_EQ(lode_check_thread(), 0);
+  EXPECT_SILENCE();
+}
+
+static void malloc0_faults(void) {
+  void* a = lode_malloc(0);
+  void* b = lode_malloc(0);
+  CHECK(a != NULL && b != NULL && a != b);
+  CHECK_EQ(lode_usable_size(a), 0);
+  CHECK(!_lode_range_ok(a, 1, "memset"));
+  CHECK(strstr(messages(), "lode: memset(): access through a malloc(0) pointer") != NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    volatile char* v = a;
+    v[0] = 1;
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+  lode_free(a);
+  lode_free(a); /* the range's bitmap cannot tell a double free from a free of an address never handed out */
+  CHECK(strstr(messages(), "lode: free(): invalid pointer (not allocated)") != NULL);
+  void* c = lode_realloc(b, 10);
+  CHECK(c != NULL && lode_usable_size(c) == 10);
+  lode_free(c);
+  EXPECT_SILENCE();
+}
+
+int main(void) {
+  if (pipe(msg_pipe) != 0 || fcntl(msg_pipe[0], F_SETFL, O_NONBLOCK) != 0) return 2;
+  lode_test_set_message_fd(msg_pipe[1]);
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
+  RUN(blocks_are_zeroed_and_exact);
+  RUN(overflow_by_one_is_caught);
+  RUN(underflow_by_one_is_caught);
+  RUN(write_after_free_is_caught);
+  RUN(double_free_is_caught);
+  RUN(kinds_and_sizes_are_checked);
+  RUN(copies_are_bounded);
+  RUN(realloc_moves_the_canary);
+  RUN(quarantine_delays_reuse);
+  RUN(destroyed_heap_leaves_no_quarantined_block);
+  RUN(malloc0_faults);
+  return test_done();
+}
