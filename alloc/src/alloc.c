@@ -265,6 +265,39 @@ size_t lode_usable_size(const void* p) {
   return page->block_size - (size_t)((const uint8_t*)p - (uint8_t*)block);
 }
 
+/* Where `size` bytes at `alignment` go (the default build's over-aligned
+ * allocations and every LODE_SECURE one): the aligned pointer, and in
+ * *pblock its block's start.  *ppage is set only for a huge block placed at
+ * an aligned offset of its own segment (it may lie beyond the segment's
+ * first 4 MiB, where masking the address finds no header).  NULL when out
+ * of memory.  Tagging an interior pointer is the caller's. */
+static uint8_t* place_aligned(lode_heap_t* heap, size_t size, size_t alignment, uint8_t** pblock,
+                              lode_page_t** ppage) {
+  *ppage = NULL;
+  if (alignment <= LODE_MAX_ALIGN && (size >= alignment || size > 8)) return *pblock = heap_malloc(heap, size);
+  if (alignment <= LODE_OS_PAGE_SIZE && size <= LODE_MEDIUM_OBJ_MAX) {
+    /* Classes 2^k are multiples of any alignment <= 2^k; page areas are
+     * 4 KiB aligned. */
+    size_t bin = lode_bin_of(size < alignment ? alignment : size);
+    while (lode_bin_size(bin) % alignment != 0) bin++;
+    return *pblock = heap_malloc(heap, lode_bin_size(bin));
+  }
+  size_t over = size + alignment - 1;
+  if (over > LODE_LARGE_OBJ_MAX || alignment > LODE_OS_PAGE_SIZE * 16) {
+    if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) return NULL;
+    lode_page_t* page = _lode_heap_huge_page(heap, size, alignment);
+    if (page == NULL) return NULL;
+    uint8_t* block = (uint8_t*)lode_page_pop(page);
+    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+    _lode_queue_to_full(heap, page);
+    *ppage = page;
+    return *pblock = block;
+  }
+  uint8_t* raw = heap_malloc(heap, over);
+  *pblock = raw;
+  return raw == NULL ? NULL : (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
+}
+
 /* --- LODE_SECURE: every block checked ------------------------------------------ */
 /* A secure build gives each block a trailer (canary.c) and routes every
  * allocation and free through here instead of the fast paths above:
@@ -277,35 +310,6 @@ size_t lode_usable_size(const void* p) {
 #ifdef LODE_SECURE
 static const char* kind_alloc_name(lode_alloc_kind_t k) {
   return k == LODE_KIND_NEW ? "operator new" : k == LODE_KIND_NEW_ARRAY ? "operator new[]" : "malloc";
-}
-
-/* The block for size bytes at alignment, and in *pblock its start (an
- * over-aligned pointer lies inside). */
-static uint8_t* secure_block(lode_heap_t* heap, size_t size, size_t alignment, uint8_t** pblock,
-                             lode_page_t** ppage) {
-  *ppage = NULL; /* the block's page: found from its address, but for a huge over-aligned block */
-  size_t need = size + LODE_TRAILER_SIZE;
-  if (alignment <= LODE_MAX_ALIGN) return *pblock = heap_malloc(heap, need);
-  if (alignment <= LODE_OS_PAGE_SIZE && need <= LODE_MEDIUM_OBJ_MAX) {
-    /* classes 2^k are multiples of any alignment <= 2^k; page areas are 4 KiB aligned */
-    size_t bin = lode_bin_of(need < alignment ? alignment : need);
-    while (lode_bin_size(bin) % alignment != 0) bin++;
-    return *pblock = heap_malloc(heap, lode_bin_size(bin));
-  }
-  size_t over = need + alignment - 1;
-  if (over > LODE_LARGE_OBJ_MAX || alignment > LODE_OS_PAGE_SIZE * 16) {
-    if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) return NULL;
-    lode_page_t* page = _lode_heap_huge_page(heap, need, alignment);
-    if (page == NULL) return NULL;
-    uint8_t* block = (uint8_t*)lode_page_pop(page);
-    _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-    _lode_queue_to_full(heap, page);
-    *ppage = page; /* the block may lie beyond its segment's first 4 MiB */
-    return *pblock = block;
-  }
-  uint8_t* raw = heap_malloc(heap, over);
-  *pblock = raw;
-  return raw == NULL ? NULL : (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
 }
 
 static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
@@ -324,7 +328,7 @@ static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode
   if (heap == NULL) heap = _lode_heap_get_default();
   uint8_t* block;
   lode_page_t* page;
-  uint8_t* p = secure_block(heap, size, alignment, &block, &page);
+  uint8_t* p = place_aligned(heap, size + LODE_TRAILER_SIZE, alignment, &block, &page);
   if (p == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -544,50 +548,22 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
     return NULL;
   }
   if (size == 0) size = 1;
-  void* p = NULL;
-  if (alignment <= LODE_MAX_ALIGN && (size >= alignment || size > 8)) {
+  if (alignment <= LODE_MAX_ALIGN && (size >= alignment || size > 8))
     return zero ? lode_heap_calloc(heap, 1, size) : heap_malloc(heap, size);
-  } else if (alignment <= LODE_OS_PAGE_SIZE && size <= LODE_MEDIUM_OBJ_MAX) {
-    /* Classes 2^k are multiples of any alignment <= 2^k; page areas are
-     * 4 KiB aligned. */
-    size_t want = size < alignment ? alignment : size;
-    size_t bin = lode_bin_of(want);
-    while (lode_bin_size(bin) % alignment != 0) bin++;
-    p = heap_malloc(heap, lode_bin_size(bin));
-    if (p == NULL) return NULL;
-  } else {
-    size_t over = size + alignment - 1;
-    if (over > LODE_LARGE_OBJ_MAX || alignment > LODE_OS_PAGE_SIZE * 16) {
-      /* A huge block placed at an aligned offset of its own segment. */
-      if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) {
-        errno = ENOMEM;
-        return NULL;
-      }
-      lode_page_t* page = _lode_heap_huge_page(heap, size, alignment);
-      if (page == NULL) {
-        errno = ENOMEM;
-        return NULL;
-      }
-      lode_block_t* block = lode_page_pop(page);
-      _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-      _lode_queue_to_full(heap, page);
-      lode_assert(((uintptr_t)block & (alignment - 1)) == 0);
-      p = block;
-    } else {
-      uint8_t* raw = heap_malloc(heap, over);
-      if (raw == NULL) return NULL;
-      lode_segment_t* seg = _lode_ptr_segment(raw);
-      lode_page_t* page = _lode_segment_page_of(seg, raw);
-      uint8_t* aligned = (uint8_t*)lode_align_up((uintptr_t)raw, alignment);
-      if (aligned != raw) {
-        atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
-        _lode_page_aligned_tag_set(page, (lode_block_t*)raw, aligned);
-      }
-      p = aligned;
-    }
+  uint8_t* block;
+  lode_page_t* page;
+  uint8_t* p = place_aligned(heap, size, alignment, &block, &page);
+  if (p == NULL) {
+    errno = ENOMEM;
+    return NULL;
   }
-  if (p != NULL && zero) memset(p, 0, size);
-  lode_assert(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+  if (p != block) {
+    if (page == NULL) page = _lode_segment_page_of(_lode_ptr_segment(block), block);
+    atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
+    _lode_page_aligned_tag_set(page, (lode_block_t*)block, p);
+  }
+  if (zero) memset(p, 0, size);
+  lode_assert(((uintptr_t)p & (alignment - 1)) == 0);
   return p;
 }
 
