@@ -1,24 +1,24 @@
 #!/bin/sh
-# bench_touch.sh LODE_STRESS [secure]: --bench --touch pages must write the
-# blocks' pages (twice the page faults of --touch first on the large workload;
-# 1.5x for a LODE_SECURE build, see below),
-# or the "program using its memory" bench measures nothing new.
+# bench_touch.sh LODE_STRESS: --bench --touch pages must write the blocks'
+# pages (twice the page faults of --touch first on the large workload), or the
+# "program using its memory" bench measures nothing new.
+# The check is of the driver, so it runs on glibc: lode's own writes (a
+# LODE_SECURE build zeroes and checks blocks, a Debug one fills them) faulted
+# pages in either way and made the ratio depend on the build and the machine
+# (1.36 in one CI run of the secure tree, 2.1 locally).  glibc gives ~2.9;
+# writing nothing more gives ~1.0.
 # Faults are counted per 4 KiB page, so huge blocks are kept off
 # transparent huge pages (one fault per 2 MiB would hide the writes); a
 # kernel that puts every mapping on them cannot tell the two apart.
-b=$1 secure=${2:-}
+b=$1
 if grep -q '\[always\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
   echo "bench_touch: transparent huge pages are 'always' here: faults do not count pages; skipped"
   exit 77
 fi
 export LODE_HUGE_OS_PAGES=0
-run() { "$b" --bench --quiet --workload large --rounds 2 --threads 1 --touch "$1" | sed -n 's/.*minor_faults=\([0-9]*\).*/\1/p'; }
+run() { "$b" --bench --quiet --target libc --workload large --rounds 2 --threads 1 --touch "$1" | sed -n 's/.*minor_faults=\([0-9]*\).*/\1/p'; }
 first=$(run first) pages=$(run pages)
-echo "bench_touch: minor faults, --touch first: $first, --touch pages: $pages"
+echo "bench_touch: minor faults on glibc, --touch first: $first, --touch pages: $pages"
 [ -n "$first" ] && [ -n "$pages" ] || { echo "bench_touch: no minor_faults in the bench line" >&2; exit 1; }
-# LODE_SECURE touches blocks itself (--touch first ~7,400 faults against
-# ~5,900), so its ratio sits at 2.0-2.2 where the default build's is ~2.7: a 2x
-# bound failed there by noise in CI.  Writing nothing more gives ~1.0 in both.
-if [ "$secure" = secure ]; then num=3 den=2; else num=2 den=1; fi
-[ $((den * pages)) -ge $((num * first)) ] || { echo "bench_touch: --touch pages did not write the blocks" >&2; exit 1; }
+[ "$pages" -ge $((2 * first)) ] || { echo "bench_touch: --touch pages did not write the blocks" >&2; exit 1; }
 echo "bench_touch: ok"
