@@ -158,29 +158,6 @@ static void checker_sees_broken_span(void) {
   lode_free(p);
 }
 
-/* LODE_SECURE: a span ends with a guard page while it is in use (a linear
- * overflow faults), and the slice is plain memory again once it is split. */
-static void secure_span_ends_with_guard(void) {
-#ifdef LODE_SECURE
-  char* p = lode_malloc(300 * KiB);
-  lode_page_t* head = _lode_segment_page_of(_lode_ptr_segment(p), p);
-  char* end = (char*)head->area + head->area_size;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    end[0] = 1; /* must fault */
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
-  lode_free(p);
-  char* q = lode_malloc(1500 * KiB); /* the same slices and more: no guard left inside */
-  memset(q, 5, 1500 * KiB);
-  lode_free(q);
-#endif
-}
-
 /* A span's claim commits its slices one by one; when the OS refuses one,
  * the slices before it that were committed (warm from an earlier block) are
  * free again and must go to the purge policy: purged at once with delay 0,
@@ -244,7 +221,6 @@ int main(void) {
   RUN(tails_resolve_to_their_block);
   RUN(abandoned_span_is_freed_and_released);
   RUN(checker_sees_broken_span);
-  RUN(secure_span_ends_with_guard);
   RUN(failed_claim_schedules_warm_slices);
   return test_done();
 }

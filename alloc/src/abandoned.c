@@ -118,7 +118,16 @@ static void segment_collect_pages(lode_segment_t* seg) {
     if (!page->in_use || page->span_back) continue; /* a span's tail is no page */
     _lode_page_collect(page, false);
     if (page->used == 0) {
+      uint32_t slices = seg->kind == LODE_PAGE_LARGE && page->span_count ? page->span_count : 1;
+#ifdef LODE_SECURE
+      /* every block came back through a free (wiped): vouch for the area, or
+       * its next claim clears it all again (faulting in what was never used) */
+      bool wiped = _lode_page_scrub(page);
+#else
+      bool wiped = false;
+#endif
       if (seg->kind == LODE_PAGE_LARGE) _lode_segment_span_split(seg, page);
+      for (uint32_t j = 0; j < slices; j++) page[j].area_wiped = wiped;
       page->in_use = 0;
       page->free = page->local_free = NULL;
       page->capacity = 0;

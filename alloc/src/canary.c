@@ -90,15 +90,24 @@ bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t
   return diff == 0;
 }
 
-/* From this size on, the whole OS pages of a wipe are given back instead
- * of written: a program that used a few bytes of a 2 MiB block must not get
- * all of it faulted in by its free (they read as zero again). */
-#define WIPE_DISCARD_MIN ((size_t)1 << 20)
+/* From this size on, a wipe asks the OS which of the block's whole pages
+ * are in memory: those are cleared, the others given back (they read as zero
+ * then, swapped out or never touched).  A program that used a few bytes of a
+ * 512 KiB block must not get all of it faulted in by its free, nor its every
+ * free cost a TLB shootdown (a discard of pages it did write). */
+#define WIPE_BY_RESIDENCY_MIN ((size_t)64 << 10)
+#define WIPE_RUN_PAGES (LODE_LARGE_OBJ_MAX / LODE_OS_PAGE_SIZE)
 #ifdef LODE_SIM
-#define WIPE_DISCARDS(n) false /* the simulated OS takes a discard for a purge: memory not to be written */
+#define WIPE_BY_RESIDENCY(n) false /* the simulated OS takes a discard for a purge: memory not to be written */
 #else
-#define WIPE_DISCARDS(n) ((n) >= WIPE_DISCARD_MIN)
+#define WIPE_BY_RESIDENCY(n) ((n) >= WIPE_BY_RESIDENCY_MIN)
 #endif
+
+/* The whole OS pages of [block, block + n): [*lo, *hi). */
+static void whole_pages(uint8_t* block, size_t n, uint8_t** lo, uint8_t** hi) {
+  *lo = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
+  *hi = (uint8_t*)((uintptr_t)(block + n) & ~(LODE_OS_PAGE_SIZE - 1));
+}
 
 /* The body of a block not in use, as far as its last wipe went (`extent`):
  * all but its first word (the free-list link). */
@@ -108,16 +117,67 @@ static bool words_are_zero(const uint64_t* w, size_t from, size_t to) {
   return any == 0;
 }
 
-/* A discarded middle is not read: a read would map the OS's zero page there,
- * and the block's next write fault in a copy of it (and flush the TLB of
- * every CPU). A write after free into it goes unseen. */
+/* A page not in memory is not read: a read would map the OS's zero page
+ * there, and the block's next write fault in a copy of it (and flush the TLB
+ * of every CPU).  A write after free into a page since swapped out goes
+ * unseen. */
 static bool body_is_zero(const uint8_t* block, size_t extent) {
   const uint64_t* w = (const uint64_t*)(const void*)block;
   size_t words = (extent + 7) / 8;
-  if (!WIPE_DISCARDS(extent)) return words_are_zero(w, 1, words);
-  size_t lo = (lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE) - (uintptr_t)block) / 8;
-  size_t hi = (((uintptr_t)block + extent) & ~(uintptr_t)(LODE_OS_PAGE_SIZE - 1)) - (uintptr_t)block;
-  return words_are_zero(w, 1, lo > 1 ? lo : 1) && words_are_zero(w, hi / 8, words);
+  if (!WIPE_BY_RESIDENCY(extent)) return words_are_zero(w, 1, words);
+  uint8_t *lo, *hi;
+  whole_pages((uint8_t*)(uintptr_t)block, extent, &lo, &hi);
+  size_t first = (size_t)(lo - block) / 8, last = (size_t)(hi - block) / 8;
+  if (!words_are_zero(w, 1, first > 1 ? first : 1) || !words_are_zero(w, last, words)) return false;
+  unsigned char vec[WIPE_RUN_PAGES];
+  size_t pages = (size_t)(hi - lo) / LODE_OS_PAGE_SIZE;
+  bool known = pages <= WIPE_RUN_PAGES && _lode_os_resident_map(lo, (size_t)(hi - lo), vec);
+  const size_t per_page = LODE_OS_PAGE_SIZE / 8;
+  for (size_t i = 0; i < pages; i++) {
+    size_t from = first + i * per_page; /* the link is not the wipe's */
+    if ((!known || (vec[i] & 1)) && !words_are_zero(w, from > 1 ? from : 1, first + (i + 1) * per_page)) return false;
+  }
+  return true;
+}
+
+/* Clears [lo, hi) (whole OS pages): what is in memory is written, runs of
+ * what is not are discarded (a discard of pages never mapped flushes no TLB). */
+void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
+#ifdef LODE_SIM
+  _lode_os_touch(lo, (size_t)(hi - lo)); /* a simulated discard is a purge */
+  _lode_raw_memset(lo, 0, (size_t)(hi - lo));
+#else
+  unsigned char vec[WIPE_RUN_PAGES];
+  for (; lo < hi; lo += WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE) {
+    size_t len = (size_t)(hi - lo) < WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE ? (size_t)(hi - lo)
+                                                                        : WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE;
+    size_t pages = len / LODE_OS_PAGE_SIZE;
+    if (!_lode_os_resident_map(lo, len, vec)) {
+      _lode_os_discard(lo, len);
+      continue;
+    }
+    for (size_t i = 0; i < pages;) {
+      size_t j = i;
+      bool in = vec[i] & 1;
+      while (j < pages && (bool)(vec[j] & 1) == in) j++;
+      uint8_t* a = lo + i * LODE_OS_PAGE_SIZE;
+      if (in) _lode_raw_memset(a, 0, (j - i) * LODE_OS_PAGE_SIZE);
+      else _lode_os_discard(a, (j - i) * LODE_OS_PAGE_SIZE);
+      i = j;
+    }
+  }
+#endif
+}
+
+void _lode_wipe_range(uint8_t* p, size_t n) {
+  uint8_t *lo, *hi;
+  whole_pages(p, n, &lo, &hi);
+  if (lo >= hi) lo = hi = p + n;
+  _lode_os_touch(p, (size_t)(lo - p));
+  _lode_raw_memset(p, 0, (size_t)(lo - p));
+  _lode_wipe_pages(lo, hi);
+  _lode_os_touch(hi, (size_t)(p + n - hi));
+  _lode_raw_memset(hi, 0, (size_t)(p + n - hi));
 }
 
 void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero) {
@@ -158,12 +218,8 @@ void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end) {
   /* past end + canary the block is still zero: only an overflow that broke
    * the canary could have written there, and the free stopped at that */
   size_t n = end + canary_len(page, end);
-  if (WIPE_DISCARDS(n)) {
-    uint8_t* lo = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
-    uint8_t* hi = (uint8_t*)((uintptr_t)(block + n) & ~(LODE_OS_PAGE_SIZE - 1));
-    _lode_raw_memset(block, 0, (size_t)(lo - block));
-    _lode_os_discard(lo, (size_t)(hi - lo));
-    _lode_raw_memset(hi, 0, (size_t)(block + n - hi));
+  if (WIPE_BY_RESIDENCY(n)) {
+    _lode_wipe_range(block, n);
   } else {
     _lode_raw_memset(block, 0, n);
   }
@@ -178,6 +234,10 @@ bool _lode_block_is_wiped(const lode_page_t* page, const uint8_t* block) {
     return false;
   _lode_os_touch((void*)(uintptr_t)block, e);
   return body_is_zero(block, e);
+}
+
+void _lode_block_verified(const lode_page_t* page, uint8_t* block) {
+  _lode_trailer_set(page, block, 0, LODE_KIND_FREE);
 }
 
 void _lode_block_resize(const lode_page_t* page, uint8_t* block, size_t old_end, size_t new_end,

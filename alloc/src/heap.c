@@ -180,6 +180,7 @@ void _lode_heap_quarantine_release(void* block) {
     _lode_error_block("free", "write after free", block, page->block_size);
     return;
   }
+  _lode_block_verified(page, block);
   _lode_heap_free_block(page, block);
 #else
   (void)block;

@@ -596,8 +596,14 @@ bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lo
 bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end);
 /* A live block being freed: wiped and marked FREE. */
 void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end);
+/* Zeroes whole OS pages [lo, hi): what is in memory written, the rest discarded. */
+void _lode_wipe_pages(uint8_t* lo, uint8_t* hi);
+void _lode_wipe_range(uint8_t* p, size_t n); /* any range: its whole OS pages as above */
 /* Still as _lode_block_wipe left it (a block not yet on a free list)? */
 bool _lode_block_is_wiped(const lode_page_t* page, const uint8_t* block);
+/* _lode_block_is_wiped held: its handout need not read the body again (one
+ * check per life; a write between the two goes unseen). */
+void _lode_block_verified(const lode_page_t* page, uint8_t* block);
 /* A huge block about to change its block size in place: its canary and
  * trailer go (unseal), and are set again at its new size (seal). */
 void _lode_block_unseal(const lode_page_t* page, uint8_t* block, size_t end);

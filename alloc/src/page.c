@@ -90,10 +90,11 @@ bool _lode_page_extend(lode_page_t* page) {
   return true;
 }
 
-#if defined(LODE_SECURE) || LODE_DEBUG >= 2
+#if LODE_DEBUG >= 2
 /* Thorough builds: a block freed by another thread while already on the
  * owner's lists (the freeing thread cannot look: that would race) is found
- * here, before the merge.  Marks the local lists in a bitmap, O(lists + chain).
+ * here, before the merge.  (LODE_SECURE alone needs no walk: the freeing
+ * thread reads the block's trailer, FREE once it is on a list.)  Marks the local lists in a bitmap, O(lists + chain).
  * Returns the first such block, or NULL. */
 static lode_block_t* remote_double_free(const lode_page_t* page, lode_block_t* chain) {
   enum { MAX_BLOCKS = LODE_SMALL_PAGE_SIZE / 8 };
@@ -136,7 +137,7 @@ static size_t page_merge_thread_free(lode_page_t* page) {
       return 0;
     }
   }
-#if defined(LODE_SECURE) || LODE_DEBUG >= 2
+#if LODE_DEBUG >= 2
   lode_block_t* dup = remote_double_free(page, head);
   if (lode_unlikely(dup != NULL)) {
     /* The remote push already overwrote the block's link on the owner's
@@ -160,22 +161,12 @@ bool _lode_page_scrub(lode_page_t* page) {
    * space kept for growth, never committed */
   if (_lode_page_segment(page)->kind == LODE_PAGE_HUGE) return false;
   if (!page->claimed_zero) {
-    /* Beyond the carved blocks lies an older life's memory, unless every
-     * block was carved (each cleared then): the slack after the last one is
-     * cleared too (given back when it spans whole OS pages). */
-    if (page->capacity < page->reserved) return false;
-    uint8_t* slack = page->area + (size_t)page->reserved * bsize;
-    uint8_t* end = page->area + page->area_size;
-    uint8_t* whole = (uint8_t*)lode_align_up((uintptr_t)slack, LODE_OS_PAGE_SIZE);
-    if (whole > end) whole = end;
-    _lode_os_touch(slack, (size_t)(whole - slack));
-    _lode_raw_memset(slack, 0, (size_t)(whole - slack));
-#ifdef LODE_SIM
-    _lode_os_touch(whole, (size_t)(end - whole)); /* a simulated discard is a purge */
-    if (end > whole) _lode_raw_memset(whole, 0, (size_t)(end - whole));
-#else
-    if (end > whole) _lode_os_discard(whole, (size_t)(end - whole));
-#endif
+    /* Beyond the carved blocks lies an older life's memory: it is cleared,
+     * or this page, and every later life of it, would be carved clearing
+     * again.  Only what is in memory is written: a discard of what the page
+     * did use would fault it back in at its next claim. */
+    size_t carved = (size_t)page->capacity * bsize;
+    _lode_wipe_range(page->area + carved, page->area_size - carved);
   }
   for (uint32_t i = 0; i < page->capacity; i++) {
     uint64_t* w = (uint64_t*)(void*)(page->area + (size_t)i * bsize);

@@ -341,11 +341,7 @@ static lode_page_t* segment_find_free_page(lode_segment_t* seg) {
 /* Slice i's own area (slice 0's starts after the header).  In LODE_SECURE
  * builds a span in use ends with a guard page, the last of its last slice:
  * one mprotect when it is taken and one when it is split. */
-#ifdef LODE_SECURE
-#define SLICE_GUARD LODE_OS_PAGE_SIZE
-#else
 #define SLICE_GUARD ((size_t)0)
-#endif
 static uint8_t* slice_start(lode_segment_t* seg, uint32_t i) {
   return i == 0 ? (uint8_t*)seg + seg->header_size : (uint8_t*)seg + ((size_t)i << seg->page_shift);
 }
@@ -378,9 +374,7 @@ static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
   size_t touched_end = (size_t)(head->area - (uint8_t*)seg) + (size_t)head->touched * LODE_OS_PAGE_SIZE;
-#ifdef LODE_SECURE
-  _lode_os_unguard(head->area + head->area_size, SLICE_GUARD);
-#endif
+
   for (uint32_t j = s; j < s + n; j++) {
     lode_page_t* p = &seg->pages[j];
     p->area = slice_start(seg, j);
@@ -444,9 +438,7 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
     head->touched = (uint32_t)touched;
     head->span_count = (uint8_t)n;
     head->area_size = (size_t)(slice_end(seg, s + n - 1) - SLICE_GUARD - head->area);
-#ifdef LODE_SECURE
-    _lode_os_guard(head->area + head->area_size, SLICE_GUARD);
-#endif
+
   }
   _lode_segment_update_position(seg, tld);
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
@@ -467,6 +459,14 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
     _lode_segment_release(seg, tld);
     return NULL;
   }
+#ifdef LODE_SECURE
+  /* A warm mapping's last block was not wiped (the cache is no heap): what
+   * of it is in memory is cleared here, not all of it faulted in by the carve. */
+  if (!page->claimed_zero) {
+    _lode_wipe_range(page->area, bsize);
+    page->free_is_zero = page->claimed_zero = 1;
+  }
+#endif
   page->is_committed = 1;
   page->area_zero = 0;
   seg->committed = 1;
