@@ -6,7 +6,8 @@
 # The unmodified tree goes through every suite first: a suite that fails on
 # it would score false kills, so the run stops there.
 #
-#   scripts/mutation-check.sh [--matrix] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#   scripts/mutation-check.sh [--matrix] [--only REGEX] [--keep] [--stress-seconds N] [--fuzz-seconds N]
+#     (--only: the mutants whose name matches, e.g. 08 or '^(2[5-9]|3[0-7])-')
 #   scripts/mutation-check.sh --used-by-first  # first kill, the used-by suites before unit
 #   scripts/mutation-check.sh --check-patches   # only: does every patch still apply? (ctest mutants.apply)
 #
@@ -27,7 +28,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 only="" keep=0 matrix=0 used_first=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
 usage() {
-  echo "usage: $0 [--matrix | --used-by-first] [--only NAME] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
+  echo "usage: $0 [--matrix | --used-by-first] [--only REGEX] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
   echo "       $0 --check-patches" >&2
   exit 2
 }
@@ -183,7 +184,7 @@ declare -A kills=()
 total=0 survivors=0 broken=0 used_kills=0
 for patch in "$root"/scripts/mutants/*.patch; do
   name=$(basename "$patch" .patch)
-  [ -n "$only" ] && [[ $name != *"$only"* ]] && continue
+  [ -n "$only" ] && [[ ! $name =~ $only ]] && continue
   echo "== $name =="
   files=$(grep -E '^\+\+\+ b/' "$patch" | sed -E 's|^\+\+\+ b/||; s|\t.*||')
   mkdir -p "$work/orig"
