@@ -9,7 +9,8 @@
  * trailer copied elsewhere does not decode.  Between the requested end and
  * the trailer lie up to 64 canary bytes.  Everything else of a block that is
  * not in use reads as zero (it is wiped when freed), so a write after free
- * shows when the block is handed out again, or leaves the quarantine.
+ * shows when the block leaves the quarantine (which then marks it checked:
+ * FREE with an extent of 0), or is handed out again.
  *
  * The trailer is read and written with relaxed atomics: a free checks the
  * trailer of the block before its own, which another thread may be freeing. */
