@@ -548,7 +548,6 @@ void _lode_os_free_meta(void* p, size_t size);
 void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 bool _lode_os_fail_injected(void);
 void _lode_os_guard(void* p, size_t size);
-void _lode_os_unguard(void* p, size_t size);
 
 /* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */
 #define LODE_MAP_CHUNKS ((size_t)1 << (LODE_ADDRESS_BITS - LODE_SEGMENT_SHIFT))

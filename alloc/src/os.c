@@ -376,17 +376,8 @@ void _lode_os_free_meta(void* p, size_t size) {
   munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
 }
 
-/* A span's end guard (LODE_SECURE) when the span splits: the slice is plain
- * memory again. */
-void _lode_os_unguard(void* p, size_t size) {
-  if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) os_failed("mprotect(unguard) failed", p, size);
-#ifdef LODE_SIM
-  if (SIM_ON()) _lode_os_sim_protect(p, size, true);
-#endif
-}
-
-/* Guard page: inaccessible for the life of its page (a span's: while the
- * span is in use). */
+/* Guard page: inaccessible for the life of its page (LODE_SECURE: after
+ * every small and medium page area and every segment header). */
 void _lode_os_guard(void* p, size_t size) {
   atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
   if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);

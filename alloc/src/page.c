@@ -93,9 +93,9 @@ bool _lode_page_extend(lode_page_t* page) {
 #if LODE_DEBUG >= 2
 /* Thorough builds: a block freed by another thread while already on the
  * owner's lists (the freeing thread cannot look: that would race) is found
- * here, before the merge.  (LODE_SECURE alone needs no walk: the freeing
- * thread reads the block's trailer, FREE once it is on a list.)  Marks the local lists in a bitmap, O(lists + chain).
- * Returns the first such block, or NULL. */
+ * here, before the merge.  Marks the local lists in a bitmap, O(lists +
+ * chain).  Returns the first such block, or NULL.  (LODE_SECURE alone needs
+ * no walk: the freeing thread reads the block's trailer, FREE on a list.) */
 static lode_block_t* remote_double_free(const lode_page_t* page, lode_block_t* chain) {
   enum { MAX_BLOCKS = LODE_SMALL_PAGE_SIZE / 8 };
   uint64_t seen[MAX_BLOCKS / 64] = {0};

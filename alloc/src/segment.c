@@ -338,10 +338,9 @@ static lode_page_t* segment_find_free_page(lode_segment_t* seg) {
 }
 
 /* --- large blocks: spans of slices ------------------------------------------ */
-/* Slice i's own area (slice 0's starts after the header).  In LODE_SECURE
- * builds a span in use ends with a guard page, the last of its last slice:
- * one mprotect when it is taken and one when it is split. */
-#define SLICE_GUARD ((size_t)0)
+/* Slice i's own area (slice 0's starts after the header).  (No guard page
+ * ends a span, even in LODE_SECURE: the two mprotects of each span's life
+ * cost a fifth of the mixed workload; the trailer catches an overflow.) */
 static uint8_t* slice_start(lode_segment_t* seg, uint32_t i) {
   return i == 0 ? (uint8_t*)seg + seg->header_size : (uint8_t*)seg + ((size_t)i << seg->page_shift);
 }
@@ -356,7 +355,7 @@ static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
   for (uint32_t s = 0; s < seg->page_count; s++) {
     if (seg->pages[s].in_use) continue;
     size_t off = (size_t)(slice_start(seg, s) - (uint8_t*)seg) - ((size_t)s << seg->page_shift);
-    uint32_t n = (uint32_t)((off + bsize + SLICE_GUARD + slice - 1) / slice);
+    uint32_t n = (uint32_t)((off + bsize + slice - 1) / slice);
     if (s + n > seg->page_count) return -1;
     uint32_t k = 1;
     while (k < n && !seg->pages[s + k].in_use) k++;
@@ -374,7 +373,6 @@ static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
   size_t touched_end = (size_t)(head->area - (uint8_t*)seg) + (size_t)head->touched * LODE_OS_PAGE_SIZE;
-
   for (uint32_t j = s; j < s + n; j++) {
     lode_page_t* p = &seg->pages[j];
     p->area = slice_start(seg, j);
@@ -437,8 +435,7 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
     }
     head->touched = (uint32_t)touched;
     head->span_count = (uint8_t)n;
-    head->area_size = (size_t)(slice_end(seg, s + n - 1) - SLICE_GUARD - head->area);
-
+    head->area_size = (size_t)(slice_end(seg, s + n - 1) - head->area);
   }
   _lode_segment_update_position(seg, tld);
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
