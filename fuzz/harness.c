@@ -325,7 +325,8 @@ static void point_hook(lode_point_t point, const void* obj) {
     /* t waits for a remote free in flight: the thread parked inside it must
      * go on, or t would wait for ever (on one OS thread, literally). */
     for (unsigned u = 0; u < FZ_THREADS; u++) {
-      if (u != t && S->parked(u) && parked_point[u] == LODE_POINT_REMOTE_FREEING && parked_obj[u] == obj) {
+      if (u != t && S->parked(u) && parked_obj[u] == obj &&
+          (parked_point[u] == LODE_POINT_REMOTE_FREEING || parked_point[u] == LODE_POINT_REMOTE_PUSHING)) {
         fz_trace(" [t%u waits for t%u's free: resumes it]", t, u);
         S->resume(u);
         return;

@@ -422,10 +422,14 @@ void fz_op_fork(const fz_op_t* op) {
 }
 
 /* --- parks ------------------------------------------------------------------------------ */
-/* The points a thread can be parked at (lode_point_t order; wait-freeing is
- * where a thread waits for a parked one: the harness resumes that one). */
-static const char* const point_names[] = {"remote-freeing", "abandon-unlisted", "reclaim-popped",
-                                          "reclaim-adopting", "collect-detached", "claim-failed"};
+/* The points a thread can be parked at, by lode's names (lode_test_point_name).
+ * Not wait-freeing: there a thread waits for a parked one, and the harness
+ * resumes that one.  An op keeps an index into this list (new points go at
+ * its end, so a binary input keeps its meaning); fz_op_park maps it to
+ * lode's point by name. */
+static const char* const point_names[] = {"remote-freeing",   "abandon-unlisted", "reclaim-popped",
+                                          "reclaim-adopting", "collect-detached", "claim-failed",
+                                          "remote-pushing"};
 int fz_point_count(void) { return (int)(sizeof(point_names) / sizeof(point_names[0])); }
 const char* fz_point_name(int point) { return point >= 0 && point < fz_point_count() ? point_names[point] : "?"; }
 int fz_point_lookup(const char* name) {
@@ -434,7 +438,11 @@ int fz_point_lookup(const char* name) {
   return -1;
 }
 
-void fz_op_park(const fz_op_t* op) { fz_park_arm(op->thread, op->point); }
+void fz_op_park(const fz_op_t* op) {
+  int point = lode_test_point_lookup(fz_point_name(op->point));
+  if (point < 0) fz_fail("harness: lode has no test point named %s", fz_point_name(op->point));
+  fz_park_arm(op->thread, point);
+}
 void fz_op_resume(const fz_op_t* op) { fz_resume(op->thread); }
 
 /* --- bad input ----------------------------------------------------------------------------

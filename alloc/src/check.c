@@ -345,6 +345,10 @@ static size_t check_process(bool quick) {
         if (!page->in_use || page->span_back) continue;
         REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL, "A1", page,
                   "page of an abandoned segment still in a heap");
+        /* its heap is gone: a remote free must not look for it (the owner's
+         * exit switched the page to NEVER after any free in flight ended) */
+        REPORT_IF(lode_tf_delayed(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) != LODE_DELAYED_NEVER,
+                  "F3", page, "page of an abandoned segment accepts delayed frees");
         check_page_blocks(page, "A3", quick);
       }
     } else {

@@ -263,6 +263,7 @@ void _lode_page_free_remote(lode_page_t* page, lode_block_t* block) {
   /* While FREEING is set the owner cannot retire the heap under us. */
   lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_acquire);
   if (heap != NULL) {
+    LODE_POINT(LODE_POINT_REMOTE_PUSHING, page);
     lode_block_t* head = atomic_load_explicit(&heap->thread_delayed, memory_order_relaxed);
     do {
       block->next = head; /* raw link: the list spans pages with different keys */

@@ -12,7 +12,7 @@ static const char* const point_names[LODE_POINT_COUNT] = {
     [LODE_POINT_REMOTE_FREEING] = "remote-freeing",     [LODE_POINT_ABANDON_UNLISTED] = "abandon-unlisted",
     [LODE_POINT_RECLAIM_POPPED] = "reclaim-popped",     [LODE_POINT_RECLAIM_ADOPTING] = "reclaim-adopting",
     [LODE_POINT_COLLECT_DETACHED] = "collect-detached", [LODE_POINT_WAIT_FREEING] = "wait-freeing",
-    [LODE_POINT_CLAIM_FAILED] = "claim-failed",
+    [LODE_POINT_CLAIM_FAILED] = "claim-failed",         [LODE_POINT_REMOTE_PUSHING] = "remote-pushing",
 };
 
 const char* lode_test_point_name(lode_point_t point) {

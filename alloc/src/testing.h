@@ -80,6 +80,9 @@ typedef enum lode_point_e {
   LODE_POINT_CLAIM_FAILED,     /* taking a free page failed (the OS refused a commit) and the
                                   slices it committed went to the purge policy (obj: the
                                   segment, NULL when that released it) */
+  LODE_POINT_REMOTE_PUSHING,   /* a remote free holds the page FREEING and has read the owner
+                                  heap's address, about to push to its delayed list (obj: the
+                                  page): the owner must not retire that heap under it */
   LODE_POINT_COUNT
 } lode_point_t;
 typedef void(lode_point_fn)(lode_point_t point, const void* obj);
