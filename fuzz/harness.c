@@ -289,6 +289,7 @@ void fz_exit_heaps(unsigned thread) {
 
 /* Explicitly (not by returning from the thread) when it may park inside. */
 void fz_exit_current(void) { S->exit_current(park_armed[S->current()] >= 0); }
+void fz_end_current(void) { S->end_current(); }
 
 /* --- parks ------------------------------------------------------------------------- */
 bool fz_park_pending(unsigned thread);

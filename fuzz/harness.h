@@ -203,6 +203,7 @@ void fz_heap_destroy(unsigned h);
 void fz_heap_delete(unsigned h);
 void fz_exit_heaps(unsigned thread); /* the thread's heaps die with it */
 void fz_exit_current(void);          /* lode's thread exit for the acting thread */
+void fz_end_current(void);           /* the acting thread ends; its lode exit ran already */
 void fz_check_no_message(const char* when); /* lode wrote nothing since the last look */
 void fz_enter_fork_child(void);           /* from here on, the other threads do not exist */
 unsigned long fz_input_number(void);      /* which input this is (a count of fz_run calls) */
@@ -224,6 +225,7 @@ void fz_op_heap_delete(const fz_op_t* op);
 void fz_op_heap_destroy(const fz_op_t* op);
 void fz_op_collect(const fz_op_t* op);
 void fz_op_exit(const fz_op_t* op);
+void fz_op_exit_malloc(const fz_op_t* op);
 void fz_op_clock(const fz_op_t* op);
 void fz_op_purge_delay(const fz_op_t* op);
 void fz_op_fail_os(const fz_op_t* op);
@@ -279,6 +281,7 @@ typedef struct fz_sched_s {
   void (*exit_current)(bool explicit_exit);             /* the running thread exits at its job's end */
   unsigned (*current)(void);                            /* the thread running now, FZ_MAIN for main */
   void (*end_input)(void);                              /* every thread has exited */
+  void (*end_current)(void); /* the running thread ends at its job's end; lode's exit ran on it already */
 } fz_sched_t;
 extern const fz_sched_t fz_sched_sim, fz_sched_real;
 

@@ -65,6 +65,8 @@ const fz_op_desc_t fz_ops[] = {
     {"option-text", {FZ_A_TEXT}, M, true, fz_op_option_text,
      "lode_option_set_text: a number, a name or garbage, as the environment gives it; refused ones change nothing"},
     {"stats", {0}, W, true, fz_op_stats, "lode_stats_print_fd: every number printed is lode_stats_get's"},
+    {"exit-malloc", {FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_exit_malloc,
+     "the thread exits, then a pthread key destructor of its last round allocates SIZE into slot K"},
     /* Text only: a fork costs 15 ms or more here (the child's copy and exit of
      * the fuzz process), an input without one 0.2-3 ms: the engines would
      * fork in nearly every input and run 20 inputs/s.  Corpus inputs fork at

@@ -129,6 +129,10 @@ static void r_exit_current(bool explicit_exit) {
   if (explicit_exit) lode_test_thread_exit();
 }
 
+/* The real thread ends: its key destructors run (lode's only if the thread
+ * registered it again, which it must not after its exit). */
+static void r_end_current(void) { workers[current].exiting = true; }
+
 static bool r_init(void) { return true; }
 static bool r_alive(unsigned t) { return workers[t].alive; }
 static bool r_parked(unsigned t) { return workers[t].parked; }
@@ -136,4 +140,4 @@ static unsigned r_current(void) { return current; }
 static void r_end_input(void) {}
 
 const fz_sched_t fz_sched_real = {"real", r_init, r_run, r_alive, r_parked, r_park,
-                                  r_resume, r_exit_current, r_current, r_end_input};
+                                  r_resume, r_exit_current, r_current, r_end_input, r_end_current};

@@ -198,6 +198,12 @@ static void s_exit_current(bool explicit_exit) {
   th[cur].alive = false;
 }
 
+/* No more destructor rounds: the context is dropped as it is. */
+static void s_end_current(void) {
+  lode_sim_thread_end((int)cur);
+  th[cur].alive = false;
+}
+
 static bool s_init(void) {
   pthread_attr_t attr;
   void* bottom = NULL;
@@ -222,11 +228,11 @@ static unsigned s_current(void) { return cur; }
 static void s_end_input(void) { enter(FZ_MAIN); }
 
 const fz_sched_t fz_sched_sim = {"sim", s_init, s_run, s_alive, s_parked, s_park,
-                                 s_resume, s_exit_current, s_current, s_end_input};
+                                 s_resume, s_exit_current, s_current, s_end_input, s_end_current};
 #else
 static bool no_sim(void) {
   fprintf(stderr, "lode-fuzz: this build has no simulation (configure with -DLODE_SIM=ON)\n");
   return false;
 }
-const fz_sched_t fz_sched_sim = {"sim", no_sim, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+const fz_sched_t fz_sched_sim = {"sim", no_sim, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 #endif

@@ -96,7 +96,9 @@ int lode_test_point_lookup(const char* name);
  * runs as context `id` after lode_sim_thread_switch(id), and id -1 is its own.
  * lode_sim_thread_exit(id) runs lode's real thread-exit path for that context
  * (heaps fold into the backing heap, segments are abandoned) and leaves it
- * fresh, as a new thread.  The OS: after lode_sim_os_enable(true), called
+ * fresh, as a new thread; lode_sim_thread_end(id) leaves it fresh without
+ * running anything (a thread whose last destructor round is over: what it
+ * still holds stays, as on a real thread).  The OS: after lode_sim_os_enable(true), called
  * before lode's first allocation, segments come from one address range
  * reserved once and recycled, purges follow their mode's semantics in memory
  * (purged memory reads back as zero, or keeps its bytes for MADV_FREE) and
@@ -107,6 +109,7 @@ bool lode_sim_available(void); /* false unless built with LODE_SIM */
 void lode_sim_thread_switch(int id);
 int lode_sim_thread_current(void);
 void lode_sim_thread_exit(int id);
+void lode_sim_thread_end(int id);
 bool lode_sim_os_enable(bool on); /* false when too late or not a LODE_SIM build */
 typedef struct lode_sim_os_stats_s {
   size_t reserves, releases, commits, purges, zeroed_bytes, poisoned_bytes;

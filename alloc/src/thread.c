@@ -244,4 +244,10 @@ void lode_sim_thread_exit(int id) {
   sim_ctx_fresh(&sim_ctx[id]); /* a new thread next time */
   lode_sim_thread_switch(prev);
 }
+
+void lode_sim_thread_end(int id) {
+  if (id < 0 || id >= LODE_SIM_THREADS) return;
+  sim_ctx_fresh(&sim_ctx[id]);
+  if (sim_current == id) _lode_ctx_current = &sim_ctx[id];
+}
 #endif
