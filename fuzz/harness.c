@@ -380,16 +380,18 @@ void fz_check_process(const char* which) { check_process_now(which, true); }
 
 /* Kinds the run treats apart, looked up once (by name: the table is the
  * one place that orders them). */
-static int k_exit, k_park, k_resume, k_collect;
+static int k_exit, k_exit_malloc, k_park, k_resume, k_collect;
 static bool k_process[64]; /* the op changes process-wide state by itself */
 
 static void kinds_init(void) {
   k_exit = fz_op_lookup("exit");
+  k_exit_malloc = fz_op_lookup("exit-malloc");
   k_park = fz_op_lookup("park");
   k_resume = fz_op_lookup("resume");
   k_collect = fz_op_lookup("collect");
   for (size_t k = 0; k < fz_op_count && k < 64; k++)
-    k_process[k] = (int)k == k_exit || (int)k == k_resume || strcmp(fz_ops[k].name, "collect") == 0 ||
+    k_process[k] = (int)k == k_exit || (int)k == k_exit_malloc || (int)k == k_resume ||
+                   strcmp(fz_ops[k].name, "collect") == 0 ||
                    strcmp(fz_ops[k].name, "heap-delete") == 0 || strcmp(fz_ops[k].name, "heap-destroy") == 0;
 }
 
@@ -413,7 +415,8 @@ static void worker_job(const fz_op_t* op) {
   if (slot >= 0) fz_slot((unsigned)slot)->busy = false;
   check_errors(op->thread);
   fz_trace("\n");
-  if (op->kind != k_exit) check_thread_here("lode_check_thread on the acting thread", full_due);
+  if (op->kind != k_exit && op->kind != k_exit_malloc)
+    check_thread_here("lode_check_thread on the acting thread", full_due);
 }
 
 /* Does this op change what lode_check_process looks at? */
@@ -471,7 +474,8 @@ static void run_op(const fz_op_t* op) {
     S->run(op->thread, worker_job, op);
   }
   if (process_changed(op, &before, cross))
-    check_process_now("lode_check_process after the op, other threads parked", op->kind == k_exit);
+    check_process_now("lode_check_process after the op, other threads parked",
+                      op->kind == k_exit || op->kind == k_exit_malloc);
 }
 
 /* --- end of input ----------------------------------------------------------------------- */

@@ -225,6 +225,10 @@ void fz_op_exit_malloc(const fz_op_t* op) {
    * without knowing the round, see fuzz/README.md) */
   (void)lode_heap_get_default();
   lode_test_thread_exit();
+  errno = 0;
+  lode_heap_t* h = lode_heap_new(); /* it would outlive the exit: refused */
+  if (h != NULL || errno != ENOMEM)
+    fz_fail("lode_heap_new after the thread's exit gave %p (errno %d), not NULL with ENOMEM", (void*)h, errno);
   if (!fz_over_cap(op->size)) fz_new_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
   fz_end_current();
 }
