@@ -8,6 +8,12 @@
 # build/bench/bench.svg (+ .png with gnuplot).
 #
 #   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages]
+#                    [--hog N]
+#
+# --threads above the CPU count and --hog N (N processes that spin for the
+# whole run, beside every allocator alike) measure behaviour when threads
+# outnumber cores, as on a loaded server: waits that spin or yield and lock
+# hand-offs cost most then.  Compare the same-run ratios with and without.
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
 # mimalloc, jemalloc, tcmalloc, scudo (LD_PRELOAD of Debian's libraries, Scudo
@@ -26,10 +32,10 @@
 # release), so lode-preload meets it like with like.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-repeats=5 threads=4 touch=first
+repeats=5 threads=4 touch=first hog=0
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
-usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages]" >&2; exit 2; }
+usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages] [--hog N]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=${2:-}; shift 2 || usage ;;
@@ -37,11 +43,12 @@ while [ $# -gt 0 ]; do
     --workloads) workloads=${2:-}; shift 2 || usage ;;
     --allocators) allocators=${2:-}; shift 2 || usage ;;
     --touch) touch=${2:-}; shift 2 || usage ;;
+    --hog) hog=${2:-}; shift 2 || usage ;;
     -h|--help) usage ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages)$ ]] || usage
+[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages)$ && $hog =~ ^[0-9]+$ ]] || usage
 out=$root/build/bench
 mkdir -p "$out"
 libdir=/usr/lib/x86_64-linux-gnu
@@ -88,13 +95,20 @@ for a in "${allocs_in[@]}"; do
 done
 
 csv=$out/results.csv
+hog_pids=()
+stop_hogs() { [ ${#hog_pids[@]} -gt 0 ] && kill "${hog_pids[@]}" 2>/dev/null; hog_pids=(); }
+trap stop_hogs EXIT
+for _ in $(seq 1 "$hog"); do
+  ( trap - EXIT; while :; do :; done ) &
+  hog_pids+=($!)
+done
 echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults" >"$csv"
 # A run takes seconds; one that hangs (mimalloc 2.0.9 can spin forever at
 # thread exit after its heap bug, see stress/README.md) is killed and reported.
 run_timeout=${BENCH_RUN_TIMEOUT:-60}
 declare -A hung=()
 total=$((repeats * ${#wls[@]} * ${#allocs[@]})) n=0
-echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads"
+echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs"
 for r in $(seq 1 "$repeats"); do
   for wl in "${wls[@]}"; do
     # rotate the order each repeat so no allocator always runs first
@@ -124,6 +138,7 @@ for r in $(seq 1 "$repeats"); do
     done
   done
 done
+stop_hogs
 [ -t 2 ] && echo >&2
 
 python3 - "$csv" "$out" <<'PY'
