@@ -15,8 +15,9 @@
 # every workload), corpus (lode-replay of corpus/, simulated threads and OS),
 # real (the same corpus on real threads and the real OS), libfuzzer (a short
 # run of the simulation build from the corpus), tsan (unit tests and a stress
-# run under ThreadSanitizer).  "used-by" is what allocator developers run
-# themselves: every suite but unit.
+# run under ThreadSanitizer), secure (the unit tests of a LODE_SECURE tree,
+# built only when a mutant gets that far).  "used-by" is what allocator
+# developers run themselves: every suite but unit and secure.
 #
 # One scratch tree serves every mutant: the patch is applied, the three build
 # trees (Debug gcc, libFuzzer clang, TSan clang) rebuild what it touched, the
@@ -129,6 +130,16 @@ suite_libfuzzer() {
   (cd "$tree/build/fuzz" && timeout $((fuzz_s + 60)) "$bin" -max_total_time="$fuzz_s" -seed=1 \
      -timeout=10 -error_exitcode=1 new-inputs seeds >"$1" 2>&1)
 }
+# LODE_SECURE's own unit tests, in a tree built when a mutant first gets
+# here (most are killed before: no build for them).
+suite_secure() {
+  local dir=$tree/build/secure
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    configure "$dir" gcc Debug -DLODE_DEBUG=1 -DLODE_SECURE=ON -DLODE_BUILD_FUZZ=OFF -DLODE_BUILD_STRESS=OFF || return 1
+  fi
+  cmake --build "$dir" -j$jobs >"$1" 2>&1 || return 1
+  (cd "$dir" && ctest -L unit -j2 --stop-on-failure --output-on-failure --timeout 300 >>"$1" 2>&1)
+}
 suite_tsan() {
   local dir=$tree/build/tsan
   [ -f "$dir/CMakeCache.txt" ] || return 77
@@ -139,11 +150,11 @@ suite_tsan() {
       "$dir/stress/lode-stress" --seconds "$stress_s" --seed $seed --threads 4 >>"$1" 2>&1 || return 1
   fi
 }
-suites=(unit stress corpus real libfuzzer tsan)
+suites=(unit stress corpus real libfuzzer tsan secure)
 used_by=(stress corpus real libfuzzer tsan)
 # The question "do the suites developers run kill it?" at a fraction of the
 # matrix's cost: a mutant killed in the first five lines is a used-by kill.
-[ $used_first -eq 1 ] && suites=("${used_by[@]}" unit)
+[ $used_first -eq 1 ] && suites=("${used_by[@]}" unit secure)
 
 # run_suites TAG: one line per suite run, "suite rc seconds"; stops at the
 # first kill unless --matrix.
@@ -240,5 +251,5 @@ echo
 cat "$table"
 echo "killed $((total - survivors)) of $total scored mutants; $broken broken; logs: $logdir"
 [ $matrix -eq 1 ] || [ $used_first -eq 0 ] ||
-  echo "used-by suites killed $(awk '$2 == "yes" && $3 != "unit"' "$table" | wc -l) of $total"
+  echo "used-by suites killed $(awk '$2 == "yes" && $3 != "unit" && $3 != "secure"' "$table" | wc -l) of $total"
 [ $survivors -eq 0 ] && [ $broken -eq 0 ]

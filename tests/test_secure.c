@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,6 +290,73 @@ static void page_emptied_while_abandoned_is_vouched(void) {
   EXPECT_SILENCE();
 }
 
+/* Guard pages must not use up the process's mappings.  An mprotect guard
+ * splits its mapping in three, and a process may have vm.max_map_count
+ * mappings: the guards of ~500 small segments (2 GiB of small blocks) took
+ * them all, and the program's own mmap and pthread_create failed.  Both ways
+ * of guarding (markers: Linux 6.13+; mprotect within a budget) are run past
+ * that heap size, in a child each; then the program maps memory and starts a
+ * thread, and the mprotect guards are all accounted for once freed. */
+static long max_map_count(void) {
+  char buf[32] = {0};
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  return n > 0 ? atol(buf) : -1;
+}
+
+static void* idle_thread(void* arg) { return arg; }
+
+static bool kernel_has_guard_markers(void) {
+  void* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool yes = p != MAP_FAILED && madvise(p, 4096, 102 /* MADV_GUARD_INSTALL */) == 0;
+  if (p != MAP_FAILED) munmap(p, 4096);
+  return yes;
+}
+
+static int guards_child(bool markers, long segments) {
+  lode_test_guard_markers(markers);
+  size_t bsize = 8000, n = (size_t)segments * (LODE_SEGMENT_SIZE / bsize);
+  void** blocks = lode_malloc(n * sizeof(void*));
+  if (blocks == NULL) return 10;
+  for (size_t i = 0; i < n; i++)
+    if ((blocks[i] = lode_malloc(bsize)) == NULL) return 11;
+  long protects = lode_test_guard_protects();
+  if (!markers && protects == 0) return 12; /* the mode asked for is the one used */
+  if (markers && protects != 0 && kernel_has_guard_markers()) return 12;
+  for (int i = 0; i < 20; i++) /* alternate protections: no two merge */
+    if (mmap(NULL, 4096, i % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return 13;
+  pthread_t t;
+  if (pthread_create(&t, NULL, idle_thread, NULL) != 0) return 14;
+  pthread_join(t, NULL);
+  for (size_t i = 0; i < n; i++) lode_free(blocks[i]);
+  lode_free(blocks);
+  lode_collect(true);
+  if (lode_test_guard_protects() != 0) return 15; /* every unmapped guard given back to the budget */
+  return 0;
+}
+
+static void guards_leave_the_program_mappings(void) {
+  long max = max_map_count();
+  if (max <= 0 || max > 200000) {
+    printf("  (skipped: vm.max_map_count %ld)\n", max);
+    return;
+  }
+  long segments = max / 130 + 24; /* 65 guards, 130 mappings a small segment */
+  for (int markers = 0; markers <= 1; markers++) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(guards_child(markers, segments));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      fprintf(stderr, "guards by %s: child %s %d\n", markers ? "markers" : "mprotect",
+              WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_SILENCE();
+}
+
 int main(void) {
   if (pipe(msg_pipe) != 0 || fcntl(msg_pipe[0], F_SETFL, O_NONBLOCK) != 0) return 2;
   lode_test_set_message_fd(msg_pipe[1]);
@@ -305,5 +374,6 @@ int main(void) {
   RUN(malloc0_faults);
   RUN(partly_carved_unclean_page_is_vouched);
   RUN(page_emptied_while_abandoned_is_vouched);
+  RUN(guards_leave_the_program_mappings);
   return test_done();
 }

@@ -244,6 +244,8 @@ typedef struct lode_segment_s {
   int64_t abandoned_at;          /* clock at abandon: after a delay any reclaim takes it */
   bool is_abandoned;
   bool has_protected;            /* huge: a shrink decommitted (PROT_NONE) part of it */
+  bool guard_markers;            /* LODE_SECURE: its guard pages are page-table markers */
+  uint32_t guard_protects;       /* LODE_SECURE: guard pages made by mprotect (os.c's budget) */
   struct lode_segment_s* next;   /* tld segment list, or abandoned list */
   struct lode_segment_s* prev;
   struct lode_segment_s* all_next; /* registry of every segment (checker) */
@@ -517,7 +519,8 @@ void _lode_os_sim_touch(void* p, size_t size);
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
 void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
 bool _lode_os_release(void* p, size_t size);
-bool _lode_os_reuse(void* p, size_t size, bool has_protected);
+bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
+                    bool keep_markers);
 void _lode_os_discard(void* p, size_t size);
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
@@ -547,7 +550,9 @@ void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
 void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 bool _lode_os_fail_injected(void);
-void _lode_os_guard(void* p, size_t size);
+typedef enum lode_guard_e { LODE_GUARD_NONE, LODE_GUARD_MARKER, LODE_GUARD_PROTECT } lode_guard_t;
+lode_guard_t _lode_os_guard(void* p, size_t size); /* how it was made, if at all */
+void _lode_os_guards_gone(uint32_t protects);        /* their mapping is unmapped */
 
 /* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */
 #define LODE_MAP_CHUNKS ((size_t)1 << (LODE_ADDRESS_BITS - LODE_SEGMENT_SHIFT))
@@ -621,6 +626,8 @@ typedef struct lode_segment_cache_info_s {
   size_t resident;       /* bytes of it the OS holds in memory (mincore; as far as blocks
                             were carved when it cannot tell): what the cache bounds */
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
+  bool guard_markers;    /* LODE_SECURE guard pages of `kind`'s layout, as markers */
+  uint32_t guard_protects; /* LODE_SECURE guard pages made by mprotect */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_accepts(size_t size);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);

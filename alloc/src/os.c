@@ -3,12 +3,19 @@
  * LODE_SIM build can answer from its simulated OS (os_sim.c) instead. */
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_GUARD_INSTALL /* Linux 6.13; the C library may not name them yet */
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
 static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
 static _Atomic(bool) os_ever_protected; /* purge mode decommit protected pages: commit must unprotect */
-static _Atomic(bool) os_ever_guarded;   /* some guard page exists: a reused mapping must unprotect */
+static _Atomic(bool) os_ever_guarded;   /* LODE_SIM: a guard page exists: a reused mapping must unprotect */
 
 #ifdef LODE_TESTING
 long lode_test_fail_os(long count) {
@@ -228,15 +235,22 @@ void _lode_os_commit_fresh(void* p, size_t size) {
 }
 
 /* A cached mapping used again: ranges a decommit or guard page made
- * inaccessible become usable (the caller commits what it uses). */
-bool _lode_os_reuse(void* p, size_t size, bool has_protected) {
-  if (!has_protected && !atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
-      !atomic_load_explicit(&os_ever_guarded, memory_order_relaxed))
+ * inaccessible become usable (the caller commits what it uses).  Guard
+ * markers stay when `keep_markers` (the same layout puts them back). */
+bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
+                    bool keep_markers) {
+  if (markers && !keep_markers && !SIM_ON() && madvise(p, size, MADV_GUARD_REMOVE) != 0) {
+    os_failed("madvise(guard remove) failed", p, size);
+    return false;
+  }
+  if (!has_protected && guard_protects == 0 && !atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
+      !(SIM_ON() && atomic_load_explicit(&os_ever_guarded, memory_order_relaxed)))
     return true;
   if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
     os_failed("mprotect(reuse) failed", p, size);
     return false;
   }
+  _lode_os_guards_gone(guard_protects);
 #ifdef LODE_SIM
   if (SIM_ON()) _lode_os_sim_protect(p, size, true);
 #endif
@@ -377,11 +391,76 @@ void _lode_os_free_meta(void* p, size_t size) {
 }
 
 /* Guard page: inaccessible for the life of its page (LODE_SECURE: after
- * every small and medium page area and every segment header). */
-void _lode_os_guard(void* p, size_t size) {
-  atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
-  if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
-#ifdef LODE_SIM
-  if (SIM_ON()) _lode_os_sim_protect(p, size, false);
+ * every small and medium page area and every segment header).  Linux 6.13+
+ * keeps a guard as a marker in the page table (MADV_GUARD_INSTALL): the
+ * mapping stays one VMA.  Older kernels need mprotect, which splits it in
+ * three, and a process may have only vm.max_map_count (65530) mappings: the
+ * guards of ~500 small segments (2 GiB) would take them all, and the
+ * program's own mmap and pthread_create would fail.  So mprotect guards may
+ * take a quarter of those mappings (each guard adds two); past that, pages go
+ * unguarded (their blocks' trailers still catch an overflow at free). */
+static _Atomic(int) os_guard_markers;   /* 0 not tried, 1 the kernel has them, -1 it refused */
+static _Atomic(long) os_guard_protects; /* mprotect guards alive */
+static _Atomic(long) os_guard_budget;   /* 0: not read yet */
+
+#ifdef LODE_TESTING
+void lode_test_guard_markers(bool on) { atomic_store_explicit(&os_guard_markers, on ? 0 : -1, memory_order_relaxed); }
+long lode_test_guard_protects(void) { return atomic_load_explicit(&os_guard_protects, memory_order_relaxed); }
 #endif
+
+/* read(2), not stdio: stdio would allocate */
+static long guard_protect_budget(void) {
+  long b = atomic_load_explicit(&os_guard_budget, memory_order_relaxed);
+  if (b != 0) return b;
+  long max = 65530;
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    long v = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
+    if (v > 0) max = v;
+  }
+  b = max / 8 > 1 ? max / 8 : 1; /* each guard adds two mappings */
+  atomic_store_explicit(&os_guard_budget, b, memory_order_relaxed);
+  return b;
+}
+
+lode_guard_t _lode_os_guard(void* p, size_t size) {
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    atomic_store_explicit(&os_ever_guarded, true, memory_order_relaxed);
+    if (os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(guard) failed", p, size);
+    _lode_os_sim_protect(p, size, false);
+    return LODE_GUARD_NONE; /* the simulated OS undoes it at release */
+  }
+#endif
+  if (atomic_load_explicit(&os_guard_markers, memory_order_relaxed) >= 0) {
+    if (madvise(p, size, MADV_GUARD_INSTALL) == 0) {
+      atomic_store_explicit(&os_guard_markers, 1, memory_order_relaxed);
+      return LODE_GUARD_MARKER;
+    }
+    if (errno != EINVAL) {
+      os_failed("madvise(guard) failed", p, size);
+      return LODE_GUARD_NONE;
+    }
+    atomic_store_explicit(&os_guard_markers, -1, memory_order_relaxed);
+  }
+  if (atomic_fetch_add_explicit(&os_guard_protects, 1, memory_order_relaxed) >= guard_protect_budget()) {
+    atomic_fetch_sub_explicit(&os_guard_protects, 1, memory_order_relaxed);
+    return LODE_GUARD_NONE;
+  }
+  if (os_mprotect(p, size, PROT_NONE) != 0) {
+    atomic_fetch_sub_explicit(&os_guard_protects, 1, memory_order_relaxed);
+    os_failed("mprotect(guard) failed", p, size);
+    return LODE_GUARD_NONE;
+  }
+  return LODE_GUARD_PROTECT;
+}
+
+/* A mapping with `protects` mprotect guards is unmapped, or made accessible
+ * whole again (_lode_os_reuse). */
+void _lode_os_guards_gone(uint32_t protects) {
+  if (protects != 0) atomic_fetch_sub_explicit(&os_guard_protects, (long)protects, memory_order_relaxed);
 }

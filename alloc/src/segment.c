@@ -154,6 +154,14 @@ static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info
   }
 }
 
+#ifdef LODE_SECURE
+static void segment_guard(lode_segment_t* seg, void* p, size_t size) {
+  lode_guard_t g = _lode_os_guard(p, size);
+  if (g == LODE_GUARD_MARKER) seg->guard_markers = true;
+  if (g == LODE_GUARD_PROTECT) seg->guard_protects++;
+}
+#endif
+
 static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, size_t alignment, lode_tld_t* tld) {
   size_t page_shift, page_count, size;
   switch (kind) {
@@ -204,7 +212,10 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
    * header still holds its last life. */
   if (reused) memset(seg, 0, header - HEADER_GUARD);
 #ifdef LODE_SECURE
-  _lode_os_guard((uint8_t*)seg + header - HEADER_GUARD, HEADER_GUARD);
+  /* a cached mapping of this layout may have its markers still */
+  bool guards_in_place = reused && cached.guard_markers;
+  seg->guard_markers = guards_in_place;
+  if (!guards_in_place) segment_guard(seg, (uint8_t*)seg + header - HEADER_GUARD, HEADER_GUARD);
 #endif
   seg->cookie = LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg;
   seg->tld = tld;
@@ -229,7 +240,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
      * when a span takes them: one at the span's end.) */
     if (kind != LODE_PAGE_LARGE) {
       page->area_size -= LODE_OS_PAGE_SIZE;
-      _lode_os_guard(page->area + page->area_size, LODE_OS_PAGE_SIZE);
+      if (!guards_in_place) segment_guard(seg, page->area + page->area_size, LODE_OS_PAGE_SIZE);
     }
 #endif
   }
@@ -237,6 +248,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   if (!_lode_segment_map_add(seg, seg->size)) {
     _lode_stat_sub(&_lode_stats.committed_current, header);
     _lode_os_release(seg, seg->size);
+    _lode_os_guards_gone(seg->guard_protects);
     return NULL;
   }
   atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
@@ -301,13 +313,15 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg, seg->size, seg->kind, 0, 0, seg->header_size, seg->has_protected};
+  lode_segment_cache_info_t info = {seg,  seg->size, seg->kind, 0, 0, seg->header_size, seg->has_protected,
+                                    seg->guard_markers, seg->guard_protects};
   if (_lode_segment_cache_accepts(seg->size)) {
     segment_measure_warm(seg, &info);
     if (_lode_segment_cache_put(&info, committed)) return;
   }
   _lode_stat_sub(&_lode_stats.committed_current, committed);
   _lode_os_release(seg, seg->size);
+  _lode_os_guards_gone(info.guard_protects);
 }
 
 bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld) {

@@ -78,6 +78,7 @@ static void entry_unmap(size_t i) {
   cache_entry_t e = remove_locked(i);
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   _lode_os_release(e.info.base, e.info.size);
+  _lode_os_guards_gone(e.info.guard_protects);
 }
 
 static void expire_locked(int64_t now, bool all) {
@@ -167,10 +168,15 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   }
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   *info = e.info;
-  if (!_lode_os_reuse(info->base, info->size, info->has_protected)) {
+  bool keep_markers = kind == info->kind;
+  if (!_lode_os_reuse(info->base, info->size, info->has_protected, info->guard_protects, info->guard_markers,
+                      keep_markers)) {
     _lode_os_release(info->base, info->size);
+    _lode_os_guards_gone(info->guard_protects);
     return false;
   }
+  info->guard_markers = info->guard_markers && keep_markers;
+  info->guard_protects = 0;
   if (kind != info->kind) {
     /* Another page layout: the old warm pages cannot be tracked, nor which
      * pages read as zero. */

@@ -28,6 +28,12 @@ void lode_test_set_clock(lode_clock_fn* fn, void* arg);
  * ENOMEM); 0 cancels.  Returns how many injected failures were still pending. */
 long lode_test_fail_os(long count);
 
+/* LODE_SECURE guard pages: false makes lode act as on a kernel without guard
+ * markers (before Linux 6.13: mprotect, within a budget of mappings);
+ * true tries markers again.  lode_test_guard_protects: mprotect guards alive. */
+void lode_test_guard_markers(bool on);
+long lode_test_guard_protects(void);
+
 /* Corrupt state on purpose so that `invariant`'s check must fire.  Returns 0
  * when done, -1 when unknown or unsupported.  The process state is broken
  * afterwards: call it in a child process. */
