@@ -60,22 +60,16 @@ static bool for_each_sample(uintptr_t base, size_t n, size_t limit, range_fn fn,
   return true;
 }
 
-/* First offset in [0, n) whose byte differs from c, or n. */
+/* First offset in [0, n) whose byte differs from c, or n.  The common case,
+ * no difference, is one memcmp of the range against itself shifted by a byte
+ * (equal iff every byte is p[0]): the C library's, which no fuzzing compiler
+ * instruments.  A byte loop here, with an edge counter per step, was a fifth
+ * of an AFL++ execution. */
 static size_t first_mismatch(const uint8_t* p, size_t n, uint8_t c) {
-  uint64_t pattern = 0x0101010101010101ull * c;
+  if (n == 0 || (p[0] == c && (n == 1 || memcmp(p, p + 1, n - 1) == 0))) return n;
   size_t i = 0;
-  while (i < n && ((uintptr_t)(p + i) & 7) != 0) {
-    if (p[i] != c) return i;
-    i++;
-  }
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != pattern) break;
-  }
-  for (; i < n; i++)
-    if (p[i] != c) return i;
-  return n;
+  while (i < n && p[i] == c) i++;
+  return i;
 }
 
 typedef struct {

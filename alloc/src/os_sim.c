@@ -125,11 +125,13 @@ void* _lode_os_sim_reserve(size_t size, size_t alignment) {
     /* A new reservation is fresh memory, as the kernel's: a page poisoned
      * before its release is checked now (a write after the release) and
      * forgotten, or a later input's first write would count against it. */
-    for (size_t k = a / PAGE; k < (a + size) / PAGE; k++)
-      if (state[k] == PS_POISON) {
-        check_poison(arena + k * PAGE);
-        state[k] = PS_STALE;
-      }
+    /* memchr: the C library's scan, which a fuzzing compiler does not
+     * instrument (a byte loop here was 4 % of an AFL++ execution) */
+    uint8_t *k = state + a / PAGE, *end_k = state + (a + size) / PAGE;
+    while (k < end_k && (k = memchr(k, PS_POISON, (size_t)(end_k - k))) != NULL) {
+      check_poison(arena + (size_t)(k - state) * PAGE);
+      *k++ = PS_STALE;
+    }
     st.reserves++;
     if (a + size > st.arena_high) st.arena_high = a + size;
     break;
@@ -173,22 +175,23 @@ static size_t page_index(const void* p) { return (size_t)((const uint8_t*)p - ar
 void _lode_os_sim_release(void* p, size_t size) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = size / PAGE;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t* s = &state[first + i];
-    switch (*s) {
-      case PS_GUARD: /* a later reservation must find it usable */
-        mprotect(arena + (first + i) * PAGE, PAGE, PROT_READ | PROT_WRITE);
-        *s = PS_STALE;
-        break;
-      case PS_CZERO: *s = PS_ZERO; break;
-      case PS_PENDING:
-      case PS_USED:
-      case PS_KEPT: *s = PS_STALE; break; /* cleared when next handed out */
-      case PS_POISON: /* the last look at it in this life: a write into it while purged */
-        check_poison(arena + (first + i) * PAGE);
-        break; /* stays POISON: a write after the release is found when it is reserved again */
-    }
-  }
+  /* Scans by memchr and a table, not a switch per page: a fuzzing compiler
+   * counts every branch taken, and this loop was 6 % of an AFL++ execution (replay of 100 queue inputs). */
+  uint8_t *s0 = &state[first], *s1 = s0 + n;
+  for (uint8_t* g = s0; g < s1 && (g = memchr(g, PS_GUARD, (size_t)(s1 - g))) != NULL; g++)
+    mprotect(arena + (size_t)(g - state) * PAGE, PAGE, PROT_READ | PROT_WRITE); /* a later reservation uses it */
+  /* the last look at a purged page in this life: a write into it while purged */
+  for (uint8_t* q = s0; q < s1 && (q = memchr(q, PS_POISON, (size_t)(s1 - q))) != NULL; q++)
+    check_poison(arena + (size_t)(q - state) * PAGE);
+  static const uint8_t released[PS_GUARD + 1] = {
+      [PS_ZERO] = PS_ZERO,   [PS_STALE] = PS_STALE,   [PS_KEPT] = PS_STALE, [PS_CZERO] = PS_ZERO,
+      [PS_PENDING] = PS_STALE, [PS_USED] = PS_STALE, [PS_GUARD] = PS_STALE,
+      [PS_POISON] = PS_POISON, /* stays: a write after the release is found when it is reserved again */
+  }; /* committed pages are cleared when next handed out */
+  uint8_t* t = s0;
+  for (; t + 8 <= s1; t += 8) /* one basic block per 8 pages */
+    for (int j = 0; j < 8; j++) t[j] = released[t[j]];
+  for (; t < s1; t++) *t = released[*t];
   size_t start = (size_t)((uint8_t*)p - arena), at = 0;
   while (at < free_count && free_ranges[at].start < start) at++;
   range_t r = {start, size};
