@@ -29,7 +29,13 @@ static lode_noinline void* malloc_slow(lode_heap_t* heap, size_t size) {
     return NULL;
   }
   void* p = _lode_heap_malloc_generic(heap, size);
-  if (exited) _lode_thread_exit_again();
+  if (exited) {
+    /* the exit's collect makes OS calls: the caller's errno (ENOMEM on a
+     * failure) must survive them */
+    int e = errno;
+    _lode_thread_exit_again();
+    errno = p == NULL ? ENOMEM : e;
+  }
   return p;
 }
 
