@@ -488,9 +488,7 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   void* q = secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
   if (q == NULL) return NULL; /* p stays valid */
   size_t old = end - d, copy = old < newsize ? old : newsize;
-  _lode_os_touch(p, copy);
-  _lode_os_touch(q, copy);
-  _lode_raw_memcpy(q, p, copy);
+  if (!_lode_os_copy(q, p, copy)) _lode_raw_memcpy(q, p, copy);
   secure_free(p, LODE_KIND_MALLOC, 0, "realloc");
   return q;
 }
@@ -634,9 +632,7 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   void* q = lode_heap_malloc(heap, newsize);
   if (q == NULL) return NULL; /* p stays valid */
   size_t copy = newsize < usable ? newsize : usable;
-  _lode_os_touch(p, copy);
-  _lode_os_touch(q, copy);
-  memcpy(q, p, copy);
+  if (!_lode_os_copy(q, p, copy)) memcpy(q, p, copy);
   lode_free(p);
   return q;
 }

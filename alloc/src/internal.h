@@ -514,6 +514,7 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero);
 void _lode_os_sim_protect(void* p, size_t size, bool accessible);
 bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
 void _lode_os_sim_touch(void* p, size_t size);
+void _lode_os_sim_copy(void* dst, const void* src, size_t n);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
@@ -540,6 +541,18 @@ void _lode_os_touch(void* p, size_t size);
 static inline void _lode_os_touch(void* p, size_t size) {
   (void)p;
   (void)size;
+}
+#endif
+/* realloc's copy between committed blocks: true when the simulated OS did it
+ * (skipping what reads as zero on both sides), false when the caller copies. */
+#ifdef LODE_SIM
+bool _lode_os_copy(void* dst, const void* src, size_t n);
+#else
+static inline bool _lode_os_copy(void* dst, const void* src, size_t n) {
+  (void)dst;
+  (void)src;
+  (void)n;
+  return false;
 }
 #endif
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */

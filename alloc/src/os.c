@@ -367,6 +367,12 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
 void _lode_os_touch(void* p, size_t size) {
   if (SIM_ON() && size > 0) _lode_os_sim_touch(p, size);
 }
+
+bool _lode_os_copy(void* dst, const void* src, size_t n) {
+  if (!SIM_ON()) return false;
+  _lode_os_sim_copy(dst, src, n);
+  return true;
+}
 #endif
 
 /* lode's own tables (thread data, the segment map): never fails on purpose

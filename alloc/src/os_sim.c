@@ -263,18 +263,48 @@ bool _lode_os_sim_commit(void* p, size_t size) {
   return true;
 }
 
+static void touch_page(size_t i) {
+  uint8_t* s = &state[i];
+  if (*s == PS_PENDING) {
+    memset(arena + i * PAGE, 0, PAGE);
+    st.zeroed_bytes += PAGE;
+    *s = PS_USED;
+  } else if (*s == PS_CZERO) {
+    *s = PS_USED;
+  }
+}
+
 void _lode_os_sim_touch(void* p, size_t size) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), end = lode_align_up((size_t)((uint8_t*)p + size - arena), PAGE) / PAGE;
-  for (size_t i = first; i < end; i++) {
-    uint8_t* s = &state[i];
-    if (*s == PS_PENDING) {
-      memset(arena + i * PAGE, 0, PAGE);
-      st.zeroed_bytes += PAGE;
-      *s = PS_USED;
-    } else if (*s == PS_CZERO) {
-      *s = PS_USED;
+  for (size_t i = first; i < end; i++) touch_page(i);
+  pthread_mutex_unlock(&sim_lock);
+}
+
+static bool reads_zero(uint8_t s) { return s == PS_CZERO || s == PS_PENDING; }
+
+/* realloc's copy, piece by piece within a page on both sides.  Zeros onto a
+ * page that reads as zero cost nothing (a large block is mostly pages the
+ * program never wrote: copying them, and clearing both sides first, was a
+ * quarter of a fuzz run); reading a page does not fault it in, as reading
+ * fresh memory maps the kernel's zero page. */
+void _lode_os_sim_copy(void* dst, const void* src, size_t n) {
+  pthread_mutex_lock(&sim_lock);
+  uint8_t* d = dst;
+  const uint8_t* s = src;
+  while (n > 0) {
+    size_t k = PAGE - ((uintptr_t)d & (PAGE - 1)), ks = PAGE - ((uintptr_t)s & (PAGE - 1));
+    if (ks < k) k = ks;
+    if (n < k) k = n;
+    bool from_zero = reads_zero(state[page_index(s)]);
+    if (!from_zero || !reads_zero(state[page_index(d)])) {
+      touch_page(page_index(d));
+      if (from_zero) memset(d, 0, k);
+      else memcpy(d, s, k);
     }
+    d += k;
+    s += k;
+    n -= k;
   }
   pthread_mutex_unlock(&sim_lock);
 }
