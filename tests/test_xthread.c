@@ -78,10 +78,20 @@ static void* spawner(void* arg) {
   return NULL;
 }
 
+static size_t reclaimed_before;
+
+static bool reclaimed_yet(void) {
+  lode_stats_t st;
+  lode_stats_get(&st);
+  return st.segments_reclaimed > reclaimed_before;
+}
+
 static void* allocator(void* arg) {
   unsigned seed = (unsigned)(uintptr_t)arg;
   void* mine[512] = {0};
-  for (int i = 0; i < 40000; i++) {
+  /* on a loaded machine the spawners may not have abandoned anything in the
+   * first 40,000 rounds: go on (boundedly) until something was reclaimed */
+  for (int i = 0; i < 40000 || (i < 4000000 && (i % 1024 != 0 || !reclaimed_yet())); i++) {
     seed = seed * 1103515245u + 12345u;
     unsigned k = seed % 512;
     lode_free(mine[k]);
@@ -95,6 +105,7 @@ static void* allocator(void* arg) {
 static void concurrent_abandon_and_reclaim(void) {
   lode_stats_t before, after;
   lode_stats_get(&before);
+  reclaimed_before = before.segments_reclaimed;
   pthread_t s1, s2, a1, a2;
   pthread_create(&s1, NULL, spawner, (void*)1);
   pthread_create(&s2, NULL, spawner, (void*)2);

@@ -48,6 +48,7 @@ static _Atomic(lode_error_hook_fn*) error_hook;
 void lode_test_set_error_hook(lode_error_hook_fn* fn) { atomic_store_explicit(&error_hook, fn, memory_order_release); }
 #endif
 
+#ifdef LODE_SECURE /* only the hardened build's checks know the block */
 static void write_dec(char* buf, size_t* pos, size_t x) {
   char tmp[24];
   size_t n = 0;
@@ -57,6 +58,7 @@ static void write_dec(char* buf, size_t* pos, size_t x) {
   } while (x != 0);
   while (n > 0) buf[(*pos)++] = tmp[--n];
 }
+#endif
 
 /* "lode: free(): invalid pointer 0x1234" then abort, warn or ignore; with a
  * block size, " (block of N bytes)" after the address. */
@@ -75,11 +77,15 @@ static void error_report(const char* func, const char* what, const void* p, size
   pos = append(buf, pos, cap, what);
   buf[pos++] = ' ';
   write_hex(buf, &pos, (uintptr_t)p);
+#ifdef LODE_SECURE
   if (block_size != 0) {
     pos = append(buf, pos, sizeof(buf) - 24, " (block of ");
     write_dec(buf, &pos, block_size);
     pos = append(buf, pos, sizeof(buf) - 2, " bytes)");
   }
+#else
+  (void)block_size;
+#endif
   buf[pos++] = '\n';
   write_all(buf, pos);
   if (mode == LODE_ON_ERROR_ABORT) abort();
@@ -87,9 +93,11 @@ static void error_report(const char* func, const char* what, const void* p, size
 
 void _lode_error_pointer(const char* func, const char* what, const void* p) { error_report(func, what, p, 0); }
 
+#ifdef LODE_SECURE
 void _lode_error_block(const char* func, const char* what, const void* p, size_t block_size) {
   error_report(func, what, p, block_size);
 }
+#endif
 
 void _lode_verbose(const char* msg, const void* p, size_t n) {
   if (!_lode_option(LODE_OPTION_VERBOSE)) return;

@@ -472,7 +472,9 @@ bool _lode_quarantine_holds(const lode_quarantine_t* q, const void* block);
 void _lode_error_pointer(const char* func, const char* what, const void* p);
 void _lode_verbose(const char* msg, const void* p, size_t n);
 /* A block error: "lode: FUNC(): WHAT 0xPTR (block of N bytes)". */
+#ifdef LODE_SECURE
 void _lode_error_block(const char* func, const char* what, const void* p, size_t block_size);
+#endif
 /* Waiting for another thread: yields, and says once per process on stderr
  * when the wait is long (what, on which object).  Returns true when `wait`
  * has lasted beyond LODE_WAIT_LIMIT_MS: the caller decides what is safe. */
@@ -518,7 +520,6 @@ void _lode_os_sim_copy(void* dst, const void* src, size_t n);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
-void* _lode_os_reserve_aligned(size_t size, size_t alignment); /* committed lazily on touch */
 bool _lode_os_release(void* p, size_t size);
 bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
                     bool keep_markers);
@@ -561,11 +562,13 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
-void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 bool _lode_os_fail_injected(void);
+#ifdef LODE_SECURE
+void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 typedef enum lode_guard_e { LODE_GUARD_NONE, LODE_GUARD_MARKER, LODE_GUARD_PROTECT } lode_guard_t;
 lode_guard_t _lode_os_guard(void* p, size_t size); /* how it was made, if at all */
-void _lode_os_guards_gone(uint32_t protects);        /* their mapping is unmapped */
+#endif
+void _lode_os_guards_gone(uint32_t protects); /* their mapping is unmapped */
 
 /* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */
 #define LODE_MAP_CHUNKS ((size_t)1 << (LODE_ADDRESS_BITS - LODE_SEGMENT_SHIFT))

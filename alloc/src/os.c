@@ -29,22 +29,23 @@ long lode_test_fail_os(long count) {
 #define SIM_ON() false
 #endif
 
-/* Consume one injected failure if any is pending. */
+static void os_failed(const char* what, void* p, size_t size) {
+  lode_stat_inc(os_failures);
+  _lode_verbose(what, p, size);
+}
+
+/* Consume one injected failure if any is pending: counted and reported as
+ * a failure of the OS is. */
 bool _lode_os_fail_injected(void) {
   long n = atomic_load_explicit(&os_fail_pending, memory_order_relaxed);
   while (n > 0) {
     if (atomic_compare_exchange_weak_explicit(&os_fail_pending, &n, n - 1, memory_order_relaxed,
                                               memory_order_relaxed)) {
-      lode_stat_inc(os_failures);
+      os_failed("injected OS failure", NULL, 0);
       return true;
     }
   }
   return false;
-}
-
-static void os_failed(const char* what, void* p, size_t size) {
-  lode_stat_inc(os_failures);
-  _lode_verbose(what, p, size);
 }
 
 static int os_mprotect(void* p, size_t size, int prot) {
@@ -130,11 +131,6 @@ static void* reserve_aligned(size_t size, size_t alignment) {
   atomic_store_explicit(&os_hint, (uintptr_t)p, memory_order_relaxed);
   _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
   return p;
-}
-
-void* _lode_os_reserve_aligned(size_t size, size_t alignment) {
-  if (_lode_os_fail_injected()) return NULL;
-  return reserve_aligned(size, alignment);
 }
 
 /* Reserve `want` bytes, or at least `need` when address space is short (one
@@ -384,6 +380,7 @@ void* _lode_os_alloc_meta(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+#ifdef LODE_SECURE
 /* Address space no access will ever be allowed to (LODE_SECURE's malloc(0)
  * range): no memory behind it, no swap reserved. */
 void* _lode_os_reserve_inaccessible(size_t size) {
@@ -391,6 +388,7 @@ void* _lode_os_reserve_inaccessible(size_t size) {
                  -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
+#endif
 
 void _lode_os_free_meta(void* p, size_t size) {
   munmap(p, lode_align_up(size, LODE_OS_PAGE_SIZE));
@@ -405,9 +403,11 @@ void _lode_os_free_meta(void* p, size_t size) {
  * program's own mmap and pthread_create would fail.  So mprotect guards may
  * take a quarter of those mappings (each guard adds two); past that, pages go
  * unguarded (their blocks' trailers still catch an overflow at free). */
-static _Atomic(int) os_guard_markers;   /* 0 not tried, 1 the kernel has them, -1 it refused */
 static _Atomic(long) os_guard_protects; /* mprotect guards alive */
-static _Atomic(long) os_guard_budget;   /* 0: not read yet */
+
+#ifdef LODE_SECURE /* the rest of the guard code: a default build makes no guards */
+static _Atomic(int) os_guard_markers; /* 0 not tried, 1 the kernel has them, -1 it refused */
+static _Atomic(long) os_guard_budget; /* 0: not read yet */
 
 #ifdef LODE_TESTING
 void lode_test_guard_markers(bool on) { atomic_store_explicit(&os_guard_markers, on ? 0 : -1, memory_order_relaxed); }
@@ -464,6 +464,7 @@ lode_guard_t _lode_os_guard(void* p, size_t size) {
   }
   return LODE_GUARD_PROTECT;
 }
+#endif /* LODE_SECURE */
 
 /* A mapping with `protects` mprotect guards is unmapped, or made accessible
  * whole again (_lode_os_reuse). */
