@@ -520,7 +520,7 @@ void _lode_os_sim_copy(void* dst, const void* src, size_t n);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
-bool _lode_os_release(void* p, size_t size);
+bool _lode_os_release(void* p, size_t size, uint32_t guard_protects); /* and its mprotect guards */
 bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
                     bool keep_markers);
 void _lode_os_discard(void* p, size_t size);
@@ -568,7 +568,6 @@ void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 typedef enum lode_guard_e { LODE_GUARD_NONE, LODE_GUARD_MARKER, LODE_GUARD_PROTECT } lode_guard_t;
 lode_guard_t _lode_os_guard(void* p, size_t size); /* how it was made, if at all */
 #endif
-void _lode_os_guards_gone(uint32_t protects); /* their mapping is unmapped */
 
 /* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */
 #define LODE_MAP_CHUNKS ((size_t)1 << (LODE_ADDRESS_BITS - LODE_SEGMENT_SHIFT))

@@ -146,7 +146,16 @@ void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* 
   return reserve_aligned(need, alignment);
 }
 
-bool _lode_os_release(void* p, size_t size) {
+/* LODE_SECURE's mprotect guards alive (see _lode_os_guard): a mapping with
+ * `protects` of them is unmapped, or made accessible whole again. */
+static _Atomic(long) os_guard_protects;
+
+static void guards_gone(uint32_t protects) {
+  if (protects != 0) atomic_fetch_sub_explicit(&os_guard_protects, (long)protects, memory_order_relaxed);
+}
+
+bool _lode_os_release(void* p, size_t size, uint32_t guard_protects) {
+  guards_gone(guard_protects);
   size = lode_align_up(size, LODE_OS_PAGE_SIZE);
 #ifdef LODE_SIM
   if (SIM_ON()) _lode_os_sim_release(p, size);
@@ -179,7 +188,7 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
   /* The moved pages replace the start of the new reservation. */
   if (mremap(p, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, q) == MAP_FAILED) {
     os_failed("mremap failed", p, old_size);
-    _lode_os_release(q, new_size);
+    _lode_os_release(q, new_size, 0);
     return NULL;
   }
   lode_stat_inc(remaps);
@@ -246,7 +255,7 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_pro
     os_failed("mprotect(reuse) failed", p, size);
     return false;
   }
-  _lode_os_guards_gone(guard_protects);
+  guards_gone(guard_protects);
 #ifdef LODE_SIM
   if (SIM_ON()) _lode_os_sim_protect(p, size, true);
 #endif
@@ -403,7 +412,6 @@ void _lode_os_free_meta(void* p, size_t size) {
  * program's own mmap and pthread_create would fail.  So mprotect guards may
  * take a quarter of those mappings (each guard adds two); past that, pages go
  * unguarded (their blocks' trailers still catch an overflow at free). */
-static _Atomic(long) os_guard_protects; /* mprotect guards alive */
 
 #ifdef LODE_SECURE /* the rest of the guard code: a default build makes no guards */
 static _Atomic(int) os_guard_markers; /* 0 not tried, 1 the kernel has them, -1 it refused */
@@ -466,8 +474,3 @@ lode_guard_t _lode_os_guard(void* p, size_t size) {
 }
 #endif /* LODE_SECURE */
 
-/* A mapping with `protects` mprotect guards is unmapped, or made accessible
- * whole again (_lode_os_reuse). */
-void _lode_os_guards_gone(uint32_t protects) {
-  if (protects != 0) atomic_fetch_sub_explicit(&os_guard_protects, (long)protects, memory_order_relaxed);
-}

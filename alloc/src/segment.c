@@ -203,7 +203,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   }
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
-    _lode_os_release(seg, mapped);
+    _lode_os_release(seg, mapped, 0);
     return NULL;
   }
   size = mapped; /* a cached mapping may be larger: a huge area gets the slack */
@@ -247,8 +247,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   if (reused) segment_take_warm(seg, &cached, huge_size, tld);
   if (!_lode_segment_map_add(seg, seg->size)) {
     _lode_stat_sub(&_lode_stats.committed_current, header);
-    _lode_os_release(seg, seg->size);
-    _lode_os_guards_gone(seg->guard_protects);
+    _lode_os_release(seg, seg->size, seg->guard_protects);
     return NULL;
   }
   atomic_store_explicit(&seg->thread_id, tld->thread_id, memory_order_release);
@@ -320,8 +319,7 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
     if (_lode_segment_cache_put(&info, committed)) return;
   }
   _lode_stat_sub(&_lode_stats.committed_current, committed);
-  _lode_os_release(seg, seg->size);
-  _lode_os_guards_gone(info.guard_protects);
+  _lode_os_release(seg, seg->size, info.guard_protects);
 }
 
 bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld) {

@@ -77,8 +77,7 @@ static cache_entry_t remove_locked(size_t i) {
 static void entry_unmap(size_t i) {
   cache_entry_t e = remove_locked(i);
   _lode_stat_sub(&_lode_stats.committed_current, e.committed);
-  _lode_os_release(e.info.base, e.info.size);
-  _lode_os_guards_gone(e.info.guard_protects);
+  _lode_os_release(e.info.base, e.info.size, e.info.guard_protects);
 }
 
 static void expire_locked(int64_t now, bool all) {
@@ -171,8 +170,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   bool keep_markers = kind == info->kind;
   if (!_lode_os_reuse(info->base, info->size, info->has_protected, info->guard_protects, info->guard_markers,
                       keep_markers)) {
-    _lode_os_release(info->base, info->size);
-    _lode_os_guards_gone(info->guard_protects);
+    _lode_os_release(info->base, info->size, info->guard_protects);
     return false;
   }
   info->guard_markers = info->guard_markers && keep_markers;
