@@ -215,7 +215,7 @@ void fz_resume(unsigned thread);
 /* ops.c: the operations' functions (the table's run column) */
 void fz_op_malloc(const fz_op_t* op);
 void fz_op_calloc(const fz_op_t* op);
-void fz_op_calloc_overflow(const fz_op_t* op);
+void fz_op_impossible(const fz_op_t* op);
 void fz_op_realloc(const fz_op_t* op);
 void fz_op_aligned(const fz_op_t* op);
 void fz_op_free(const fz_op_t* op);

@@ -31,13 +31,45 @@ void fz_op_calloc(const fz_op_t* op) {
   fz_new_block(op->slot, lode_calloc(op->count, op->size), total, 0, -1, true, "lode_calloc");
 }
 
-void fz_op_calloc_overflow(const fz_op_t* op) {
-  (void)op;
+/* impossible: a request no allocator can meet, chosen by K mod 6 (the
+ * slot byte: the binary form has no room for another op).  Each gives NULL
+ * (posix_memalign its error code) with ENOMEM, or EINVAL for an alignment
+ * that is not a power of two, and changes nothing: slot K's block, which
+ * the realloc case asks to grow, keeps its bytes. */
+void fz_op_impossible(const fz_op_t* op) {
+  const size_t huge = SIZE_MAX / 2;
+  void* p = NULL;
+  int want = ENOMEM, got;
+  const char* what;
+  fz_slot_t* s = fz_slot(op->slot);
   errno = 0;
-  void* p = lode_calloc(SIZE_MAX / 8, 16);
-  if (p != NULL) fz_fail("lode_calloc(SIZE_MAX/8, 16) returned %p instead of NULL", p);
-  if (errno != ENOMEM) fz_fail("lode_calloc overflow: errno %d, expected ENOMEM", errno);
-  fz_trace(" = NULL (ENOMEM)");
+  switch (op->slot % 6) {
+    case 0: what = "lode_calloc(SIZE_MAX/8, 16)"; p = lode_calloc(SIZE_MAX / 8, 16); break;
+    case 1: what = "lode_malloc(SIZE_MAX/2)"; p = lode_malloc(huge); break;
+    case 2: what = "lode_aligned_alloc(64, SIZE_MAX/2)"; p = lode_aligned_alloc(64, huge); break;
+    case 3:
+      what = "lode_aligned_alloc(48, 64)";
+      want = EINVAL;
+      p = lode_aligned_alloc(48, 64);
+      break;
+    case 4: {
+      what = "lode_posix_memalign(&p, 64, SIZE_MAX/2)";
+      void* out = (void*)0x1;
+      int rc = lode_posix_memalign(&out, 64, huge);
+      if (out != (void*)0x1) fz_fail("%s failed (%d) and changed *out", what, rc);
+      errno = rc;
+      break;
+    }
+    default:
+      what = s->live ? "lode_realloc(slot's block, SIZE_MAX/2)" : "lode_realloc(NULL, SIZE_MAX/2)";
+      p = lode_realloc(s->live ? s->p : NULL, huge);
+      break;
+  }
+  got = errno;
+  if (p != NULL) fz_fail("%s returned %p instead of NULL", what, p);
+  if (got != want) fz_fail("%s: errno %d (%s), expected %s", what, got, strerror(got), want == EINVAL ? "EINVAL" : "ENOMEM");
+  if (s->live) fz_shadow_verify(op->slot, SIZE_MAX, "after an impossible request (it must stay intact)");
+  fz_trace(" %s = NULL (%s)", what, want == EINVAL ? "EINVAL" : "ENOMEM");
 }
 
 void fz_op_aligned(const fz_op_t* op) {

@@ -24,7 +24,9 @@
 const fz_op_desc_t fz_ops[] = {
     {"malloc", {FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_malloc, "a block of SIZE bytes into slot K"},
     {"calloc", {FZ_A_COUNT, FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_calloc, "COUNT x SIZE zeroed bytes (zeros checked)"},
-    {"calloc-overflow", {FZ_A_OUT}, W, true, fz_op_calloc_overflow, "a count x size that overflows: NULL, ENOMEM"},
+    {"impossible", {FZ_A_OUT}, W, true, fz_op_impossible,
+     "by K mod 6: calloc overflow, malloc, aligned_alloc, posix_memalign or realloc of slot K to SIZE_MAX/2, "
+     "aligned_alloc(48, 64): NULL, ENOMEM (EINVAL), nothing changed"},
     {"realloc", {FZ_A_SLOT, FZ_A_SIZE}, W, true, fz_op_realloc, "resize slot K (its prefix kept); an empty slot: malloc"},
     {"aligned-alloc", {FZ_A_ALIGN, FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_aligned, "SIZE bytes aligned to ALIGN"},
     {"free", {FZ_A_SLOT}, W, true, fz_op_free, "free slot K (its contents checked first)"},
