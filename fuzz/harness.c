@@ -244,6 +244,15 @@ void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, b
   fz_trace(" = %p usable %zu", (void*)p, fz_slot(slot)->usable);
 }
 
+/* A block the acting thread has just allocated from one of its heaps lies
+ * in a segment that thread owns: a block of another thread's (or of an
+ * abandoned) segment would take its owner's free lists without their lock. */
+void fz_new_own_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {
+  fz_new_block(slot, p, size, align, heap, zeroed, what);
+  if (p != NULL && !lode_test_owns(p))
+    fz_fail("%s gave %p, in a segment this thread (t%u) does not own", what, p, S->current());
+}
+
 static void verify_heap_membership(unsigned h) {
   for (unsigned i = 0; i < FZ_SLOTS; i++) {
     const fz_slot_t* s = fz_slot(i);

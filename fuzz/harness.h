@@ -190,6 +190,8 @@ void fz_trace(const char* fmt, ...)
 bool fz_over_cap(size_t add);        /* live bytes: the op is skipped (traced) */
 bool fz_calloc_over_cap(size_t add); /* calloc bytes of this input */
 void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what);
+/* the same, and the block must lie in a segment the acting thread owns */
+void fz_new_own_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what);
 void fz_free_slot(unsigned slot, const char* why);
 void fz_expect_enomem(const char* what);
 unsigned fz_next_seq(void);

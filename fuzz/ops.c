@@ -21,14 +21,14 @@
 void fz_op_malloc(const fz_op_t* op) {
   fz_free_slot(op->slot, "when its slot was reused by malloc");
   if (fz_over_cap(op->size)) return;
-  fz_new_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
+  fz_new_own_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
 }
 
 void fz_op_calloc(const fz_op_t* op) {
   size_t total = (size_t)op->count * op->size;
   fz_free_slot(op->slot, "when its slot was reused by calloc");
   if (fz_over_cap(total) || fz_calloc_over_cap(total)) return;
-  fz_new_block(op->slot, lode_calloc(op->count, op->size), total, 0, -1, true, "lode_calloc");
+  fz_new_own_block(op->slot, lode_calloc(op->count, op->size), total, 0, -1, true, "lode_calloc");
 }
 
 /* impossible: a request no allocator can meet, chosen by K mod 6 (the
@@ -76,7 +76,7 @@ void fz_op_aligned(const fz_op_t* op) {
   size_t align = (size_t)1 << op->align_log;
   fz_free_slot(op->slot, "when its slot was reused by aligned-alloc");
   if (fz_over_cap(op->size)) return;
-  fz_new_block(op->slot, lode_aligned_alloc(align, op->size), op->size, align, -1, false, "lode_aligned_alloc");
+  fz_new_own_block(op->slot, lode_aligned_alloc(align, op->size), op->size, align, -1, false, "lode_aligned_alloc");
 }
 
 /* realloc in its three forms: how = 0 lode_realloc, 1 lode_heap_realloc
@@ -98,7 +98,7 @@ static void do_realloc(const fz_op_t* op, int how, int heap, size_t count) {
   if (!s->live) {
     if (fz_over_cap(size)) return;
     void* p = how == 0 ? lode_realloc(NULL, size) : how == 1 ? lode_heap_realloc(hp, NULL, size) : lode_reallocarray(NULL, count, op->size);
-    fz_new_block(op->slot, p, size, 0, heap, false, what);
+    fz_new_own_block(op->slot, p, size, 0, heap, false, what);
     return;
   }
   if (size > s->size && fz_over_cap(size - s->size)) return;
@@ -119,7 +119,8 @@ static void do_realloc(const fz_op_t* op, int how, int heap, size_t count) {
   fz_shadow_verify(op->slot, keep, "after realloc (preserved prefix)");
   fz_shadow_drop(op->slot);
   /* a block that stayed keeps its heap; a moved one comes from the heap asked */
-  fz_new_block(op->slot, q, size, 0, q == old ? before.heap : heap, false, what);
+  if (q == old) fz_new_block(op->slot, q, size, 0, before.heap, false, what); /* another thread's, maybe */
+  else fz_new_own_block(op->slot, q, size, 0, heap, false, what);
 }
 
 void fz_op_realloc(const fz_op_t* op) { do_realloc(op, 0, -1, 1); }
@@ -139,7 +140,7 @@ void fz_op_posix_memalign(const fz_op_t* op) {
     fz_expect_enomem("lode_posix_memalign");
     return;
   }
-  fz_new_block(op->slot, p, op->size, align, -1, false, "lode_posix_memalign");
+  fz_new_own_block(op->slot, p, op->size, align, -1, false, "lode_posix_memalign");
 }
 
 void fz_op_free(const fz_op_t* op) {
@@ -186,7 +187,7 @@ void fz_op_heap_malloc(const fz_op_t* op) {
   if (!heap_usable(op->heap, op->thread)) return;
   fz_free_slot(op->slot, "when its slot was reused by heap-malloc");
   if (fz_over_cap(op->size)) return;
-  fz_new_block(op->slot, lode_heap_malloc(fz_heap(op->heap)->heap, op->size), op->size, 0, op->heap, false,
+  fz_new_own_block(op->slot, lode_heap_malloc(fz_heap(op->heap)->heap, op->size), op->size, 0, op->heap, false,
                "lode_heap_malloc");
 }
 
@@ -195,7 +196,7 @@ void fz_op_heap_aligned(const fz_op_t* op) {
   size_t align = (size_t)1 << op->align_log;
   fz_free_slot(op->slot, "when its slot was reused by heap-aligned-alloc");
   if (fz_over_cap(op->size)) return;
-  fz_new_block(op->slot, lode_heap_aligned_alloc(fz_heap(op->heap)->heap, align, op->size), op->size, align,
+  fz_new_own_block(op->slot, lode_heap_aligned_alloc(fz_heap(op->heap)->heap, align, op->size), op->size, align,
                op->heap, false, "lode_heap_aligned_alloc");
 }
 
@@ -204,7 +205,7 @@ void fz_op_heap_calloc(const fz_op_t* op) {
   size_t total = (size_t)op->count * op->size;
   fz_free_slot(op->slot, "when its slot was reused by heap-calloc");
   if (fz_over_cap(total) || fz_calloc_over_cap(total)) return;
-  fz_new_block(op->slot, lode_heap_calloc(fz_heap(op->heap)->heap, op->count, op->size), total, 0, op->heap, true,
+  fz_new_own_block(op->slot, lode_heap_calloc(fz_heap(op->heap)->heap, op->count, op->size), total, 0, op->heap, true,
                "lode_heap_calloc");
 }
 
