@@ -111,19 +111,67 @@ static void errors_reset(unsigned t) { errs[t] = (error_state_t){0}; }
 static int message_pipe[2] = {-1, -1};
 static long huge_os_pages; /* its value at start: option-text changes it */
 
-/* Everything lode wrote since the last call (nonblocking: "" when nothing). */
+/* LODE_VERBOSE is on: lode reports each OS failure, the injected ones too
+ * (the simulated OS's and fail-os's), with this line.  messages() counts
+ * them and takes them out; their count must be lode's os_failures statistic
+ * since the harness started (each failure reported once). */
+#define VERBOSE_LINE "lode: injected OS failure 0x0 0x0\n"
+static size_t verbose_lines, failures_at_start;
+
+/* Takes the verbose lines out of text[0, len): the length left. */
+static size_t strip_verbose(char* text, size_t len) {
+  const size_t vl = sizeof(VERBOSE_LINE) - 1;
+  size_t w = 0;
+  for (size_t r = 0; r < len;) {
+    const char* nl = memchr(text + r, '\n', len - r);
+    size_t n = nl ? (size_t)(nl - (text + r)) + 1 : len - r;
+    if (n == vl && memcmp(text + r, VERBOSE_LINE, vl) == 0) verbose_lines++;
+    else memmove(text + w, text + r, n), w += n;
+    r += n;
+  }
+  return w;
+}
+
+/* Reads what lode wrote into `pending`, the verbose lines taken out.  lode
+ * writes each message whole (under PIPE_BUF, so atomically): a read that
+ * does not fill the room left took all there was. */
+static char pending[4096];
+static size_t pending_len;
+
+static void pull_messages(void) {
+  for (;;) {
+    size_t room = sizeof(pending) - 1 - pending_len;
+    if (room == 0) return;
+    ssize_t r = read(message_pipe[0], pending + pending_len, room);
+    if (r <= 0) return;
+    pending_len = strip_verbose(pending, pending_len + (size_t)r);
+    if ((size_t)r < room) return;
+  }
+}
+
+/* Everything lode wrote since the last call but verbose lines (nonblocking:
+ * "" when nothing). */
 static const char* messages(void) {
-  static char text[4096];
-  /* one read: lode writes each message whole (under PIPE_BUF, so atomically),
-   * and a second read would only say EAGAIN */
-  ssize_t r = read(message_pipe[0], text, sizeof(text) - 1);
-  text[r > 0 ? r : 0] = '\0';
+  static char text[sizeof(pending)];
+  pull_messages();
+  memcpy(text, pending, pending_len);
+  text[pending_len] = '\0';
+  pending_len = 0;
   return text;
+}
+
+static void check_verbose(const char* when) {
+  lode_stats_t st;
+  lode_stats_get(&st);
+  if (st.os_failures - failures_at_start != verbose_lines)
+    fz_fail("LODE_VERBOSE: lode counted %zu OS failures but reported %zu (%s)",
+            (size_t)(st.os_failures - failures_at_start), verbose_lines, when);
 }
 
 void fz_check_no_message(const char* when) {
   const char* left = messages();
   if (*left != '\0') fz_fail("lode wrote a message no operation expected (%s): \"%s\"", when, left);
+  check_verbose(when);
 }
 
 /* "lode: FUNC(): WHAT 0xPTR\n", and for errors about a block's contents
@@ -249,7 +297,8 @@ void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, b
  * abandoned) segment would take its owner's free lists without their lock. */
 void fz_new_own_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {
   fz_new_block(slot, p, size, align, heap, zeroed, what);
-  if (p != NULL && !lode_test_owns(p))
+  /* (LODE_SECURE's malloc(0) points into a range of no segment: usable size 0) */
+  if (p != NULL && lode_usable_size(p) != 0 && !lode_test_owns(p))
     fz_fail("%s gave %p, in a segment this thread (t%u) does not own", what, p, S->current());
 }
 
@@ -430,23 +479,29 @@ static void worker_job(const fz_op_t* op) {
 
 /* Does this op change what lode_check_process looks at? */
 typedef struct {
-  size_t abandoned_total, reclaimed, abandoned;
+  size_t abandoned_total, reclaimed, abandoned, os_failures;
 } proc_mark_t;
 
 static void proc_mark(proc_mark_t* m) {
   lode_stats_t st;
   lode_stats_get(&st);
-  *m = (proc_mark_t){st.segments_abandoned_total, st.segments_reclaimed, st.segments_abandoned};
+  *m = (proc_mark_t){st.segments_abandoned_total, st.segments_reclaimed, st.segments_abandoned, st.os_failures};
 }
 
 /* A free by another thread changes what lode_check_process looks at only
  * when it may land in an abandoned segment (one that is owned is its owner's
  * thread check's). */
-static bool process_changed(const fz_op_t* op, const proc_mark_t* before, bool cross_thread) {
+static bool process_changed(const fz_op_t* op, const proc_mark_t* before, const proc_mark_t* now, bool cross_thread) {
   if (k_process[op->kind] || (cross_thread && before->abandoned != 0)) return true;
-  proc_mark_t now;
-  proc_mark(&now);
-  return now.abandoned_total != before->abandoned_total || now.reclaimed != before->reclaimed;
+  return now->abandoned_total != before->abandoned_total || now->reclaimed != before->reclaimed;
+}
+
+/* An op that met OS failures: each was reported (LODE_VERBOSE), once.  Other
+ * messages stay for the check of the op that expects them (a parked one's). */
+static void check_failures_reported(const proc_mark_t* before, const proc_mark_t* now) {
+  if (now->os_failures == before->os_failures) return;
+  pull_messages();
+  check_verbose("after an op that met OS failures");
 }
 
 static void run_op(const fz_op_t* op) {
@@ -460,6 +515,9 @@ static void run_op(const fz_op_t* op) {
     fz_ops[op->kind].run(op);
     check_errors(FZ_MAIN);
     fz_trace("\n");
+    proc_mark_t now;
+    proc_mark(&now);
+    check_failures_reported(&before, &now);
     check_process_now("lode_check_process from main, workers parked", false);
     return;
   }
@@ -482,7 +540,10 @@ static void run_op(const fz_op_t* op) {
   } else {
     S->run(op->thread, worker_job, op);
   }
-  if (process_changed(op, &before, cross))
+  proc_mark_t now;
+  proc_mark(&now);
+  check_failures_reported(&before, &now);
+  if (process_changed(op, &before, &now, cross))
     check_process_now("lode_check_process after the op, other threads parked",
                       op->kind == k_exit || op->kind == k_exit_malloc);
 }
@@ -570,6 +631,7 @@ bool fz_init(const fz_config_t* cfg) {
   }
   lode_test_set_message_fd(message_pipe[1]);
   lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN); /* report, write the message, go on */
+  lode_option_set(LODE_OPTION_VERBOSE, 1);                    /* and report every OS failure */
   huge_os_pages = lode_option_get(LODE_OPTION_HUGE_OS_PAGES);
   lode_test_set_clock(harness_clock, NULL);
   lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
@@ -578,6 +640,8 @@ bool fz_init(const fz_config_t* cfg) {
   lode_stats_t st;
   lode_stats_get(&st);
   baseline = st.committed_current;
+  failures_at_start = st.os_failures;
+  verbose_lines = 0;
   return true;
 }
 
