@@ -237,7 +237,11 @@ static void trace_op(const fz_op_t* op) {
 /* --- what ops.c uses --------------------------------------------------------------- */
 fz_heap_t* fz_heap(unsigned h) { return &heaps[h % FZ_HEAPS]; }
 unsigned fz_next_seq(void) { return seq++; }
-void fz_clock_advance(int64_t ms) { atomic_fetch_add_explicit(&clock_ms, ms, memory_order_relaxed); }
+void fz_clock_advance(int64_t ms) {
+  int64_t now = atomic_fetch_add_explicit(&clock_ms, ms, memory_order_relaxed) + ms;
+  /* purge expiry reads the injected clock: so must the API that shows it */
+  if (lode_clock_now() != now) fz_fail("lode_clock_now() is %lld, the injected clock %lld", (long long)lode_clock_now(), (long long)now);
+}
 void fz_fail_os_armed(void) { fail_armed = true; }
 bool fz_thread_owns(const void* p) { return lode_test_owns(p); }
 
@@ -616,8 +620,12 @@ bool fz_init(const fz_config_t* cfg) {
   config = *cfg;
   S = config.mode == FZ_MODE_SIM ? &fz_sched_sim : &fz_sched_real;
   kinds_init();
+  if (config.mode == FZ_MODE_SIM && !lode_sim_available()) {
+    fprintf(stderr, "lode-fuzz: the simulated mode needs a build with LODE_SIM=ON\n");
+    return false;
+  }
   if (config.mode == FZ_MODE_SIM && !lode_sim_os_enable(true)) {
-    fprintf(stderr, "lode-fuzz: the simulated mode needs a build with LODE_SIM=ON (and no allocation before it)\n");
+    fprintf(stderr, "lode-fuzz: the simulated OS must be on before lode's first allocation\n");
     return false;
   }
   if (!S->init()) return false;

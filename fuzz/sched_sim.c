@@ -88,7 +88,9 @@ static void current_stack(const void** bottom, size_t* size) {
 
 static void enter(unsigned t) {
   cur = t;
-  lode_sim_thread_switch(t == FZ_MAIN ? -1 : (int)t);
+  int id = t == FZ_MAIN ? -1 : (int)t;
+  lode_sim_thread_switch(id);
+  if (lode_sim_thread_current() != id) fz_fail("lode runs as simulated thread %d, not %d", lode_sim_thread_current(), id);
 }
 
 /* Coroutine switches, told to ASan (it keeps a shadow of each stack). */
