@@ -411,9 +411,9 @@ void _lode_os_free_meta(void* p, size_t size) {
  * guards of ~500 small segments (2 GiB) would take them all, and the
  * program's own mmap and pthread_create would fail.  So mprotect guards may
  * take a quarter of those mappings (each guard adds two); past that, pages go
- * unguarded (their blocks' trailers still catch an overflow at free). */
-
-#ifdef LODE_SECURE /* the rest of the guard code: a default build makes no guards */
+ * unguarded (their blocks' trailers still catch an overflow at free).  A
+ * default build makes no guards: none of this is in it. */
+#ifdef LODE_SECURE
 static _Atomic(int) os_guard_markers; /* 0 not tried, 1 the kernel has them, -1 it refused */
 static _Atomic(long) os_guard_budget; /* 0: not read yet */
 
