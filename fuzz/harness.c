@@ -302,7 +302,7 @@ void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, b
 void fz_new_own_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {
   fz_new_block(slot, p, size, align, heap, zeroed, what);
   /* (LODE_SECURE's malloc(0) points into a range of no segment: usable size 0) */
-  if (p != NULL && lode_usable_size(p) != 0 && !lode_test_owns(p))
+  if (p != NULL && lode_usable_size(p) != 0 && !fz_thread_owns(p))
     fz_fail("%s gave %p, in a segment this thread (t%u) does not own", what, p, S->current());
 }
 

@@ -121,6 +121,43 @@ static void extend_carves_one_os_page(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Blocks freed into a page behind the bin's front page are used before the
+ * front page carves more: carving touches memory the freed blocks do not
+ * (with threads that come and go, rptest peaked at 62 MiB instead of 37). */
+static void freed_blocks_come_before_carving(void) {
+  lode_heap_t* heap = lode_heap_new();
+  size_t bs = 1000;
+  void* first = lode_heap_malloc(heap, bs);
+  lode_page_t* p1 = page_of(first);
+  size_t cap = p1->reserved;
+  void** all = lode_malloc(sizeof(void*) * cap);
+  all[0] = first;
+  size_t n = 1;
+  while (n < cap) all[n++] = lode_heap_malloc(heap, bs);
+  CHECK_EQ(p1->capacity, p1->reserved);
+  void* more[512];
+  size_t m = 0;
+  more[m++] = lode_heap_malloc(heap, bs); /* p1 is full: a fresh page at the front */
+  lode_page_t* p2 = page_of(more[0]);
+  CHECK(p2 != p1);
+  while (p2->free != NULL && m < 512) more[m++] = lode_heap_malloc(heap, bs);
+  CHECK(p2->free == NULL && p2->capacity < p2->reserved); /* p2 could carve more */
+  uint32_t cap2 = p2->capacity;
+  for (size_t i = 10; i < 14; i++) lode_free(all[i]); /* p1 leaves the full queue, behind p2 */
+  CHECK(!(atomic_load(&p1->flags) & LODE_PAGE_IN_FULL));
+  for (size_t i = 10; i < 14; i++) {
+    all[i] = lode_heap_malloc(heap, bs);
+    CHECK(page_of(all[i]) == p1);
+  }
+  CHECK_EQ(p2->capacity, cap2);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (size_t i = 0; i < n; i++) lode_free(all[i]);
+  for (size_t i = 0; i < m; i++) lode_free(more[i]);
+  lode_free(all);
+  lode_heap_delete(heap);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 /* A program that writes only a byte of each block (or nothing) frees blocks
  * whose first word it never touched.  That word must not look like a
  * free-list link, or every such free walks the lists for a double free
@@ -162,6 +199,7 @@ int main(void) {
   RUN(local_frees_go_to_local_free);
   RUN(remote_frees_go_to_thread_free);
   RUN(full_page_hears_of_remote_free);
+  RUN(freed_blocks_come_before_carving);
   RUN(untouched_live_blocks_do_not_look_free);
   return test_done();
 }

@@ -416,19 +416,31 @@ static lode_page_t* heap_fresh_page(lode_heap_t* heap, size_t bin) {
   return page;
 }
 
+/* How many pages that could carve more a search passes over for a page with
+ * free blocks before it carves. */
+#define FIND_CARVE_SKIP 8
+
+/* The bin's page to allocate from: the first with free blocks (after merging
+ * its frees), else one that can carve more, else a fresh one.  Free blocks
+ * come before carving: pages adopted from exited threads, or left by blocks
+ * handed to other threads, hold freed blocks in memory already touched, and
+ * carving the front page instead touched new memory for each (with threads
+ * that come and go, rptest peaked at 62 MiB instead of 37, gthread 26 / 22).
+ * Full pages go to the full queue on the way. */
 static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
   lode_page_queue_t* q = &heap->pages[bin];
   lode_page_t* page = q->first;
+  lode_page_t* carve = NULL;
+  size_t skipped = 0;
   while (page != NULL) {
     lode_page_t* next = page->next;
     _lode_page_collect(page, false);
-    if (page->free != NULL || _lode_page_extend(page)) {
-      page->retire_expire = 0;
-      if (q->first != page) {
-        _lode_queue_remove(heap, q, page);
-        _lode_queue_push_front(heap, q, page);
-      }
-      return page;
+    if (page->free != NULL) break;
+    if (page->capacity < page->reserved) {
+      if (carve == NULL) carve = page;
+      if (++skipped >= FIND_CARVE_SKIP) break;
+      page = next;
+      continue;
     }
     /* Full: ask for notice of the next remote free, then look once more in
      * case one slipped in before the notice was on. */
@@ -436,12 +448,20 @@ static lode_page_t* heap_find_page(lode_heap_t* heap, size_t bin) {
     _lode_page_collect(page, false);
     if (page->free != NULL) {
       _lode_page_set_delayed(page, LODE_DELAYED_NO, false);
-      continue; /* examine it again: it is still q's candidate */
+      break; /* it is q's candidate after all */
     }
     _lode_queue_to_full(heap, page);
     page = next;
   }
-  return heap_fresh_page(heap, bin);
+  if (page == NULL || page->free == NULL) page = carve;
+  if (page == NULL) return heap_fresh_page(heap, bin);
+  if (page->free == NULL && !_lode_page_extend(page)) lode_assert(!"a page that could carve did not");
+  page->retire_expire = 0;
+  if (q->first != page) {
+    _lode_queue_remove(heap, q, page);
+    _lode_queue_push_front(heap, q, page);
+  }
+  return page;
 }
 
 /* realloc of a huge block past its room, on its owner thread, within its
