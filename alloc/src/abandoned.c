@@ -6,7 +6,9 @@
  *   an abandoned segment has thread_id 0 and tld NULL, is on the list exactly
  *   once, has no page on any purge queue and no page in any heap, and
  *   abandoned_pages == used;
- *   abandoned_count == length of the list == stats.segments_abandoned;
+ *   abandoned_count == length of the list == stats.segments_abandoned (the
+ *   statistic changes under the lock too: a fork child, whose other threads
+ *   vanished between list and statistic, saw them differ);
  *   a reclaim adopts segments of the kind it needs, huge ones, and those
  *   that waited longer than the purge delay, and at most one more of another
  *   kind (the oldest); the list runs from newest to oldest (abandoned_at
@@ -46,8 +48,8 @@ static void abandoned_push(lode_segment_t* seg) {
   else abandoned_last = seg;
   abandoned_first = seg;
   abandoned_count++;
-  pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
+  pthread_mutex_unlock(&abandoned_lock);
 }
 
 static void unlink_locked(lode_segment_t* seg) {
@@ -77,9 +79,11 @@ static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other, int64_t 
     if (seg != NULL && seg->kind != kind && seg->kind != LODE_PAGE_HUGE) seg = NULL;
     if (seg == NULL && other) seg = abandoned_last;
   }
-  if (seg != NULL) unlink_locked(seg);
+  if (seg != NULL) {
+    unlink_locked(seg);
+    _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
+  }
   pthread_mutex_unlock(&abandoned_lock);
-  if (seg != NULL) _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
   return seg;
 }
 
@@ -235,8 +239,8 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   size_t n = abandoned_count;
   abandoned_first = abandoned_last = NULL;
   abandoned_count = 0;
-  pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_sub(&_lode_stats.segments_abandoned, n);
+  pthread_mutex_unlock(&abandoned_lock);
   LODE_POINT(LODE_POINT_COLLECT_DETACHED, NULL);
   lode_segment_t* kept_newest = NULL;
   size_t kept = 0, released = 0;
@@ -264,7 +268,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
   merge_locked(kept_newest);
   abandoned_count += kept;
-  pthread_mutex_unlock(&abandoned_lock);
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, kept);
+  pthread_mutex_unlock(&abandoned_lock);
   return released;
 }
