@@ -63,16 +63,27 @@ static void remote_frees_go_to_thread_free(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
-static void full_page_hears_of_remote_free(void) {
-  lode_heap_t* heap = lode_heap_new();
-  size_t bs = 4096;
+/* A new heap's first page for blocks of bs, filled: its blocks in *pall
+ * (lode_malloc'd), their number in *pn. */
+static lode_page_t* fill_first_page(lode_heap_t* heap, size_t bs, void*** pall, size_t* pn) {
   void* first = lode_heap_malloc(heap, bs);
   lode_page_t* page = page_of(first);
   size_t cap = page->reserved;
-  void** all = lode_malloc(sizeof(void*) * (cap + 8));
+  void** all = lode_malloc(sizeof(void*) * cap);
   all[0] = first;
   size_t n = 1;
   while (n < cap) all[n++] = lode_heap_malloc(heap, bs);
+  *pall = all;
+  *pn = n;
+  return page;
+}
+
+static void full_page_hears_of_remote_free(void) {
+  lode_heap_t* heap = lode_heap_new();
+  size_t bs = 4096, n;
+  void** all;
+  lode_page_t* page = fill_first_page(heap, bs, &all, &n);
+  size_t cap = page->reserved;
   void* extra = lode_heap_malloc(heap, bs); /* page is full: it moves to the full queue */
   CHECK(page_of(extra) != page);
   CHECK(atomic_load(&page->flags) & LODE_PAGE_IN_FULL);
@@ -126,14 +137,9 @@ static void extend_carves_one_os_page(void) {
  * (with threads that come and go, rptest peaked at 62 MiB instead of 37). */
 static void freed_blocks_come_before_carving(void) {
   lode_heap_t* heap = lode_heap_new();
-  size_t bs = 1000;
-  void* first = lode_heap_malloc(heap, bs);
-  lode_page_t* p1 = page_of(first);
-  size_t cap = p1->reserved;
-  void** all = lode_malloc(sizeof(void*) * cap);
-  all[0] = first;
-  size_t n = 1;
-  while (n < cap) all[n++] = lode_heap_malloc(heap, bs);
+  size_t bs = 1000, n;
+  void** all;
+  lode_page_t* p1 = fill_first_page(heap, bs, &all, &n);
   CHECK_EQ(p1->capacity, p1->reserved);
   void* more[512];
   size_t m = 0;
