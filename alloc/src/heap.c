@@ -10,8 +10,7 @@ void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing) {
   heap->is_backing = backing;
   for (size_t i = 0; i < LODE_DIRECT_COUNT; i++) heap->pages_direct[i] = &_lode_page_empty;
   for (size_t b = 0; b < LODE_BIN_COUNT; b++) heap->pages[b].block_size = b < LODE_BIN_HUGE ? lode_bin_size(b) : 0;
-  heap->retired_min = LODE_BIN_FULL;
-  heap->retired_max = 0;
+  heap->retired[0] = heap->retired[1] = 0;
 }
 
 static bool heap_is_mine(const lode_heap_t* heap) {
@@ -45,8 +44,7 @@ void _lode_heap_page_retire(lode_page_t* page) {
   if (page->bin < LODE_BIN_HUGE && q->first == page && page->next == NULL &&
       page->block_size <= LODE_MEDIUM_OBJ_MAX) {
     page->retire_expire = page->block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
-    if (page->bin < heap->retired_min) heap->retired_min = page->bin;
-    if (page->bin > heap->retired_max) heap->retired_max = page->bin;
+    heap->retired[page->bin >> 6] |= (uint64_t)1 << (page->bin & 63);
     return;
   }
   page_free_to_segment(page, heap, true);
@@ -78,24 +76,23 @@ static void heap_delayed_free_all(lode_heap_t* heap) {
 /* Retained empty pages (see _lode_heap_page_retire) leave after a few ticks,
  * or at once when forced. */
 static void heap_collect_retired(lode_heap_t* heap, bool force) {
-  if (heap->retired_min > heap->retired_max) return;
-  size_t min = LODE_BIN_FULL, max = 0;
-  for (size_t bin = heap->retired_min; bin <= heap->retired_max; bin++) {
-    lode_page_t* page = heap->pages[bin].first;
-    if (page == NULL || page->retire_expire == 0) continue;
-    if (page->used != 0) {
-      page->retire_expire = 0;
-      continue;
-    }
-    if (force || --page->retire_expire == 0) {
-      page_free_to_segment(page, heap, true);
-    } else {
-      if (bin < min) min = bin;
-      if (bin > max) max = bin;
+  if ((heap->retired[0] | heap->retired[1]) == 0) return;
+  for (size_t w = 0; w < 2; w++) {
+    uint64_t bits = heap->retired[w];
+    heap->retired[w] = 0;
+    while (bits != 0) {
+      size_t bin = w * 64 + (size_t)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      lode_page_t* page = heap->pages[bin].first;
+      if (page == NULL || page->retire_expire == 0) continue;
+      if (page->used != 0) {
+        page->retire_expire = 0;
+        continue;
+      }
+      if (force || --page->retire_expire == 0) page_free_to_segment(page, heap, true);
+      else heap->retired[w] |= (uint64_t)1 << (bin & 63);
     }
   }
-  heap->retired_min = min;
-  heap->retired_max = max;
 }
 
 /* --- visiting pages ---------------------------------------------------------- */
@@ -164,8 +161,7 @@ static void heap_sweep(lode_heap_t* heap) {
 static void heap_collect_pages(lode_heap_t* heap, bool force) {
   heap_delayed_free_all(heap);
   heap_visit_pages(heap, visit_collect, &force);
-  heap->retired_min = LODE_BIN_FULL;
-  heap->retired_max = 0;
+  heap->retired[0] = heap->retired[1] = 0;
 }
 
 /* --- LODE_SECURE quarantine: blocks leaving it ---------------------------- */

@@ -69,6 +69,7 @@ _Static_assert(LODE_SMALL_PAGES_PER_SEGMENT <= 64, "segment_cache.c keeps 64-bit
  * doubling (160, 192, 224, 256, 320, ...).  Every class above 8 is a multiple
  * of 16, so malloc's 16-byte alignment holds for every size >= 16. */
 #define LODE_BIN_HUGE 66 /* single-block huge pages */
+_Static_assert(LODE_BIN_HUGE <= 128, "heap.retired has a bit per bin below LODE_BIN_HUGE");
 #define LODE_BIN_FULL 67 /* pages with no free block */
 #define LODE_BIN_COUNT (LODE_BIN_FULL + 1)
 
@@ -266,7 +267,7 @@ struct lode_heap_s {
   lode_page_queue_t pages[LODE_BIN_COUNT];
   _Atomic(lode_block_t*) thread_delayed; /* blocks freed remotely into full pages */
   size_t page_count;
-  size_t retired_min, retired_max;       /* bins that may hold retained empty pages */
+  uint64_t retired[2];                  /* bit per bin (< LODE_BIN_HUGE) that may hold a retained empty page */
   size_t sweep_ticks;                    /* generic allocations since the last sweep */
   lode_heap_t* next;                     /* tld's heap list */
   bool is_backing;
