@@ -108,6 +108,15 @@ static void write_after_free_is_caught(void) {
   lode_collect(true); /* leaving the quarantine, the wipe is checked */
   EXPECT_MESSAGE("lode: free(): write after free");
   CHECK(!_lode_quarantine_holds(quarantine(), p));
+  /* every word past the link is checked, each lane of the check's unrolled
+   * loop and its tail (200 bytes: 24 words past the first, 8 from the canary) */
+  for (size_t k = 8; k < 200; k += 7) {
+    p = lode_malloc(200);
+    lode_free(p);
+    p[k] = 1;
+    lode_collect(true);
+    EXPECT_MESSAGE("lode: free(): write after free");
+  }
 }
 
 static void double_free_is_caught(void) {
