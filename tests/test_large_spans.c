@@ -1,6 +1,7 @@
 /* Large blocks (64 KiB to 2 MiB) take spans of 64 KiB slices: blocks of
  * different sizes share segments, a freed span serves the next block of any
- * size, and pointers into a span's later slices resolve to its block. */
+ * size, pointers into a span's later slices resolve to its block, and a
+ * block grows by realloc into the free slices after it. */
 #include "internal.h"
 #include "test.h"
 
@@ -213,6 +214,109 @@ static void failed_claim_schedules_warm_slices(void) {
   failed_claim_schedules_warm_slices_with(1000);
 }
 
+#ifndef LODE_SECURE /* its realloc copies: a block's trailer and canary would move with its end */
+/* realloc grows a large block into the free slices after its span: the
+ * same address, its bytes kept, the usable size of its new class.  When the
+ * slices after it are taken, it moves. */
+static void* grow_then_move(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(100 * KiB);
+  memset(a, 5, 100 * KiB);
+  char* b = lode_realloc(a, 300 * KiB);
+  CHECK(b == a);
+  CHECK(lode_usable_size(b) >= 300 * KiB);
+  CHECK(b[0] == 5 && b[100 * KiB - 1] == 5);
+  memset(b, 6, 300 * KiB);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_page_t* head = _lode_segment_page_of(_lode_ptr_segment(b), b);
+  char* c = lode_malloc(100 * KiB); /* first fit: the slices after b's span */
+  CHECK(c == (char*)head->area + head->area_size);
+  char* d = lode_realloc(b, 600 * KiB);
+  CHECK(d != b);
+  CHECK(d[0] == 6 && d[300 * KiB - 1] == 6);
+  CHECK(lode_usable_size(c) >= 100 * KiB);
+  lode_free(c);
+  lode_free(d);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void large_realloc_grows_in_place(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, grow_then_move, NULL) == 0);
+  pthread_join(t, NULL);
+}
+
+/* The slices a block grows into may be waiting on the purge queue (a block
+ * freed there a moment ago): they leave it as they join the span (P3). */
+static void* grow_into_queued(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(100 * KiB);
+  char* w = lode_malloc(200 * KiB);
+  memset(w, 1, 200 * KiB);
+  lode_segment_t* seg = _lode_ptr_segment(w);
+  uint32_t wi = _lode_segment_page_of(seg, w)->index;
+  CHECK(wi > _lode_segment_page_of(seg, a)->index);
+  lode_free(w);
+  CHECK(seg->pages[wi].on_purge_queue && seg->pages[wi].is_committed);
+  char* b = lode_realloc(a, 250 * KiB);
+  CHECK(b == a);
+  CHECK(seg->pages[wi].in_use && !seg->pages[wi].on_purge_queue);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(b);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void large_grow_takes_queued_slices(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, grow_into_queued, NULL) == 0);
+  pthread_join(t, NULL);
+}
+
+/* A commit the OS refuses half-way through a grow: the block is as it was,
+ * the warm slices it had taken off the purge queue are back on it, and a
+ * later realloc grows it. */
+static void* grow_commit_fails(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(100 * KiB);
+  memset(a, 4, 100 * KiB);
+  char* w = lode_malloc(100 * KiB);
+  lode_collect(true); /* the free slices after w go back to the OS */
+  memset(w, 1, 100 * KiB);
+  lode_segment_t* seg = _lode_ptr_segment(a);
+  lode_page_t* head = _lode_segment_page_of(seg, a);
+  uint32_t wi = _lode_segment_page_of(seg, w)->index;
+  lode_free(w); /* warm, queued; the slices after it are not committed */
+  CHECK(!seg->pages[wi + 2].is_committed);
+  CHECK(seg->pages[wi].on_purge_queue);
+  uint32_t span = head->span_count;
+  size_t bsize = head->block_size;
+  lode_stats_t before = stats();
+  lode_test_fail_os(1);
+  CHECK(!_lode_heap_large_grow(lode_heap_get_default(), head, 500 * KiB));
+  lode_test_fail_os(0);
+  CHECK_EQ(stats().os_failures, before.os_failures + 1);
+  CHECK_EQ(head->span_count, span);
+  CHECK_EQ(head->block_size, bsize);
+  CHECK(!seg->pages[wi].in_use && seg->pages[wi].on_purge_queue);
+  CHECK_EQ(lode_check_thread(), 0);
+  char* b = lode_realloc(a, 500 * KiB);
+  CHECK(b == a && b[100 * KiB - 1] == 4);
+  lode_free(b);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void failed_grow_leaves_block_as_it_was(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, grow_commit_fails, NULL) == 0);
+  pthread_join(t, NULL);
+}
+#endif
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(sizes_share_segments);
@@ -222,5 +326,10 @@ int main(void) {
   RUN(abandoned_span_is_freed_and_released);
   RUN(checker_sees_broken_span);
   RUN(failed_claim_schedules_warm_slices);
+#ifndef LODE_SECURE
+  RUN(large_realloc_grows_in_place);
+  RUN(large_grow_takes_queued_slices);
+  RUN(failed_grow_leaves_block_as_it_was);
+#endif
   return test_done();
 }

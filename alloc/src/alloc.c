@@ -628,6 +628,9 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     }
   } else if (newsize <= usable && newsize >= usable / 2 && seg->kind != LODE_PAGE_HUGE) {
     return p; /* fits and does not waste more than half */
+  } else if (seg->kind == LODE_PAGE_LARGE && mine && offset == 0 && newsize > usable && newsize <= LODE_LARGE_OBJ_MAX) {
+    lode_heap_t* to = heap != NULL ? heap : _lode_heap_get_default();
+    if (atomic_load_explicit(&page->heap, memory_order_relaxed) == to && _lode_heap_large_grow(to, page, newsize)) return p;
   }
   void* q = lode_heap_malloc(heap, newsize);
   if (q == NULL) return NULL; /* p stays valid */

@@ -26,6 +26,20 @@ void _lode_page_init(lode_page_t* page, size_t block_size) {
 #endif
 }
 
+/* A large page's one block, in use, took a longer span (realloc in place,
+ * heap.c): it takes the size of its new class.  Its carved extent grows
+ * with it, as a carve of the new size would have. */
+void _lode_page_regrow(lode_page_t* page, size_t block_size) {
+  lode_assert(page->capacity == 1 && page->used == 1 && page->free == NULL && page->local_free == NULL);
+  lode_assert(block_size > page->block_size && block_size <= page->area_size);
+  page->block_size = block_size;
+  page->block_magic = lode_div_magic(block_size);
+  page->bin = (uint8_t)lode_bin_of(block_size);
+  page->reserved = (uint32_t)(page->area_size / block_size);
+  size_t touched = lode_align_up(block_size, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE;
+  if (touched > page->touched) page->touched = (uint32_t)touched;
+}
+
 /* Carve more blocks from the area: the next block and the rest of the OS
  * page its end lies in, so each extension faults in one new OS page at most
  * (threads that use a few blocks of a page do not pay for more). */

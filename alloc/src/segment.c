@@ -399,6 +399,57 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
   seg->used -= n - 1; /* the caller takes the head's */
 }
 
+/* Growing a large block in place (realloc): how many slices after head's
+ * span a block of bsize needs, if all of them are free; 0 when any is in
+ * use, the segment ends first, or the span holds bsize already. */
+uint32_t _lode_segment_span_room(const lode_page_t* head, size_t bsize) {
+  lode_segment_t* seg = _lode_page_segment(head);
+  if (seg->kind != LODE_PAGE_LARGE || !head->in_use || head->span_back != 0) return 0;
+  size_t slice = (size_t)1 << seg->page_shift;
+  uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
+  size_t end = (size_t)(head->area - (uint8_t*)seg) + bsize; /* from the segment's start */
+  size_t need = (end + slice - 1) / slice - s;
+  if (need <= n || s + need > seg->page_count) return 0;
+  for (uint32_t j = s + n; j < s + need; j++)
+    if (seg->pages[j].in_use) return 0;
+  return (uint32_t)(need - n);
+}
+
+/* The `extra` free slices after head's span join it, committed (P3: the
+ * caller took them off its purge queue).  False when a commit fails: the
+ * span is as it was, and slices committed on the way are free and
+ * committed (the caller queues them for purging). */
+bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra) {
+  lode_segment_t* seg = _lode_page_segment(head);
+  uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
+  for (uint32_t j = s + n; j < s + n + extra; j++) {
+    lode_page_t* p = &seg->pages[j];
+    lode_assert(!p->in_use && !p->on_purge_queue); /* P3 */
+    if (!page_commit(p, seg)) {
+      for (uint32_t k = s + n; k < j; k++) {
+        seg->pages[k].in_use = 0;
+        seg->pages[k].span_back = 0;
+      }
+      seg->used -= j - (s + n);
+      return false;
+    }
+    p->in_use = 1;
+    p->span_back = (uint8_t)(j - s);
+    p->area_zero = 0;
+    p->area_wiped = 0;
+    seg->used++;
+    /* the head's extent covers what the new tails had written */
+    if (p->touched) {
+      size_t t = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
+      if (t > head->touched) head->touched = (uint32_t)t;
+    }
+  }
+  head->span_count = (uint8_t)(n + extra);
+  head->area_size = (size_t)(slice_end(seg, s + n + extra - 1) - head->area);
+  _lode_segment_update_position(seg, tld);
+  return true;
+}
+
 lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint32_t* slices) {
   lode_segment_list_t* list = &tld->segments[kind];
   if (kind != LODE_PAGE_LARGE) {
