@@ -214,7 +214,6 @@ static void failed_claim_schedules_warm_slices(void) {
   failed_claim_schedules_warm_slices_with(1000);
 }
 
-#ifndef LODE_SECURE /* its realloc copies: a block's trailer and canary would move with its end */
 /* realloc grows a large block into the free slices after its span: the
  * same address, its bytes kept, the usable size of its new class.  When the
  * slices after it are taken, it moves. */
@@ -226,6 +225,13 @@ static void* grow_then_move(void* arg) {
   CHECK(b == a);
   CHECK(lode_usable_size(b) >= 300 * KiB);
   CHECK(b[0] == 5 && b[100 * KiB - 1] == 5);
+#ifdef LODE_SECURE
+  for (size_t i = 100 * KiB; i < 300 * KiB; i++) /* the old canary and trailer too: cleared */
+    if (b[i] != 0) {
+      CHECK(!"a grown LODE_SECURE block reads zero past its old end");
+      break;
+    }
+#endif
   memset(b, 6, 300 * KiB);
   CHECK_EQ(lode_check_thread(), 0);
   lode_page_t* head = _lode_segment_page_of(_lode_ptr_segment(b), b);
@@ -295,7 +301,8 @@ static void* grow_commit_fails(void* arg) {
   size_t bsize = head->block_size;
   lode_stats_t before = stats();
   lode_test_fail_os(1);
-  CHECK(!_lode_heap_large_grow(lode_heap_get_default(), head, 500 * KiB));
+  bool zero;
+  CHECK(!_lode_heap_large_grow(lode_heap_get_default(), head, 500 * KiB, &zero));
   lode_test_fail_os(0);
   CHECK_EQ(stats().os_failures, before.os_failures + 1);
   CHECK_EQ(head->span_count, span);
@@ -315,6 +322,33 @@ static void failed_grow_leaves_block_as_it_was(void) {
   CHECK(pthread_create(&t, NULL, grow_commit_fails, NULL) == 0);
   pthread_join(t, NULL);
 }
+
+#ifdef LODE_SECURE
+/* LODE_SECURE: what a block grows into reads as zero even where the slices
+ * held another block's bytes (a destroyed heap's blocks are not wiped). */
+static void* grow_over_stale_memory(void* arg) {
+  (void)arg;
+  lode_heap_t* h = lode_heap_new();
+  char* x = lode_heap_malloc(h, 200 * KiB);
+  memset(x, 0x77, 200 * KiB);
+  lode_heap_destroy(h);
+  char* a = lode_malloc(100 * KiB);
+  CHECK(a == x); /* first fit: where x was */
+  char* b = lode_realloc(a, 180 * KiB);
+  CHECK(b == a);
+  size_t bad = 0;
+  for (size_t i = 0; i < 180 * KiB; i++) bad += b[i] != 0;
+  CHECK_EQ(bad, 0);
+  lode_free(b);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void secure_grow_clears_stale_memory(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, grow_over_stale_memory, NULL) == 0);
+  pthread_join(t, NULL);
+}
 #endif
 
 int main(void) {
@@ -326,10 +360,11 @@ int main(void) {
   RUN(abandoned_span_is_freed_and_released);
   RUN(checker_sees_broken_span);
   RUN(failed_claim_schedules_warm_slices);
-#ifndef LODE_SECURE
   RUN(large_realloc_grows_in_place);
   RUN(large_grow_takes_queued_slices);
   RUN(failed_grow_leaves_block_as_it_was);
+#ifdef LODE_SECURE
+  RUN(secure_grow_clears_stale_memory);
 #endif
   return test_done();
 }

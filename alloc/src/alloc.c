@@ -485,6 +485,24 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     _lode_block_resize(page, block, end, d + newsize, LODE_KIND_MALLOC);
     return p;
   }
+  if (seg->kind == LODE_PAGE_LARGE && d == 0 && newsize > room && newsize <= LODE_LARGE_OBJ_MAX - LODE_TRAILER_SIZE &&
+      atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
+      atomic_load_explicit(&page->heap, memory_order_relaxed) == (heap != NULL ? heap : _lode_heap_get_default())) {
+    /* A large block grows in place as in the default build: its canary and
+     * trailer move to the new end, and what it grew into is cleared unless
+     * known zero (past the old canary the block was zero already). */
+    size_t old_size = page->block_size;
+    bool zero;
+    _lode_block_unseal(page, block, end);
+    if (_lode_heap_large_grow(atomic_load_explicit(&page->heap, memory_order_relaxed), page,
+                              newsize + LODE_TRAILER_SIZE, &zero)) {
+      _lode_os_touch(block + old_size, page->block_size - old_size); /* a simulated OS clears it */
+      if (!zero) _lode_raw_memset(block + old_size, 0, page->block_size - old_size);
+      _lode_block_seal(page, block, newsize, LODE_KIND_MALLOC);
+      return p;
+    }
+    _lode_block_seal(page, block, end, LODE_KIND_MALLOC);
+  }
   void* q = secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
   if (q == NULL) return NULL; /* p stays valid */
   size_t old = end - d, copy = old < newsize ? old : newsize;
@@ -630,7 +648,9 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     return p; /* fits and does not waste more than half */
   } else if (seg->kind == LODE_PAGE_LARGE && mine && offset == 0 && newsize > usable && newsize <= LODE_LARGE_OBJ_MAX) {
     lode_heap_t* to = heap != NULL ? heap : _lode_heap_get_default();
-    if (atomic_load_explicit(&page->heap, memory_order_relaxed) == to && _lode_heap_large_grow(to, page, newsize)) return p;
+    bool zero;
+    if (atomic_load_explicit(&page->heap, memory_order_relaxed) == to && _lode_heap_large_grow(to, page, newsize, &zero))
+      return p;
   }
   void* q = lode_heap_malloc(heap, newsize);
   if (q == NULL) return NULL; /* p stays valid */

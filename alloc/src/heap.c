@@ -476,9 +476,10 @@ void* _lode_heap_huge_remap(lode_heap_t* heap, lode_page_t* page, size_t newsize
 /* realloc of a large block on its owner thread, within its heap: when the
  * slices after its span are free, the span takes them and the block grows
  * where it is, with no copy and no second block (the realloc workload
- * found room in 58 % of its large grows).  False when they are not free,
- * or a commit failed; the block is then as it was. */
-bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize) {
+ * found room in 58 % of its large grows).  *zero: the memory it grew into
+ * reads as zero.  False when they are not free, or a commit failed; the
+ * block is then as it was. */
+bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize, bool* zero) {
   lode_assert(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap && heap->tld != NULL);
   if (page->capacity != 1 || page->used != 1) return false;
   size_t bsize = lode_bin_size(lode_bin_of(newsize));
@@ -487,7 +488,7 @@ bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize)
   lode_tld_t* tld = heap->tld;
   uint32_t n = page->span_count ? page->span_count : 1;
   _lode_purge_queue_take(tld, page + n, extra); /* P3 */
-  if (!_lode_segment_span_extend(tld, page, extra)) {
+  if (!_lode_segment_span_extend(tld, page, extra, zero)) {
     _lode_purge_schedule_segment(tld, _lode_page_segment(page));
     return false;
   }

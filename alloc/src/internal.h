@@ -683,7 +683,7 @@ void _lode_segment_list_push(lode_segment_list_t* list, lode_segment_t* seg, boo
 void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld);
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head);
 uint32_t _lode_segment_span_room(const lode_page_t* head, size_t bsize); /* 0: no room */
-bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra);
+bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra, bool* zero);
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
 lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t new_size); /* NULL: stays */
 /* The bytes a huge block of `size` commits (its block size): OS pages, ending
@@ -769,7 +769,7 @@ lode_heap_t* _lode_heap_new_in(lode_heap_t* backing);
 void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size); /* heap->tld != NULL */
 lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment);
 void* _lode_heap_huge_remap(lode_heap_t* heap, lode_page_t* page, size_t newsize); /* NULL: it stays */
-bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize);
+bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize, bool* zero);
 void _lode_heap_free_block(lode_page_t* page, lode_block_t* block); /* owner thread */
 void _lode_heap_page_retire(lode_page_t* page);
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force);

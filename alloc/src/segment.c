@@ -416,15 +416,18 @@ uint32_t _lode_segment_span_room(const lode_page_t* head, size_t bsize) {
 }
 
 /* The `extra` free slices after head's span join it, committed (P3: the
- * caller took them off its purge queue).  False when a commit fails: the
- * span is as it was, and slices committed on the way are free and
+ * caller took them off its purge queue); *zero: whether their memory is
+ * known to read as zero, as a claim decides.  False when a commit fails:
+ * the span is as it was, and slices committed on the way are free and
  * committed (the caller queues them for purging). */
-bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra) {
+bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra, bool* zero) {
   lode_segment_t* seg = _lode_page_segment(head);
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
+  *zero = true;
   for (uint32_t j = s + n; j < s + n + extra; j++) {
     lode_page_t* p = &seg->pages[j];
     lode_assert(!p->in_use && !p->on_purge_queue); /* P3 */
+    *zero = *zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
     if (!page_commit(p, seg)) {
       for (uint32_t k = s + n; k < j; k++) {
         seg->pages[k].in_use = 0;
