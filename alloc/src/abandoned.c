@@ -132,7 +132,7 @@ static void segment_collect_pages(lode_segment_t* seg) {
 #endif
       if (seg->kind == LODE_PAGE_LARGE) _lode_segment_span_split(seg, page);
       for (uint32_t j = 0; j < slices; j++) page[j].area_wiped = wiped;
-      page->in_use = 0;
+      lode_page_set_in_use(page, false);
       page->free = page->local_free = NULL;
       page->capacity = 0;
       atomic_store_explicit(&page->flags, 0, memory_order_relaxed);

@@ -207,6 +207,12 @@ static lode_noinline void free_slow(void* p, const char* func) {
       return;
     }
     _lode_heap_free_block(page, block);
+  } else if (!atomic_load_explicit(&page->in_use, memory_order_relaxed)) {
+    /* Its page went back to its segment: every block of it had been freed
+     * (this one too), or it was never handed out.  Pushed anyway, it would
+     * sit on a free page's remote list, and land in the page's next life if
+     * the push met the page's claim. */
+    _lode_error_pointer(func, "invalid pointer (not allocated)", p);
   } else {
     _lode_page_free_remote(page, block);
   }
@@ -375,9 +381,11 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
   if (block == NULL) return NULL;
   size_t bsize = page->block_size, end;
   lode_alloc_kind_t k;
-  /* only the owner may read how far its page is carved */
+  /* only the owner may read how far its page is carved; whether the page is
+   * in use any thread may (an atomic the owner stores) */
   bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
-  if (mine && (!page->in_use || (size_t)(block - page->area) >= (size_t)page->capacity * bsize)) {
+  if (!atomic_load_explicit(&page->in_use, memory_order_relaxed) ||
+      (mine && (size_t)(block - page->area) >= (size_t)page->capacity * bsize)) {
     _lode_error_pointer(func, "invalid pointer (not allocated)", p);
     return NULL;
   }

@@ -179,7 +179,8 @@ typedef struct lode_page_s {
   uint32_t used;            /* live blocks, including pending thread_free */
   uint32_t capacity;        /* blocks carved from the area so far */
   _Atomic(uint8_t) flags;   /* LODE_PAGE_* */
-  uint8_t in_use;           /* assigned to a heap */
+  _Atomic(uint8_t) in_use;  /* assigned to a heap; changed by the owner only (relaxed
+                               stores), read by a remote free to refuse a freed page */
   uint8_t is_committed;     /* has (possibly dirty) memory since last purge */
   uint8_t retire_expire;    /* empty page kept a few generic mallocs */
   uint32_t reserved;        /* blocks that fit the area */
@@ -220,6 +221,10 @@ typedef struct lode_page_s {
   uint64_t check_sig;       /* the checker's last full walk saw these lists (check.c) */
 #endif
 } __attribute__((aligned(64))) lode_page_t;
+
+static inline void lode_page_set_in_use(lode_page_t* page, bool v) {
+  atomic_store_explicit(&page->in_use, (uint8_t)v, memory_order_relaxed);
+}
 
 /* --- segments ------------------------------------------------------------- */
 #define LODE_SEGMENT_COOKIE ((uint64_t)0x6c6f64655f736567ull)

@@ -391,7 +391,7 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
     p->area_size = (size_t)(slice_end(seg, j) - p->area);
     size_t a = (size_t)(p->area - (uint8_t*)seg);
     p->touched = touched_end > a ? (uint32_t)((touched_end - a < p->area_size ? touched_end - a : p->area_size) / LODE_OS_PAGE_SIZE) : 0;
-    p->in_use = 0;
+    lode_page_set_in_use(p, false);
     p->span_back = 0;
     p->span_count = 0;
     p->area_zero = 0;
@@ -430,13 +430,13 @@ bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extr
     *zero = *zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
     if (!page_commit(p, seg)) {
       for (uint32_t k = s + n; k < j; k++) {
-        seg->pages[k].in_use = 0;
+        lode_page_set_in_use(&seg->pages[k], false);
         seg->pages[k].span_back = 0;
       }
       seg->used -= j - (s + n);
       return false;
     }
-    p->in_use = 1;
+    lode_page_set_in_use(p, true);
     p->span_back = (uint8_t)(j - s);
     p->area_zero = 0;
     p->area_wiped = 0;
@@ -480,13 +480,13 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
     p->area_wiped = 0;
     if (!page_commit(p, seg)) {
       for (uint32_t k = s; k < j; k++) {
-        seg->pages[k].in_use = 0;
+        lode_page_set_in_use(&seg->pages[k], false);
         seg->pages[k].span_back = 0;
       }
       seg->used -= j - s;
       return false;
     }
-    p->in_use = 1;
+    lode_page_set_in_use(p, true);
     p->span_back = (uint8_t)(j - s);
     p->area_zero = 0;
     seg->used++;
@@ -533,7 +533,7 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
   page->is_committed = 1;
   page->area_zero = 0;
   seg->committed = 1;
-  page->in_use = 1;
+  lode_page_set_in_use(page, true);
   seg->used = 1;
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
   return page;
@@ -646,7 +646,7 @@ void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, in
 uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped) {
   lode_segment_t* seg = _lode_page_segment(page);
   lode_assert(page->in_use);
-  page->in_use = 0;
+  lode_page_set_in_use(page, false);
   page->free = page->local_free = NULL;
   page->used = 0;
   page->capacity = 0;

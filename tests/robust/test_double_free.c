@@ -164,6 +164,23 @@ static void case_remote_then_owner(void* arg) {
   after_undetected(heap);
 }
 
+/* The owner frees every block of p's page, which goes back to its segment
+ * (a live block of another page keeps the segment); then another thread
+ * frees p again.  That free used to be pushed on the free page's remote
+ * list, unreported (and into the page's next life, had it met its claim). */
+static void case_remote_after_page_freed(void* arg) {
+  lode_heap_t* heap = arg;
+  void** v = launder(block_p);
+  void* keep = lode_heap_malloc(heap, 3000);
+  void* p = v[1];
+  for (int i = 0; i < 64; i++) lode_free(v[i]);
+  lode_heap_collect(heap, true);
+  if (_lode_segment_page_of(_lode_ptr_segment(p), p)->in_use) _exit(5); /* the case did not arise */
+  thread_free(p);
+  lode_free(keep);
+  after_undetected(heap);
+}
+
 /* Undetectable by design: p is allocated again between the two frees, so
  * the second free is the free of a live block (the new owner's). */
 static void case_reallocated(void* arg) {
@@ -196,7 +213,7 @@ static void double_free_line(char* line, size_t cap, void* p) {
 #endif
 }
 
-typedef enum { E_DETECT, E_DETECT_REMOTE, E_GAP } expect_t;
+typedef enum { E_DETECT, E_DETECT_REMOTE, E_DETECT_FREED_PAGE, E_GAP } expect_t;
 
 typedef struct dcase_s {
   const char* name;
@@ -218,6 +235,8 @@ static void run_case(const dcase_t* dc) {
   if (dc->expect == E_DETECT_REMOTE && !SECURE) {
     lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
     error_line(line, sizeof(line), "free", "double free (cycle in remote frees) in page", page);
+  } else if (dc->expect == E_DETECT_FREED_PAGE) {
+    error_line(line, sizeof(line), "free", "invalid pointer (not allocated)", p);
   } else {
     double_free_line(line, sizeof(line), p);
   }
@@ -249,6 +268,7 @@ static const dcase_t cases[] = {
      * its lists (LODE_SECURE, LODE_DEBUG >= 2).  README, "Bad input". */
     {"owner, then remote", case_owner_then_remote, 0, FULL_WALK ? E_DETECT : E_GAP},
     {"remote, then owner", case_remote_then_owner, 0, E_DETECT},
+    {"remote, after its page went back", case_remote_after_page_freed, 0, E_DETECT_FREED_PAGE},
     {"reallocated in between", case_reallocated, 0, E_GAP},
 };
 
