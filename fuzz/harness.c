@@ -280,8 +280,10 @@ void fz_free_slot(unsigned slot, const char* why) {
   fz_slot_t* s = fz_slot(slot);
   if (!s->live) return;
   fz_shadow_verify(slot, SIZE_MAX, why);
-  lode_free(s->p);
+  uint8_t* p = s->p;
+  lode_free(p);
   fz_shadow_drop(slot);
+  s->freed = p;
 }
 
 void fz_new_block(unsigned slot, void* p, size_t size, size_t align, int heap, bool zeroed, const char* what) {

@@ -156,6 +156,7 @@ typedef struct {
   uint8_t thread; /* the thread that allocated it */
   bool live;
   bool busy;      /* an op on it is parked mid-way: no other op touches it */
+  uint8_t* freed; /* empty slot: the block its last free gave back (double-free's second chance) */
   uintptr_t fill_base; /* where it was filled (the samples' alignment), and */
   size_t fill_len;     /* over how many bytes: a realloc keeps both */
 } fz_slot_t;

@@ -586,13 +586,35 @@ void fz_op_bad_usable(const fz_op_t* op) {
   after_bad(op->slot, &u, "after malloc_usable_size() of a pointer inside the block");
 }
 
+/* A second free of the block an empty slot's last free gave back, by any
+ * thread, once its page went back to its segment (or the segment is gone):
+ * every build reports it and changes nothing.  While the page is in use the
+ * block may be live again (or its free found only later): nothing. */
+static void free_again_after_page_freed(fz_slot_t* s) {
+  uint8_t* p = s->freed;
+  if (p == NULL || lode_test_page_in_use(p)) {
+    fz_trace(" (empty slot: nothing)");
+    return;
+  }
+  s->freed = NULL;
+  fz_trace(" %p again, its page gone back", (void*)p);
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  fz_expect_error("double free|invalid pointer");
+  lode_free(p);
+  lode_stats_get(&after);
+  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
+    fz_fail("a free of %p, whose page had gone back, changed lode's state", (void*)p);
+}
+
 /* Only where lode promises to see it in every build: on the thread that owns
  * the block's page (a remote double free is found later, or in thorough
- * builds only: README, bad input). */
+ * builds only: README, bad input), or, from any thread, once the page went
+ * back to its segment. */
 void fz_op_double_free(const fz_op_t* op) {
   fz_slot_t* s = fz_slot(op->slot);
   if (!s->live) {
-    fz_trace(" (empty slot: nothing)");
+    free_again_after_page_freed(s);
     return;
   }
   uint8_t* p = s->p;

@@ -46,7 +46,8 @@ const fz_op_desc_t fz_ops[] = {
     {"bad-usable-size", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_usable,
      "malloc_usable_size of a pointer inside slot K: reported, 0"},
     {"double-free", {FZ_A_SLOT}, W, true, fz_op_double_free,
-     "free slot K twice on the thread that owns its page: the second is reported"},
+     "free slot K twice on the thread that owns its page: the second is reported; an empty slot: its last "
+     "block again, by any thread, once that block's page went back (reported)"},
     {"foreign-free", {FZ_A_FOREIGN}, W, true, fz_op_foreign_free,
      "free a pointer lode never handed out (stack, global, libc, a segment header): reported"},
     {"option", {FZ_A_OPTION}, M, true, fz_op_option, "set an option to an extreme (or invalid: refused) value"},

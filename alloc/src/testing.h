@@ -59,6 +59,10 @@ void lode_test_set_message_fd(int fd);
 /* Whether the calling thread owns the segment of p (a free of p would be an
  * owner free); false for a pointer that is not lode's. */
 bool lode_test_owns(const void* p);
+/* Whether p lies in a page of a lode segment that is in use (a block there
+ * may be live), or in LODE_SECURE's malloc(0) range; false for a page that
+ * went back to its segment, or a pointer that is not lode's (any more). */
+bool lode_test_page_in_use(const void* p);
 uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
 /* Frees whose block looked free (its first word a block boundary of its page)
  * and so walked the free lists for a double free: live blocks must not. */
