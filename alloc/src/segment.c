@@ -399,6 +399,51 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
   seg->used -= n - 1; /* the caller takes the head's */
 }
 
+/* Slices [from, to), free, join the span whose head is slice s: each is
+ * committed and in use.  *zero: all of them read as zero (fresh, purged in
+ * a mode that zeroes, or wiped).  When a commit fails, those taken are free
+ * again (committed ones stay so: the caller's purge policy decides). */
+static bool slices_take(lode_segment_t* seg, uint32_t s, uint32_t from, uint32_t to, bool* zero) {
+  *zero = true;
+  for (uint32_t j = from; j < to; j++) {
+    lode_page_t* p = &seg->pages[j];
+    lode_assert(!p->in_use && !p->on_purge_queue); /* P3: the caller took it off its queue */
+    *zero = *zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
+    p->area_wiped = 0;
+    if (!page_commit(p, seg)) {
+      for (uint32_t k = from; k < j; k++) {
+        lode_page_set_in_use(&seg->pages[k], false);
+        seg->pages[k].span_back = 0;
+      }
+      seg->used -= j - from;
+      return false;
+    }
+    lode_page_set_in_use(p, true);
+    p->span_back = (uint8_t)(j - s);
+    p->area_zero = 0;
+    seg->used++;
+  }
+  return true;
+}
+
+/* The head's written extent (OS pages from its area) covering what slices
+ * [from, to) had written, at least `touched`. */
+static uint32_t span_touched(const lode_segment_t* seg, const lode_page_t* head, uint32_t from, uint32_t to,
+                             uint32_t touched) {
+  for (uint32_t j = from; j < to; j++) {
+    const lode_page_t* p = &seg->pages[j];
+    size_t t = p->touched ? (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched : 0;
+    if (t > touched) touched = (uint32_t)t;
+  }
+  return touched;
+}
+
+static void span_set(lode_segment_t* seg, lode_page_t* head, uint32_t count, uint32_t touched) {
+  head->touched = touched;
+  head->span_count = (uint8_t)count;
+  head->area_size = (size_t)(slice_end(seg, head->index + count - 1) - head->area);
+}
+
 /* Growing a large block in place (realloc): how many slices after head's
  * span a block of bsize needs, if all of them are free; 0 when any is in
  * use, the segment ends first, or the span holds bsize already. */
@@ -423,32 +468,8 @@ uint32_t _lode_segment_span_room(const lode_page_t* head, size_t bsize) {
 bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra, bool* zero) {
   lode_segment_t* seg = _lode_page_segment(head);
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
-  *zero = true;
-  for (uint32_t j = s + n; j < s + n + extra; j++) {
-    lode_page_t* p = &seg->pages[j];
-    lode_assert(!p->in_use && !p->on_purge_queue); /* P3 */
-    *zero = *zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
-    if (!page_commit(p, seg)) {
-      for (uint32_t k = s + n; k < j; k++) {
-        lode_page_set_in_use(&seg->pages[k], false);
-        seg->pages[k].span_back = 0;
-      }
-      seg->used -= j - (s + n);
-      return false;
-    }
-    lode_page_set_in_use(p, true);
-    p->span_back = (uint8_t)(j - s);
-    p->area_zero = 0;
-    p->area_wiped = 0;
-    seg->used++;
-    /* the head's extent covers what the new tails had written */
-    if (p->touched) {
-      size_t t = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
-      if (t > head->touched) head->touched = (uint32_t)t;
-    }
-  }
-  head->span_count = (uint8_t)(n + extra);
-  head->area_size = (size_t)(slice_end(seg, s + n + extra - 1) - head->area);
+  if (!slices_take(seg, s, s + n, s + n + extra, zero)) return false;
+  span_set(seg, head, n + extra, span_touched(seg, head, s + n, s + n + extra, head->touched));
   _lode_segment_update_position(seg, tld);
   return true;
 }
@@ -472,37 +493,11 @@ lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, siz
 bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
   lode_segment_t* seg = _lode_page_segment(head);
   uint32_t s = head->index;
-  bool zero = true;
-  for (uint32_t j = s; j < s + n; j++) {
-    lode_page_t* p = &seg->pages[j];
-    lode_assert(!p->in_use && !p->on_purge_queue); /* P3: the caller took it off its queue */
-    zero = zero && ((p->area_zero && !p->is_committed) || p->area_wiped);
-    p->area_wiped = 0;
-    if (!page_commit(p, seg)) {
-      for (uint32_t k = s; k < j; k++) {
-        lode_page_set_in_use(&seg->pages[k], false);
-        seg->pages[k].span_back = 0;
-      }
-      seg->used -= j - s;
-      return false;
-    }
-    lode_page_set_in_use(p, true);
-    p->span_back = (uint8_t)(j - s);
-    p->area_zero = 0;
-    seg->used++;
-  }
+  bool zero;
+  if (!slices_take(seg, s, s, s + n, &zero)) return false;
   head->free_is_zero = zero;
   head->claimed_zero = zero;
-  if (seg->kind == LODE_PAGE_LARGE) {
-    size_t touched = 0; /* the head's extent covers its tails' written pages */
-    for (uint32_t j = s; j < s + n; j++) {
-      const lode_page_t* p = &seg->pages[j];
-      if (p->touched) touched = (size_t)(p->area - head->area) / LODE_OS_PAGE_SIZE + p->touched;
-    }
-    head->touched = (uint32_t)touched;
-    head->span_count = (uint8_t)n;
-    head->area_size = (size_t)(slice_end(seg, s + n - 1) - head->area);
-  }
+  if (seg->kind == LODE_PAGE_LARGE) span_set(seg, head, n, span_touched(seg, head, s, s + n, 0));
   _lode_segment_update_position(seg, tld);
   _lode_stat_add(&_lode_stats.pages_current, &_lode_stats.pages_peak, 1);
   return true;
