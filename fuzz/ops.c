@@ -586,6 +586,19 @@ void fz_op_bad_usable(const fz_op_t* op) {
   after_bad(op->slot, &u, "after malloc_usable_size() of a pointer inside the block");
 }
 
+/* A free of a block already freed: lode reports it (a huge block's or an
+ * emptied page's memory may be gone already: then the pointer is no longer
+ * lode's at all) and changes nothing. */
+static void free_reported(uint8_t* p, const char* what) {
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  fz_expect_error("double free|invalid pointer");
+  lode_free(p);
+  lode_stats_get(&after);
+  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
+    fz_fail("%s %p changed lode's state", what, (void*)p);
+}
+
 /* A second free of the block an empty slot's last free gave back, by any
  * thread, once its page went back to its segment (or the segment is gone):
  * every build reports it and changes nothing.  While the page is in use the
@@ -598,13 +611,7 @@ static void free_again_after_page_freed(fz_slot_t* s) {
   }
   s->freed = NULL;
   fz_trace(" %p again, its page gone back", (void*)p);
-  lode_stats_t before, after;
-  lode_stats_get(&before);
-  fz_expect_error("double free|invalid pointer");
-  lode_free(p);
-  lode_stats_get(&after);
-  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
-    fz_fail("a free of %p, whose page had gone back, changed lode's state", (void*)p);
+  free_reported(p, "a free (its page gone back) of");
 }
 
 /* Only where lode promises to see it in every build: on the thread that owns
@@ -624,15 +631,7 @@ void fz_op_double_free(const fz_op_t* op) {
     fz_trace(" (freed once: t%u does not own its page)", op->thread);
     return;
   }
-  lode_stats_t before, after;
-  lode_stats_get(&before);
-  /* a huge block's (or an emptied page's) memory may be gone already: then
-   * the pointer is no longer lode's at all */
-  fz_expect_error("double free|invalid pointer");
-  lode_free(p);
-  lode_stats_get(&after);
-  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
-    fz_fail("the second free of %p changed lode's state", (void*)p);
+  free_reported(p, "the second free of");
 }
 
 static const char* const foreign_names[] = {"stack", "global", "libc", "header"};
