@@ -167,6 +167,15 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
     _lode_error_pointer(func, "invalid pointer", p);
     return NULL;
   }
+  /* A page that went back to its segment holds no block: every block of it
+   * was freed (p's too), or p was never handed out.  in_use is an atomic the
+   * owner stores, so another thread's free may ask too: pushed on the free
+   * page's remote list, p would land in the page's next life if the push
+   * met the page's claim. */
+  if (!atomic_load_explicit(&page->in_use, memory_order_relaxed)) {
+    _lode_error_pointer(func, "invalid pointer (not allocated)", p);
+    return NULL;
+  }
   uint64_t off = (uint64_t)(u - page->area);
   lode_block_t* block = (lode_block_t*)u;
   if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) {
@@ -177,7 +186,7 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
     if (!_lode_page_aligned_tag_ok(page, block, p)) {
       /* the owner may look at its lists: a freed aligned block lost its tag */
       bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
-      bool is_free = mine && block != (lode_block_t*)u && page->in_use && looks_double_free(page, block);
+      bool is_free = mine && block != (lode_block_t*)u && looks_double_free(page, block);
       _lode_error_pointer(func, is_free ? "double free" : "invalid pointer (not the start of a block)", p);
       return NULL;
     }
@@ -198,7 +207,7 @@ static lode_noinline void free_slow(void* p, const char* func) {
   if (block == NULL) return;
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id()) {
     uint64_t off = (uint64_t)((uint8_t*)block - page->area);
-    if (!page->in_use || off >= (uint64_t)page->capacity * page->block_size) {
+    if (off >= (uint64_t)page->capacity * page->block_size) {
       _lode_error_pointer(func, "invalid pointer (not allocated)", p);
       return;
     }
@@ -207,12 +216,6 @@ static lode_noinline void free_slow(void* p, const char* func) {
       return;
     }
     _lode_heap_free_block(page, block);
-  } else if (!atomic_load_explicit(&page->in_use, memory_order_relaxed)) {
-    /* Its page went back to its segment: every block of it had been freed
-     * (this one too), or it was never handed out.  Pushed anyway, it would
-     * sit on a free page's remote list, and land in the page's next life if
-     * the push met the page's claim. */
-    _lode_error_pointer(func, "invalid pointer (not allocated)", p);
   } else {
     _lode_page_free_remote(page, block);
   }
@@ -381,11 +384,9 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
   if (block == NULL) return NULL;
   size_t bsize = page->block_size, end;
   lode_alloc_kind_t k;
-  /* only the owner may read how far its page is carved; whether the page is
-   * in use any thread may (an atomic the owner stores) */
+  /* only the owner may read how far its page is carved */
   bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
-  if (!atomic_load_explicit(&page->in_use, memory_order_relaxed) ||
-      (mine && (size_t)(block - page->area) >= (size_t)page->capacity * bsize)) {
+  if (mine && (size_t)(block - page->area) >= (size_t)page->capacity * bsize) {
     _lode_error_pointer(func, "invalid pointer (not allocated)", p);
     return NULL;
   }

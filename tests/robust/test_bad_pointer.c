@@ -125,6 +125,19 @@ static void make_cases(void) {
     void* unalloc = page->area + (size_t)page->capacity * page->block_size;
     add_case("never-allocated block of a page", unalloc, "invalid pointer (not allocated)", 1);
   }
+
+  /* A freed block whose page went back to its segment (a large block: its
+   * slices are free at once; another keeps the segment, and the children's
+   * small allocations never take large slices). */
+  void* keep_large = lode_malloc(100 << 10);
+  void* gone = lode_malloc(300 << 10);
+  CHECK(keep_large != NULL && gone != NULL && _lode_ptr_segment(gone) == _lode_ptr_segment(keep_large));
+  lode_free(gone);
+  lode_collect(true); /* LODE_SECURE: out of the quarantine */
+  if (!_lode_segment_page_of(_lode_ptr_segment(gone), gone)->in_use)
+    add_case("freed block whose page went back", gone, "invalid pointer (not allocated)", 0);
+  else
+    CHECK(!"a freed large block's slices are free at once");
 }
 
 static void test_bad_pointers(void) {
