@@ -19,6 +19,14 @@ static lode_stats_t stats(void) {
 
 enum { KiB = 1024, SIZES = 10 };
 
+/* fn(arg) on a thread of its own: a new thread has no segments yet, so the
+ * layout its blocks get is known. */
+static void in_new_thread(void* (*fn)(void*), void* arg) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+  pthread_join(t, NULL);
+}
+
 /* Ten sizes from 100 KiB to 1 MiB, ten size classes, 5.4 MiB in all. */
 static void* ten_sizes(void* arg) {
   size_t* segments = arg;
@@ -37,9 +45,7 @@ static void* ten_sizes(void* arg) {
 /* A page per size class would take a segment per size: ten. */
 static void sizes_share_segments(void) {
   size_t segments = 0;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, ten_sizes, &segments) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(ten_sizes, &segments);
   CHECK(segments >= 2);
   CHECK(segments <= 3);
 }
@@ -63,9 +69,7 @@ static void* reuse_across_sizes(void* arg) {
  * own yet) frees a 1 MiB block, then gets a 700 KiB one at the same place. */
 static void freed_span_serves_other_sizes(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, reuse_across_sizes, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(reuse_across_sizes, NULL);
 }
 
 static void* hole_too_small(void* arg) {
@@ -86,9 +90,7 @@ static void* hole_too_small(void* arg) {
 /* A span takes only free slices: a block too big for the hole a freed one
  * left goes elsewhere, not over the live block after the hole. */
 static void spans_never_overlap(void) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, hole_too_small, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(hole_too_small, NULL);
 }
 
 /* Interior pointers in a span's later slices find the block: usable size,
@@ -129,9 +131,7 @@ static void abandoned_span_is_freed_and_released(void) {
   lode_collect(true);
   lode_stats_t base = stats();
   char* p = NULL;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, leave_span, &p) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(leave_span, &p);
   CHECK(p != NULL && p[1499 * KiB] == 3);
   CHECK(lode_check_process() == 0);
   lode_free(p);
@@ -248,9 +248,7 @@ static void* grow_then_move(void* arg) {
 }
 
 static void large_realloc_grows_in_place(void) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, grow_then_move, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(grow_then_move, NULL);
 }
 
 /* The slices a block grows into may be waiting on the purge queue (a block
@@ -276,9 +274,7 @@ static void* grow_into_queued(void* arg) {
 
 static void large_grow_takes_queued_slices(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, grow_into_queued, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(grow_into_queued, NULL);
 }
 
 /* A commit the OS refuses half-way through a grow: the block is as it was,
@@ -318,9 +314,7 @@ static void* grow_commit_fails(void* arg) {
 
 static void failed_grow_leaves_block_as_it_was(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, grow_commit_fails, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(grow_commit_fails, NULL);
 }
 
 #ifdef LODE_SECURE
@@ -345,9 +339,7 @@ static void* grow_over_stale_memory(void* arg) {
 }
 
 static void secure_grow_clears_stale_memory(void) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, grow_over_stale_memory, NULL) == 0);
-  pthread_join(t, NULL);
+  in_new_thread(grow_over_stale_memory, NULL);
 }
 #endif
 
