@@ -485,7 +485,7 @@ void fz_op_fork(const fz_op_t* op) {
  * lode's point by name. */
 static const char* const point_names[] = {"remote-freeing",   "abandon-unlisted", "reclaim-popped",
                                           "reclaim-adopting", "collect-detached", "claim-failed",
-                                          "remote-pushing"};
+                                          "remote-pushing",   "purging"};
 int fz_point_count(void) { return (int)(sizeof(point_names) / sizeof(point_names[0])); }
 const char* fz_point_name(int point) { return point >= 0 && point < fz_point_count() ? point_names[point] : "?"; }
 int fz_point_lookup(const char* name) {

@@ -4,6 +4,8 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { N = 4000 };
 static unsigned char* blocks[N];
@@ -417,6 +419,89 @@ static void list_keeps_age_order_across_detached_collect(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* A pthread key destructor that runs after lode's own exit of the thread
+ * allocates (review, 2026-12-06): each way to allocate there must give back
+ * the thread data it needed once it is done, or its segments stay owned by
+ * a dead thread -- never abandoned, their remote frees never collected. */
+enum { LATE_GET_DEFAULT, LATE_CALLOC, LATE_ALIGNED_HUGE, LATE_ALIGNED_SMALL, LATE_MALLOC, LATE_MODES };
+static pthread_key_t late_key;
+static int late_mode;
+static void* late_block;
+
+static void late_destructor(void* arg) {
+  (void)arg;
+  switch (late_mode) {
+    case LATE_GET_DEFAULT: late_block = lode_heap_malloc(lode_heap_get_default(), 100); break;
+    case LATE_CALLOC: late_block = lode_calloc(10, 1000); break;
+    case LATE_ALIGNED_HUGE: late_block = lode_aligned_alloc((size_t)1 << 17, 64); break;
+    case LATE_ALIGNED_SMALL: late_block = lode_aligned_alloc(256, 40); break;
+    default: late_block = lode_malloc(100); break;
+  }
+}
+
+static void* late_worker(void* arg) {
+  (void)arg;
+  lode_free(lode_malloc(32)); /* lode's key is set: its destructor runs before ours */
+  pthread_setspecific(late_key, (void*)1);
+  return NULL;
+}
+
+static void allocation_after_thread_exit_gives_thread_data_back(void) {
+  lode_free(lode_malloc(16)); /* lode's key is created before the test's */
+  CHECK_EQ(pthread_key_create(&late_key, late_destructor), 0);
+  for (late_mode = 0; late_mode < LATE_MODES; late_mode++) {
+    lode_collect(true);
+    lode_stats_t before, after;
+    lode_stats_get(&before);
+    late_block = NULL;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, late_worker, NULL), 0);
+    pthread_join(t, NULL);
+    CHECK(late_block != NULL);
+    lode_free(late_block); /* a remote free: its thread is gone */
+    lode_collect(true);
+    lode_stats_get(&after);
+    if (after.threads_current != before.threads_current) printf("  mode %d: thread data kept\n", late_mode);
+    CHECK_EQ(after.threads_current, before.threads_current);
+    CHECK_EQ(lode_check_clean(before.committed_current), 0);
+  }
+  pthread_key_delete(late_key);
+}
+
+/* A fork's child has one thread: the statistics must not count the
+ * parent's others for good. */
+static pthread_barrier_t fork_barrier;
+static void* fork_sibling(void* arg) {
+  (void)arg;
+  lode_free(lode_malloc(64));
+  pthread_barrier_wait(&fork_barrier); /* alive with thread data */
+  pthread_barrier_wait(&fork_barrier); /* until the fork is done */
+  return NULL;
+}
+
+static void fork_child_counts_one_thread(void) {
+  lode_free(lode_malloc(16));
+  pthread_t t[3];
+  CHECK_EQ(pthread_barrier_init(&fork_barrier, NULL, 4), 0);
+  for (int i = 0; i < 3; i++) CHECK_EQ(pthread_create(&t[i], NULL, fork_sibling, NULL), 0);
+  pthread_barrier_wait(&fork_barrier);
+  lode_stats_t s;
+  lode_stats_get(&s);
+  CHECK(s.threads_current >= 4);
+  pid_t pid = fork();
+  if (pid == 0) {
+    lode_stats_get(&s);
+    _exit(s.threads_current == 1 ? 0 : 10 + (int)s.threads_current);
+  }
+  int status = 0;
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  pthread_barrier_wait(&fork_barrier);
+  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&fork_barrier);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -425,5 +510,7 @@ int main(void) {
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);
   RUN(list_keeps_age_order_across_detached_collect);
+  RUN(allocation_after_thread_exit_gives_thread_data_back);
+  RUN(fork_child_counts_one_thread);
   return test_done();
 }

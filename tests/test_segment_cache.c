@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 enum { HUGE_SIZE = 6 << 20, SHRUNK = 5 << 19 /* 2.5 MiB: still huge, under half */ };
@@ -513,6 +514,66 @@ static void cache_counts_resident_memory(void) {
   lode_collect(true);
 }
 
+/* A huge allocation from a warm cached mapping whose block commit fails
+ * (review, 2026-12-06): the mapping went back to the cache still holding the
+ * old block's bytes but measured as holding nothing, and the next huge
+ * calloc took it for zero and cleared one word. */
+static void failed_huge_commit_leaves_no_stale_bytes(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  test_clock_set(10000);
+  lode_collect(true);
+  unsigned char* p = lode_malloc(HUGE_SIZE);
+  CHECK(p != NULL);
+  if (p == NULL) return;
+  memset(p, 0xab, HUGE_SIZE);
+  lode_free(p); /* to the cache, warm */
+  lode_test_fail_os_after(1, 1); /* the header's commit passes, the block's fails */
+  errno = 0;
+  void* q = lode_aligned_alloc(32, HUGE_SIZE); /* no retry after a collect, as malloc has */
+  CHECK(q == NULL && errno == ENOMEM);
+  CHECK_EQ(lode_test_fail_os(0), 0); /* the failure was delivered */
+  unsigned char* c = lode_calloc(1, HUGE_SIZE);
+  CHECK(c != NULL);
+  if (c == NULL) return;
+  size_t bad = 0;
+  for (size_t i = 0; i < HUGE_SIZE; i++) bad += c[i] != 0;
+  CHECK_EQ(bad, 0);
+  lode_free(c);
+  lode_collect(true);
+}
+
+/* LODE_HUGE_OS_PAGES changes (another thread) after a huge block's mapping
+ * was sized without it and before the block is (review, 2026-12-06): a
+ * block over 1 GiB has no slack, so the block rounded up to 2 MiB ran past
+ * its mapping, and usable_size promised bytes that fault. */
+static void huge_pages_on_mid_allocation(lode_point_t point, const void* obj) {
+  (void)obj;
+  if (point == LODE_POINT_HUGE_MAPPED) lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 1);
+}
+
+static void huge_block_stays_in_its_mapping(void) {
+  long before = lode_option_get(LODE_OPTION_HUGE_OS_PAGES);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0);
+  lode_test_set_point_hook(huge_pages_on_mid_allocation);
+  size_t size = ((size_t)1 << 30) + 12 * 1024; /* reserved, barely touched */
+  uint8_t* p = lode_malloc(size);
+  lode_test_set_point_hook(NULL);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, before);
+  CHECK(p != NULL);
+  if (p == NULL) return;
+  size_t usable = lode_usable_size(p);
+  CHECK(usable >= size);
+  lode_page_t* page = _lode_segment_page_of(_lode_segment_map_lookup(p), p);
+  CHECK(page->block_size <= page->area_size);
+  unsigned char v;
+  uintptr_t last = ((uintptr_t)p + usable - 1) & ~(uintptr_t)(LODE_OS_PAGE_SIZE - 1);
+  int mapped = mincore((void*)last, 1, &v);
+  CHECK_EQ(mapped, 0); /* ENOMEM: not mapped */
+  if (mapped == 0) p[usable - 1] = 1;
+  lode_free(p);
+  lode_collect(true);
+}
+
 int main(void) {
   lode_test_set_clock(test_clock, NULL);
   RUN(reuse_within_delay);
@@ -530,5 +591,7 @@ int main(void) {
   RUN(huge_blocks_ask_for_huge_pages);
   RUN(cache_bounds_warm_memory);
   RUN(cache_counts_resident_memory);
+  RUN(failed_huge_commit_leaves_no_stale_bytes);
+  RUN(huge_block_stays_in_its_mapping);
   return test_done();
 }

@@ -56,6 +56,9 @@ void lode_heap_delete(lode_heap_t* heap);
  * heaps own (including pages reclaimed from dead threads, which always go to
  * the default heap) are never touched.  Destroying the default heap is ignored. */
 void lode_heap_destroy(lode_heap_t* heap);
+/* The calling thread's heap.  Once lode's part of the thread's exit ran (a
+ * later pthread key destructor asks), an empty heap: each allocation from it
+ * gives back at once the thread data it needed. */
 lode_heap_t* lode_heap_get_default(void);
 LODE_MALLOC_ATTR void* lode_heap_malloc(lode_heap_t* heap, size_t size);
 LODE_MALLOC_ATTR void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size);

@@ -20,6 +20,14 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
  * allocation (its thread data).  A thread whose exit already ran (a later
  * pthread key destructor allocates) gives its new thread data back at once:
  * no destructor would run for it again. */
+static void exit_again(void) {
+  /* the exit's collect makes OS calls: the caller's errno (ENOMEM on a
+   * failure) must survive them */
+  int e = errno;
+  _lode_thread_exit_again();
+  errno = e;
+}
+
 static lode_noinline void* malloc_slow(lode_heap_t* heap, size_t size) {
   if (lode_likely(heap->tld != NULL)) return _lode_heap_malloc_generic(heap, size);
   bool exited = LODE_TLS(thread_exited);
@@ -29,14 +37,27 @@ static lode_noinline void* malloc_slow(lode_heap_t* heap, size_t size) {
     return NULL;
   }
   void* p = _lode_heap_malloc_generic(heap, size);
-  if (exited) {
-    /* the exit's collect makes OS calls: the caller's errno (ENOMEM on a
-     * failure) must survive them */
-    int e = errno;
-    _lode_thread_exit_again();
-    errno = p == NULL ? ENOMEM : e;
-  }
+  if (p == NULL) errno = ENOMEM;
+  if (exited) exit_again();
   return p;
+}
+
+/* The same for an allocation that goes on with its page after the pop
+ * (calloc asks whether it reads as zero, an aligned or LODE_SECURE one marks
+ * it): the thread data goes back only once it is done, since from then on
+ * another thread may adopt the page.  once_begin gives *heap thread data if
+ * it is the empty heap of a thread whose exit ran; once_end(true) gives it
+ * back. */
+static bool once_begin(lode_heap_t** heap) {
+  if (lode_likely((*heap)->tld != NULL || !LODE_TLS(thread_exited))) return false;
+  lode_heap_t* h = _lode_thread_init();
+  if (h == NULL) return false; /* the allocation fails as malloc_slow's would */
+  *heap = h;
+  return true;
+}
+
+static void once_end(bool once) {
+  if (lode_unlikely(once)) exit_again();
 }
 
 static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
@@ -85,16 +106,20 @@ void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  void* p = lode_heap_malloc(heap, total);
-  if (p == NULL) return NULL;
 #ifdef LODE_SECURE
-  return p; /* handed out zeroed */
+  return lode_heap_malloc(heap, total); /* handed out zeroed */
 #endif
-  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
-  if (page->free_is_zero && (uint8_t*)p >= page->area && (uint8_t*)p < page->area + page->area_size)
-    memset(p, 0, total < sizeof(lode_block_t) ? total : sizeof(lode_block_t));
-  else
-    memset(p, 0, total);
+  if (heap == NULL) heap = _lode_heap_get_default();
+  bool once = once_begin(&heap);
+  void* p = lode_heap_malloc(heap, total);
+  if (p != NULL) {
+    lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+    if (page->free_is_zero && (uint8_t*)p >= page->area && (uint8_t*)p < page->area + page->area_size)
+      memset(p, 0, total < sizeof(lode_block_t) ? total : sizeof(lode_block_t));
+    else
+      memset(p, 0, total);
+  }
+  once_end(once);
   return p;
 }
 
@@ -327,6 +352,8 @@ static const char* kind_alloc_name(lode_alloc_kind_t k) {
   return k == LODE_KIND_NEW ? "operator new" : k == LODE_KIND_NEW_ARRAY ? "operator new[]" : "malloc";
 }
 
+static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind);
+
 static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
   if (size == 0) {
     /* malloc(0) only: a block of an explicit heap belongs to that heap */
@@ -341,6 +368,13 @@ static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode
     return NULL;
   }
   if (heap == NULL) heap = _lode_heap_get_default();
+  bool once = once_begin(&heap);
+  void* p = secure_place(heap, size, alignment, kind);
+  once_end(once);
+  return p;
+}
+
+static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
   uint8_t* block;
   lode_page_t* page;
   uint8_t* p = place_aligned(heap, size + LODE_TRAILER_SIZE, alignment, &block, &page);
@@ -564,6 +598,8 @@ bool _lode_range_ok(const void* p, size_t n, const char* func) {
  * alignment, in a page whose area start is aligned too, gives naturally
  * aligned blocks.  Otherwise over-allocate and hand out an interior pointer;
  * the page is marked so free finds the block start. */
+static void* aligned_place(lode_heap_t* heap, size_t size, size_t alignment, bool zero);
+
 void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero) {
   if (!lode_is_pow2(alignment)) {
     errno = EINVAL;
@@ -579,6 +615,13 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
     return NULL;
   }
   if (size == 0) size = 1;
+  bool once = once_begin(&heap);
+  void* p = aligned_place(heap, size, alignment, zero);
+  once_end(once);
+  return p;
+}
+
+static void* aligned_place(lode_heap_t* heap, size_t size, size_t alignment, bool zero) {
   if (alignment <= LODE_MAX_ALIGN && (size >= alignment || size > 8))
     return zero ? lode_heap_calloc(heap, 1, size) : heap_malloc(heap, size);
   uint8_t* block;

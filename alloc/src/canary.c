@@ -149,8 +149,34 @@ static bool body_is_zero(const uint8_t* block, size_t extent) {
   return true;
 }
 
-/* Clears [lo, hi) (whole OS pages): what is in memory is written, runs of
- * what is not are discarded (a discard of pages never mapped flushes no TLB). */
+/* Clears [lo, hi) (whole OS pages): what is in memory is written, what is
+ * elsewhere (swapped out, or not known to be nothing) is discarded, and a
+ * page that holds nothing is left alone. */
+#ifndef LODE_SIM
+/* mincore first: one call answers for a block all in memory.  Only pages
+ * it finds out of memory are asked about again, to learn which of them hold
+ * nothing (left alone) rather than data (discarded). */
+static bool wipe_states(uint8_t* lo, size_t pages, unsigned char* vec) {
+  if (!_lode_os_resident_map(lo, pages * LODE_OS_PAGE_SIZE, vec)) return false;
+  size_t first = pages, last = 0;
+  for (size_t i = 0; i < pages; i++) {
+    vec[i] = (vec[i] & 1) ? LODE_PAGE_PRESENT : LODE_PAGE_UNKNOWN;
+    if (vec[i] == LODE_PAGE_UNKNOWN) {
+      if (first == pages) first = i;
+      last = i;
+    }
+  }
+  if (first < pages)
+    (void)_lode_os_page_states(lo + first * LODE_OS_PAGE_SIZE, (last + 1 - first) * LODE_OS_PAGE_SIZE, vec + first);
+  return true;
+}
+
+enum { WIPE_NOTHING, WIPE_WRITE, WIPE_DISCARD };
+static int wipe_action(unsigned char state) {
+  return state == LODE_PAGE_PRESENT ? WIPE_WRITE : state == LODE_PAGE_ABSENT ? WIPE_NOTHING : WIPE_DISCARD;
+}
+#endif
+
 void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
 #ifdef LODE_SIM
   _lode_os_touch(lo, (size_t)(hi - lo)); /* a simulated discard is a purge */
@@ -161,17 +187,17 @@ void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
     size_t len = (size_t)(hi - lo) < WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE ? (size_t)(hi - lo)
                                                                         : WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE;
     size_t pages = len / LODE_OS_PAGE_SIZE;
-    if (!_lode_os_resident_map(lo, len, vec)) {
+    if (!wipe_states(lo, pages, vec)) {
       _lode_os_discard(lo, len);
       continue;
     }
     for (size_t i = 0; i < pages;) {
       size_t j = i;
-      bool in = vec[i] & 1;
-      while (j < pages && (bool)(vec[j] & 1) == in) j++;
+      int act = wipe_action(vec[i]);
+      while (j < pages && wipe_action(vec[j]) == act) j++;
       uint8_t* a = lo + i * LODE_OS_PAGE_SIZE;
-      if (in) _lode_raw_memset(a, 0, (j - i) * LODE_OS_PAGE_SIZE);
-      else _lode_os_discard(a, (j - i) * LODE_OS_PAGE_SIZE);
+      if (act == WIPE_WRITE) _lode_raw_memset(a, 0, (j - i) * LODE_OS_PAGE_SIZE);
+      else if (act == WIPE_DISCARD) _lode_os_discard(a, (j - i) * LODE_OS_PAGE_SIZE);
       i = j;
     }
   }

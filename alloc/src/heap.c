@@ -500,9 +500,10 @@ bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize,
 }
 
 lode_page_t* _lode_heap_huge_page(lode_heap_t* heap, size_t size, size_t alignment) {
-  lode_page_t* page = _lode_segment_huge_alloc(heap->tld, size, alignment);
+  size_t bsize;
+  lode_page_t* page = _lode_segment_huge_alloc(heap->tld, size, alignment, &bsize);
   if (page == NULL) return NULL;
-  _lode_page_init(page, _lode_segment_huge_extent(page, size));
+  _lode_page_init(page, bsize); /* the size it committed */
   atomic_store_explicit(&page->heap, heap, memory_order_release);
   _lode_queue_push_front(heap, &heap->pages[LODE_BIN_HUGE], page);
   heap->page_count++;

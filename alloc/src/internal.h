@@ -509,7 +509,6 @@ void _lode_purge_note_recommit(const lode_page_t* page);
  * cached huge mapping): less than a delay later, the delay backs off. */
 void _lode_purge_note_comeback(int64_t gone_at);
 /* Whether a purge in the current mode leaves memory that reads as zero. */
-bool _lode_purge_zeroes(void);
 
 /* --- os_sim.c (LODE_SIM builds): the simulated OS behind os.c --------------- */
 #ifdef LODE_SIM
@@ -535,7 +534,7 @@ bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 void _lode_os_commit_fresh(void* p, size_t size);      /* in a reservation just made: cannot fail */
 bool _lode_os_decommit(void* p, size_t size);
-bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE */
+bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE; true: reads as zero now */
 /* lode is about to write [p, p + size) of committed memory: free-list links
  * of new blocks, a segment header, a copy.  The simulated OS clears memory
  * there, not at commit, as the kernel faults in only what is written: a
@@ -563,6 +562,14 @@ static inline bool _lode_os_copy(void* dst, const void* src, size_t n) {
 }
 #endif
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
+/* What each OS page of [p, p + size) holds (p page-aligned): in memory, nothing
+ * (never written since its last discard: reads as zero), or data elsewhere
+ * (swapped out); UNKNOWN: not in memory, and the OS cannot say which.  False (every page UNKNOWN)
+ * when the OS cannot tell even that. */
+enum { LODE_PAGE_ABSENT = 0, LODE_PAGE_PRESENT = 1, LODE_PAGE_SWAPPED = 2, LODE_PAGE_UNKNOWN = 3 };
+bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec);
+void _lode_os_fork_child(void); /* drops what describes the parent's pages */
+int _lode_os_pagemap_fd(void);   /* -1: none open (tests) */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment); /* mremap; NULL: cannot */
 size_t _lode_os_resident(const void* p, size_t size);
@@ -671,7 +678,7 @@ lode_segment_t* _lode_segment_alloc(lode_tld_t* tld, lode_page_kind_t kind);
  * purge queue): committed and in use.  False when a commit failed: the
  * slices are free again, some perhaps committed (the caller schedules them). */
 bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* page, uint32_t slices);
-lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment);
+lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment, size_t* pbsize);
 /* A page (a span's head) leaves use; returns its slices, 0 when it was huge
  * and its segment is gone. */
 uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped);

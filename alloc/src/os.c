@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MADV_GUARD_INSTALL /* Linux 6.13; the C library may not name them yet */
@@ -14,11 +15,15 @@
 #endif
 
 static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
+static _Atomic(long) os_fail_skip;    /* calls let through before them */
 static _Atomic(bool) os_ever_protected; /* purge mode decommit protected pages: commit must unprotect */
 static _Atomic(bool) os_ever_guarded;   /* LODE_SIM: a guard page exists: a reused mapping must unprotect */
 
 #ifdef LODE_TESTING
-long lode_test_fail_os(long count) {
+long lode_test_fail_os(long count) { return lode_test_fail_os_after(0, count); }
+
+long lode_test_fail_os_after(long skip, long count) {
+  atomic_store_explicit(&os_fail_skip, skip < 0 ? 0 : skip, memory_order_relaxed);
   return atomic_exchange_explicit(&os_fail_pending, count < 0 ? 0 : count, memory_order_relaxed);
 }
 #endif
@@ -38,6 +43,11 @@ static void os_failed(const char* what, void* p, size_t size) {
  * a failure of the OS is. */
 bool _lode_os_fail_injected(void) {
   long n = atomic_load_explicit(&os_fail_pending, memory_order_relaxed);
+  if (n <= 0) return false;
+  long k = atomic_load_explicit(&os_fail_skip, memory_order_relaxed);
+  while (k > 0)
+    if (atomic_compare_exchange_weak_explicit(&os_fail_skip, &k, k - 1, memory_order_relaxed, memory_order_relaxed))
+      return false;
   while (n > 0) {
     if (atomic_compare_exchange_weak_explicit(&os_fail_pending, &n, n - 1, memory_order_relaxed,
                                               memory_order_relaxed)) {
@@ -304,6 +314,97 @@ bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec) {
   return mincore((void*)(uintptr_t)p, size, vec) == 0;
 }
 
+/* --- what a page holds: /proc/self/pagemap ------------------------------------
+ * mincore cannot tell a page never written since its last discard (it reads
+ * as zero) from one swapped out (it holds data): a LODE_SECURE wipe had to
+ * discard every page not in memory, and a discard in a process whose
+ * threads discard at the same time flushes every CPU's TLB (15 us a call
+ * with 4 threads here, against 2 us for a pagemap read).  The pagemap tells
+ * them apart.  Its descriptor is kept, packed with its file's identity in
+ * one word, fd << 48 | dev << 32 | inode, and checked with fstat before each
+ * read: a program may close it and get the number back for another file.  A
+ * fork's child drops it (it shows the parent's pages). */
+#define PAGEMAP_NONE ((uint64_t)0)
+#define PAGEMAP_UNAVAILABLE UINT64_MAX
+#define PAGEMAP_PRESENT ((uint64_t)1 << 63)
+#define PAGEMAP_SWAPPED ((uint64_t)1 << 62)
+static _Atomic(uint64_t) pagemap_id;
+
+static uint64_t pagemap_pack(int fd, const struct stat* st) {
+  if (fd <= 0 || fd > 0xffff || st->st_dev > 0xffff || st->st_ino > 0xffffffffu) return PAGEMAP_NONE;
+  return (uint64_t)fd << 48 | (uint64_t)st->st_dev << 32 | (uint64_t)st->st_ino;
+}
+
+/* The descriptor packed in id, if it still is that file. */
+static int pagemap_check(uint64_t id) {
+  struct stat st;
+  int fd = (int)(id >> 48);
+  return fstat(fd, &st) == 0 && pagemap_pack(fd, &st) == id ? fd : -1;
+}
+
+static int pagemap_open(void) {
+  for (int tries = 0; tries < 2; tries++) {
+    uint64_t id = atomic_load_explicit(&pagemap_id, memory_order_acquire);
+    if (id == PAGEMAP_UNAVAILABLE) return -1;
+    if (id != PAGEMAP_NONE) {
+      int fd = pagemap_check(id);
+      if (fd >= 0) return fd;
+      /* the number is another file's now: not ours to close */
+      atomic_compare_exchange_strong_explicit(&pagemap_id, &id, PAGEMAP_NONE, memory_order_acq_rel,
+                                              memory_order_acquire);
+      continue;
+    }
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    uint64_t mine = fd >= 0 && fstat(fd, &st) == 0 ? pagemap_pack(fd, &st) : PAGEMAP_NONE;
+    if (mine == PAGEMAP_NONE) {
+      if (fd >= 0) close(fd);
+      atomic_store_explicit(&pagemap_id, PAGEMAP_UNAVAILABLE, memory_order_release);
+      return -1;
+    }
+    if (atomic_compare_exchange_strong_explicit(&pagemap_id, &id, mine, memory_order_acq_rel, memory_order_acquire))
+      return fd;
+    close(fd); /* another thread's is published */
+  }
+  return -1;
+}
+
+void _lode_os_fork_child(void) {
+  uint64_t id = atomic_load_explicit(&pagemap_id, memory_order_relaxed);
+  if (id == PAGEMAP_NONE || id == PAGEMAP_UNAVAILABLE) return;
+  int fd = pagemap_check(id);
+  if (fd >= 0) close(fd);
+  atomic_store_explicit(&pagemap_id, PAGEMAP_NONE, memory_order_relaxed);
+}
+
+int _lode_os_pagemap_fd(void) {
+  uint64_t id = atomic_load_explicit(&pagemap_id, memory_order_acquire);
+  return id == PAGEMAP_NONE || id == PAGEMAP_UNAVAILABLE ? -1 : (int)(id >> 48);
+}
+
+bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec) {
+  size_t pages = (size + LODE_OS_PAGE_SIZE - 1) / LODE_OS_PAGE_SIZE;
+  int fd = SIM_ON() ? -1 : pagemap_open();
+  if (fd >= 0) {
+    enum { BATCH = 256 };
+    uint64_t e[BATCH];
+    size_t i = 0;
+    for (; i < pages; i += BATCH) {
+      size_t n = pages - i < BATCH ? pages - i : BATCH;
+      off_t at = (off_t)(((uintptr_t)p / LODE_OS_PAGE_SIZE + i) * sizeof(uint64_t));
+      if (pread(fd, e, n * sizeof(uint64_t), at) != (ssize_t)(n * sizeof(uint64_t))) break;
+      for (size_t j = 0; j < n; j++)
+        vec[i + j] = (e[j] & PAGEMAP_PRESENT)   ? LODE_PAGE_PRESENT
+                     : (e[j] & PAGEMAP_SWAPPED) ? LODE_PAGE_SWAPPED
+                                                : LODE_PAGE_ABSENT;
+    }
+    if (i >= pages) return true;
+  }
+  bool known = _lode_os_resident_map(p, size, vec);
+  for (size_t i = 0; i < pages; i++) vec[i] = known && (vec[i] & 1) ? LODE_PAGE_PRESENT : LODE_PAGE_UNKNOWN;
+  return known;
+}
+
 /* Bytes of [p, p + size) in memory; all of them when the OS cannot tell. */
 size_t _lode_os_resident(const void* p, size_t size) {
   enum { CHUNK = 1024 };
@@ -342,7 +443,9 @@ bool _lode_os_decommit(void* p, size_t size) { return os_decommit(p, size, size)
  * The range stays reserved; _lode_os_commit must precede its next use.
  * `counted`: the committed bytes it held, less than size when the range
  * spans LODE_SECURE guard pages (never committed, PROT_NONE: madvise and
- * mprotect leave them as they are). */
+ * mprotect leave them as they are).  True when the range reads as zero now:
+ * the mode is read once, here, since another thread may change it, and a
+ * discard the OS refused leaves the bytes where they were. */
 bool _lode_os_purge(void* p, size_t size, size_t counted) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
   lode_stat_inc(purges);
@@ -354,18 +457,18 @@ bool _lode_os_purge(void* p, size_t size, size_t counted) {
   if (SIM_ON()) {
     _lode_os_sim_purge(p, size, mode != LODE_PURGE_FREE);
     _lode_stat_sub(&_lode_stats.committed_current, counted);
-    return true;
+    return mode != LODE_PURGE_FREE;
   }
 #endif
   int advice = MADV_DONTNEED;
 #ifdef MADV_FREE
   if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
 #endif
-  bool ok = madvise(p, size, advice) == 0;
-  if (!ok && advice != MADV_DONTNEED) ok = madvise(p, size, MADV_DONTNEED) == 0;
+  bool ok = madvise(p, size, advice) == 0, zero = ok && advice == MADV_DONTNEED;
+  if (!ok && advice != MADV_DONTNEED) ok = zero = madvise(p, size, MADV_DONTNEED) == 0;
   if (!ok) os_failed("madvise(purge) failed", p, size);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
-  return ok;
+  return zero;
 }
 
 #ifdef LODE_SIM

@@ -72,5 +72,3 @@ void _lode_purge_note_comeback(int64_t gone_at) {
   if (b < (uint32_t)_lode_option(LODE_OPTION_PURGE_BACKOFF)) atomic_store_explicit(&backoff, b + 1, memory_order_relaxed);
   atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
 }
-
-bool _lode_purge_zeroes(void) { return _lode_option(LODE_OPTION_PURGE_MODE) != LODE_PURGE_FREE; }

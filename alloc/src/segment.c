@@ -503,17 +503,25 @@ bool _lode_segment_claim(lode_tld_t* tld, lode_page_t* head, uint32_t n) {
   return true;
 }
 
-lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment) {
+lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t alignment, size_t* pbsize) {
   lode_segment_t* seg = segment_alloc(LODE_PAGE_HUGE, size, alignment, tld);
   if (seg == NULL) return NULL;
   lode_page_t* page = &seg->pages[0];
-  size_t bsize = _lode_segment_huge_extent(page, size);
   /* Commit only what the block needs; the rest of the area backs in-place growth. */
   page->area_size = seg->size - (size_t)(page->area - (uint8_t*)seg);
 #ifdef LODE_SECURE
   page->area_size -= LODE_OS_PAGE_SIZE;
 #endif
+  LODE_POINT(LODE_POINT_HUGE_MAPPED, seg);
+  /* Within the area, whatever LODE_HUGE_OS_PAGES says now: another thread
+   * may have changed it since segment_alloc sized the mapping by it. */
+  size_t bsize = _lode_segment_huge_extent(page, size);
+  if (bsize > page->area_size) bsize = page->area_size;
+  *pbsize = bsize;
   if (!_lode_os_commit(page->area, bsize)) {
+    /* A warm mapping's old bytes lie here, and the release measures nothing
+     * of a page never committed: the cache would take them for zero. */
+    if (!page->free_is_zero) _lode_os_discard(page->area, bsize);
     _lode_segment_release(seg, tld);
     return NULL;
   }
@@ -621,18 +629,19 @@ bool _lode_segment_pages_touch(const lode_segment_t* seg, uint32_t i) {
  * madvise (one TLB shootdown across the process's CPUs) does for all. */
 void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, int64_t purged_at) {
   size_t counted = 0;
-  bool zeroes = _lode_purge_zeroes();
   for (uint32_t i = lo; i <= hi; i++) {
     lode_page_t* p = &seg->pages[i];
     lode_assert(!p->in_use && p->is_committed && !p->on_purge_queue);
     p->purged_at = purged_at;
     p->is_committed = 0;
     p->touched = 0;
-    p->area_zero = zeroes;
     counted += page_committed_bytes(p);
   }
   const lode_page_t* last = &seg->pages[hi];
-  _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area), counted);
+  LODE_POINT(LODE_POINT_PURGING, seg);
+  /* what the purge did, not what the mode said before it */
+  bool zero = _lode_os_purge(seg->pages[lo].area, (size_t)(last->area + last->area_size - seg->pages[lo].area), counted);
+  for (uint32_t i = lo; i <= hi; i++) seg->pages[i].area_zero = zero;
   seg->committed -= hi - lo + 1;
 }
 

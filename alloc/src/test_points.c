@@ -13,6 +13,7 @@ static const char* const point_names[LODE_POINT_COUNT] = {
     [LODE_POINT_RECLAIM_POPPED] = "reclaim-popped",     [LODE_POINT_RECLAIM_ADOPTING] = "reclaim-adopting",
     [LODE_POINT_COLLECT_DETACHED] = "collect-detached", [LODE_POINT_WAIT_FREEING] = "wait-freeing",
     [LODE_POINT_CLAIM_FAILED] = "claim-failed",         [LODE_POINT_REMOTE_PUSHING] = "remote-pushing",
+    [LODE_POINT_PURGING] = "purging",                   [LODE_POINT_HUGE_MAPPED] = "huge-mapped",
 };
 
 const char* lode_test_point_name(lode_point_t point) {

@@ -27,6 +27,9 @@ void lode_test_set_clock(lode_clock_fn* fn, void* arg);
 /* The next `count` OS reserve/commit calls fail (allocation returns NULL with
  * ENOMEM); 0 cancels.  Returns how many injected failures were still pending. */
 long lode_test_fail_os(long count);
+/* The same after `skip` such calls succeed (a failure of the second of two
+ * commits). */
+long lode_test_fail_os_after(long skip, long count);
 
 /* LODE_SECURE guard pages: false makes lode act as on a kernel without guard
  * markers (before Linux 6.13: mprotect, within a budget of mappings);
@@ -93,6 +96,10 @@ typedef enum lode_point_e {
   LODE_POINT_REMOTE_PUSHING,   /* a remote free holds the page FREEING and has read the owner
                                   heap's address, about to push to its delayed list (obj: the
                                   page): the owner must not retire that heap under it */
+  LODE_POINT_PURGING,          /* a purge has marked free pages purged and not yet asked the OS
+                                  (obj: the segment): another thread may change the purge mode */
+  LODE_POINT_HUGE_MAPPED,      /* a huge block's segment is mapped, its block not yet sized
+                                  (obj: the segment): another thread may change LODE_HUGE_OS_PAGES */
   LODE_POINT_COUNT
 } lode_point_t;
 typedef void(lode_point_fn)(lode_point_t point, const void* obj);

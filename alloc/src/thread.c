@@ -53,6 +53,10 @@ static void fork_child(void) {
     if (owner != me && !listed) atomic_store_explicit(&seg->thread_id, LODE_THREAD_ID_FORKED, memory_order_relaxed);
   }
   for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) seg->abandoned_pages &= ~(1u << 31);
+  /* only the forking thread lives on */
+  atomic_store_explicit(&_lode_stats.threads_current, LODE_TLS(heap_default)->tld != NULL ? 1 : 0,
+                        memory_order_relaxed);
+  _lode_os_fork_child();
   _lode_segment_cache_fork_child();
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
@@ -185,9 +189,12 @@ void _lode_thread_exit_again(void) {
 }
 
 /* --- the calling thread's heap ----------------------------------------------------- */
+/* After the thread's exit ran (a later destructor asks), its empty heap:
+ * thread data made now would never be given back.  An allocation from the
+ * empty heap makes its own and gives it back when done (alloc.c). */
 lode_heap_t* lode_heap_get_default(void) {
   lode_heap_t* heap = _lode_heap_get_default();
-  if (heap->tld == NULL) heap = _lode_thread_init();
+  if (heap->tld == NULL && !LODE_TLS(thread_exited)) heap = _lode_thread_init();
   return heap;
 }
 
@@ -206,8 +213,8 @@ lode_heap_t* lode_heap_new(void) {
 
 void lode_collect(bool force) {
   /* A thread that never allocated still releases abandoned segments. */
-  lode_heap_t* heap = lode_heap_get_default();
-  if (heap == NULL) return;
+  lode_heap_t* heap = _lode_heap_get_default();
+  if (heap->tld == NULL && (heap = _lode_thread_init()) == NULL) return;
   _lode_heap_collect_ex(heap, force);
   if (LODE_TLS(thread_exited)) _lode_thread_exit_again();
 }
