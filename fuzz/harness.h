@@ -44,7 +44,7 @@ typedef enum {
   FZ_A_COUNT,   /* calloc's count 1..16 (1 byte) */
   FZ_A_MS,      /* +MS, clock advance 0..65535 (2 bytes) */
   FZ_A_DELAY,   /* a purge delay, -32768..32767 ms (2 bytes) */
-  FZ_A_FAILS,   /* fail-os count 0..15 (1 byte) */
+  FZ_A_FAILS,   /* fail-os count 0..15, after 0..15 calls let through (1 byte: skip << 4 | count) */
   FZ_A_FORCE,   /* the word "force" or nothing (bit 7 of the opcode byte) */
   FZ_A_OFFSET,  /* where in a block a bad pointer points (2 bytes: see ops.c) */
   FZ_A_FOREIGN, /* which foreign pointer (1 byte) */
@@ -63,6 +63,7 @@ typedef struct fz_op_s {
   uint8_t slot;
   uint8_t heap;
   uint8_t count;  /* calloc count, fail-os count */
+  uint8_t skip;   /* fail-os: OS calls let through first */
   uint8_t align_log;
   uint8_t foreign;
   uint8_t point;

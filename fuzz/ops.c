@@ -275,7 +275,7 @@ void fz_op_purge_delay(const fz_op_t* op) {
 }
 
 void fz_op_fail_os(const fz_op_t* op) {
-  lode_test_fail_os(op->count);
+  lode_test_fail_os_after(op->skip, op->count);
   if (op->count > 0) fz_fail_os_armed();
 }
 

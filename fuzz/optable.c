@@ -38,7 +38,8 @@ const fz_op_desc_t fz_ops[] = {
     {"exit", {0}, W, true, fz_op_exit, "the thread exits: lode's thread exit abandons its segments"},
     {"clock", {FZ_A_MS}, M, true, fz_op_clock, "advance the virtual clock by MS"},
     {"purge-delay", {FZ_A_DELAY}, M, true, fz_op_purge_delay, "set LODE_OPTION_PURGE_DELAY"},
-    {"fail-os", {FZ_A_FAILS}, M, true, fz_op_fail_os, "the next N OS reserve/commit calls fail"},
+    {"fail-os", {FZ_A_FAILS}, M, true, fz_op_fail_os,
+     "the next N OS reserve/commit calls fail (`after K`: once K more succeeded)"},
     {"bad-free", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_free,
      "free a pointer inside slot K: lode must report it and change nothing"},
     {"bad-realloc", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_realloc,
@@ -187,7 +188,10 @@ static void decode_arg(fz_arg_t a, const uint8_t* b, fz_op_t* op) {
     case FZ_A_COUNT: op->count = (uint8_t)(1 + (b[0] & 15)); break;
     case FZ_A_MS: op->value = rd16(b); break;
     case FZ_A_DELAY: op->value = (int16_t)rd16(b); break;
-    case FZ_A_FAILS: op->count = b[0] & FZ_MAX_FAIL_OS; break;
+    case FZ_A_FAILS:
+      op->count = b[0] & FZ_MAX_FAIL_OS;
+      op->skip = (uint8_t)(b[0] >> 4);
+      break;
     case FZ_A_OFFSET: op->offset = rd16(b); break;
     case FZ_A_FOREIGN: op->foreign = (uint8_t)(b[0] % fz_foreign_count()); break;
     case FZ_A_POINT: op->point = (uint8_t)(b[0] % fz_point_count()); break;
@@ -230,7 +234,7 @@ static bool encode_arg(fz_arg_t a, const fz_op_t* op, uint8_t* b, char* err, siz
       b[0] = (uint8_t)((uint64_t)op->value & 0xff);
       b[1] = (uint8_t)(((uint64_t)op->value >> 8) & 0xff);
       return true;
-    case FZ_A_FAILS: b[0] = op->count; return true;
+    case FZ_A_FAILS: b[0] = (uint8_t)(op->skip << 4 | op->count); return true;
     case FZ_A_OFFSET:
       b[0] = (uint8_t)op->offset;
       b[1] = (uint8_t)(op->offset >> 8);
@@ -319,7 +323,9 @@ static size_t format_arg(fz_arg_t a, const fz_op_t* op, char* buf, size_t cap) {
     case FZ_A_HEAP: return (size_t)snprintf(buf, cap, " h%u", op->heap);
     case FZ_A_ALIGN: return (size_t)snprintf(buf, cap, " %lu", 1ul << op->align_log);
     case FZ_A_COUNT:
-    case FZ_A_FAILS: return (size_t)snprintf(buf, cap, " %u", op->count);
+    case FZ_A_FAILS:
+      return op->skip ? (size_t)snprintf(buf, cap, " %u after %u", op->count, op->skip)
+                      : (size_t)snprintf(buf, cap, " %u", op->count);
     case FZ_A_MS: return (size_t)snprintf(buf, cap, " +%lld", (long long)op->value);
     case FZ_A_DELAY:
     case FZ_A_OFF: return (size_t)snprintf(buf, cap, " %lld", (long long)op->value);
@@ -421,6 +427,11 @@ static const char* parse_arg(fz_arg_t a, toks_t* t, fz_op_t* op) {
     case FZ_A_FAILS:
       if (!parse_num(next_tok(t), "", 0, FZ_MAX_FAIL_OS, &v)) return "a count 0..15";
       op->count = (uint8_t)v;
+      w = next_tok(t);
+      if (w == NULL) return NULL;
+      if (strcmp(w, "after") != 0 || !parse_num(next_tok(t), "", 0, FZ_MAX_FAIL_OS, &v))
+        return "a count 0..15, then nothing or 'after K' (0..15)";
+      op->skip = (uint8_t)v;
       return NULL;
     case FZ_A_MS:
       w = next_tok(t);
