@@ -341,6 +341,36 @@ static void* grow_over_stale_memory(void* arg) {
 static void secure_grow_clears_stale_memory(void) {
   in_new_thread(grow_over_stale_memory, NULL);
 }
+
+/* ... and so does what the grown block's size class leaves of the slices it
+ * took (review, 2026-12-06): the span kept "read as zero when claimed", so
+ * the free's scrub vouched for that slack unwiped, and a later block carved
+ * over it was handed out with the old bytes, calloc's too. */
+static void* slack_over_stale_memory(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(65 * KiB); /* 80 KiB: the first two slices of a fresh segment */
+  lode_heap_t* h = lode_heap_new();
+  char* x = lode_heap_malloc(h, 500 * KiB); /* the slices after it */
+  CHECK(x > a && x < a + 128 * KiB); /* right after a's span (a segment's first slice is short) */
+  memset(x, 0xaa, 500 * KiB);
+  lode_heap_destroy(h);
+  char* b = lode_realloc(a, 100 * KiB); /* 112 KiB: into x's first slice */
+  CHECK(b == a);
+  lode_free(b);
+  size_t n = 150 * KiB;
+  char* c = lode_calloc(1, n); /* 160 KiB: a's slices and x's first again */
+  CHECK(c == a);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += c[i] != 0;
+  CHECK_EQ(bad, 0);
+  lode_free(c);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void secure_grow_slack_is_cleared(void) {
+  in_new_thread(slack_over_stale_memory, NULL);
+}
 #endif
 
 int main(void) {
@@ -357,6 +387,7 @@ int main(void) {
   RUN(failed_grow_leaves_block_as_it_was);
 #ifdef LODE_SECURE
   RUN(secure_grow_clears_stale_memory);
+  RUN(secure_grow_slack_is_cleared);
 #endif
   return test_done();
 }

@@ -469,6 +469,10 @@ bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extr
   lode_segment_t* seg = _lode_page_segment(head);
   uint32_t s = head->index, n = head->span_count ? head->span_count : 1;
   if (!slices_take(seg, s, s + n, s + n + extra, zero)) return false;
+  /* the area no longer read as zero when claimed: what the block does not
+   * cover of the new slices keeps their old bytes, which LODE_SECURE's scrub
+   * must clear before it vouches for the area */
+  if (!*zero) head->claimed_zero = 0;
   span_set(seg, head, n + extra, span_touched(seg, head, s + n, s + n + extra, head->touched));
   _lode_segment_update_position(seg, tld);
   return true;
