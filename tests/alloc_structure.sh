@@ -9,6 +9,10 @@
 #       names (tls), or the simulator's context (sim): per-thread state the
 #       simulation cannot switch would make simulated threads share it; and
 #       no file reads per-thread state through a pthread key
+#   alloc_structure.sh exports LIBLODE_SO
+#       every allocation function the C library exports (any version:
+#       __libc_valloc, cfree for old binaries) liblode.so exports too: one it
+#       does not is glibc's, whose memory lode's free then calls invalid
 #
 # Exit 0 when the structure holds, 1 with one line per violation.
 set -uo pipefail
@@ -89,8 +93,18 @@ thread-locals)
   fi
   [ $bad -eq 0 ] && echo "alloc thread locals ($kind): $found symbols, all switched by the simulator: $(echo $names)"
   ;;
+exports)
+  lib=$1
+  libc=$(ldd "$lib" | awk '$1 ~ /^libc\.so/ { print $3 }')
+  [ -n "$libc" ] && [ -f "$libc" ] || { echo "SKIP: no C library found for $lib"; exit 0; }
+  want=$(nm -D --defined-only "$libc" | awk '{ sub(/@.*/, "", $3); print $3 }' |
+    grep -E '^(__libc_)?(malloc|free|cfree|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size)$' | sort -u)
+  [ -n "$want" ] || fail "no allocation functions found in $libc"
+  have=$(nm -D --defined-only "$lib" | awk '{ print $3 }' | sort -u)
+  for f in $want; do grep -qx "$f" <<<"$have" || fail "$f: the C library exports it, liblode.so does not"; done
+  ;;
 *)
-  echo "usage: $0 layers LAYERS_TXT OBJ... | thread-locals tls|sim INTERNAL_H SRC_DIR OBJ..." >&2
+  echo "usage: $0 layers LAYERS_TXT OBJ... | thread-locals tls|sim INTERNAL_H SRC_DIR OBJ... | exports LIBLODE_SO" >&2
   exit 2
   ;;
 esac

@@ -274,8 +274,28 @@ static void stats_print_fd(void) {
   lode_free(p);
 }
 
+/* The first allocation reads the LODE_* variables inside the program's
+ * malloc: a numeric one made errno 0 (review, 2026-12-06; C11 7.5: no
+ * library function sets errno to zero). */
+static void options_keep_errno(void) {
+  long before = lode_option_get(LODE_OPTION_PURGE_DELAY);
+  CHECK_EQ(setenv("LODE_PURGE_DELAY", "5", 1), 0);
+  errno = EAGAIN;
+  lode_test_options_reload();
+  CHECK_EQ(errno, EAGAIN);
+  CHECK_EQ(lode_option_get(LODE_OPTION_PURGE_DELAY), 5);
+  CHECK_EQ(setenv("LODE_PURGE_DELAY", "99999999999999999999", 1), 0); /* ERANGE inside */
+  errno = EAGAIN;
+  lode_test_options_reload();
+  CHECK_EQ(errno, EAGAIN);
+  unsetenv("LODE_PURGE_DELAY");
+  lode_test_options_reload();
+  lode_option_set(LODE_OPTION_PURGE_DELAY, before);
+}
+
 int main(void) {
   RUN(option_set_text);
+  RUN(options_keep_errno);
   RUN(stats_print_fd);
   RUN(malloc_zero_unique);
   RUN(segment_map_bounds);

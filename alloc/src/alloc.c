@@ -224,26 +224,36 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
   return block;
 }
 
+/* What only the owner of a resolved block may ask (another thread may not
+ * read how far its page is carved, nor its lists): that it was handed out
+ * and is not free.  free, realloc and usable_size ask it alike: realloc of a
+ * freed block returned it while it was on a free list (two owners later).
+ * Reports and returns false if not; true on any other thread. */
+static bool owner_block_live(const lode_segment_t* seg, const lode_page_t* page, const lode_block_t* block,
+                             const void* p, const char* func) {
+  if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id()) return true;
+  uint64_t off = (uint64_t)((const uint8_t*)block - page->area);
+  if (off >= (uint64_t)page->capacity * page->block_size) {
+    _lode_error_pointer(func, "invalid pointer (not allocated)", p);
+    return false;
+  }
+  if (page->used == 0 || looks_double_free(page, block)) {
+    _lode_error_pointer(func, "double free", p);
+    return false;
+  }
+  return true;
+}
+
 static lode_noinline void free_slow(void* p, const char* func) {
   if (p == NULL) return;
   lode_segment_t* seg;
   lode_page_t* page;
   lode_block_t* block = resolve(p, func, &seg, &page);
-  if (block == NULL) return;
-  if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id()) {
-    uint64_t off = (uint64_t)((uint8_t*)block - page->area);
-    if (off >= (uint64_t)page->capacity * page->block_size) {
-      _lode_error_pointer(func, "invalid pointer (not allocated)", p);
-      return;
-    }
-    if (page->used == 0 || looks_double_free(page, block)) {
-      _lode_error_pointer(func, "double free", p);
-      return;
-    }
+  if (block == NULL || !owner_block_live(seg, page, block, p, func)) return;
+  if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id())
     _lode_heap_free_block(page, block);
-  } else {
+  else
     _lode_page_free_remote(page, block);
-  }
 }
 
 /* The fast path in one test per question, everything else out of line:
@@ -301,7 +311,7 @@ size_t lode_usable_size(const void* p) {
   lode_segment_t* seg;
   lode_page_t* page;
   lode_block_t* block = resolve(p, "malloc_usable_size", &seg, &page);
-  if (block == NULL) return 0;
+  if (block == NULL || !owner_block_live(seg, page, block, p, "malloc_usable_size")) return 0;
   return page->block_size - (size_t)((const uint8_t*)p - (uint8_t*)block);
 }
 
@@ -671,7 +681,7 @@ void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   lode_segment_t* seg;
   lode_page_t* page;
   lode_block_t* block = resolve(p, "realloc", &seg, &page);
-  if (block == NULL) {
+  if (block == NULL || !owner_block_live(seg, page, block, p, "realloc")) {
     errno = EINVAL;
     return NULL;
   }

@@ -90,7 +90,10 @@ static bool parse_value(lode_option_t o, const char* s, long* out) {
   return (parse_named(o, s, out) || parse_long(s, out)) && value_valid(o, *out);
 }
 
+/* Inside the program's first allocation: errno is the program's (parse_long
+ * clears it; C11 7.5: no library function sets it to zero). */
 static void options_load(void) {
+  int saved = errno;
   for (int i = 0; i < LODE_OPTION_COUNT; i++) {
     long v = options[i].value;
     const char* s = getenv(options[i].env);
@@ -106,7 +109,12 @@ static void options_load(void) {
     }
     atomic_store_explicit(&values[i], v, memory_order_relaxed);
   }
+  errno = saved;
 }
+
+#ifdef LODE_TESTING
+void lode_test_options_reload(void) { options_load(); }
+#endif
 
 void _lode_options_init(void) {
   int st = atomic_load_explicit(&values_state, memory_order_acquire);

@@ -58,6 +58,15 @@ LODE_EXPORT void* __libc_realloc(void* p, size_t size);
 LODE_EXPORT void* __libc_realloc(void* p, size_t size) { return lode_realloc(p, size); }
 LODE_EXPORT void* __libc_memalign(size_t alignment, size_t size);
 LODE_EXPORT void* __libc_memalign(size_t alignment, size_t size) { return lode_aligned_alloc(alignment, size); }
+LODE_EXPORT void* __libc_valloc(size_t size);
+LODE_EXPORT void* __libc_valloc(size_t size) { return valloc(size); }
+LODE_EXPORT void* __libc_pvalloc(size_t size);
+LODE_EXPORT void* __libc_pvalloc(size_t size) { return pvalloc(size); }
+LODE_EXPORT void* __libc_reallocarray(void* p, size_t n, size_t size);
+LODE_EXPORT void* __libc_reallocarray(void* p, size_t n, size_t size) { return lode_reallocarray(p, n, size); }
+/* Removed from glibc's headers in 2.26, kept for binaries older than that. */
+LODE_EXPORT void cfree(void* p);
+LODE_EXPORT void cfree(void* p) { lode_free(p); }
 
 #ifdef LODE_SECURE
 /* --- LODE_SECURE: C++ operators, so that each delete checks its kind ------------ */

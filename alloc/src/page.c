@@ -43,8 +43,13 @@ void _lode_page_regrow(lode_page_t* page, size_t block_size) {
 /* Carve more blocks from the area: the next block and the rest of the OS
  * page its end lies in, so each extension faults in one new OS page at most
  * (threads that use a few blocks of a page do not pay for more). */
+static size_t page_merge_thread_free(lode_page_t* page);
+
 bool _lode_page_extend(lode_page_t* page) {
   if (page->capacity >= page->reserved) return false;
+  /* remote frees first: one of a block about to be carved was never handed
+   * out, and the carve's link would break its chain (the merge reports it) */
+  page_merge_thread_free(page);
   size_t bsize = page->block_size;
   uint8_t* start = page->area + (size_t)page->capacity * bsize;
   size_t n = (lode_align_up((uintptr_t)start + bsize, LODE_OS_PAGE_SIZE) - (uintptr_t)start) / bsize;
@@ -141,16 +146,31 @@ static size_t page_merge_thread_free(lode_page_t* page) {
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf,
                                                   lode_tf_make(NULL, lode_tf_delayed(tf)),
                                                   memory_order_acq_rel, memory_order_relaxed));
-  size_t count = 1;
-  lode_block_t* tail = head;
-  lode_block_t* next;
-  while ((next = lode_block_next(page, tail)) != NULL) {
-    tail = next;
-    if (lode_unlikely(++count > page->capacity)) {
+  /* Another thread's free could not ask how far the page is carved (only
+   * the owner reads capacity): a block beyond it was never handed out, and
+   * merged it would be handed out twice once carved.  Reported here and
+   * dropped.  The chain's blocks lie in the area, so more steps than the
+   * area holds blocks is a cycle. */
+  uint64_t carved = (uint64_t)page->capacity * page->block_size;
+  size_t count = 0, steps = 0;
+  lode_block_t *tail = NULL, *b = head;
+  while (b != NULL) {
+    lode_block_t* next = lode_block_next(page, b);
+    bool carved_block = (uint64_t)((uint8_t*)b - page->area) < carved;
+    if (lode_unlikely(++steps > page->reserved || (carved_block && ++count > page->capacity))) {
       _lode_error_pointer("free", "double free (cycle in remote frees) in page", page);
       return 0;
     }
+    if (lode_likely(carved_block)) {
+      tail = b;
+    } else {
+      _lode_error_pointer("free", "invalid pointer (not allocated)", b);
+      if (tail == NULL) head = next;
+      else lode_block_set_next(page, tail, next);
+    }
+    b = next;
   }
+  if (count == 0) return 0;
 #if LODE_DEBUG >= 2
   lode_block_t* dup = remote_double_free(page, head);
   if (lode_unlikely(dup != NULL)) {

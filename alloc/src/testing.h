@@ -31,6 +31,9 @@ long lode_test_fail_os(long count);
  * commits). */
 long lode_test_fail_os_after(long skip, long count);
 
+/* Read the LODE_* environment variables again, as the first allocation does. */
+void lode_test_options_reload(void);
+
 /* LODE_SECURE guard pages: false makes lode act as on a kernel without guard
  * markers (before Linux 6.13: mprotect, within a budget of mappings);
  * true tries markers again.  lode_test_guard_protects: mprotect guards alive. */
