@@ -70,7 +70,9 @@ static size_t segment_header_size(size_t page_count) {
 static size_t huge_extent(size_t area_offset, size_t size) {
   size_t end = lode_align_up(area_offset + size, LODE_OS_PAGE_SIZE);
   if (end < size) return size; /* overflow: the caller's size check fails */
-  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0) end = lode_align_up(end, LODE_HUGE_OS_PAGE_SIZE);
+  /* (not a small block that is huge for its alignment only) */
+  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0 && size > LODE_LARGE_OBJ_MAX)
+    end = lode_align_up(end, LODE_HUGE_OS_PAGE_SIZE);
   return end - area_offset;
 }
 
@@ -199,7 +201,8 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     size_t want = size;
     if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
     seg = _lode_os_reserve_flex(size, want, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE, &mapped);
-    if (seg != NULL && kind == LODE_PAGE_HUGE) _lode_os_advise_huge_pages(seg, mapped); /* cached: advised */
+    if (seg != NULL && kind == LODE_PAGE_HUGE && size - area_offset > LODE_LARGE_OBJ_MAX)
+      _lode_os_advise_huge_pages(seg, mapped); /* cached: advised */
   }
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
