@@ -568,6 +568,7 @@ bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* m
  * when the OS cannot tell even that. */
 enum { LODE_PAGE_ABSENT = 0, LODE_PAGE_PRESENT = 1, LODE_PAGE_SWAPPED = 2, LODE_PAGE_UNKNOWN = 3 };
 bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec);
+bool _lode_os_overcommit_ok(size_t size); /* a mapping of size would pass the kernel's overcommit check */
 void _lode_os_fork_child(void); /* drops what describes the parent's pages */
 int _lode_os_pagemap_fd(void);   /* -1: none open (tests) */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */

@@ -77,6 +77,27 @@ static void* os_mmap(size_t size) {
   return p;
 }
 
+/* Would the kernel's overcommit policy let a private writable mapping of
+ * `size` through?  Reservations are MAP_NORESERVE (address space for growth
+ * must not count), which skips the heuristic check (vm.overcommit_memory 0)
+ * that refuses a single mapping larger than memory and swap: malloc of
+ * 16 TiB succeeded and the program was killed when it used it, where glibc's
+ * returns NULL (review, 2026-12-06).  A huge block asks first, with a probe
+ * mapping of its size that is never touched (two system calls, from 256 MiB
+ * on).  Under strict overcommit (2) NORESERVE is ignored: the reservation is
+ * the check. */
+#define OVERCOMMIT_PROBE_MIN ((size_t)256 << 20)
+bool _lode_os_overcommit_ok(size_t size) {
+  if (size < OVERCOMMIT_PROBE_MIN || SIM_ON()) return true;
+  void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    os_failed("mmap (overcommit check) failed", NULL, size);
+    return false;
+  }
+  munmap(p, size);
+  return true;
+}
+
 static void os_munmap(void* p, size_t size) {
   if (size == 0) return;
   if (munmap(p, size) != 0) {

@@ -196,6 +196,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     seg = cached.base;
     mapped = cached.size;
   } else {
+    if (kind == LODE_PAGE_HUGE && !_lode_os_overcommit_ok(huge_size)) return NULL;
     /* A huge block gets as much address space again (untouched, so it costs
      * no memory): realloc can then grow it in place instead of copying. */
     size_t want = size;
@@ -562,7 +563,7 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   size_t nb = _lode_segment_huge_extent(page, new_size);
   if (nb <= page->block_size) return true;
-  if (nb > page->area_size) return false;
+  if (nb > page->area_size || !_lode_os_overcommit_ok(nb)) return false;
   uint8_t* grow = page->area + page->block_size;
   bool ok = _lode_page_segment(page)->has_protected ? _lode_os_commit_protected(grow, nb - page->block_size)
                                                      : _lode_os_commit(grow, nb - page->block_size);
@@ -589,7 +590,7 @@ lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t
   size_t area_offset = (size_t)(page->area - (uint8_t*)seg);
   size_t nb = huge_extent(area_offset, new_size), old_size = seg->size, old_block = page->block_size;
   size_t want = area_offset + nb;
-  if (nb <= old_block || want < nb) return NULL;
+  if (nb <= old_block || want < nb || !_lode_os_overcommit_ok(nb)) return NULL;
   if (nb <= LODE_HUGE_SLACK_MAX) want += nb;
   _lode_segment_map_remove(seg, old_size);
   registry_remove(seg);
