@@ -71,6 +71,28 @@ static void overflow_by_one_is_caught(void) {
   }
 }
 
+/* An overflow that jumps the canary (an indexed write past the 64 canary
+ * bytes, short of the trailer) broke nothing checked: the free said nothing
+ * and the byte reached the block's next user, calloc's too (review,
+ * 2026-12-06).  The free checks what lies between canary and trailer. */
+static void overflow_past_the_canary_is_caught(void) {
+  struct { size_t size, at; } cases[] = {{200000, 200100}, {2100, 2300}, {5000, 5080}, {70000, 75000}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    unsigned char* p = lode_malloc(cases[i].size);
+    CHECK(cases[i].at + 8 < _lode_segment_page_of(_lode_ptr_segment(p), p)->block_size - LODE_TRAILER_SIZE);
+    p[cases[i].at] = 0x55;
+    lode_free(p);
+    EXPECT_MESSAGE("lode: free(): heap overflow (past the canary");
+  }
+  /* the same sizes, written only where they may: no report */
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    unsigned char* p = lode_malloc(cases[i].size);
+    memset(p, 0x55, cases[i].size);
+    lode_free(p);
+    EXPECT_SILENCE();
+  }
+}
+
 /* Two blocks of a size, b right after a (free lists are shuffled: search). */
 static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
   enum { N = 64 };
@@ -372,6 +394,7 @@ int main(void) {
   lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
   RUN(blocks_are_zeroed_and_exact);
   RUN(overflow_by_one_is_caught);
+  RUN(overflow_past_the_canary_is_caught);
   RUN(underflow_by_one_is_caught);
   RUN(write_after_free_is_caught);
   RUN(double_free_is_caught);

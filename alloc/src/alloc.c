@@ -483,6 +483,11 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
   uint8_t* block = secure_check(p, kind, size, func, &page, &end);
   if (block == NULL) return;
   lode_segment_t* seg = _lode_page_segment(page);
+  if (seg->kind != LODE_PAGE_HUGE && !_lode_block_slack_ok(page, block, end)) {
+    /* kept out of every list, as a block with a broken canary */
+    _lode_error_block(func, "heap overflow (past the canary: the end of the block is written)", p, page->block_size);
+    return;
+  }
   if (seg->kind == LODE_PAGE_HUGE) {
     _lode_trailer_set(page, block, 0, LODE_KIND_FREE); /* unmapped or cached next: no wipe */
   } else {

@@ -69,6 +69,10 @@ bool _lode_trailer_get(const lode_page_t* page, const uint8_t* block, size_t* en
 
 void _lode_trailer_set(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind) {
   uint64_t* t = trailer_at(page, block);
+  /* a simulated OS must know the page written: one committed and never
+   * touched would otherwise go back as holding nothing, the trailer in it
+   * (a huge block's, grown in place, found in a later segment's slack) */
+  _lode_os_touch(t, LODE_TRAILER_SIZE);
   uint64_t v = TRAILER_FIXED | (uint64_t)end << 8 | (uint64_t)kind << 54;
   __atomic_store_n(t, v ^ trailer_hash(page, t), __ATOMIC_RELAXED);
 }
@@ -110,8 +114,6 @@ static void whole_pages(uint8_t* block, size_t n, uint8_t** lo, uint8_t** hi) {
   *hi = (uint8_t*)((uintptr_t)(block + n) & ~(LODE_OS_PAGE_SIZE - 1));
 }
 
-/* The body of a block not in use, as far as its last wipe went (`extent`):
- * all but its first word (the free-list link). */
 static bool words_are_zero(const uint64_t* w, size_t from, size_t to) {
   /* four independent ORs a step: one accumulator chains every load to the last */
   uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -126,27 +128,34 @@ static bool words_are_zero(const uint64_t* w, size_t from, size_t to) {
   return (a0 | a1 | a2 | a3) == 0;
 }
 
-/* A page not in memory is not read: a read would map the OS's zero page
- * there, and the block's next write fault in a copy of it (and flush the TLB
- * of every CPU).  A write after free into a page since swapped out goes
- * unseen. */
-static bool body_is_zero(const uint8_t* block, size_t extent) {
+/* Words [from, to) of a block read as zero.  From a wipe-by-residency size
+ * (`bytes`) on, a page not in memory is not read: a read would map the OS's
+ * zero page there, and the block's next write fault in a copy of it (and
+ * flush the TLB of every CPU).  A write after free into a page since
+ * swapped out goes unseen. */
+static bool words_zero(const uint8_t* block, size_t from, size_t to, size_t bytes) {
+  (void)bytes; /* (a simulated OS reads no residency) */
   const uint64_t* w = (const uint64_t*)(const void*)block;
-  size_t words = (extent + 7) / 8;
-  if (!WIPE_BY_RESIDENCY(extent)) return words_are_zero(w, 1, words);
+  if (from >= to) return true;
+  if (!WIPE_BY_RESIDENCY(bytes)) return words_are_zero(w, from, to);
   uint8_t *lo, *hi;
-  whole_pages((uint8_t*)(uintptr_t)block, extent, &lo, &hi);
+  whole_pages((uint8_t*)(uintptr_t)block + from * 8, (to - from) * 8, &lo, &hi);
   size_t first = (size_t)(lo - block) / 8, last = (size_t)(hi - block) / 8;
-  if (!words_are_zero(w, 1, first > 1 ? first : 1) || !words_are_zero(w, last, words)) return false;
+  if (lo >= hi) return words_are_zero(w, from, to);
+  if (!words_are_zero(w, from, first) || !words_are_zero(w, last, to)) return false;
   unsigned char vec[WIPE_RUN_PAGES];
   size_t pages = (size_t)(hi - lo) / LODE_OS_PAGE_SIZE;
   bool known = pages <= WIPE_RUN_PAGES && _lode_os_resident_map(lo, (size_t)(hi - lo), vec);
   const size_t per_page = LODE_OS_PAGE_SIZE / 8;
-  for (size_t i = 0; i < pages; i++) {
-    size_t from = first + i * per_page; /* the link is not the wipe's */
-    if ((!known || (vec[i] & 1)) && !words_are_zero(w, from > 1 ? from : 1, first + (i + 1) * per_page)) return false;
-  }
+  for (size_t i = 0; i < pages; i++)
+    if ((!known || (vec[i] & 1)) && !words_are_zero(w, first + i * per_page, first + (i + 1) * per_page)) return false;
   return true;
+}
+
+/* The body of a block not in use, as far as its last wipe went (`extent`):
+ * all but its first word (the free-list link). */
+static bool body_is_zero(const uint8_t* block, size_t extent) {
+  return words_zero(block, 1, (extent + 7) / 8, extent);
 }
 
 /* Clears [lo, hi) (whole OS pages): what is in memory is written, what is
@@ -248,6 +257,19 @@ void _lode_block_seal(const lode_page_t* page, uint8_t* block, size_t end, lode_
   _lode_trailer_set(page, block, end, kind);
 }
 
+
+/* Between the canary and the trailer a live block reads as zero: it did
+ * when handed out (the wipe and carve cleared it, the handout checked it),
+ * and nothing writes there but an overflow that jumped the canary (an
+ * indexed write).  The free checks it: the wipe stops at the canary, and
+ * what lay there would reach the block's next user, calloc's too. */
+bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end) {
+  size_t from = end + canary_len(page, end), to = page->block_size - LODE_TRAILER_SIZE;
+  if (from < to) _lode_os_touch((uint8_t*)(uintptr_t)block + from, to - from); /* a simulated OS clears what lode never wrote */
+  for (; from < to && (from & 7) != 0; from++)
+    if (block[from] != 0) return false;
+  return from >= to || words_zero(block, from / 8, to / 8, to - from);
+}
 
 void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end) {
   /* past end + canary the block is still zero: only an overflow that broke

@@ -627,6 +627,7 @@ void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero);
  * requested part [0, end) and a canary up to 64 bytes after it. */
 bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh);
 bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end);
+bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end); /* past the canary: zero */
 /* A live block being freed: wiped and marked FREE. */
 void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end);
 /* Zeroes whole OS pages [lo, hi): what is in memory written, the rest discarded. */
