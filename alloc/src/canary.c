@@ -158,13 +158,11 @@ static bool body_is_zero(const uint8_t* block, size_t extent) {
   return words_zero(block, 1, (extent + 7) / 8, extent);
 }
 
-/* Clears [lo, hi) (whole OS pages): what is in memory is written, what is
- * elsewhere (swapped out, or not known to be nothing) is discarded, and a
- * page that holds nothing is left alone. */
 #ifndef LODE_SIM
 /* mincore first: one call answers for a block all in memory.  Only pages
- * it finds out of memory are asked about again, to learn which of them hold
- * nothing (left alone) rather than data (discarded). */
+ * it finds out of memory are asked about again (the pagemap), to learn which
+ * of them hold nothing (left alone) rather than data (discarded); where the
+ * pagemap cannot be read they stay UNKNOWN. */
 static bool wipe_states(uint8_t* lo, size_t pages, unsigned char* vec) {
   if (!_lode_os_resident_map(lo, pages * LODE_OS_PAGE_SIZE, vec)) return false;
   size_t first = pages, last = 0;
@@ -186,6 +184,9 @@ static int wipe_action(unsigned char state) {
 }
 #endif
 
+/* Clears [lo, hi) (whole OS pages): what is in memory is written, what is
+ * elsewhere (swapped out, or not known to be nothing) is discarded, and a
+ * page that holds nothing is left alone. */
 void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
 #ifdef LODE_SIM
   _lode_os_touch(lo, (size_t)(hi - lo)); /* a simulated discard is a purge */

@@ -564,8 +564,9 @@ static inline bool _lode_os_copy(void* dst, const void* src, size_t n) {
 bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* mincore */
 /* What each OS page of [p, p + size) holds (p page-aligned): in memory, nothing
  * (never written since its last discard: reads as zero), or data elsewhere
- * (swapped out); UNKNOWN: not in memory, and the OS cannot say which.  False (every page UNKNOWN)
- * when the OS cannot tell even that. */
+ * (swapped out).  False when the pagemap cannot be read (the pages it did not
+ * answer for are left as they were; UNKNOWN is the caller's: not in memory,
+ * what else the OS cannot say). */
 enum { LODE_PAGE_ABSENT = 0, LODE_PAGE_PRESENT = 1, LODE_PAGE_SWAPPED = 2, LODE_PAGE_UNKNOWN = 3 };
 bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec);
 bool _lode_os_overcommit_ok(size_t size); /* a mapping of size would pass the kernel's overcommit check */

@@ -421,9 +421,7 @@ bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec) {
     }
     if (i >= pages) return true;
   }
-  bool known = _lode_os_resident_map(p, size, vec);
-  for (size_t i = 0; i < pages; i++) vec[i] = known && (vec[i] & 1) ? LODE_PAGE_PRESENT : LODE_PAGE_UNKNOWN;
-  return known;
+  return false;
 }
 
 /* Bytes of [p, p + size) in memory; all of them when the OS cannot tell. */
