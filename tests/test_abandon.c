@@ -502,6 +502,45 @@ static void fork_child_counts_one_thread(void) {
   pthread_barrier_destroy(&fork_barrier);
 }
 
+/* A thread that follows an exited one takes its blocks from the pages it
+ * adopts, not from a fresh page beside them (gthread: threads that came and
+ * went kept 211 pages where 64 were in use). */
+enum { FOLLOW_N = 200, FOLLOW_SIZE = 256 };
+static void* follow_blocks[FOLLOW_N];
+static void* follow_new;
+static void* fill_half_and_exit(void* arg) {
+  (void)arg;
+  for (int i = 0; i < FOLLOW_N; i++) follow_blocks[i] = lode_malloc(FOLLOW_SIZE);
+  for (int i = 0; i < FOLLOW_N; i += 2) {
+    lode_free(follow_blocks[i]);
+    follow_blocks[i] = NULL;
+  }
+  return NULL;
+}
+static void* follow(void* arg) {
+  (void)arg;
+  follow_new = lode_malloc(FOLLOW_SIZE);
+  return NULL;
+}
+
+static void next_thread_uses_adopted_pages(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
+  pthread_t t;
+  pthread_create(&t, NULL, fill_half_and_exit, NULL);
+  pthread_join(t, NULL);
+  lode_segment_t* seg = _lode_ptr_segment(follow_blocks[1]);
+  CHECK(seg->is_abandoned);
+  pthread_create(&t, NULL, follow, NULL);
+  pthread_join(t, NULL);
+  CHECK(follow_new != NULL);
+  CHECK(_lode_ptr_segment(follow_new) == seg);
+  CHECK(_lode_segment_page_of(seg, follow_new) == _lode_segment_page_of(seg, follow_blocks[1]));
+  lode_free(follow_new);
+  for (int i = 1; i < FOLLOW_N; i += 2) lode_free(follow_blocks[i]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -512,5 +551,6 @@ int main(void) {
   RUN(list_keeps_age_order_across_detached_collect);
   RUN(allocation_after_thread_exit_gives_thread_data_back);
   RUN(fork_child_counts_one_thread);
+  RUN(next_thread_uses_adopted_pages);
   return test_done();
 }
