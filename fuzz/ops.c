@@ -214,17 +214,46 @@ void fz_op_heap_realloc(const fz_op_t* op) {
   do_realloc(op, 1, op->heap, 1);
 }
 
+/* A heap another thread owns: lode must refuse collect, delete and destroy
+ * and change nothing (on real threads each would rework the owner's lists
+ * unlocked; the schedulers run one thread at a time, so only the counters
+ * can show it). */
+enum { FOREIGN_COLLECT, FOREIGN_DELETE, FOREIGN_DESTROY };
+static bool foreign_heap_refused(const fz_op_t* op, int call) {
+  fz_heap_t* hp = fz_heap(op->heap);
+  if (!hp->live || hp->owner == op->thread) return false;
+  static const char* names[] = {"lode_heap_collect", "lode_heap_delete", "lode_heap_destroy"};
+  lode_stats_t a, b;
+  lode_stats_get(&a);
+  if (call == FOREIGN_COLLECT) lode_heap_collect(hp->heap, op->flag != 0);
+  else if (call == FOREIGN_DELETE) lode_heap_delete(hp->heap);
+  else lode_heap_destroy(hp->heap);
+  lode_stats_get(&b);
+  if (a.pages_current != b.pages_current || a.pages_queued != b.pages_queued || a.purges != b.purges ||
+      a.segments_current != b.segments_current || a.committed_current != b.committed_current ||
+      a.decommits != b.decommits)
+    fz_fail("%s of h%u (t%u's) from t%u was not refused: pages %zu -> %zu, queued %zu -> %zu, purges %zu -> %zu, "
+            "segments %zu -> %zu, committed %zu -> %zu",
+            names[call], op->heap, hp->owner, op->thread, a.pages_current, b.pages_current, a.pages_queued,
+            b.pages_queued, a.purges, b.purges, a.segments_current, b.segments_current, a.committed_current,
+            b.committed_current);
+  fz_trace(" (refused: h%u belongs to t%u)", op->heap, hp->owner);
+  return true;
+}
+
 void fz_op_heap_collect(const fz_op_t* op) {
   fz_heap_t* hp = fz_heap(op->heap);
-  /* a heap another thread owns: lode must ignore the call */
+  if (foreign_heap_refused(op, FOREIGN_COLLECT)) return;
   lode_heap_collect(hp->live ? hp->heap : NULL, op->flag != 0);
 }
 
 void fz_op_heap_delete(const fz_op_t* op) {
+  if (foreign_heap_refused(op, FOREIGN_DELETE)) return;
   if (heap_usable(op->heap, op->thread)) fz_heap_delete(op->heap);
 }
 
 void fz_op_heap_destroy(const fz_op_t* op) {
+  if (foreign_heap_refused(op, FOREIGN_DESTROY)) return;
   if (!heap_usable(op->heap, op->thread)) return;
   /* A destroy kills every block of the heap: one that a parked op (a realloc
    * on another thread) is still using would be the program's use after free,

@@ -135,7 +135,13 @@ static int load(const char* path, bool text) {
     return -1;
   }
   int rc = 0;
-  if (text) {
+  const uint8_t* nul = text ? memchr(data, '\0', len) : NULL;
+  if (nul != NULL) {
+    /* the parser stops at a NUL: what follows would be dropped unseen */
+    fprintf(stderr, "lode-replay: %s: a NUL byte at offset %zu (a text input is ops, one per line)\n", path,
+            (size_t)(nul - data));
+    rc = -1;
+  } else if (text) {
     char err[200];
     if (fz_parse_text((const char*)data, &prog, err, sizeof(err)) != 0) {
       fprintf(stderr, "lode-replay: %s: %s\n", path, err);

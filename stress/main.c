@@ -59,7 +59,9 @@ static void usage(const char* fmt, const char* arg) {
           "                        pages = one byte in every 4 KiB of it (a program using its memory)\n"
           "  --json                machine-readable summary on stdout (table goes to stderr)\n"
           "  --quiet               no status lines\n"
-          "  --inject-corruption I corrupt invariant I (e.g. P1) in round 0 to prove the oracle fires\n"
+          "  --inject-corruption I[@R[:exit]] corrupt invariant I (e.g. P1) in round R (default 0), or\n"
+          "                        as the workers exit after it, to prove the oracle fires and\n"
+          "                        its replay line brings the failure back\n"
           "exit: 0 pass, 1 violation / pattern mismatch (fatal signals re-raise), 2 usage\n",
           target_names());
   exit(2);
@@ -181,7 +183,21 @@ static void parse(int argc, char** argv) {
       else if (strcmp(v, "trim") != 0) usage("bad value for --collect-via: '%s' (trim or own)", v);
     } else if (!strcmp(a, "--inject-corruption")) {
       NEEDV();
-      opt.inject = v;
+      static char inv[16];
+      const char* at = strchr(v, '@');
+      size_t len = at ? (size_t)(at - v) : strlen(v);
+      if (len == 0 || len >= sizeof(inv)) usage("bad value for --inject-corruption: '%s' (INV or INV@ROUND)", v);
+      memcpy(inv, v, len);
+      inv[len] = '\0';
+      opt.inject = inv;
+      if (at != NULL) {
+        char* end;
+        errno = 0;
+        opt.inject_round = strtol(at + 1, &end, 10);
+        opt.inject_at_exit = !strcmp(end, ":exit");
+        if (at[1] < '0' || at[1] > '9' || (*end != '\0' && !opt.inject_at_exit) || errno != 0)
+          usage("bad round in --inject-corruption: '%s' (INV@ROUND or INV@ROUND:exit, ROUND >= 0)", v);
+      }
     } else if (!strcmp(a, "--json")) {
       opt.json = true;
     } else if (!strcmp(a, "--bench")) {
@@ -347,6 +363,7 @@ static void* worker_main(void* arg) {
     if (ctl.exit_now) {
       w->rng = rng_derive(opt.seed, w->workload, w->round, w->index, -1);
       wl->leave(w, false); /* exits holding blocks parked in transfer slots */
+      if (opt.inject_at_exit && w->index == 0 && w->round == opt.inject_round) oracle_inject();
       oracle_check_thread(w, "before exit");
       return NULL;
     }
@@ -424,6 +441,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
     bool stop = limit ? round + 1 >= limit : now_s() - t0 >= budget;
     if (stop) {
       ctl.final = true;
+      oracle_update_replay(wl, round); /* this round is the last now, exit or not */
       main_release();
       join_workers();
       break;

@@ -55,6 +55,11 @@ static int fmt_env_word(char* buf, size_t n, const char* word) {
  * options from the environment (LODE_PURGE_MODE and the like). */
 static int fmt_replay(char* buf, size_t n, int workload, long round) {
   int k = 0;
+  /* A round that ends with the workers exiting (holding blocks) must not be
+   * the replay's last: the last round drains and frees everything instead,
+   * and a failure on the way out would not come back.  The round after it
+   * is never reached (the failure ends the run first). */
+  long rounds = round + (ctl.exit_after && !ctl.final ? 2 : 1);
   for (char** e = environ; e != NULL && *e != NULL && (size_t)k < n; e++) {
     if (strncmp(*e, "LD_PRELOAD=", 11) == 0 ? (*e)[11] != 0 : strncmp(*e, "LODE_", 5) == 0) {
       int w = fmt_env_word(buf + k, n - (size_t)k, *e);
@@ -67,7 +72,7 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
                    "%s --target %s --workload %s --seed %llu --threads %d --rounds %ld --round-ops %ld "
                    "--collect-rate %ld --force-ratio %g --check-every %ld",
                    opt.argv0, opt.target, workload_names[workload], (unsigned long long)opt.seed, opt.threads,
-                   round + 1, opt.round_ops, opt.collect_rate, opt.force_ratio, opt.check_every);
+                   rounds, opt.round_ops, opt.collect_rate, opt.force_ratio, opt.check_every);
   if (opt.purge_delay_set && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --purge-delay %ld", opt.purge_delay);
   if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
@@ -76,6 +81,9 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
   if (opt.touch_pages && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --touch pages");
   if (opt.inject && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --inject-corruption %s", opt.inject);
+  if (opt.inject && (opt.inject_round || opt.inject_at_exit) && k > 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, "@%ld", opt.inject_round);
+  if (opt.inject && opt.inject_at_exit && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ":exit");
   return k;
 }
 
@@ -103,7 +111,8 @@ _Noreturn void oracle_fail(const char* invariant, const void* object, const char
   describe_thread(who, sizeof(who));
   worker_t* w = tl_worker;
   int wl = w ? w->workload : ctl.workload;
-  long round = w ? w->round : ctl.round;
+  /* main's own context never counts rounds: ctl does */
+  long round = w && w->index >= 0 ? w->round : ctl.round;
   char replay[1024];
   fmt_replay(replay, sizeof(replay), wl, round);
   fflush(stdout);
@@ -323,16 +332,21 @@ void* blk_realloc(worker_t* w, void* p, size_t size) {
   return q;
 }
 
+void oracle_inject(void) {
+  if (target_corrupt(opt.inject) != 0) {
+    fprintf(stderr, "lode-stress: --inject-corruption %s: unknown or unsupported invariant\n", opt.inject);
+    _exit(2);
+  }
+}
+
 void op_done(worker_t* w) {
   long n = atomic_load_explicit(&w->ops, memory_order_relaxed) + 1;
   atomic_store_explicit(&w->ops, n, memory_order_relaxed);
   w->rops++;
   if (opt.bench) return;
-  if (opt.inject && w->index == 0 && w->child < 0 && w->round == 0 && w->rops == opt.round_ops / 2) {
-    if (target_corrupt(opt.inject) != 0) {
-      fprintf(stderr, "lode-stress: --inject-corruption %s: unknown or unsupported invariant\n", opt.inject);
-      _exit(2);
-    }
+  if (opt.inject && !opt.inject_at_exit && w->index == 0 && w->child < 0 && w->round == opt.inject_round &&
+      w->rops == opt.round_ops / 2) {
+    oracle_inject();
     oracle_check_thread(w, "after the injected corruption");
   }
   if (T->white_box && opt.check_every > 0 && n % opt.check_every == 0) oracle_check_thread(w, "periodic check");

@@ -112,7 +112,9 @@ typedef struct {
   bool touch_pages;    /* --bench --touch pages: write every 4 KiB of each block */
   bool collect_own;    /* --collect-via own: libc target's forced collect asks the
                           preloaded allocator through its own call */
-  const char* inject;  /* --inject-corruption INV */
+  const char* inject;  /* --inject-corruption INV[@ROUND] */
+  long inject_round;   /* the round it happens in (default 0) */
+  bool inject_at_exit; /* INV@ROUND:exit: as worker 0 exits at the end of that round */
   const char* target;
   const char* argv0;
   unsigned workloads;  /* bit mask */
@@ -152,6 +154,7 @@ void oracle_set_thread(worker_t* w);   /* context for reports from this thread *
 worker_t* oracle_thread(void);
 /* Replay line for the current round (main keeps it up to date). */
 void oracle_update_replay(int workload, long round);
+void oracle_inject(void); /* --inject-corruption: corrupts lode now */
 /* A failure: prints the report and the replay line, exits 1. */
 _Noreturn void oracle_fail(const char* invariant, const void* object, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)));

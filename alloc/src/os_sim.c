@@ -89,6 +89,12 @@ bool lode_sim_os_enable(bool on) {
   return ok;
 }
 
+void lode_sim_os_new_input(void) {
+  pthread_mutex_lock(&sim_lock);
+  purge_seq = 0;
+  pthread_mutex_unlock(&sim_lock);
+}
+
 void lode_sim_os_stats(lode_sim_os_stats_t* out) {
   pthread_mutex_lock(&sim_lock);
   *out = st;
@@ -323,6 +329,7 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero) {
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
   /* MADV_FREE: the kernel may or may not take the pages; a seeded coin. */
   bool drop = zero || (mix_bits(++purge_seq ^ (uintptr_t)p) & 1);
+  if (!drop) st.purges_kept++;
   for (size_t i = 0; i < n; i++) {
     uint8_t* s = &state[first + i];
     if (*s == PS_CZERO) *s = PS_ZERO;

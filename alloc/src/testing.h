@@ -136,8 +136,13 @@ typedef struct lode_sim_os_stats_s {
   size_t poison_errors;    /* writes into purged memory found at re-commit */
   const void* first_error; /* the first such address */
   size_t arena_high;       /* bytes of the arena ever handed out */
+  size_t purges_kept;      /* MADV_FREE purges whose coin kept the bytes */
 } lode_sim_os_stats_t;
 void lode_sim_os_stats(lode_sim_os_stats_t* out);
+/* The MADV_FREE coins start over: an input run after others (libFuzzer,
+ * AFL++'s persistent mode, lode-replay --no-fork) takes the same coins as
+ * in a process of its own, where its replay command runs it. */
+void lode_sim_os_new_input(void);
 /* The program is about to access [p, p + size) of a lode block: memory lode
  * committed but never wrote is cleared now, as the kernel faults it in at
  * first access.  Harness code that reads or writes block bytes calls it. */
