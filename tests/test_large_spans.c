@@ -251,6 +251,43 @@ static void large_realloc_grows_in_place(void) {
   in_new_thread(grow_then_move, NULL);
 }
 
+/* A block whose span holds its new class already grows there, even when
+ * the slices after it are taken (70,000 B: an 80 KiB block in a span of two
+ * 64 KiB slices, which holds the 112 KiB class of 100,000 B; less in
+ * LODE_SECURE, whose span ends in a guard page). */
+static void* grow_within_span(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(70000);
+  char* b = lode_malloc(70000); /* the slices after a's span */
+  memset(a, 7, 70000);
+  lode_page_t* head = _lode_segment_page_of(_lode_ptr_segment(a), a);
+  size_t grow = 0; /* the largest request whose class the span holds */
+  for (size_t n = lode_usable_size(a) + 1; n < head->area_size; n += 64)
+    if (lode_bin_size(lode_bin_of(n + LODE_TRAILER_SIZE)) <= head->area_size) grow = n;
+  CHECK(grow >= 90000);
+  char* c = lode_realloc(a, grow);
+  CHECK(c == a);
+  CHECK(lode_usable_size(c) >= grow);
+  CHECK(c[0] == 7 && c[69999] == 7);
+#ifdef LODE_SECURE
+  for (size_t i = 70000; i < grow; i++)
+    if (c[i] != 0) {
+      CHECK(!"a LODE_SECURE block grown within its span reads zero past its old end");
+      break;
+    }
+#endif
+  memset(c, 8, grow);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(c);
+  lode_free(b);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void large_realloc_grows_within_its_span(void) {
+  in_new_thread(grow_within_span, NULL);
+}
+
 /* The slices a block grows into may be waiting on the purge queue (a block
  * freed there a moment ago): they leave it as they join the span (P3). */
 static void* grow_into_queued(void* arg) {
@@ -383,6 +420,7 @@ int main(void) {
   RUN(checker_sees_broken_span);
   RUN(failed_claim_schedules_warm_slices);
   RUN(large_realloc_grows_in_place);
+  RUN(large_realloc_grows_within_its_span);
   RUN(large_grow_takes_queued_slices);
   RUN(failed_grow_leaves_block_as_it_was);
 #ifdef LODE_SECURE

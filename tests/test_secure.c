@@ -275,12 +275,88 @@ static void malloc0_faults(void) {
   waitpid(pid, &status, 0);
   CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
   lode_free(a);
-  lode_free(a); /* the range's bitmap cannot tell a double free from a free of an address never handed out */
+  EXPECT_SILENCE();
+  /* freed: each use is named (realloc once handed out a new block) */
+  CHECK_EQ(lode_usable_size(a), 0);
+  CHECK(strstr(messages(), "lode: malloc_usable_size(): use after free (a freed malloc(0) pointer)") != NULL);
+  errno = 0;
+  CHECK(lode_realloc(a, 32) == NULL && errno == EINVAL);
+  CHECK(strstr(messages(), "lode: realloc(): use after free (a freed malloc(0) pointer)") != NULL);
+  lode_free(a);
+  CHECK(strstr(messages(), "lode: free(): double free") != NULL);
+  lode_free((char*)a + 160); /* in the range, never handed out */
   CHECK(strstr(messages(), "lode: free(): invalid pointer (not allocated)") != NULL);
   void* c = lode_realloc(b, 10);
   CHECK(c != NULL && lode_usable_size(c) == 10);
   lode_free(c);
   EXPECT_SILENCE();
+  /* new(0) is a block of its kind, not a malloc(0) address: its delete is checked */
+  void* n = _lode_alloc_kind(0, 0, LODE_KIND_NEW_ARRAY);
+  CHECK(n != NULL && !_lode_zero_contains(n));
+  _lode_free_kind(n, LODE_KIND_NEW, 0, "operator delete");
+  CHECK(strstr(messages(), "lode: operator delete(): mismatched free (the block is from operator new[])") != NULL);
+  _lode_free_kind(n, LODE_KIND_NEW_ARRAY, 0, "operator delete[]");
+  void* z = lode_malloc(0);
+  _lode_free_kind(z, LODE_KIND_NEW, 0, "operator delete");
+  CHECK(strstr(messages(), "lode: operator delete(): mismatched free (the block is from malloc(0))") != NULL);
+  lode_free(z);
+  EXPECT_SILENCE();
+}
+
+/* An over-aligned block's pointer lies past padding in its block: a write
+ * there is an underflow, seen by a checked copy and by the free (its
+ * neighbour's trailer lies further back: neither looked before). */
+static void underflow_into_alignment_padding_is_caught(void) {
+  for (size_t align = 8192; align <= ((size_t)128 << 10); align *= 16) {
+    unsigned char* p = NULL;
+    void* held[16];
+    size_t n = 0;
+    /* an allocation whose pointer lies well past its block's start */
+    for (; n < 16; n++) {
+      p = lode_aligned_alloc(align, 100);
+      lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+      size_t d = (size_t)(p - (page->area + (size_t)(p - page->area) / page->block_size * page->block_size));
+      if (d >= 32) break;
+      held[n] = p;
+    }
+    CHECK(n < 16);
+    CHECK(!_lode_range_ok(p - 16, 16, "memset"));
+    EXPECT_MESSAGE("lode: memset(): heap underflow (the range starts before its block)");
+    CHECK(_lode_range_ok(p, 100, "memset"));
+    p[-16] = 0x41;
+    lode_free(p);
+    EXPECT_MESSAGE("lode: free(): heap underflow (the alignment padding before the block is written)");
+    for (size_t i = 0; i < n; i++) lode_free(held[i]);
+    EXPECT_SILENCE();
+  }
+}
+
+/* What a block held does not outlive it, freed or killed with its heap: a
+ * huge block's mapping may wait in the cache, readable (and no longer
+ * lode's to check), and a destroyed heap's page stays mapped in its segment. */
+static void huge_and_destroyed_blocks_are_wiped(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100000); /* cached, not unmapped */
+  size_t n = (size_t)3 << 20;
+  char* h = lode_malloc(n);
+  memset(h, 0x5a, n);
+  lode_free(h);
+  EXPECT_SILENCE();
+  size_t nonzero = 0;
+  for (size_t i = 8; i < n; i += 4096) nonzero += h[i] != 0; /* (still mapped: cached) */
+  CHECK_EQ(nonzero, 0);
+  lode_heap_t* heap = lode_heap_new();
+  char* b = lode_heap_malloc(heap, 300);
+  char* keep = lode_heap_malloc(heap, 300); /* the page stays in its segment, not in use */
+  memset(b, 0x5a, 300);
+  lode_free(keep);
+  lode_heap_destroy(heap);
+  CHECK(!_lode_range_ok(b, 16, "memcpy"));
+  EXPECT_MESSAGE("lode: memcpy(): access to heap memory that is not allocated");
+  nonzero = 0;
+  for (size_t i = 8; i < 300; i++) nonzero += b[i] != 0;
+  CHECK_EQ(nonzero, 0);
+  lode_collect(true);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
 /* Pages whose every block came back through a free are vouched zero
@@ -412,6 +488,8 @@ int main(void) {
   RUN(quarantine_delays_reuse);
   RUN(destroyed_heap_leaves_no_quarantined_block);
   RUN(malloc0_faults);
+  RUN(underflow_into_alignment_padding_is_caught);
+  RUN(huge_and_destroyed_blocks_are_wiped);
   RUN(partly_carved_unclean_page_is_vouched);
   RUN(page_emptied_while_abandoned_is_vouched);
   RUN(guards_leave_the_program_mappings);

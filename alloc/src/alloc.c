@@ -60,6 +60,18 @@ static void once_end(bool once) {
   if (lode_unlikely(once)) exit_again();
 }
 
+/* A heap is its owner's alone (lode.h): another thread allocating from it
+ * would pop its free lists and rework its queues unlocked, and hand blocks
+ * out twice.  Reported (EINVAL); collect, delete and destroy of such a heap
+ * are ignored instead, as lode.h says.  The empty heap of a thread whose
+ * exit ran has no owner to ask. */
+static bool heap_is_callers(lode_heap_t* heap, const char* func) {
+  if (lode_likely(heap->tld == NULL || heap->tld->thread_id == _lode_thread_id())) return true;
+  _lode_error_pointer(func, "heap of another thread (only its owner may allocate from it)", heap);
+  errno = EINVAL;
+  return false;
+}
+
 static inline void* heap_malloc_small(lode_heap_t* heap, size_t size) {
   lode_page_t* page = heap->pages_direct[(size + 7) >> 3];
   if (lode_unlikely(page->free == NULL)) return malloc_slow(heap, size);
@@ -87,6 +99,7 @@ void* lode_malloc(size_t size) {
 }
 
 void* lode_heap_malloc(lode_heap_t* heap, size_t size) {
+  if (heap != NULL && !heap_is_callers(heap, "lode_heap_malloc")) return NULL;
 #ifdef LODE_SECURE
   return secure_alloc(heap, size, 0, LODE_KIND_MALLOC);
 #else
@@ -101,6 +114,7 @@ static bool mul_overflow(size_t a, size_t b, size_t* out) { return __builtin_mul
  * page whose free list holds only never-used blocks of memory fresh from the
  * OS (or purged in a mode that zeroes) holds nothing but its link. */
 void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size) {
+  if (heap != NULL && !heap_is_callers(heap, "lode_heap_calloc")) return NULL;
   size_t total;
   if (mul_overflow(count, size, &total)) {
     errno = ENOMEM;
@@ -302,7 +316,10 @@ size_t lode_usable_size(const void* p) {
   if (p == NULL) return 0;
 #ifdef LODE_SECURE
   /* what was asked for: the rest is the canary's */
-  if (_lode_zero_contains(p)) return 0;
+  if (_lode_zero_contains(p)) {
+    (void)_lode_zero_live(p, "malloc_usable_size");
+    return 0;
+  }
   lode_page_t* spage;
   size_t end;
   uint8_t* sblock = secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, 0, "malloc_usable_size", &spage, &end);
@@ -369,8 +386,9 @@ static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode
 
 static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
   if (size == 0) {
-    /* malloc(0) only: a block of an explicit heap belongs to that heap */
-    if (alignment <= LODE_MAX_ALIGN && heap == NULL) {
+    /* malloc(0) only: a block of an explicit heap belongs to that heap, and
+     * new(0)'s must carry its kind (its delete is checked as any other) */
+    if (alignment <= LODE_MAX_ALIGN && heap == NULL && kind == LODE_KIND_MALLOC) {
       void* z = _lode_zero_alloc();
       if (z != NULL) return z;
     }
@@ -450,6 +468,10 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
     _lode_error_block(func, "heap overflow (the canary after the block is overwritten)", p, bsize);
     return NULL;
   }
+  if (!_lode_block_padding_ok(block, d)) {
+    _lode_error_block(func, "heap underflow (the alignment padding before the block is written)", p, bsize);
+    return NULL;
+  }
   size_t e2;
   lode_alloc_kind_t k2;
   if (block > page->area && !_lode_trailer_get(page, block - bsize, &e2, &k2)) {
@@ -475,7 +497,10 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
 static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char* func) {
   if (p == NULL) return;
   if (_lode_zero_contains(p)) {
-    _lode_zero_free(p, func);
+    if (kind == LODE_KIND_NEW || kind == LODE_KIND_NEW_ARRAY) /* new(0) never gives one out */
+      _lode_error_pointer(func, "mismatched free (the block is from malloc(0))", p);
+    else
+      _lode_zero_free(p, func);
     return;
   }
   lode_page_t* page;
@@ -489,7 +514,11 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
     return;
   }
   if (seg->kind == LODE_PAGE_HUGE) {
-    _lode_trailer_set(page, block, 0, LODE_KIND_FREE); /* unmapped or cached next: no wipe */
+    /* unmapped next, or cached: a cached mapping stays readable, and a
+     * dangling pointer (a checked memcpy too: the address is no longer
+     * lode's) would read the freed bytes */
+    if (_lode_segment_cache_accepts(seg->size)) _lode_wipe_range(block, end);
+    _lode_trailer_set(page, block, 0, LODE_KIND_FREE);
   } else {
     _lode_block_wipe(page, block, end);
   }
@@ -510,6 +539,10 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
 static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   if (p == NULL) return secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
   if (_lode_zero_contains(p)) {
+    if (!_lode_zero_live(p, "realloc")) {
+      errno = EINVAL;
+      return NULL;
+    }
     void* q = secure_alloc(heap, newsize, 0, LODE_KIND_MALLOC);
     if (q != NULL) _lode_zero_free(p, "realloc");
     return q;
@@ -596,6 +629,10 @@ bool _lode_range_ok(const void* p, size_t n, const char* func) {
   const uint8_t* u = p;
   size_t bsize = page->block_size;
   if (u < page->area || u >= page->area + page->area_size || bsize == 0) return true; /* lode's own tables */
+  if (!page->in_use) { /* a heap destroyed with it, or a page since given back */
+    _lode_error_block(func, "access to heap memory that is not allocated", p, bsize);
+    return false;
+  }
   const uint8_t* block = page->area + (size_t)(u - page->area) / bsize * bsize;
   size_t end;
   lode_alloc_kind_t k;
@@ -605,6 +642,11 @@ bool _lode_range_ok(const void* p, size_t n, const char* func) {
   }
   if (n > end || (size_t)(u - block) > end - n) {
     _lode_error_block(func, "heap overflow (the range runs past the end of its block)", p, bsize);
+    return false;
+  }
+  if ((atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) &&
+      (size_t)(u - block) < _lode_page_aligned_offset((const lode_block_t*)block)) {
+    _lode_error_block(func, "heap underflow (the range starts before its block)", p, bsize);
     return false;
   }
   return true;
@@ -660,6 +702,7 @@ static void* aligned_place(lode_heap_t* heap, size_t size, size_t alignment, boo
 }
 
 void* lode_heap_aligned_alloc(lode_heap_t* heap, size_t alignment, size_t size) {
+  if (heap != NULL && !heap_is_callers(heap, "lode_heap_aligned_alloc")) return NULL;
   return _lode_heap_malloc_aligned(heap, size, alignment, false);
 }
 
@@ -682,6 +725,7 @@ int lode_posix_memalign(void** out, size_t alignment, size_t size) {
 
 /* --- realloc ------------------------------------------------------------------ */
 void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize) {
+  if (heap != NULL && !heap_is_callers(heap, "lode_heap_realloc")) return NULL;
 #ifdef LODE_SECURE
   return secure_realloc(heap, p, newsize);
 #endif

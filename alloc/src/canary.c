@@ -277,6 +277,15 @@ static bool bytes_zero(const uint8_t* block, size_t from, size_t to) {
   return from >= to || words_zero(block, from / 8, to / 8, to - from);
 }
 
+/* Before an over-aligned block's pointer lies padding (after the tag in its
+ * first word): zero since the handout checked it, and only an underflow
+ * writes there.  (Its neighbour's trailer lies further back.) */
+bool _lode_block_padding_ok(const uint8_t* block, size_t d) {
+  if (d <= 8) return true;
+  _lode_os_touch((uint8_t*)(uintptr_t)block + 8, d - 8); /* a simulated OS clears what lode never wrote */
+  return bytes_zero(block, 8, d);
+}
+
 bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end) {
   size_t from = end + canary_len(page, end), to = page->block_size - LODE_TRAILER_SIZE;
   if (from >= to) return true;

@@ -196,7 +196,12 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   lode_tld_t* tld = heap->tld;
   if (tld == NULL) return;
   /* forced: everything freed goes back, quarantined blocks too */
-  if (force) _lode_heap_quarantine_flush(tld);
+  if (force) {
+    _lode_heap_quarantine_flush(tld);
+#ifdef LODE_SECURE
+    _lode_quarantine_restart(&tld->quarantine);
+#endif
+  }
   if (heap->is_backing) {
     for (lode_heap_t* h = tld->heaps; h != NULL; h = h->next) heap_collect_pages(h, force);
   } else {
@@ -297,7 +302,14 @@ void lode_heap_delete(lode_heap_t* heap) {
 static void visit_destroy(lode_heap_t* heap, lode_page_t* page, void* arg) {
   (void)arg;
   page->used = 0; /* every block of the page dies with the heap */
+#ifdef LODE_SECURE
+  /* unfreed, they get the wipe a free gives: what they held must not
+   * outlive them (a dangling pointer's read, a checked memcpy's) */
+  _lode_wipe_range(page->area, (size_t)page->capacity * page->block_size);
+  page_free_to_segment(page, heap, true);
+#else
   page_free_to_segment(page, heap, false);
+#endif
 }
 
 void lode_heap_destroy(lode_heap_t* heap) {
@@ -502,14 +514,21 @@ bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize,
   lode_assert(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap && heap->tld != NULL);
   if (page->capacity != 1 || page->used != 1) return false;
   size_t bsize = lode_bin_size(lode_bin_of(newsize));
-  uint32_t extra = _lode_segment_span_room(page, bsize);
-  if (extra == 0) return false;
-  lode_tld_t* tld = heap->tld;
-  uint32_t n = page->span_count ? page->span_count : 1;
-  _lode_purge_queue_take(tld, page + n, extra); /* P3 */
-  if (!_lode_segment_span_extend(tld, page, extra, zero)) {
-    _lode_purge_schedule_segment(tld, _lode_page_segment(page));
-    return false;
+  if (bsize <= page->block_size) return false;
+  if (bsize <= page->area_size) {
+    /* the span holds the new class already (its last slice had room): a
+     * move would have copied the block into a second span */
+    *zero = false; /* an earlier, larger block of the span may have written there */
+  } else {
+    uint32_t extra = _lode_segment_span_room(page, bsize);
+    if (extra == 0) return false;
+    lode_tld_t* tld = heap->tld;
+    uint32_t n = page->span_count ? page->span_count : 1;
+    _lode_purge_queue_take(tld, page + n, extra); /* P3 */
+    if (!_lode_segment_span_extend(tld, page, extra, zero)) {
+      _lode_purge_schedule_segment(tld, _lode_page_segment(page));
+      return false;
+    }
   }
   bool full = atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL;
   if (!full) _lode_queue_remove(heap, &heap->pages[page->bin], page);
@@ -545,9 +564,11 @@ void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size) {
   /* Expired purges run here too, but reading the clock costs as much as a
    * malloc: only when something is queued, and every 8th time.  Late purges
    * are fine; early ones are not (P6). */
-  if (tld->purge.first != NULL && (++tld->purge_ticks & 7) == 0) {
+  /* (the cache: due at some time, that is, holding an entry that expires) */
+  if ((tld->purge.first != NULL || _lode_segment_cache_due(INT64_MAX - 1)) && (++tld->purge_ticks & 7) == 0) {
     int64_t now = _lode_clock_now();
     if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
+    if (_lode_segment_cache_due(now)) _lode_segment_cache_collect(false);
   }
 
   size_t bin = lode_bin_of(size);

@@ -159,6 +159,7 @@ typedef struct lode_quarantine_s {
   uint64_t pushed_at[LODE_QUARANTINE_SLOTS];
   uint64_t pushes;
   uint64_t rng;
+  uint64_t seed; /* the thread's own, mixed with the clock at each (re)start */
   size_t bytes;
 } lode_quarantine_t;
 
@@ -471,6 +472,7 @@ uint32_t _lode_clock_epoch(void);
  * one the new block displaced at random, one that waited too long, or the
  * new block itself when the quarantine's byte budget has no room for it. */
 size_t _lode_quarantine_push(lode_quarantine_t* q, void* block, size_t bytes, void* out[2]);
+void _lode_quarantine_restart(lode_quarantine_t* q); /* empty: counts and random state start over */
 void* _lode_quarantine_pop(lode_quarantine_t* q); /* any block, NULL when empty */
 bool _lode_quarantine_holds(const lode_quarantine_t* q, const void* block);
 
@@ -607,6 +609,7 @@ lode_segment_t* _lode_segment_map_lookup(const void* p); /* NULL if not lode's *
  * range is used up (the caller then hands out a one-byte block). */
 void* _lode_zero_alloc(void);
 bool _lode_zero_contains(const void* p);
+bool _lode_zero_live(const void* p, const char* func); /* reported when freed or never handed out */
 void _lode_zero_free(const void* p, const char* func); /* reports a pointer it did not hand out */
 
 /* --- canary.c (LODE_SECURE): block trailers, canaries, wiping ----------------------- */
@@ -627,6 +630,7 @@ void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero);
  * trailer is read).  Otherwise it becomes a live block of kind, zeroed, its
  * requested part [0, end) and a canary up to 64 bytes after it. */
 bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh);
+bool _lode_block_padding_ok(const uint8_t* block, size_t d); /* [8, d) reads zero */
 bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end);
 bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end); /* past the canary: zero */
 /* A live block being freed: wiped and marked FREE. */
@@ -663,6 +667,7 @@ typedef struct lode_segment_cache_info_s {
 bool _lode_segment_cache_accepts(size_t size);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
+bool _lode_segment_cache_due(int64_t now); /* an entry's expiry has come (read without the lock) */
 void _lode_segment_cache_collect(bool force);
 void _lode_segment_cache_fork_prepare(void);
 void _lode_segment_cache_fork_parent(void);
@@ -724,6 +729,7 @@ bool _lode_page_set_delayed(lode_page_t* page, lode_delayed_t d, bool override_n
 void _lode_page_free_remote(lode_page_t* page, lode_block_t* block);
 lode_block_t* _lode_page_unalign(const lode_page_t* page, const void* p);
 /* Whether p is a block of page handed out at an aligned offset (free's test). */
+size_t _lode_page_aligned_offset(const lode_block_t* block); /* 0: no tag */
 bool _lode_page_aligned_tag_ok(const lode_page_t* page, const lode_block_t* block, const void* p);
 void _lode_page_aligned_tag_set(const lode_page_t* page, lode_block_t* block, const void* p);
 /* In a fork child: pages whose remote free was in flight in a thread that

@@ -97,7 +97,7 @@ static void options_load(void) {
   for (int i = 0; i < LODE_OPTION_COUNT; i++) {
     long v = options[i].value;
     const char* s = getenv(options[i].env);
-    if (s != NULL && *s != '\0') {
+    if (s != NULL && *s != '\0') { /* empty: unset for one command (README) */
       long parsed;
       if (parse_value((lode_option_t)i, s, &parsed)) {
         v = parsed;

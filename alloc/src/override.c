@@ -4,6 +4,7 @@
 #undef _FORTIFY_SOURCE
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -75,58 +76,145 @@ LODE_EXPORT void cfree(void* p) { lode_free(p); }
  * one from new[] only to delete[], one from malloc only to free; a sized
  * delete must name the size that was asked for.  Out of memory, new calls
  * the program's new_handler while there is one and then throws
- * std::bad_alloc through libstdc++ (both weak: a program that calls these
- * operators has libstdc++). */
+ * std::bad_alloc; a nothrow new asks the C++ runtime's, which calls the
+ * throwing one (this file's) and catches.  The runtime is looked up when
+ * needed: it may be loaded after lode (dlopen of a C++ plugin).
+ *
+ * A program may replace the basic operators (new(size_t), delete(void*),
+ * their aligned pair): the other forms must then end in its own, as the
+ * standard says and the runtime's forms do.  lode steps aside for them all:
+ * each form goes to the runtime's (the blocks are the program's, and their
+ * kinds are not lode's to check). */
 _Static_assert(sizeof(size_t) == 8, "the mangled names below are for a 64-bit size_t");
 
 typedef void (*lode_new_handler_t)(void);
-extern lode_new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
-extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
-static void* cxx_new(size_t size, size_t alignment, lode_alloc_kind_t kind, bool nothrow) {
+/* The C++ runtime's `name`.  It may sit in a local scope, where neither
+ * the process's symbols nor those after lode's reach it: a C program's
+ * dlopen(RTLD_LOCAL) of a C++ plugin brings it along. */
+static void* cxx_runtime(const char* name, void* first) {
+  void* f = dlsym(first, name);
+  if (f != NULL) return f;
+  void* h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (h == NULL) return NULL;
+  f = dlsym(h, name);
+  dlclose(h); /* NOLOAD took a reference */
+  return f;
+}
+
+/* The C++ runtime's own definition of `name` (one after lode's), found
+ * once into *slot; not remembered while there is none (it may come). */
+static void* cxx_next(_Atomic(uintptr_t)* slot, const char* name) {
+  uintptr_t v = atomic_load_explicit(slot, memory_order_relaxed);
+  if (v == 0) {
+    v = (uintptr_t)cxx_runtime(name, RTLD_NEXT);
+    atomic_store_explicit(slot, v, memory_order_relaxed);
+  }
+  return (void*)v;
+}
+
+LODE_EXPORT void* _Znwm(size_t n);
+LODE_EXPORT void _ZdlPv(void* p);
+LODE_EXPORT void* _ZnwmSt11align_val_t(size_t n, size_t al);
+LODE_EXPORT void _ZdlPvSt11align_val_t(void* p, size_t al);
+
+/* 1: the basic operators are lode's; 2: the program replaced one of them. */
+static _Atomic(int) cxx_owner;
+
+static bool cxx_replaced(void) {
+  int o = atomic_load_explicit(&cxx_owner, memory_order_relaxed);
+  if (lode_likely(o != 0)) return o == 2;
+  bool mine = dlsym(RTLD_DEFAULT, "_Znwm") == (void*)_Znwm && dlsym(RTLD_DEFAULT, "_ZdlPv") == (void*)_ZdlPv &&
+              dlsym(RTLD_DEFAULT, "_ZnwmSt11align_val_t") == (void*)_ZnwmSt11align_val_t &&
+              dlsym(RTLD_DEFAULT, "_ZdlPvSt11align_val_t") == (void*)_ZdlPvSt11align_val_t;
+  atomic_store_explicit(&cxx_owner, mine ? 1 : 2, memory_order_relaxed);
+  return !mine;
+}
+
+static void* cxx_new(size_t size, size_t alignment, lode_alloc_kind_t kind) {
   for (;;) {
     void* p = _lode_alloc_kind(size, alignment, kind);
-    if (p != NULL || nothrow) return p;
-    lode_new_handler_t handler = _ZSt15get_new_handlerv != NULL ? _ZSt15get_new_handlerv() : NULL;
+    if (p != NULL) return p;
+    lode_new_handler_t (*get)(void) = (lode_new_handler_t(*)(void))cxx_runtime("_ZSt15get_new_handlerv", RTLD_DEFAULT);
+    lode_new_handler_t handler = get != NULL ? get() : NULL;
     if (handler == NULL) break;
     handler();
   }
-  if (_ZSt17__throw_bad_allocv != NULL) _ZSt17__throw_bad_allocv();
+  void (*throw_bad_alloc)(void) = (void (*)(void))cxx_runtime("_ZSt17__throw_bad_allocv", RTLD_DEFAULT);
+  if (throw_bad_alloc != NULL) throw_bad_alloc();
   _lode_error_pointer(kind == LODE_KIND_NEW ? "operator new" : "operator new[]", "out of memory, and no C++ runtime to throw", NULL);
   abort();
 }
 
-#define NEW_FN(name, kind, params, size, align, nothrow) \
-  LODE_EXPORT void* name params;                           \
-  LODE_EXPORT void* name params { return cxx_new(size, align, kind, nothrow); }
-NEW_FN(_Znwm, LODE_KIND_NEW, (size_t n), n, 0, false)
-NEW_FN(_Znam, LODE_KIND_NEW_ARRAY, (size_t n), n, 0, false)
-NEW_FN(_ZnwmRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, const void* nt), ((void)nt, n), 0, true)
-NEW_FN(_ZnamRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, const void* nt), ((void)nt, n), 0, true)
-NEW_FN(_ZnwmSt11align_val_t, LODE_KIND_NEW, (size_t n, size_t al), n, al, false)
-NEW_FN(_ZnamSt11align_val_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al), n, al, false)
-NEW_FN(_ZnwmSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, size_t al, const void* nt), ((void)nt, n), al, true)
-NEW_FN(_ZnamSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al, const void* nt), ((void)nt, n), al,
-       true)
+/* The C++ runtime's form of the same name: NULL when there is none. */
+#define CXX_NEXT(ret, params, name)    \
+  static _Atomic(uintptr_t) next_slot; \
+  ret(*next_fn) params = (ret(*) params)cxx_next(&next_slot, #name)
 
-#define DELETE_FN(name, kind, func, params, size)    \
-  LODE_EXPORT void name params;                      \
-  LODE_EXPORT void name params { _lode_free_kind(p, kind, size, func); }
-DELETE_FN(_ZdlPv, LODE_KIND_NEW, "operator delete", (void* p), 0)
-DELETE_FN(_ZdaPv, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p), 0)
-DELETE_FN(_ZdlPvm, LODE_KIND_NEW, "operator delete", (void* p, size_t n), n)
-DELETE_FN(_ZdaPvm, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n), n)
-DELETE_FN(_ZdlPvRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, const void* nt), ((void)nt, 0))
-DELETE_FN(_ZdaPvRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, const void* nt), ((void)nt, 0))
-DELETE_FN(_ZdlPvSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al), ((void)al, 0))
-DELETE_FN(_ZdaPvSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t al), ((void)al, 0))
-DELETE_FN(_ZdlPvmSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t n, size_t al), ((void)al, n))
-DELETE_FN(_ZdaPvmSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n, size_t al),
+#define NEW_FN(name, kind, params, args, size, align)                                     \
+  LODE_EXPORT void* name params;                                                          \
+  LODE_EXPORT void* name params {                                                         \
+    if (lode_unlikely(cxx_replaced())) {                                                  \
+      CXX_NEXT(void*, params, name);                                                   \
+      if (next_fn != NULL) return next_fn args;                                           \
+    }                                                                                     \
+    return cxx_new(size, align, kind);                                                    \
+  }
+/* nothrow: out of memory, the runtime's nothrow form runs the handlers (it
+ * calls the throwing form above and catches); without a runtime, NULL */
+#define NEW_NOTHROW_FN(name, kind, params, args, size, align)                             \
+  LODE_EXPORT void* name params;                                                          \
+  LODE_EXPORT void* name params {                                                         \
+    bool replaced = cxx_replaced();                                                       \
+    if (lode_likely(!replaced)) {                                                         \
+      void* p = _lode_alloc_kind(size, align, kind);                                      \
+      if (p != NULL) return p;                                                            \
+    }                                                                                     \
+    CXX_NEXT(void*, params, name);                                                        \
+    if (next_fn != NULL) return next_fn args;                                             \
+    return replaced ? _lode_alloc_kind(size, align, kind) : NULL;                         \
+  }
+NEW_FN(_Znwm, LODE_KIND_NEW, (size_t n), (n), n, 0)
+NEW_FN(_Znam, LODE_KIND_NEW_ARRAY, (size_t n), (n), n, 0)
+NEW_NOTHROW_FN(_ZnwmRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, const void* nt), (n, nt), n, 0)
+NEW_NOTHROW_FN(_ZnamRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, const void* nt), (n, nt), n, 0)
+NEW_FN(_ZnwmSt11align_val_t, LODE_KIND_NEW, (size_t n, size_t al), (n, al), n, al)
+NEW_FN(_ZnamSt11align_val_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al), (n, al), n, al)
+NEW_NOTHROW_FN(_ZnwmSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, (size_t n, size_t al, const void* nt), (n, al, nt), n,
+               al)
+NEW_NOTHROW_FN(_ZnamSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t n, size_t al, const void* nt),
+               (n, al, nt), n, al)
+
+#define DELETE_FN(name, kind, func, params, args, size)   \
+  LODE_EXPORT void name params;                           \
+  LODE_EXPORT void name params {                          \
+    if (lode_unlikely(cxx_replaced())) {                  \
+      CXX_NEXT(void, params, name);                    \
+      if (next_fn != NULL) {                              \
+        next_fn args;                                     \
+        return;                                           \
+      }                                                   \
+    }                                                     \
+    _lode_free_kind(p, kind, size, func);                 \
+  }
+DELETE_FN(_ZdlPv, LODE_KIND_NEW, "operator delete", (void* p), (p), 0)
+DELETE_FN(_ZdaPv, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p), (p), 0)
+DELETE_FN(_ZdlPvm, LODE_KIND_NEW, "operator delete", (void* p, size_t n), (p, n), n)
+DELETE_FN(_ZdaPvm, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n), (p, n), n)
+DELETE_FN(_ZdlPvRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, const void* nt), (p, nt), ((void)nt, 0))
+DELETE_FN(_ZdaPvRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, const void* nt), (p, nt),
+          ((void)nt, 0))
+DELETE_FN(_ZdlPvSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al), (p, al), ((void)al, 0))
+DELETE_FN(_ZdaPvSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t al), (p, al),
+          ((void)al, 0))
+DELETE_FN(_ZdlPvmSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t n, size_t al), (p, n, al),
           ((void)al, n))
+DELETE_FN(_ZdaPvmSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n, size_t al),
+          (p, n, al), ((void)al, n))
 DELETE_FN(_ZdlPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al, const void* nt),
-          ((void)al, (void)nt, 0))
+          (p, al, nt), ((void)al, (void)nt, 0))
 DELETE_FN(_ZdaPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]",
-          (void* p, size_t al, const void* nt), ((void)al, (void)nt, 0))
+          (void* p, size_t al, const void* nt), (p, al, nt), ((void)al, (void)nt, 0))
 
 #ifdef LODE_CHECKED_MEMFUNCS
 /* --- LODE_SECURE: bounds-checked memcpy, memmove, memset ------------------------ */

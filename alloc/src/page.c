@@ -343,6 +343,14 @@ void _lode_page_aligned_tag_set(const lode_page_t* page, lode_block_t* block, co
   block->next = (lode_block_t*)(uintptr_t)(aligned_tag_of(block) | d);
 }
 
+/* The offset a tagged block was handed out at, 0 when it carries no tag.
+ * Any thread may ask (LODE_SECURE's checked memcpy): the first word of a
+ * block without a tag is the program's, read with a relaxed load. */
+size_t _lode_page_aligned_offset(const lode_block_t* block) {
+  uint64_t w = __atomic_load_n((const uint64_t*)(const void*)block, __ATOMIC_RELAXED);
+  return (w & ~(uint64_t)0xffffffffu) == aligned_tag_of(block) ? (size_t)(w & 0xffffffffu) : 0;
+}
+
 bool _lode_page_aligned_tag_ok(const lode_page_t* page, const lode_block_t* block, const void* p) {
   (void)page;
   uint64_t d = (uint64_t)((const uint8_t*)p - (const uint8_t*)block);

@@ -14,7 +14,7 @@
 #ifdef LODE_SECURE
 
 static uint64_t next_random(lode_quarantine_t* q) {
-  if (q->rng == 0) q->rng = ((uint64_t)(uintptr_t)q ^ (uint64_t)_lode_clock_now()) | 1;
+  if (q->rng == 0) q->rng = (q->seed ^ (uint64_t)_lode_clock_now() * 0x9e3779b97f4a7c15ull) | 1;
   uint64_t x = q->rng;
   x ^= x << 13;
   x ^= x >> 7;
@@ -64,6 +64,17 @@ size_t _lode_quarantine_push(lode_quarantine_t* q, void* block, size_t bytes, vo
   }
   put(q, j, block, bytes);
   return n;
+}
+
+/* Emptied by a forced collect: its counts and random state start over, so
+ * what follows does not depend on the frees before (the fuzzer replays an
+ * input in a process of its own as it ran after others; the next push
+ * seeds from the clock). */
+void _lode_quarantine_restart(lode_quarantine_t* q) {
+  /* (the caller flushed it: nothing in it is lost) */
+  uint64_t seed = q->seed;
+  memset(q, 0, sizeof(*q));
+  q->seed = seed;
 }
 
 void* _lode_quarantine_pop(lode_quarantine_t* q) {

@@ -21,7 +21,7 @@
  *     freed + forced collect => committed memory back at baseline" (A5) holds;
  *   resident bytes of all entries (info.resident: in memory as the OS tells,
  *     not merely committed or carved) <= warm_max(): CACHE_MIN_WARM, or a
- *     quarter of the memory the program has committed if that is more (a
+ *     half of the memory the program has committed if that is more (a
  *     program with 400 MiB of 20 MiB blocks replaces them faster than a
  *     48 MiB cache could serve, and may hold 100 MiB more for a delay).
  *
@@ -56,6 +56,16 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by cache_lock */
 static size_t cache_count, cache_bytes, cache_warm;
 static int64_t huge_expired_at = -1; /* when the timer last unmapped a huge entry */
+/* The earliest expiry of an entry (INT64_MAX: none), written under the lock
+ * and read without it: a thread's allocations ask whether one is due. */
+static _Atomic(int64_t) next_expire = INT64_MAX;
+
+static void next_expire_update_locked(void) {
+  int64_t e = INT64_MAX;
+  for (size_t i = 0; i < cache_count; i++)
+    if (cache[i].expire < e) e = cache[i].expire;
+  atomic_store_explicit(&next_expire, e, memory_order_relaxed);
+}
 
 static size_t warm_max(void) {
   size_t committed = (size_t)atomic_load_explicit(&_lode_stats.committed_current, memory_order_relaxed);
@@ -89,6 +99,7 @@ static void expire_locked(int64_t now, bool all) {
       i++;
     }
   }
+  next_expire_update_locked();
 }
 
 static size_t oldest_locked(void) {
@@ -123,6 +134,7 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t commi
   cache[cache_count++] = (cache_entry_t){*info, committed, when == LODE_PURGE_NEVER ? INT64_MAX : expire};
   cache_bytes += info->size;
   cache_warm += info->resident;
+  next_expire_update_locked();
   pthread_mutex_unlock(&cache_lock);
   return true;
 }
@@ -158,6 +170,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   if (best != CACHE_SLOTS) {
     e = remove_locked(best);
     found = true;
+    next_expire_update_locked();
   }
   int64_t expired_at = huge_expired_at;
   pthread_mutex_unlock(&cache_lock);
@@ -185,6 +198,13 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
   info->kind = kind;
   info->has_protected = false;
   return true;
+}
+
+/* From a thread's allocations: without this, a program that stops
+ * releasing and mapping segments (its huge blocks freed, its threads gone)
+ * kept their mappings for good, unless it called collect. */
+bool _lode_segment_cache_due(int64_t now) {
+  return atomic_load_explicit(&next_expire, memory_order_relaxed) <= now;
 }
 
 void _lode_segment_cache_collect(bool force) {

@@ -149,12 +149,23 @@ static void tld_free(lode_tld_t* tld) {
   if (tld != NULL) _lode_os_free_meta(tld, sizeof(lode_tld_t));
 }
 
+#ifdef LODE_SIM
+static int sim_current; /* the simulated thread running (below) */
+#endif
+
 lode_heap_t* _lode_thread_init(void) {
   _lode_process_init();
   if (LODE_TLS(heap_default) != &_lode_heap_empty) return LODE_TLS(heap_default);
   lode_tld_t* tld = tld_alloc();
   if (tld == NULL) return NULL;
   tld->thread_id = _lode_thread_id();
+#if defined(LODE_SECURE) && defined(LODE_SIM)
+  /* a simulated thread's quarantine draws as in any process (the thread
+   * data's address depends on the inputs run before) */
+  tld->quarantine.seed = (uint64_t)(sim_current + 2);
+#elif defined(LODE_SECURE)
+  tld->quarantine.seed = (uint64_t)(uintptr_t)tld;
+#endif
   _lode_heap_init(&tld->heap_backing, tld, true);
   tld->heaps = &tld->heap_backing;
   LODE_TLS(heap_default) = &tld->heap_backing;

@@ -357,6 +357,67 @@ static void test_remote_never_allocated(void) {
 }
 #endif
 
+/* Only a heap's owner may allocate from it: another thread's lode_heap_*
+ * allocation is reported, and with LODE_ON_ERROR=warn fails with EINVAL
+ * (it went ahead and popped the owner's free lists: blocks handed out
+ * twice, crashes). */
+static lode_heap_t* foreign_heap;
+static int foreign_errno[4];
+static void* foreign_results[4];
+static void* use_foreign_heap(void* arg) {
+  (void)arg;
+  errno = 0;
+  foreign_results[0] = lode_heap_malloc(foreign_heap, 32);
+  foreign_errno[0] = errno;
+  errno = 0;
+  foreign_results[1] = lode_heap_calloc(foreign_heap, 4, 8);
+  foreign_errno[1] = errno;
+  errno = 0;
+  foreign_results[2] = lode_heap_aligned_alloc(foreign_heap, 64, 32);
+  foreign_errno[2] = errno;
+  errno = 0;
+  foreign_results[3] = lode_heap_realloc(foreign_heap, NULL, 32);
+  foreign_errno[3] = errno;
+  return NULL;
+}
+
+static void child_foreign_heap(void* arg) {
+  if (arg != NULL) lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, use_foreign_heap, NULL), 0);
+  pthread_join(t, NULL);
+  for (int i = 0; i < 4; i++) {
+    CHECK(foreign_results[i] == NULL);
+    CHECK_EQ(foreign_errno[i], EINVAL);
+  }
+  void* p = lode_heap_malloc(foreign_heap, 32); /* its owner still may */
+  CHECK(p != NULL);
+  lode_free(p);
+  CHECK_EQ(lode_check_thread(), 0);
+  exit(test_failures == 0 ? 0 : 1);
+}
+
+static void test_heap_of_another_thread(void) {
+  foreign_heap = lode_heap_new();
+  char line[256], all[1024];
+  error_line(line, sizeof(line), "lode_heap_malloc", "heap of another thread (only its owner may allocate from it)",
+             foreign_heap);
+  child_result_t r;
+  run_child(child_foreign_heap, NULL, &r);
+  EXPECT_CHILD(&r, SIGABRT, 0, line);
+  const char* funcs[] = {"lode_heap_malloc", "lode_heap_calloc", "lode_heap_aligned_alloc", "lode_heap_realloc"};
+  all[0] = '\0';
+  for (int i = 0; i < 4; i++) {
+    error_line(line, sizeof(line), funcs[i], "heap of another thread (only its owner may allocate from it)",
+               foreign_heap);
+    strcat(all, line);
+  }
+  run_child(child_foreign_heap, (void*)1, &r);
+  EXPECT_CHILD(&r, 0, 0, all);
+  lode_heap_destroy(foreign_heap);
+  parent_heap_ok();
+}
+
 int main(int argc, char** argv) {
   if (argc > 1) return exec_scenario(argv[1]);
   const char* oe = getenv("LODE_ON_ERROR");
@@ -371,6 +432,7 @@ int main(int argc, char** argv) {
   RUN(test_null);
   RUN(test_bad_pointers);
   RUN(test_aligned_page_interior);
+  RUN(test_heap_of_another_thread);
 #ifndef LODE_SECURE
   RUN(test_remote_never_allocated);
 #endif
