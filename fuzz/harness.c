@@ -208,6 +208,8 @@ static void check_errors(unsigned t) {
   errors_reset(t);
 }
 
+void fz_errors_check(void) { check_errors(S->current()); }
+
 static int64_t harness_clock(void* arg) {
   (void)arg;
   return atomic_load_explicit(&clock_ms, memory_order_relaxed);

@@ -202,6 +202,8 @@ void fz_fail_os_armed(void);
 /* The op must make lode report a pointer error whose text starts with
  * `what` (exactly one), and change nothing else. */
 void fz_expect_error(const char* what);
+/* The reports expected so far came, exactly one: checked now, not at the op's end. */
+void fz_errors_check(void);
 bool fz_thread_owns(const void* p); /* the acting thread owns p's segment */
 void fz_heap_destroy(unsigned h);
 void fz_heap_delete(unsigned h);

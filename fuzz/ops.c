@@ -291,7 +291,20 @@ void fz_op_exit_malloc(const fz_op_t* op) {
   lode_heap_t* h = lode_heap_new(); /* it would outlive the exit: refused */
   if (h != NULL || errno != ENOMEM)
     fz_fail("lode_heap_new after the thread's exit gave %p (errno %d), not NULL with ENOMEM", (void*)h, errno);
-  if (!fz_over_cap(op->size)) fz_new_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc");
+  /* which allocation: the slot's number says (each once gave a dead
+   * thread's data back differently: malloc alone was fuzzed) */
+  if (!fz_over_cap(op->size)) {
+    switch (op->slot % 5) {
+      case 0: fz_new_block(op->slot, lode_malloc(op->size), op->size, 0, -1, false, "lode_malloc"); break;
+      case 1: fz_new_block(op->slot, lode_calloc(1, op->size), op->size, 0, -1, true, "lode_calloc"); break;
+      case 2: fz_new_block(op->slot, lode_aligned_alloc(64, op->size), op->size, 64, -1, false, "lode_aligned_alloc"); break;
+      case 3: fz_new_block(op->slot, lode_realloc(NULL, op->size), op->size, 0, -1, false, "lode_realloc"); break;
+      default: /* its default heap asked for after the exit */
+        fz_new_block(op->slot, lode_heap_malloc(lode_heap_get_default(), op->size), op->size, 0, -1, false,
+                     "lode_heap_malloc");
+        break;
+    }
+  }
   fz_end_current();
 }
 
@@ -660,6 +673,24 @@ void fz_op_double_free(const fz_op_t* op) {
     fz_trace(" (freed once: t%u does not own its page)", op->thread);
     return;
   }
+  /* the just-freed block to realloc and malloc_usable_size first: each is
+   * reported and refused (realloc once handed it out while it sat on a free
+   * list: one block, two owners) */
+  lode_stats_t before, after;
+  lode_stats_get(&before);
+  fz_expect_error("double free|invalid pointer");
+  errno = 0;
+  void* r = lode_realloc(p, 64);
+  if (r != NULL || errno != EINVAL)
+    fz_fail("realloc of the just-freed %p returned %p, errno %d (expected NULL, EINVAL)", (void*)p, r, errno);
+  fz_errors_check();
+  fz_expect_error("double free|invalid pointer");
+  size_t n = lode_usable_size(p);
+  if (n != 0) fz_fail("malloc_usable_size of the just-freed %p returned %zu (expected 0)", (void*)p, n);
+  fz_errors_check();
+  lode_stats_get(&after);
+  if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
+    fz_fail("realloc or malloc_usable_size of the just-freed %p changed lode's state", (void*)p);
   free_reported(p, "the second free of");
 }
 

@@ -47,8 +47,8 @@ const fz_op_desc_t fz_ops[] = {
     {"bad-usable-size", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_usable,
      "malloc_usable_size of a pointer inside slot K: reported, 0"},
     {"double-free", {FZ_A_SLOT}, W, true, fz_op_double_free,
-     "free slot K twice on the thread that owns its page: the second is reported; an empty slot: its last "
-     "block again, by any thread, once that block's page went back (reported)"},
+     "free slot K on the thread that owns its page, then realloc, malloc_usable_size and free it: each is reported "
+     "and refused; an empty slot: its last block again, by any thread, once that block's page went back (reported)"},
     {"foreign-free", {FZ_A_FOREIGN}, W, true, fz_op_foreign_free,
      "free a pointer lode never handed out (stack, global, libc, a segment header): reported"},
     {"option", {FZ_A_OPTION}, M, true, fz_op_option, "set an option to an extreme (or invalid: refused) value"},
@@ -70,7 +70,8 @@ const fz_op_desc_t fz_ops[] = {
      "lode_option_set_text: a number, a name or garbage, as the environment gives it; refused ones change nothing"},
     {"stats", {0}, W, true, fz_op_stats, "lode_stats_print_fd: every number printed is lode_stats_get's"},
     {"exit-malloc", {FZ_A_SIZE, FZ_A_OUT}, W, true, fz_op_exit_malloc,
-     "the thread exits, then a pthread key destructor of its last round allocates SIZE into slot K"},
+     "the thread exits, then a pthread key destructor of its last round allocates SIZE into slot K (K % 5: "
+     "malloc, calloc, aligned_alloc(64), realloc(NULL), lode_heap_malloc(lode_heap_get_default()))"},
     /* Text only: a fork costs 15 ms or more here (the child's copy and exit of
      * the fuzz process), an input without one 0.2-3 ms: the engines would
      * fork in nearly every input and run 20 inputs/s.  Corpus inputs fork at
