@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,10 +105,38 @@ static void fork_child_reads_its_own_pages(void) {
   munmap(m, PAGES * PS);
 }
 
+/* The same in a child made without the fork handlers (a raw fork, as
+ * _Fork or a clone makes one): lode must see the process is another. */
+static void raw_fork_child_reads_its_own_pages(void) {
+  if (!have_pagemap) return;
+  uint8_t* m = fresh_pages();
+  if (m == NULL) return;
+  memset(m, 1, PS);
+  CHECK_EQ(state_of(m), LODE_PAGE_PRESENT); /* the parent's descriptor is open */
+  CHECK_EQ(state_of(m + PS), LODE_PAGE_ABSENT);
+  pid_t pid = (pid_t)syscall(SYS_fork);
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    int bad = 0;
+    m[PS] = 1; /* written in the child only */
+    unsigned char vec[2] = {0xff, 0xff};
+    if (!_lode_os_page_states(m, 2 * PS, vec)) bad |= 2;
+    if (vec[1] != LODE_PAGE_PRESENT) bad |= 4;
+    _exit(bad);
+  }
+  int status = 0;
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  CHECK_EQ(state_of(m + PS), LODE_PAGE_ABSENT);
+  munmap(m, PAGES * PS);
+}
+
 int main(void) {
   lode_free(lode_malloc(16)); /* lode's process init: its fork handler */
   RUN(states_of_fresh_memory);
   RUN(closed_descriptor_is_not_used);
   RUN(fork_child_reads_its_own_pages);
+  RUN(raw_fork_child_reads_its_own_pages);
   return test_done();
 }

@@ -344,12 +344,16 @@ bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec) {
  * them apart.  Its descriptor is kept, packed with its file's identity in
  * one word, fd << 48 | dev << 32 | inode, and checked with fstat before each
  * read: a program may close it and get the number back for another file.  A
- * fork's child drops it (it shows the parent's pages). */
+ * fork's child drops it (it shows the parent's pages), and so does a process
+ * whose id is not the one that opened it: a child made without the fork
+ * handlers (_Fork, a raw clone) read its parent's pages, and a page it had
+ * written since was taken for never written, left alone by the wipe. */
 #define PAGEMAP_NONE ((uint64_t)0)
 #define PAGEMAP_UNAVAILABLE UINT64_MAX
 #define PAGEMAP_PRESENT ((uint64_t)1 << 63)
 #define PAGEMAP_SWAPPED ((uint64_t)1 << 62)
 static _Atomic(uint64_t) pagemap_id;
+static _Atomic(pid_t) pagemap_pid; /* the process that opened it */
 
 static uint64_t pagemap_pack(int fd, const struct stat* st) {
   if (fd <= 0 || fd > 0xffff || st->st_dev > 0xffff || st->st_ino > 0xffffffffu) return PAGEMAP_NONE;
@@ -369,10 +373,13 @@ static int pagemap_open(void) {
     if (id == PAGEMAP_UNAVAILABLE) return -1;
     if (id != PAGEMAP_NONE) {
       int fd = pagemap_check(id);
-      if (fd >= 0) return fd;
-      /* the number is another file's now: not ours to close */
-      atomic_compare_exchange_strong_explicit(&pagemap_id, &id, PAGEMAP_NONE, memory_order_acq_rel,
-                                              memory_order_acquire);
+      if (fd >= 0 && atomic_load_explicit(&pagemap_pid, memory_order_relaxed) == getpid()) return fd;
+      /* another file's number now (not ours to close), or the parent's
+       * pagemap in a child (ours: inherited) */
+      if (atomic_compare_exchange_strong_explicit(&pagemap_id, &id, PAGEMAP_NONE, memory_order_acq_rel,
+                                                  memory_order_acquire) &&
+          fd >= 0)
+        close(fd);
       continue;
     }
     int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -383,6 +390,7 @@ static int pagemap_open(void) {
       atomic_store_explicit(&pagemap_id, PAGEMAP_UNAVAILABLE, memory_order_release);
       return -1;
     }
+    atomic_store_explicit(&pagemap_pid, getpid(), memory_order_relaxed);
     if (atomic_compare_exchange_strong_explicit(&pagemap_id, &id, mine, memory_order_acq_rel, memory_order_acquire))
       return fd;
     close(fd); /* another thread's is published */
