@@ -3,12 +3,13 @@
 #include "internal.h"
 #include "test.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* A hook named "X-what" breaks invariant X another way. */
-static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2", "A2-links",
-                            "A3", "A4", "A5", "F1", "F2", "F3", "H1"};
+static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2", "A2-links", "A2-age", "A3",
+                            "A4", "A4-unlisted", "A5", "F1", "F1-shared", "F2", "F3", "H1", "S1"};
 
 static int child(const char* id) {
   lode_check_set_reporter(test_reporter, NULL);
@@ -54,8 +55,57 @@ static void clean_state_reports_nothing(void) {
   CHECK_EQ(lode_test_corrupt("no-such-invariant"), -1);
 }
 
+/* A4 over every thread's purge queue, however many threads own segments
+ * (past 256 the check was skipped, silently). */
+enum { MANY = 300 };
+static pthread_barrier_t held, release;
+static void* first_block;
+static void* hold_one(void* arg) {
+  void* p = lode_malloc(100);
+  if (arg != NULL) first_block = p;
+  pthread_barrier_wait(&held);
+  pthread_barrier_wait(&release);
+  lode_free(p);
+  return NULL;
+}
+
+static void queue_check_past_256_threads(void) {
+  lode_check_set_reporter(test_reporter, NULL);
+  pthread_barrier_init(&held, NULL, MANY + 1);
+  pthread_barrier_init(&release, NULL, MANY + 1);
+  static pthread_t t[MANY];
+  size_t started = 0;
+  for (size_t i = 0; i < MANY; i++) {
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    if (pthread_create(&t[i], &a, hold_one, i == MANY - 1 ? (void*)1 : NULL) == 0) started++;
+    pthread_attr_destroy(&a);
+  }
+  CHECK_EQ(started, MANY);
+  pthread_barrier_wait(&held);
+  test_seen_count = 0;
+  CHECK_EQ(lode_check_process(), 0);
+  lode_segment_t* seg = _lode_ptr_segment(first_block); /* the last thread's: past 256 */
+  lode_page_t* free_page = NULL;
+  for (uint32_t i = 0; i < seg->page_count && free_page == NULL; i++)
+    if (!seg->pages[i].in_use) free_page = &seg->pages[i];
+  CHECK(free_page != NULL);
+  if (free_page != NULL) {
+    free_page->on_purge_queue = 1; /* flagged, on no queue */
+    CHECK(lode_check_process() > 0);
+    CHECK(test_was_reported("A4"));
+    free_page->on_purge_queue = 0;
+  }
+  pthread_barrier_wait(&release);
+  for (size_t i = 0; i < MANY; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&held);
+  pthread_barrier_destroy(&release);
+}
+
 int main(void) {
   RUN(clean_state_reports_nothing);
+  RUN(queue_check_past_256_threads);
   RUN(each_invariant_fires);
   return test_done();
 }

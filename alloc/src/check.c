@@ -70,6 +70,25 @@ static uint64_t lists_sig(const lode_page_t* page) {
 }
 #endif
 
+/* F1: no block is on two of the lists, or twice on one.  The counts alone
+ * cannot see a block both free and local-free while a live one is missing
+ * (review).  Pages of up to MARK_MAX blocks (every small page). */
+#define MARK_MAX 8192
+static bool lists_disjoint(const lode_page_t* page, const lode_block_t* tf) {
+  if (page->capacity > MARK_MAX) return true;
+  uint64_t seen[MARK_MAX / 64];
+  memset(seen, 0, ((size_t)page->capacity + 63) / 64 * sizeof(uint64_t));
+  const lode_block_t* heads[3] = {page->free, page->local_free, tf};
+  for (int l = 0; l < 3; l++) {
+    for (const lode_block_t* b = heads[l]; b != NULL; b = lode_block_next(page, b)) {
+      size_t i = (size_t)((const uint8_t*)b - page->area) / page->block_size;
+      if (seen[i / 64] >> (i % 64) & 1) return false;
+      seen[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+  }
+  return true;
+}
+
 /* F1/F2/F3: one page's block accounting (owner's view).  quick: skip a page
  * whose lists the last walk saw as they are (lode_test_check_thread_quick). */
 static void check_page_blocks(lode_page_t* page, const char* acct_inv, bool quick) {
@@ -82,7 +101,8 @@ static void check_page_blocks(lode_page_t* page, const char* acct_inv, bool quic
 #endif
   size_t nfree = list_length(page, page->free, false);
   size_t nlocal = list_length(page, page->local_free, false);
-  size_t nthread = list_length(page, lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire)), false);
+  const lode_block_t* tf = lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_acquire));
+  size_t nthread = list_length(page, tf, false);
   REPORT_IF(nfree == SIZE_MAX, "F1", page, "free list leaves the page, misaligned or cyclic");
   REPORT_IF(nlocal == SIZE_MAX, "F1", page, "local_free list leaves the page, misaligned or cyclic");
   REPORT_IF(nthread == SIZE_MAX, "F2", page, "thread_free list leaves the page, misaligned or cyclic");
@@ -91,6 +111,9 @@ static void check_page_blocks(lode_page_t* page, const char* acct_inv, bool quic
     REPORT_IF(page->used + nfree + nlocal != page->capacity, acct_inv, page,
               "used + |free| + |local_free| != capacity (a block is lost or counted twice)");
   if (nthread != SIZE_MAX) REPORT_IF(nthread > page->used, "F2", page, "more remote frees pending than blocks in use");
+  /* the lists are finite and inside the page: their blocks may be marked */
+  if (nfree != SIZE_MAX && nlocal != SIZE_MAX && nthread != SIZE_MAX)
+    REPORT_IF(!lists_disjoint(page, tf), acct_inv, page, "a block is on two free lists (or twice on one)");
 }
 
 static size_t count_queue(const lode_page_queue_t* q, size_t limit, bool* broken) {
@@ -333,12 +356,34 @@ static void tally_queues(const tld_tally_t* t, size_t n) {
   }
 }
 
+/* Whether seg is on its owner's list of its kind (walked at most `limit`). */
+static bool on_owner_list(const lode_segment_t* seg, size_t limit) {
+  const lode_segment_list_t* list = &seg->tld->segments[seg->kind];
+  size_t n = 0;
+  for (const lode_segment_t* s = list->first; s != NULL && n <= limit; s = s->next, n++)
+    if (s == seg) return true;
+  return false;
+}
+
 static size_t check_process(bool quick) {
   violations = 0;
   check_sim_os();
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
-  tld_tally_t tally[TLD_TALLY];
+  /* one tally per owning thread: as many as segments at most, on the stack
+   * up to TLD_TALLY (beyond, the queues of the threads past it went
+   * unchecked, silently: review) */
+  size_t nseg = 0;
+  for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) nseg++;
+  tld_tally_t tally_stack[TLD_TALLY];
+  tld_tally_t* tally = tally_stack;
+  size_t tally_cap = TLD_TALLY, tally_bytes = 0;
+  if (nseg > TLD_TALLY) {
+    tally_bytes = lode_align_up(nseg * sizeof(tld_tally_t), LODE_OS_PAGE_SIZE);
+    tld_tally_t* big = _lode_os_alloc_meta(tally_bytes);
+    if (big != NULL) tally = big, tally_cap = nseg;
+    else tally_bytes = 0;
+  }
   size_t ntally = 0;
   for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = seg->all_next) {
     REPORT_IF(seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg), "H1", seg, "segment cookie damaged");
@@ -365,14 +410,19 @@ static size_t check_process(bool quick) {
       REPORT_IF(owner == 0 || seg->tld == NULL || seg->tld->thread_id != owner, "A4", seg,
                 "segment has no single owner");
       if (seg->tld == NULL) continue;
+      /* owned, it is on its owner's list (a segment on none is never
+       * searched for pages nor released: review) */
+      REPORT_IF(!on_owner_list(seg, nseg), "A4", seg,
+                "segment is on none of its owner's segment lists");
       size_t k = 0;
       while (k < ntally && tally[k].tld != seg->tld) k++;
-      if (k == ntally && ntally < TLD_TALLY) tally[ntally++] = (tld_tally_t){seg->tld, 0};
-      if (k == ntally) continue; /* more threads than the tally holds: not counted */
+      if (k == ntally && ntally < tally_cap) tally[ntally++] = (tld_tally_t){seg->tld, 0};
+      if (k == ntally) continue; /* more threads than segments: cannot be */
       for (uint32_t i = 0; i < seg->page_count; i++) tally[k].flagged += seg->pages[i].on_purge_queue;
     }
   }
-  if (ntally < TLD_TALLY) tally_queues(tally, ntally);
+  tally_queues(tally, ntally);
+  if (tally_bytes != 0) _lode_os_free_meta(tally, tally_bytes);
   _lode_segments_unlock();
   size_t count = _lode_abandoned_count();
   size_t n = 0;

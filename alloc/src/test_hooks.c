@@ -190,6 +190,35 @@ int lode_test_corrupt(const char* inv) {
     page->used++;
     return 0;
   }
+  if (strcmp(inv, "F1-shared") == 0) {
+    /* free and local_free one list, the counts kept whole: a block counted
+     * twice, the free list's blocks lost (only the lists' marks show it) */
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+#ifdef LODE_SECURE
+    lode_option_set(LODE_OPTION_QUARANTINE, 0); /* the frees below go to local_free */
+#endif
+    void* more[8];
+    int freed = 0;
+    for (int i = 0; i < 8; i++) more[i] = lode_malloc(48);
+    for (int i = 0; i < 8; i++)
+      if (freed < 3 && _lode_segment_page_of(_lode_ptr_segment(more[i]), more[i]) == page) lode_free(more[i]), freed++;
+    size_t nfree = 0, nlocal = 0;
+    for (lode_block_t* b = page->free; b != NULL; b = lode_block_next(page, b)) nfree++;
+    for (lode_block_t* b = page->local_free; b != NULL; b = lode_block_next(page, b)) nlocal++;
+    if (nlocal == 0 || page->used + nfree < nlocal) return -1;
+    page->free = page->local_free;
+    page->free_tail = page->local_free_tail;
+    page->used = (uint32_t)(page->used + nfree - nlocal);
+    return 0;
+  }
+  if (strcmp(inv, "A4-unlisted") == 0) {
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_segment_t* seg = _lode_page_segment(page);
+    _lode_segment_list_remove(&seg->tld->segments[seg->kind], seg); /* owned, on no list */
+    return 0;
+  }
   if (strcmp(inv, "F2") == 0) {
     lode_page_t* page = live_page(&keep);
     if (page == NULL) return -1;
