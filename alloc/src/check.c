@@ -219,8 +219,8 @@ static void check_free_page(const lode_page_t* page) {
   REPORT_IF(page->area == NULL || page->area_size == 0, "S1", page, "free page has no area");
 }
 
-static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged_out) {
-  size_t flagged = 0;
+static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged_out, size_t* heads_out) {
+  size_t flagged = 0, heads = 0;
   for (int k = 0; k < LODE_PAGE_KINDS; k++) {
     const lode_segment_list_t* list = &tld->segments[k];
     bool seen_full = false;
@@ -249,6 +249,7 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
           REPORT_IF(i + page->span_count > seg->page_count, "H1", page, "span runs past its segment");
         }
         if (page->in_use && page->span_back == 0) {
+          heads++;
           const lode_heap_t* owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
           bool found = false;
           size_t nh = 0;
@@ -275,6 +276,7 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
     REPORT_IF(n != list->count && n <= list->count + 1, "H1", list, "segment list count differs from its length");
   }
   *flagged_out = flagged;
+  *heads_out = heads;
 }
 
 /* O1 (LODE_SIM): the simulated OS found purged memory written when it was
@@ -317,13 +319,20 @@ static size_t check_thread(bool quick) {
   if (tld == NULL) return 0;
   uintptr_t tid = _lode_thread_id();
   REPORT_IF(tld->thread_id != tid, "H1", tld, "thread data belongs to another thread");
-  size_t nheaps = 0;
-  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) check_heap(h, tld, tid, quick);
+  size_t nheaps = 0, queued = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) {
+    check_heap(h, tld, tid, quick);
+    queued += h->page_count;
+  }
   check_purge_queue(tld, tid);
   if (quick) return violations; /* the segments' pages: at the next full check */
-  size_t flagged = 0;
-  check_segments(tld, tid, &flagged);
+  size_t flagged = 0, heads = 0;
+  check_segments(tld, tid, &flagged, &heads);
   REPORT_IF(flagged != tld->purge.count, "P5", tld, "pages marked queued differ from the queue's length");
+  /* every page in use sits in a queue of one of the thread's heaps (one in
+   * none, its heap's count lowered to match, is never allocated from nor
+   * retired: review) */
+  REPORT_IF(heads != queued, "H1", tld, "pages in use differ from the pages its heaps' queues hold");
   check_collect_mark(tld);
   return violations;
 }

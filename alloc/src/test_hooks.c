@@ -212,6 +212,15 @@ int lode_test_corrupt(const char* inv) {
     page->used = (uint32_t)(page->used + nfree - nlocal);
     return 0;
   }
+  if (strcmp(inv, "H1-unqueued") == 0) {
+    /* a page in use taken out of its heap's queues, the count kept right */
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_heap_t* heap = atomic_load(&page->heap);
+    _lode_queue_remove(heap, _lode_page_queue_of(heap, page), page);
+    heap->page_count--;
+    return 0;
+  }
   if (strcmp(inv, "A4-unlisted") == 0) {
     lode_page_t* page = live_page(&keep);
     if (page == NULL) return -1;
