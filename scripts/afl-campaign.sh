@@ -27,9 +27,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-usage() {
-  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
-  exit 2
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&"$((st ? 2 : 1))"
+  exit "$st"
 }
 
 duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build mode=sim update=0
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --build-dir) [ $# -ge 2 ] || usage; builddir=$2; shift 2 ;;
     --mode) [ $# -ge 2 ] && [[ $2 == sim || $2 == real ]] || usage; mode=$2; shift 2 ;;
     --update-corpus) update=1; shift ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "afl-campaign: unknown argument '$1'" >&2; usage ;;
   esac
 done

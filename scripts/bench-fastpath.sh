@@ -10,14 +10,18 @@
 # Allocators: lode (liblode.so, Release, LODE_DEBUG=0), glibc, mimalloc
 # (Debian's), mimalloc-new (DIR/lib/libmimalloc.so of --mimalloc-prefix, e.g.
 # a 3.x built from source), jemalloc, tcmalloc, scudo (clang's runtime).
-# An allocator whose library is missing is skipped with a line saying so.
+# An allocator whose library is missing, or that ld.so refuses to preload,
+# is skipped with a line saying so.  A library whose path has a space or
+# colon (ld.so splits LD_PRELOAD there) is preloaded through a symlink in a
+# temporary directory, removed at exit.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 pairs=20000000 pattern=pair allocators=lode,glibc,mimalloc,mimalloc-new,jemalloc,tcmalloc,scudo
 mi_prefix="" instr=1 md=""
-usage() {
-  echo "usage: $0 [--repeats N] [--pairs N] [--pattern pair|batch] [--allocators LIST] [--mimalloc-prefix DIR] [--no-instructions] [-o FILE.md]" >&2
-  exit 2
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 [--repeats N] [--pairs N] [--pattern pair|batch] [--allocators LIST] [--mimalloc-prefix DIR] [--no-instructions] [-o FILE.md]" >&"$((st ? 2 : 1))"
+  exit "$st"
 }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
     --mimalloc-prefix) mi_prefix=${2:-}; shift 2 || usage ;;
     --no-instructions) instr=0; shift ;;
     -o) md=${2:-}; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "bench-fastpath.sh: unknown argument $1" >&2; usage ;;
   esac
 done
@@ -48,6 +52,19 @@ declare -A preload=(
   [mimalloc-new]=${mi_prefix:+$mi_prefix/lib/libmimalloc.so} [jemalloc]=$lib/libjemalloc.so.2
   [tcmalloc]=$lib/libtcmalloc_minimal.so.4 [scudo]=$scudo
 )
+pre_dir=""
+trap '[ -z "$pre_dir" ] || rm -rf "$pre_dir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# safe_preload LIB: sets safe to a path ld.so takes whole, a symlink (same
+# file name: the callgrind check below looks for it) when LIB's has a space or colon
+safe_preload() {
+  safe=$1
+  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
+  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
+  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
+  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
+}
 names=()
 IFS=, read -r -a wanted <<<"$allocators"
 for a in "${wanted[@]}"; do
@@ -64,8 +81,18 @@ for a in "${wanted[@]}"; do
     echo "bench-fastpath.sh: $a skipped ($p does not export malloc: built without overriding it?)"
     continue
   fi
+  if [ "$a" != glibc ]; then
+    safe_preload "$p" || { echo "bench-fastpath.sh: cannot make a preload symlink in /tmp" >&2; exit 1; }
+    # ld.so only warns about a library it cannot preload, and the column would time glibc
+    if ! err=$(LD_PRELOAD="$safe" "$bin" --pairs 1 2>&1 >/dev/null) || grep -q 'cannot be preloaded' <<<"$err"; then
+      echo "bench-fastpath.sh: $a skipped (preloading $p fails): $(grep -m1 . <<<"$err")"
+      continue
+    fi
+    preload[$a]=$safe
+  fi
   names+=("$a")
 done
+[ ${#names[@]} -gt 0 ] || { echo "bench-fastpath.sh: no allocator to measure" >&2; exit 1; }
 run() { # allocator args...
   local a=$1; shift
   if [ -n "${preload[$a]}" ]; then LD_PRELOAD=${preload[$a]} "$@"; else "$@"; fi

@@ -30,12 +30,23 @@
 # tcmalloc-own on request) is the preloaded library with --collect-via own:
 # forced collects call mi_collect(true) (jemalloc's purge, tcmalloc's
 # release), so lode-preload meets it like with like.
+#
+# The ratios are to mimalloc, or to the first allocator when mimalloc is not
+# measured.  A library whose path has a space or colon (ld.so splits
+# LD_PRELOAD there) is preloaded through a symlink in /tmp/lode-preload.*;
+# one ld.so cannot preload is skipped with a line saying so.  A failed or
+# hung run prints the command that reproduces it, and the script then exits
+# 1 (after the tables); Ctrl-C stops it at once (exit 130).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5 threads=4 touch=first hog=0
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
-usage() { echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages] [--hog N]" >&2; exit 2; }
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages] [--hog N]" >&"$((st ? 2 : 1))"
+  exit "$st"
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=${2:-}; shift 2 || usage ;;
@@ -44,7 +55,7 @@ while [ $# -gt 0 ]; do
     --allocators) allocators=${2:-}; shift 2 || usage ;;
     --touch) touch=${2:-}; shift 2 || usage ;;
     --hog) hog=${2:-}; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
@@ -61,45 +72,83 @@ build() { # dir extra-cmake-args...
     cmake --build "$dir" -j2 --target lode-stress lode >"$dir.build.log" 2>&1 ||
     { tail -20 "$dir.build.log" "$dir.configure.log" 2>/dev/null; echo "bench.sh: build of $dir failed" >&2; exit 1; }
 }
+hog_pids=() child="" pre_dir="" keep_pre=0
+stop_hogs() { [ ${#hog_pids[@]} -gt 0 ] && kill "${hog_pids[@]}" 2>/dev/null; hog_pids=(); }
+trap 'stop_hogs; [ -z "$pre_dir" ] || [ $keep_pre -eq 1 ] || rm -rf "$pre_dir"' EXIT
+# Each run is a background job the traps can kill: a foreground timeout sits
+# in its own process group, out of Ctrl-C's reach, and bash would run the
+# trap only when it ended.
+on_signal() { # exit-status
+  trap '' INT TERM
+  [ -z "$child" ] || { kill -TERM -- "-$child" || kill -TERM "$child"; wait "$child"; } 2>/dev/null
+  echo "bench.sh: interrupted" >&2
+  exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+# safe_preload LIB: sets safe to a path ld.so takes whole
+safe_preload() {
+  safe=$1
+  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
+  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
+  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
+  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
+}
+# shell words, quoted where needed: a command to paste
+quote() {
+  local w ws=()
+  for w; do if [[ $w =~ ^[A-Za-z0-9_./:,+=@-]+$ ]]; then ws+=("$w"); else ws+=("${w@Q}"); fi; done
+  echo "${ws[*]}"
+}
+
 build "$out/lode"
 build "$out/lode-secure" -DLODE_SECURE=ON
 
 bin=$out/lode/stress/lode-stress
 scudo=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-x86_64.so 2>/dev/null | sort -V | tail -1)
-# name -> "binary target preload [forced-collect call]"
-declare -A spec=(
-  [lode]="$bin lode -"
-  [lode-secure]="$out/lode-secure/stress/lode-stress lode -"
-  [glibc]="$bin libc -"
-  [mimalloc]="$bin libc $libdir/libmimalloc.so.2"
-  [mimalloc-own]="$bin libc $libdir/libmimalloc.so.2 own"
-  [mimalloc-api]="$bin mimalloc -"
-  [jemalloc]="$bin libc $libdir/libjemalloc.so.2"
-  [jemalloc-own]="$bin libc $libdir/libjemalloc.so.2 own"
-  [tcmalloc]="$bin libc $libdir/libtcmalloc_minimal.so.4"
-  [tcmalloc-own]="$bin libc $libdir/libtcmalloc_minimal.so.4 own"
-  [scudo]="$bin libc ${scudo:-/nonexistent/libclang_rt.scudo_standalone.so}"
-  [lode-preload]="$bin libc $out/lode/alloc/liblode.so"
-)
+# name -> binary, target, preload (- none), forced-collect call ("" default);
+# an array each, since a path may hold spaces
+declare -A sbin=() stgt=() spre=() svia=()
+spec() { sbin[$1]=$2 stgt[$1]=$3 spre[$1]=$4 svia[$1]=${5:-}; }
+spec lode "$bin" lode -
+spec lode-secure "$out/lode-secure/stress/lode-stress" lode -
+spec glibc "$bin" libc -
+spec mimalloc "$bin" libc "$libdir/libmimalloc.so.2"
+spec mimalloc-own "$bin" libc "$libdir/libmimalloc.so.2" own
+spec mimalloc-api "$bin" mimalloc -
+spec jemalloc "$bin" libc "$libdir/libjemalloc.so.2"
+spec jemalloc-own "$bin" libc "$libdir/libjemalloc.so.2" own
+spec tcmalloc "$bin" libc "$libdir/libtcmalloc_minimal.so.4"
+spec tcmalloc-own "$bin" libc "$libdir/libtcmalloc_minimal.so.4" own
+spec scudo "$bin" libc "${scudo:-/nonexistent/libclang_rt.scudo_standalone.so}"
+spec lode-preload "$bin" libc "$out/lode/alloc/liblode.so"
 IFS=, read -r -a wls <<<"$workloads"
 IFS=, read -r -a allocs_in <<<"$allocators"
 allocs=()
 for a in "${allocs_in[@]}"; do
-  [ -n "${spec[$a]:-}" ] || { echo "bench.sh: unknown allocator $a" >&2; usage; }
-  read -r _ tgt pre _ <<<"${spec[$a]}"
+  [ -n "${sbin[$a]:-}" ] || { echo "bench.sh: unknown allocator $a" >&2; usage; }
+  tgt=${stgt[$a]} pre=${spre[$a]}
   if [ "$tgt" = mimalloc ] && [ ! -x "$out/lode/stress/lode-stress-mimalloc" ]; then
     echo "bench.sh: $a skipped (no mimalloc CMake package at configure time)"; continue
   fi
-  if [ "$pre" != - ] && [ ! -e "$pre" ]; then echo "bench.sh: $a skipped ($pre missing; scripts/setup.sh installs it)"; continue; fi
+  if [ "$pre" != - ]; then
+    if [ ! -e "$pre" ]; then echo "bench.sh: $a skipped ($pre missing; scripts/setup.sh installs it)"; continue; fi
+    safe_preload "$pre" || { echo "bench.sh: cannot make a preload symlink in /tmp" >&2; exit 1; }
+    # ld.so only warns on a library it cannot preload, and the column would time glibc
+    err=$(LD_PRELOAD="$safe" "$bin" --help 2>&1)
+    if grep -Eq 'cannot be preloaded|error while loading shared libraries' <<<"$err"; then
+      echo "bench.sh: $a skipped (ld.so cannot preload $pre): $(grep -Em1 'cannot be preloaded|error while loading' <<<"$err")"
+      continue
+    fi
+    spre[$a]=$safe
+  fi
   allocs+=("$a")
 done
+[ ${#allocs[@]} -gt 0 ] || { echo "bench.sh: no allocator to measure" >&2; exit 1; }
 
 csv=$out/results.csv
-hog_pids=()
-stop_hogs() { [ ${#hog_pids[@]} -gt 0 ] && kill "${hog_pids[@]}" 2>/dev/null; hog_pids=(); }
-trap stop_hogs EXIT
 for _ in $(seq 1 "$hog"); do
-  ( trap - EXIT; while :; do :; done ) &
+  ( trap - EXIT INT TERM; while :; do :; done ) &
   hog_pids+=($!)
 done
 echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults" >"$csv"
@@ -107,6 +156,8 @@ echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults" >"$csv"
 # thread exit after its heap bug, see stress/README.md) is killed and reported.
 run_timeout=${BENCH_RUN_TIMEOUT:-60}
 declare -A hung=()
+failed=()
+runlog=$out/run.log
 total=$((repeats * ${#wls[@]} * ${#allocs[@]})) n=0
 echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs"
 for r in $(seq 1 "$repeats"); do
@@ -115,23 +166,29 @@ for r in $(seq 1 "$repeats"); do
     k=$(( (r - 1) % ${#allocs[@]} ))
     order=("${allocs[@]:$k}" "${allocs[@]:0:$k}")
     for a in "${order[@]}"; do
-      read -r b tgt pre via <<<"${spec[$a]}"
-      via_arg=(--touch "$touch")
-      [ -n "$via" ] && via_arg+=(--collect-via "$via")
+      b=${sbin[$a]} tgt=${stgt[$a]} pre=${spre[$a]} via=${svia[$a]}
+      cmd=("$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch")
+      [ -n "$via" ] && cmd+=(--collect-via "$via")
+      [ "$pre" = - ] || cmd=(env LD_PRELOAD="$pre" "${cmd[@]}")
       n=$((n + 1))
       [ -n "${hung[$a/$wl]:-}" ] && continue # it hung once: do not wait again
-      if [ "$pre" = - ]; then line=$(timeout -k 5 "$run_timeout" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch" 2>&1)
-      else line=$(timeout -k 5 "$run_timeout" env LD_PRELOAD="$pre" "$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" "${via_arg[@]}" 2>&1); fi
-      rc=$?
+      timeout -k 5 "$run_timeout" "${cmd[@]}" >"$runlog" 2>&1 &
+      child=$!
+      wait "$child"
+      rc=$? child=""
+      line=$(<"$runlog")
       s=$(grep -o 'seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
       m=$(grep -o 'peak_rss_kib=[0-9]*' <<<"$line" | cut -d= -f2)
       pf=$(grep -o 'minor_faults=[0-9]*' <<<"$line" | cut -d= -f2)
+      [ "$pre" != - ] && [ -n "$pre_dir" ] && [[ $pre == "$pre_dir"/* ]] && [ $rc -ne 0 ] && keep_pre=1 # the replay needs it
       if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         hung[$a/$wl]=1
-        echo "bench.sh: $a $wl did not finish within ${run_timeout}s (killed; its other repeats skipped)"; continue
+        failed+=("$a $wl repeat $r: hung (killed after ${run_timeout}s): $(quote "${cmd[@]}")")
+        echo "bench.sh: $a $wl did not finish within ${run_timeout}s (killed; its other repeats skipped); replay: $(quote "${cmd[@]}")"; continue
       fi
       if [ $rc -ne 0 ] || [ -z "$s" ]; then
-        echo "bench.sh: $a $wl failed (exit $rc):"; tail -5 <<<"$line"; continue
+        failed+=("$a $wl repeat $r: exit $rc: $(quote "${cmd[@]}")")
+        echo "bench.sh: $a $wl failed (exit $rc); replay: $(quote "${cmd[@]}")"; tail -5 <<<"$line"; continue
       fi
       echo "$a,$wl,$r,$s,$m,$pf" >>"$csv"
       [ -t 2 ] && printf '\rbench.sh: %d/%d runs' "$n" "$total" >&2
@@ -141,10 +198,13 @@ done
 stop_hogs
 [ -t 2 ] && echo >&2
 
+rm -f "$out/ref.txt"
 python3 - "$csv" "$out" <<'PY'
 import csv, statistics, sys, os
 rows = list(csv.DictReader(open(sys.argv[1])))
 out = sys.argv[2]
+if not rows:
+    sys.exit("bench.sh: no run succeeded: no table")
 allocs, wls = [], []
 for r in rows:
     if r["allocator"] not in allocs: allocs.append(r["allocator"])
@@ -157,6 +217,7 @@ for a in allocs:
         pf = [int(r["minor_faults"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
         if t: med[a, w] = (statistics.median(t), statistics.median(m), statistics.median(pf))
 ref = "mimalloc" if "mimalloc" in allocs else allocs[0]
+open(os.path.join(out, "ref.txt"), "w").write(ref + "\n")  # the chart's labels
 with open(os.path.join(out, "summary.csv"), "w") as f:
     f.write("workload,allocator,median_seconds,median_peak_rss_kib,median_minor_faults,time_ratio,rss_ratio\n")
     for w in wls:
@@ -190,7 +251,7 @@ for mine, theirs, how in (("lode", ref, "headline"), ("lode-preload", "mimalloc"
                           ("lode-preload", "mimalloc-own", "both LD_PRELOAD, forced collects through each one's own call"),
                           ("lode", "mimalloc-api", "both native API")):
     targets = [w for w in wls if (mine, w) in med and (theirs, w) in med]
-    if not targets: continue
+    if not targets or mine == theirs: continue
     res = []
     for w in targets:
         rt, rm = med[mine, w][0] / med[theirs, w][0], med[mine, w][1] / med[theirs, w][1]
@@ -236,8 +297,12 @@ def svg(path):
     open(path, "w").write("\n".join(s))
 svg(os.path.join(out, "bench-fallback.svg"))
 PY
+py=$?
+ref=$(cat "$out/ref.txt" 2>/dev/null)
 
-if command -v gnuplot >/dev/null; then
+if [ $py -ne 0 ] || [ -z "$ref" ]; then
+  echo "bench.sh: the summary step failed (exit $py): no chart" >&2
+elif command -v gnuplot >/dev/null; then
   ncol=$(( ${#allocs[@]} + 1 ))
   for fmt in "svg size 1000,640" "pngcairo size 1000,640" "png size 1000,640"; do
     ext=${fmt%% *}; ext=${ext/pngcairo/png}
@@ -245,16 +310,16 @@ if command -v gnuplot >/dev/null; then
     gnuplot 2>/dev/null <<GP && echo "bench.sh: chart $out/bench.$ext"
 set terminal $fmt
 set output "$out/bench.$ext"
-set multiplot layout 2,1 title "lode-stress --bench, $threads threads, medians of $repeats (ratio to mimalloc)"
+set multiplot layout 2,1 title "lode-stress --bench, $threads threads, medians of $repeats (ratio to $ref)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set key outside right top
 set yrange [0:*]
 set grid ytics
-set ylabel "time / mimalloc"
+set ylabel "time / $ref"
 plot for [i=2:$ncol] "$out/chart-time.dat" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle
-set ylabel "peak RSS / mimalloc"
+set ylabel "peak RSS / $ref"
 plot for [i=2:$ncol] "$out/chart-rss.dat" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle
 unset multiplot
 GP
@@ -264,3 +329,10 @@ else
   echo "bench.sh: gnuplot missing; wrote $out/bench.svg from the script"
 fi
 echo "bench.sh: raw runs $csv, medians $out/summary.csv"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "bench.sh: FAIL: ${#failed[@]} run(s) failed; each reruns with:" >&2
+  for f in "${failed[@]}"; do echo "  $f" >&2; done
+  [ $keep_pre -eq 0 ] || echo "bench.sh: those preload through symlinks in $pre_dir (kept; remove it when done)" >&2
+  exit 1
+fi
+[ $py -eq 0 ] || exit 1

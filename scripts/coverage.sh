@@ -18,21 +18,33 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fuzz_s=600 out=$root/build/coverage only=""
-usage() { echo "usage: $0 [--fuzz-seconds N] [--out DIR] [--only ctest|corpus|fuzz]" >&2; exit 2; }
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 [--fuzz-seconds N (N >= 1)] [--out DIR] [--only ctest|corpus|fuzz]" >&"$((st ? 2 : 1))"
+  exit "$st"
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --fuzz-seconds) fuzz_s=${2:-}; shift 2 || usage ;;
     --out) out=${2:-}; shift 2 || usage ;;
     --only) only=${2:-}; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "coverage.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $fuzz_s =~ ^[0-9]+$ ]] || usage
+# libFuzzer takes -max_total_time=0 for no limit at all
+[[ $fuzz_s =~ ^[0-9]+$ ]] && [ "$((10#$fuzz_s))" -gt 0 ] || usage
+fuzz_s=$((10#$fuzz_s))
+[ -n "$out" ] || usage
+# absolute now: the steps below cd before their redirections
+case $out in /*) ;; *) out=$PWD/$out ;; esac
 [[ -z $only || $only =~ ^(ctest|corpus|fuzz)$ ]] || usage
 command -v gcovr >/dev/null || { echo "coverage.sh: gcovr missing (scripts/setup.sh installs it)" >&2; exit 1; }
 mkdir -p "$out"
 status=0
+# a child that handles Ctrl-C itself exits normally, and bash would go on
+trap 'echo "coverage.sh: interrupted" >&2; exit 130' INT
+trap 'echo "coverage.sh: terminated" >&2; exit 143' TERM
 
 build() { # dir cc extra-cmake-args...
   local dir=$1 cc=$2; shift 2
@@ -112,9 +124,16 @@ if [ -z "$only" ] || [ "$only" = fuzz ]; then
   "$fuzz_tree/fuzz/lode-replay" --no-fork --mode real "$root/corpus" >"$out/fuzz-real.log" 2>&1 ||
     { echo "coverage.sh: corpus replay (real, fuzz tree) failed"; status=1; }
   echo "coverage.sh: libFuzzer, simulated mode, ${fuzz_s}s"
-  (cd "$work" && "$fuzz_tree/fuzz/lode-fuzz-libfuzzer" -max_total_time="$fuzz_s" -seed=1 -timeout=10 -rss_limit_mb=4096 \
-     -dict="$root/fuzz/lode.dict" -artifact_prefix="$work/artifacts/" corpus >"$out/fuzz.log" 2>&1) ||
-    { echo "coverage.sh: libFuzzer found a failure (see $out/fuzz.log, $work/artifacts)"; status=1; }
+  (cd "$work" && exec "$fuzz_tree/fuzz/lode-fuzz-libfuzzer" -max_total_time="$fuzz_s" -seed=1 -timeout=10 -rss_limit_mb=4096 \
+     -dict="$root/fuzz/lode.dict" -artifact_prefix="$work/artifacts/" corpus >"$out/fuzz.log" 2>&1)
+  rc=$?
+  # a signal from outside (Ctrl-C, kill) is no finding: libFuzzer exits 72
+  # ("run interrupted") or dies of it, and leaves no artifact
+  if [ $rc -ne 0 ] && { [ $rc -eq 72 ] || [ $rc -gt 128 ]; } && [ -z "$(ls -A "$work/artifacts")" ]; then
+    echo "coverage.sh: libFuzzer interrupted (exit $rc)" >&2; exit "$rc"
+  elif [ $rc -ne 0 ]; then
+    echo "coverage.sh: libFuzzer found a failure (exit $rc; see $out/fuzz.log, $work/artifacts)"; status=1
+  fi
   grep -E 'DONE|exec/s' "$out/fuzz.log" | tail -1
   report fuzz "$fuzz_tree/fuzz" "llvm-cov gcov"
 fi

@@ -28,10 +28,11 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 only="" keep=0 matrix=0 used_first=0 stress_s=${STRESS_S:-15} fuzz_s=${FUZZ_S:-20}
-usage() {
-  echo "usage: $0 [--matrix | --used-by-first] [--only REGEX] [--keep] [--stress-seconds N] [--fuzz-seconds N]" >&2
-  echo "       $0 --check-patches" >&2
-  exit 2
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  { echo "usage: $0 [--matrix | --used-by-first] [--only REGEX] [--keep] [--stress-seconds N] [--fuzz-seconds N]"
+    echo "       $0 --check-patches"; } >&"$((st ? 2 : 1))"
+  exit "$st"
 }
 # A patch that no longer applies is a mutant nobody kills any more; the
 # code moves under them, so this runs with the tests, not only here.
@@ -55,11 +56,19 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --stress-seconds) [ $# -ge 2 ] || usage; stress_s=$2; shift 2 ;;
     --fuzz-seconds) [ $# -ge 2 ] || usage; fuzz_s=$2; shift 2 ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
 [[ $stress_s =~ ^[0-9]+$ && $fuzz_s =~ ^[0-9]+$ ]] || usage
+# a regex that names no mutant would still cost the whole baseline, then score 0 of 0
+if [ -n "$only" ]; then
+  n_only=0
+  for patch in "$root"/scripts/mutants/*.patch; do
+    [[ $(basename "$patch" .patch) =~ $only ]] && n_only=$((n_only + 1))
+  done
+  [ $n_only -gt 0 ] || { echo "mutation-check.sh: --only '$only' matches no mutant in scripts/mutants/" >&2; exit 2; }
+fi
 
 work=$(mktemp -d /tmp/lode-mutants.XXXXXX)
 [ $keep -eq 1 ] || trap 'rm -rf "$work"' EXIT

@@ -2,7 +2,15 @@
 # Installs what `make test`, `make stress` and the fuzz campaigns need, with
 # apt-get when running as root; otherwise says what is missing.  Idempotent:
 # a machine that has everything makes no network call.
+#
+#   scripts/setup.sh   (no arguments)
 set -u
+usage() { # status: --help gets stdout, anything else stderr
+  echo "usage: $0   (no arguments: installs the packages tests and campaigns need, when root)" >&"$(($1 ? 2 : 1))"
+  exit "$1"
+}
+case ${1-} in -h|--help) [ $# -eq 1 ] && usage 0 ;; esac
+[ $# -eq 0 ] || usage 2
 pkgs=(cmake make gcc clang llvm python3 git xz-utils zip
       afl++ libclang-rt-14-dev
       libmimalloc-dev libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox gcovr)

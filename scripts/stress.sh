@@ -15,8 +15,13 @@
 # the build directory), STRESS_ARGS (extra lode-stress options).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { echo "usage: $0 release|tsan|asan   (env: STRESS_SECONDS STRESS_THREADS STRESS_SEED STRESS_BUILD_DIR STRESS_ARGS)" >&2; exit 2; }
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 release|tsan|asan   (env: STRESS_SECONDS STRESS_THREADS STRESS_SEED STRESS_BUILD_DIR STRESS_ARGS)" >&"$((st ? 2 : 1))"
+  exit "$st"
+}
 [ $# -eq 1 ] || usage
+case $1 in -h|--help) usage 0 ;; esac
 flavour=$1
 seconds=${STRESS_SECONDS:-60}
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "stress.sh: STRESS_SECONDS must be a positive integer" >&2; usage; }

@@ -4,7 +4,16 @@
 # libraries in both), and a LODE_SECURE Debug tree with the expensive
 # asserts (LODE_DEBUG=3; guard pages, encoded and shuffled free lists), and
 # runs ctest in each tree.
+#
+#   scripts/test.sh   (no arguments; env JOBS, default 2)
 set -euo pipefail
+usage() { # status: --help gets stdout, anything else stderr
+  echo "usage: $0   (no arguments; env JOBS: parallel jobs, default 2)" >&"$(($1 ? 2 : 1))"
+  exit "$1"
+}
+# an argument is a mistake (a flag meant elsewhere): say so before an hour of builds
+case ${1-} in -h|--help) [ $# -eq 1 ] && usage 0 ;; esac
+[ $# -eq 0 ] || usage 2
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
 status=0

@@ -4,26 +4,34 @@
 # 30), cycling through the workloads and fresh seeds.  Each run's log is kept
 # under build/tsan-nightly/<timestamp>/run-NNN.log; a summary at the end lists
 # runs per workload and every failure with its replay line.  Exit 1 on any
-# TSan report or violation, 2 on bad usage.
+# TSan report or violation, on a run that hangs past its time (killed), or
+# when no run happened; 2 on bad usage.
 #
 #   scripts/tsan-nightly.sh [--minutes M] [--run-seconds S] [--threads N] [--seed S]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 minutes=30 run_seconds=60 threads=4 seed0=""
-usage() { echo "usage: $0 [--minutes M] [--run-seconds S] [--threads N] [--seed S]" >&2; exit 2; }
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 [--minutes M] [--run-seconds S] [--threads N] [--seed S]" >&"$((st ? 2 : 1))"
+  exit "$st"
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) minutes=${2:-}; shift 2 || usage ;;
     --run-seconds) run_seconds=${2:-}; shift 2 || usage ;;
     --threads) threads=${2:-}; shift 2 || usage ;;
     --seed) seed0=${2:-}; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "tsan-nightly.sh: unknown argument $1" >&2; usage ;;
   esac
 done
 [[ $minutes =~ ^[0-9]+$ && $minutes -gt 0 && $run_seconds =~ ^[0-9]+$ && $run_seconds -gt 0 &&
    $threads =~ ^[0-9]+$ && $threads -gt 0 ]] || usage
-[ -z "$seed0" ] || [[ $seed0 =~ ^[0-9]+$ ]] || usage
+[ -z "$seed0" ] || [[ $seed0 =~ ^[0-9]{1,18}$ ]] || usage
+# decimal, whatever the leading zeros (bash arithmetic reads 09 as octal)
+minutes=$((10#$minutes)) run_seconds=$((10#$run_seconds)) threads=$((10#$threads))
+[ -z "$seed0" ] || seed0=$((10#$seed0))
 
 dir=$root/build/tsan-nightly
 build=$dir/build
@@ -44,6 +52,15 @@ workloads=(mixed collect churn heaps xthread large all)
 declare -A runs=() fails=()
 failures=()
 deadline=$(( $(date +%s) + minutes * 60 ))
+child=""
+on_signal() { # exit-status: stop the current run too, at once
+  trap '' INT TERM
+  [ -z "$child" ] || { kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child"; wait "$child"; } 2>/dev/null
+  echo "tsan-nightly: interrupted" >&2
+  exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 n=0
 echo "tsan-nightly: $minutes min, runs of up to $run_seconds s, $threads threads; logs in $logs"
 while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -56,14 +73,21 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   log=$(printf '%s/run-%03d.log' "$logs" "$n")
   printf 'tsan-nightly: run %03d workload %-8s seed %-12s %3d s ... ' "$n" "$wl" "$seed" "$secs"
   start=$(date +%s)
-  "$bin" --workload "$wl" --seconds "$secs" --seed "$seed" --threads "$threads" --quiet >"$log" 2>&1
-  rc=$?
+  # a run that hangs (a deadlock under TSan) is killed and counts as a failure
+  tmo=$(( secs * 3 + 60 ))
+  # in the background, so the traps below can stop it (timeout leads its own process group)
+  timeout -k 10 "$tmo" "$bin" --workload "$wl" --seconds "$secs" --seed "$seed" --threads "$threads" --quiet >"$log" 2>&1 &
+  child=$!
+  wait "$child"
+  rc=$? child=""
   runs[$wl]=$(( ${runs[$wl]:-0} + 1 ))
   if [ $rc -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$log"; then
     fails[$wl]=$(( ${fails[$wl]:-0} + 1 ))
-    why=$(grep -m1 -o "WARNING: ThreadSanitizer: [a-z -]*\|invariant: .*" "$log" || echo "exit $rc")
+    why=$(grep -m1 -o "WARNING: ThreadSanitizer: [a-z -]*\|invariant: .*" "$log")
+    if [ -z "$why" ] && { [ $rc -eq 124 ] || [ $rc -eq 137 ]; }; then why="HANG (killed after $tmo s)"
+    elif [ -z "$why" ]; then why="exit $rc"; fi
     replay=$(grep -m1 "replay:" "$log" | sed 's/^ *replay: *//')
-    [ -n "$replay" ] || replay="$bin --workload $wl --seconds $secs --seed $seed --threads $threads"
+    [ -n "$replay" ] || replay="TSAN_OPTIONS='$TSAN_OPTIONS' ${bin@Q} --workload $wl --seconds $secs --seed $seed --threads $threads"
     failures+=("run $(printf %03d $n) $wl seed $seed: $why (exit $rc); log $log; replay: $replay")
     echo "FAIL ($why)"
   else
@@ -77,11 +101,13 @@ done
   for wl in "${workloads[@]}"; do
     [ -n "${runs[$wl]:-}" ] && printf '  %-8s %3d runs, %d failed\n' "$wl" "${runs[$wl]}" "${fails[$wl]:-0}"
   done
-  if [ ${#failures[@]} -eq 0 ]; then
+  if [ $n -eq 0 ]; then
+    echo "  result: FAIL (no run: less than 5 s of the time was left)"
+  elif [ ${#failures[@]} -eq 0 ]; then
     echo "  result: PASS (no ThreadSanitizer report, no violation)"
   else
     echo "  result: FAIL (${#failures[@]} runs)"
     for f in "${failures[@]}"; do echo "  $f"; done
   fi
 } | tee "$logs/summary.txt"
-[ ${#failures[@]} -eq 0 ]
+[ $n -gt 0 ] && [ ${#failures[@]} -eq 0 ]

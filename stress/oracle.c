@@ -34,19 +34,27 @@ worker_t* oracle_thread(void) { return tl_worker; }
 
 extern char** environ;
 
-/* NAME=value, single-quoted for the shell when it needs to be. */
-static int fmt_env_word(char* buf, size_t n, const char* word) {
-  const char* eq = strchr(word, '=');
-  if (eq == NULL) return 0;
-  const char* v = eq + 1;
+/* WORD with all but its first LEAD characters single-quoted for the shell
+ * when they need to be. */
+static int fmt_quoted(char* buf, size_t n, const char* word, size_t lead) {
+  const char* v = word + lead;
   bool plain = *v != 0;
   for (const char* c = v; *c; c++)
     if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,+-=@", *c)) plain = false;
-  if (plain) return snprintf(buf, n, "%s ", word);
-  int k = snprintf(buf, n, "%.*s'", (int)(v - word), word);
+  if (plain) return snprintf(buf, n, "%s", word);
+  int k = snprintf(buf, n, "%.*s'", (int)lead, word);
   for (const char* c = v; *c && k > 0 && (size_t)k < n; c++)
     k += *c == '\'' ? snprintf(buf + k, n - (size_t)k, "'\\''") : snprintf(buf + k, n - (size_t)k, "%c", *c);
-  if (k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "' ");
+  if (k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "'");
+  return k;
+}
+
+/* NAME=value and a space, the value quoted when it needs to be. */
+static int fmt_env_word(char* buf, size_t n, const char* word) {
+  const char* eq = strchr(word, '=');
+  if (eq == NULL) return 0;
+  int k = fmt_quoted(buf, n, word, (size_t)(eq + 1 - word));
+  if (k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " ");
   return k;
 }
 
@@ -68,10 +76,12 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
     }
   }
   if ((size_t)k >= n) return k;
+  k += fmt_quoted(buf + k, n - (size_t)k, opt.argv0, 0); /* a path with a space must stay one word */
+  if (k < 0 || (size_t)k >= n) return k;
   k += snprintf(buf + k, n - (size_t)k,
-                   "%s --target %s --workload %s --seed %llu --threads %d --rounds %ld --round-ops %ld "
+                   " --target %s --workload %s --seed %llu --threads %d --rounds %ld --round-ops %ld "
                    "--collect-rate %ld --force-ratio %g --check-every %ld",
-                   opt.argv0, opt.target, workload_names[workload], (unsigned long long)opt.seed, opt.threads,
+                   opt.target, workload_names[workload], (unsigned long long)opt.seed, opt.threads,
                    rounds, opt.round_ops, opt.collect_rate, opt.force_ratio, opt.check_every);
   if (opt.purge_delay_set && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --purge-delay %ld", opt.purge_delay);
