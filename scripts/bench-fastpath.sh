@@ -16,6 +16,8 @@
 # temporary directory, removed at exit.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+me=bench-fastpath.sh
+. "$root/scripts/lib-run.sh"
 repeats=5 pairs=20000000 pattern=pair allocators=lode,glibc,mimalloc,mimalloc-new,jemalloc,tcmalloc,scudo
 mi_prefix="" instr=1 md=""
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
@@ -56,15 +58,6 @@ pre_dir=""
 trap '[ -z "$pre_dir" ] || rm -rf "$pre_dir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-# safe_preload LIB: sets safe to a path ld.so takes whole, a symlink (same
-# file name: the callgrind check below looks for it) when LIB's has a space or colon
-safe_preload() {
-  safe=$1
-  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
-  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
-  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
-  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
-}
 names=()
 IFS=, read -r -a wanted <<<"$allocators"
 for a in "${wanted[@]}"; do

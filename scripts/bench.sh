@@ -39,6 +39,8 @@
 # 1 (after the tables); Ctrl-C stops it at once (exit 130).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+me=bench.sh
+. "$root/scripts/lib-run.sh"
 repeats=5 threads=4 touch=first hog=0
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
@@ -75,25 +77,8 @@ build() { # dir extra-cmake-args...
 hog_pids=() child="" pre_dir="" keep_pre=0
 stop_hogs() { [ ${#hog_pids[@]} -gt 0 ] && kill "${hog_pids[@]}" 2>/dev/null; hog_pids=(); }
 trap 'stop_hogs; [ -z "$pre_dir" ] || [ $keep_pre -eq 1 ] || rm -rf "$pre_dir"' EXIT
-# Each run is a background job the traps can kill: a foreground timeout sits
-# in its own process group, out of Ctrl-C's reach, and bash would run the
-# trap only when it ended.
-on_signal() { # exit-status
-  trap '' INT TERM
-  [ -z "$child" ] || { kill -TERM -- "-$child" || kill -TERM "$child"; wait "$child"; } 2>/dev/null
-  echo "bench.sh: interrupted" >&2
-  exit "$1"
-}
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
-# safe_preload LIB: sets safe to a path ld.so takes whole
-safe_preload() {
-  safe=$1
-  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
-  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
-  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
-  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
-}
 # shell words, quoted where needed: a command to paste
 quote() {
   local w ws=()

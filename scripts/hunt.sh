@@ -22,6 +22,8 @@
 # interrupt (which stops the current run at once), 2 on usage errors.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+me=hunt.sh
+. "$root/scripts/lib-run.sh"
 seconds=2 seeds=2 threads=4 allocators="" out_md="" prefixes=()
 # usage [status]: --help gets the text on stdout and 0, a bad argument stderr and 2
 usage() {
@@ -50,27 +52,9 @@ mkdir -p "$work"
 # timeout sits in its own process group, so Ctrl-C would not reach it, and
 # bash defers a trap until the foreground command ends.
 child="" pre_dir="" keep_pre=0
-on_signal() { # exit-status
-  trap '' INT TERM
-  if [ -n "$child" ]; then
-    kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null  # timeout leads its own group
-    wait "$child" 2>/dev/null
-  fi
-  echo "hunt.sh: interrupted" >&2
-  exit "$1"
-}
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap '[ -z "$pre_dir" ] || [ $keep_pre -eq 1 ] || rm -rf "$pre_dir"' EXIT
-# safe_preload LIB: sets safe to a path ld.so takes whole (it splits
-# LD_PRELOAD on spaces and colons), a symlink under /tmp when LIB's has one
-safe_preload() {
-  safe=$1
-  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
-  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
-  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
-  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
-}
 build() { # dir extra-cmake-args...
   local dir=$1; shift
   CC=${CC:-gcc} cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLODE_TESTING=OFF -DLODE_BUILD_TESTS=OFF \

@@ -44,6 +44,8 @@ USAGE
 die_usage() { echo "security.sh: $*" >&2; usage >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+me=security.sh
+. "$root/scripts/lib-run.sh"
 bin_dir="" lode_lib="" secure_lib="" only="" sizes="8,4096,262144" case_re="" tmo=5 runs=1
 work="" out_md="" details="" expect="" write_expect=""
 extra=()
@@ -94,15 +96,6 @@ ulimit -c 0
 export LIBC_FATAL_STDERR_=1   # glibc's fatal messages to stderr, not the tty
 tmp_work="" pre_dir="" child=""
 trap 'rm -rf ${tmp_work:+"$tmp_work"} ${pre_dir:+"$pre_dir"}' EXIT
-# Every case is a background job the traps can kill: a foreground timeout
-# sits in its own process group, out of Ctrl-C's reach, and bash would run
-# the trap only when it ended.
-on_signal() { # exit-status
-  trap '' INT TERM
-  [ -z "$child" ] || { kill -TERM -- "-$child" || kill -TERM "$child"; wait "$child"; } 2>/dev/null
-  echo "security.sh: interrupted" >&2
-  exit "$1"
-}
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 if [ -z "$work" ]; then
@@ -147,14 +140,6 @@ find_lib() { # soname...
   return 1
 }
 
-# safe_preload LIB: sets safe to a path ld.so takes whole
-safe_preload() {
-  safe=$1
-  case $1 in *[[:space:]:]*) ;; *) return 0 ;; esac
-  [ -n "$pre_dir" ] || pre_dir=$(mktemp -d /tmp/lode-preload.XXXXXX) || return 1
-  local d=$pre_dir/$(find "$pre_dir" -mindepth 1 -maxdepth 1 | wc -l)
-  mkdir "$d" && ln -s "$1" "$d/$(basename "$1")" && safe=$d/$(basename "$1")
-}
 names=() libs=()
 add_alloc() { # name lib: left out, with a line, when ld.so cannot preload lib
   local err
