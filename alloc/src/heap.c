@@ -564,8 +564,8 @@ void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size) {
   /* Expired purges run here too, but reading the clock costs as much as a
    * malloc: only when something is queued, and every 8th time.  Late purges
    * are fine; early ones are not (P6). */
-  /* (the cache: due at some time, that is, holding an entry that expires) */
-  if ((tld->purge.first != NULL || _lode_segment_cache_due(INT64_MAX - 1)) && (++tld->purge_ticks & 7) == 0) {
+  /* (the tick first: the cache's expiry is a global, read one time in 8) */
+  if ((++tld->purge_ticks & 7) == 0 && (tld->purge.first != NULL || _lode_segment_cache_expiring())) {
     int64_t now = _lode_clock_now();
     if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
     if (_lode_segment_cache_due(now)) _lode_segment_cache_collect(false);

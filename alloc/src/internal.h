@@ -668,6 +668,7 @@ bool _lode_segment_cache_accepts(size_t size);
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 bool _lode_segment_cache_due(int64_t now); /* an entry's expiry has come (read without the lock) */
+bool _lode_segment_cache_expiring(void);   /* an entry will expire (not one kept until a forced collect) */
 void _lode_segment_cache_collect(bool force);
 void _lode_segment_cache_fork_prepare(void);
 void _lode_segment_cache_fork_parent(void);

@@ -207,6 +207,10 @@ bool _lode_segment_cache_due(int64_t now) {
   return atomic_load_explicit(&next_expire, memory_order_relaxed) <= now;
 }
 
+bool _lode_segment_cache_expiring(void) {
+  return atomic_load_explicit(&next_expire, memory_order_relaxed) != INT64_MAX;
+}
+
 void _lode_segment_cache_collect(bool force) {
   int64_t now = _lode_clock_now();
   pthread_mutex_lock(&cache_lock);
