@@ -270,47 +270,82 @@ static lode_noinline void free_slow(void* p, const char* func) {
     _lode_page_free_remote(page, block);
 }
 
+/* The fast path's rare cases, on a block start of the caller's own page
+ * (flags clear): a first word of 0 (the tail of a list, or a program's
+ * NULL) or one that could be a link of the page, and the page's last live
+ * block.  Anything not surely good goes to free_slow, which reports it (a
+ * page with nothing live: a double free). */
+static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, uintptr_t next, int32_t left) {
+  bool good = left >= 0;
+  if (next == 0)
+    good = good && block != page->local_free_tail && block != page->free_tail &&
+           lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL;
+  else
+    good = good && next - (uintptr_t)page->area >= (uint64_t)page->capacity * page->block_size;
+  if (!good) {
+    free_slow(block, "free");
+    return;
+  }
+  lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
+  lode_block_t* head = page->local_free;
+  if (head == NULL) page->local_free_tail = block;
+  lode_block_set_next(page, block, head);
+  page->local_free = block;
+  page->used = (uint32_t)left;
+  /* the last live block: the page retires (kept a while if it is its bin's
+   * only page), without free_slow's second look-up */
+  if (left == 0) _lode_heap_page_retire(page);
+}
+
 /* The fast path in one test per question, everything else out of line:
  * NULL and foreign pointers fail the map test (free_slow sorts them out); a
  * block whose first word could be a link of its page (or is NULL) gets the
- * exact double-free test in free_slow. */
+ * exact double-free test in free_slow.  Written for few instructions: the
+ * owner's and flags' tests each compare with a memory operand, and used-1
+ * <= 0 as a signed number sends both the page's last block (retire) and a
+ * page with nothing live (a double free) out of the common path in one
+ * branch. */
 void lode_free(void* p) {
 #ifdef LODE_SECURE
   secure_free(p, LODE_KIND_MALLOC, 0, "free");
   return;
 #endif
-  lode_segment_t* seg = _lode_ptr_segment(p);
   if (lode_likely(_lode_segment_map_is_start(p))) {
+    lode_segment_t* seg = _lode_ptr_segment(p);
     lode_page_t* page = _lode_segment_page_of(seg, p);
     if (lode_likely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
                     atomic_load_explicit(&page->flags, memory_order_relaxed) == 0)) {
       lode_block_t* block = p;
       uintptr_t area = (uintptr_t)page->area;
       uint64_t carved = (uint64_t)page->capacity * page->block_size, off = (uint64_t)((uintptr_t)p - area);
+      int32_t left = (int32_t)(page->used - 1);
       /* the first word is read only once p is known to be a block start:
        * an interior pointer may be misaligned */
-      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic) && page->used != 0)) {
+      if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic))) {
         uintptr_t next = (uintptr_t)lode_block_next(page, block);
-        if (lode_likely(next - area >= carved) &&
-            (lode_likely(next != 0) ||
-             /* a first word of 0: the tail of a list, or a program's NULL */
-             (block != page->local_free_tail && block != page->free_tail &&
-              lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL))) {
+        if (lode_likely(next - area >= carved && next != 0 && left > 0)) {
           lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
           lode_block_t* head = page->local_free;
-          if (head == NULL) page->local_free_tail = block;
+          if (lode_unlikely(head == NULL)) page->local_free_tail = block;
           lode_block_set_next(page, block, head);
           page->local_free = block;
-          /* the last live block: the page retires (kept a while if it is
-           * its bin's only page), without free_slow's second look-up */
-          if (lode_unlikely(--page->used == 0)) _lode_heap_page_retire(page);
+          page->used = (uint32_t)left;
           return;
         }
+        free_rare(page, block, next, left);
+        return;
       }
     }
   }
   free_slow(p, "free");
 }
+
+#ifdef LODE_OVERRIDE
+/* liblode.so: malloc and free are lode_malloc and lode_free themselves, not
+ * wrappers that jump to them (override.c has the other entry points). */
+__attribute__((visibility("default"), alias("lode_malloc"))) void* malloc(size_t size);
+__attribute__((visibility("default"), alias("lode_free"))) void free(void* p);
+#endif
 
 size_t lode_usable_size(const void* p) {
   if (p == NULL) return 0;

@@ -10,8 +10,7 @@
 
 #define LODE_EXPORT __attribute__((visibility("default")))
 
-LODE_EXPORT void* malloc(size_t size) { return lode_malloc(size); }
-LODE_EXPORT void free(void* p) { lode_free(p); }
+/* malloc and free: aliases of lode_malloc and lode_free (alloc.c) */
 LODE_EXPORT void* calloc(size_t n, size_t size) { return lode_calloc(n, size); }
 LODE_EXPORT void* realloc(void* p, size_t size) { return lode_realloc(p, size); }
 LODE_EXPORT void* reallocarray(void* p, size_t n, size_t size) { return lode_reallocarray(p, n, size); }

@@ -11,6 +11,7 @@
 enum { CHUNK_NONE = 0, CHUNK_START = LODE_CHUNK_START, CHUNK_CONT = 2 };
 
 _Atomic(_Atomic(uint8_t)*) _lode_map_base; /* MAP_CHUNKS bytes, reserved lazily */
+_Atomic(uintptr_t) _lode_map_limit;
 #define map_base _lode_map_base
 static _Atomic(int) map_state;        /* 0 none, 1 creating, 2 ready, 3 failed */
 
@@ -28,6 +29,7 @@ bool _lode_segment_map_init(void) {
       return false;
     }
     atomic_store_explicit(&map_base, (_Atomic(uint8_t)*)p, memory_order_relaxed);
+    atomic_store_explicit(&_lode_map_limit, MAP_CHUNKS, memory_order_release);
     atomic_store_explicit(&map_state, 2, memory_order_release);
     return true;
   }
