@@ -303,6 +303,44 @@ static void malloc0_faults(void) {
   EXPECT_SILENCE();
 }
 
+/* With every malloc(0) address out, a malloc(0) falls back to a one-byte
+ * block without searching the bitmap, and a freed address serves the next
+ * malloc(0) at once (each once searched all 16,384 words). */
+static void malloc0_full_range_is_not_searched(void) {
+  size_t cap = (size_t)1 << 21, n = 0;
+  void** zs = lode_malloc(cap * sizeof(void*));
+  CHECK(zs != NULL);
+  for (;;) {
+    void* z = lode_malloc(0);
+    CHECK(z != NULL && n < cap);
+    if (!_lode_zero_contains(z)) {
+      lode_free(z);
+      break;
+    }
+    zs[n++] = z;
+  }
+  CHECK(n > 1000);
+  size_t before = lode_test_zero_scanned();
+  for (int i = 0; i < 1000; i++) {
+    void* z = lode_malloc(0);
+    CHECK(z != NULL && !_lode_zero_contains(z));
+    lode_free(z);
+  }
+  CHECK_EQ(lode_test_zero_scanned() - before, 0);
+  void* mid = zs[n / 2];
+  lode_free(mid);
+  before = lode_test_zero_scanned();
+  zs[n / 2] = lode_malloc(0);
+  CHECK(zs[n / 2] == mid);
+  CHECK(lode_test_zero_scanned() - before <= 1);
+  for (size_t i = 0; i < n; i++) lode_free(zs[i]);
+  lode_free(zs);
+  void* z = lode_malloc(0);
+  CHECK(_lode_zero_contains(z));
+  lode_free(z);
+  EXPECT_SILENCE();
+}
+
 /* An over-aligned block's pointer lies past padding in its block: a write
  * there is an underflow, seen by a checked copy and by the free (its
  * neighbour's trailer lies further back: neither looked before). */
@@ -488,6 +526,7 @@ int main(void) {
   RUN(quarantine_delays_reuse);
   RUN(destroyed_heap_leaves_no_quarantined_block);
   RUN(malloc0_faults);
+  RUN(malloc0_full_range_is_not_searched);
   RUN(underflow_into_alignment_padding_is_caught);
   RUN(huge_and_destroyed_blocks_are_wiped);
   RUN(partly_carved_unclean_page_is_vouched);

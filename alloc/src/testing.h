@@ -73,6 +73,8 @@ uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
 /* Frees whose block looked free (its first word a block boundary of its page)
  * and so walked the free lists for a double free: live blocks must not. */
 size_t lode_test_double_free_walks(void);
+/* LODE_SECURE: malloc(0) bitmap words looked at so far (its searches' cost). */
+size_t lode_test_zero_scanned(void);
 /* Run lode's thread exit for the calling thread now (as its pthread key
  * destructor would at its end); the thread must not allocate afterwards. */
 void lode_test_thread_exit(void);
