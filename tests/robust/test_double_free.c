@@ -114,6 +114,19 @@ static void case_deep(void* arg) {
   after_undetected(heap);
 }
 
+/* Every block of the page freed (it stays its bin's page, empty), then p's
+ * first word overwritten by the program (a use after free) so it is no
+ * link: only the page's count of live blocks, 0, says p is not live. */
+static void case_overwritten_on_empty_page(void* arg) {
+  lode_heap_t* heap = arg;
+  void** v = launder(block_p);
+  void* p = v[1];
+  for (int i = 0; i < 64; i++) lode_free(v[i]);
+  *(volatile uintptr_t*)p = 12345;
+  lode_free(p);
+  after_undetected(heap);
+}
+
 /* --- cross-thread cases ------------------------------------------------------- */
 static void* free_in_thread(void* p) {
   lode_free(p);
@@ -262,6 +275,7 @@ static const dcase_t cases[] = {
     {"on the free list (collect)", case_after_collect, 0, E_DETECT},
     {"tail of the local list", case_tail, 0, E_DETECT},
     {"40 frees deep", case_deep, 0, FULL_WALK ? E_DETECT : E_GAP},
+    {"overwritten, page emptied", case_overwritten_on_empty_page, 0, E_DETECT},
     {"remote, remote", case_remote_remote, 0, E_DETECT_REMOTE},
     /* Thorough builds only: the freeing thread may not read the owner's
      * lists (a data race); the owner checks each merged remote free against
