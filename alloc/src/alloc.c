@@ -270,10 +270,18 @@ static lode_noinline void free_slow(void* p, const char* func) {
     _lode_page_free_remote(page, block);
 }
 
+static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t left) {
+  lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
+  lode_block_t* head = page->local_free;
+  if (lode_unlikely(head == NULL)) page->local_free_tail = block;
+  lode_block_set_next(page, block, head);
+  page->local_free = block;
+  page->used = (uint32_t)left;
+}
+
 /* The fast path's rare cases, on a block start of the caller's own page
  * (flags clear): a first word of 0 (the tail of a list, or a program's
- * NULL) or one that could be a link of the page, and the page's last live
- * block.  Anything not surely good goes to free_slow, which reports it (a
+ * NULL) or one that could be a link of the page.  Anything not surely good goes to free_slow, which reports it (a
  * page with nothing live: a double free). */
 static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, uintptr_t next, int32_t left) {
   bool good = left >= 0;
@@ -286,14 +294,8 @@ static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, uint
     free_slow(block, "free");
     return;
   }
-  lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
-  lode_block_t* head = page->local_free;
-  if (head == NULL) page->local_free_tail = block;
-  lode_block_set_next(page, block, head);
-  page->local_free = block;
-  page->used = (uint32_t)left;
-  /* the last live block: the page retires (kept a while if it is its bin's
-   * only page), without free_slow's second look-up */
+  local_push(page, block, left);
+  /* the last live block: the page retires without free_slow's second look-up */
   if (left == 0) _lode_heap_page_retire(page);
 }
 
@@ -323,13 +325,16 @@ void lode_free(void* p) {
        * an interior pointer may be misaligned */
       if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic))) {
         uintptr_t next = (uintptr_t)lode_block_next(page, block);
-        if (lode_likely(next - area >= carved && next != 0 && left > 0)) {
-          lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
-          lode_block_t* head = page->local_free;
-          if (lode_unlikely(head == NULL)) page->local_free_tail = block;
-          lode_block_set_next(page, block, head);
-          page->local_free = block;
-          page->used = (uint32_t)left;
+        bool no_link = next - area >= carved && next != 0;
+        if (lode_likely(no_link && left > 0)) {
+          local_push(page, block, left);
+          return;
+        }
+        if (no_link && left == 0) {
+          /* the last live block (each free of an alloc/free loop): the
+           * page retires, kept a while if it is its bin's only page */
+          local_push(page, block, 0);
+          _lode_heap_page_retire(page);
           return;
         }
         free_rare(page, block, next, left);
