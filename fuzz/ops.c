@@ -691,6 +691,19 @@ void fz_op_double_free(const fz_op_t* op) {
   lode_stats_get(&after);
   if (after.pages_current != before.pages_current || after.committed_current != before.committed_current)
     fz_fail("realloc or malloc_usable_size of the just-freed %p changed lode's state", (void*)p);
+  /* A page left with no live block keeps p on its lists.  Odd slots then
+   * overwrite p's first word first (a write after free hides its link):
+   * only the page's count of live blocks still tells the free is bad.  The
+   * word is put back after: p sits on a free list. */
+  if ((op->slot & 1) != 0 && lode_test_page_live(p) == 0) {
+    uintptr_t link, junk = (uintptr_t)0x5a5a5a5a5a5a5a5bull;
+    memcpy(&link, p, sizeof link);
+    memcpy(p, &junk, sizeof junk);
+    fz_trace(" (its first word overwritten)");
+    free_reported(p, "the second free (first word overwritten) of");
+    memcpy(p, &link, sizeof link);
+    return;
+  }
   free_reported(p, "the second free of");
 }
 

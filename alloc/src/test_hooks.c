@@ -9,6 +9,14 @@ bool lode_test_owns(const void* p) {
   return seg != NULL && atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
 }
 
+size_t lode_test_page_live(const void* p) {
+  lode_segment_t* seg = _lode_segment_map_lookup(p);
+  if (seg == NULL || atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id()) return SIZE_MAX;
+  lode_page_t* page = seg->kind == LODE_PAGE_HUGE ? &seg->pages[0] : _lode_segment_page_of(seg, p);
+  if (!atomic_load_explicit(&page->in_use, memory_order_relaxed)) return SIZE_MAX;
+  return page->used;
+}
+
 bool lode_test_page_in_use(const void* p) {
 #ifdef LODE_SECURE
   if (_lode_zero_contains(p)) return true; /* malloc(0)'s addresses are handed out again */

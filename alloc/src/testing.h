@@ -69,6 +69,9 @@ bool lode_test_owns(const void* p);
  * may be live), or in LODE_SECURE's malloc(0) range; false for a page that
  * went back to its segment, or a pointer that is not lode's (any more). */
 bool lode_test_page_in_use(const void* p);
+/* Live blocks on p's page (remote frees not merged count): the owner asks;
+ * SIZE_MAX when p is not lode's, not the caller's, or its page is free. */
+size_t lode_test_page_live(const void* p);
 uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
 /* Frees whose block looked free (its first word a block boundary of its page)
  * and so walked the free lists for a double free: live blocks must not. */
