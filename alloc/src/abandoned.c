@@ -169,6 +169,13 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
       _lode_page_set_delayed(page, LODE_DELAYED_NO, true);
       _lode_queue_push_back(backing, &backing->pages[page->bin], page);
       backing->page_count++;
+      if (page->bin == LODE_BIN_HUGE) {
+        /* as a huge block's malloc leaves it: in the full queue, so its frees
+         * go the slow path's exact test (offset 0), never the fast path's
+         * block-start magic (exact only below 4 GiB) */
+        _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
+        _lode_queue_to_full(backing, page);
+      }
     } else if (!page->in_use && page->is_committed) {
       /* freed since the owner exited: purge_expire 0, the policy's expiry */
       _lode_purge_schedule(tld, page, 1, page->purge_expire);

@@ -250,6 +250,13 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
         }
         if (page->in_use && page->span_back == 0) {
           heads++;
+          /* the fast free's block-start test reads the magic; a huge block's
+           * frees must not reach it (exact only below 4 GiB) */
+          REPORT_IF(page->block_magic != lode_div_magic(page->block_size), "F1", page,
+                    "block-start magic does not match the block size");
+          REPORT_IF(seg->kind == LODE_PAGE_HUGE &&
+                        !(atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL),
+                    "H1", page, "huge page in use is not in its heap's full queue");
           const lode_heap_t* owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
           bool found = false;
           size_t nh = 0;

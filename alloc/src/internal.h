@@ -401,6 +401,14 @@ static inline uint64_t lode_div_magic(size_t d) { return UINT64_MAX / (uint64_t)
 /* (n * magic <= magic - 1, written so the compiler compares with magic itself) */
 static inline bool lode_is_multiple(uint64_t n, uint64_t magic) { return n * magic < magic; }
 
+/* block_size and its magic change together: a stale magic made free() take
+ * an interior pointer of a huge block realloc had grown for a block start
+ * (review, 2026-12-06). */
+static inline void lode_page_set_block_size(lode_page_t* page, size_t block_size) {
+  page->block_size = block_size;
+  page->block_magic = lode_div_magic(block_size);
+}
+
 /* --- free-list links (encoded under LODE_SECURE) ----------------------------- */
 static inline lode_block_t* lode_block_next(const lode_page_t* page, const lode_block_t* b) {
 #ifdef LODE_SECURE

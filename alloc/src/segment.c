@@ -557,7 +557,7 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
   if (nb >= page->block_size) return;
   _lode_os_decommit(page->area + nb, page->block_size - nb);
   _lode_page_segment(page)->has_protected = true;
-  page->block_size = nb;
+  lode_page_set_block_size(page, nb);
 }
 
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
@@ -568,7 +568,7 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
   bool ok = _lode_page_segment(page)->has_protected ? _lode_os_commit_protected(grow, nb - page->block_size)
                                                      : _lode_os_commit(grow, nb - page->block_size);
   if (!ok) return false;
-  page->block_size = nb;
+  lode_page_set_block_size(page, nb);
   return true;
 }
 
@@ -612,7 +612,7 @@ lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t
   p->area = (uint8_t*)moved + area_offset;
   p->area_size = want - area_offset;
   _lode_os_commit_fresh(p->area + old_block, nb - old_block);
-  p->block_size = nb;
+  lode_page_set_block_size(p, nb);
   return p;
 #endif
 }

@@ -418,6 +418,59 @@ static void test_heap_of_another_thread(void) {
   parent_heap_ok();
 }
 
+/* Regression (review, 2026-12-06): a huge block of an exited thread, adopted
+ * by another, sat in the adopter's huge queue with no page flags, so its
+ * frees took the fast path; realloc grew it in place and left the page's
+ * block-start magic at the old size.  free(block + old size) then passed as
+ * a block start: the whole block was freed without a word. */
+static char* adopted_huge;
+static size_t adopted_size;
+static void* make_huge_and_exit(void* arg) {
+  (void)arg;
+  adopted_size = ((size_t)2 << 20) + 1;
+  adopted_huge = lode_malloc(adopted_size);
+  memset(adopted_huge, 0x41, adopted_size);
+  return NULL;
+}
+
+static void* adopt_grow_and_free_interior(void* arg) {
+  (void)arg;
+  void* x = lode_malloc(64); /* a fresh thread's first page: it adopts the exited thread's segments */
+  size_t u0 = lode_usable_size(adopted_huge);
+  char* q = lode_realloc(adopted_huge, (size_t)3 << 20);
+  CHECK(q != NULL && lode_usable_size(q) >= ((size_t)3 << 20));
+  memset(q, 0x42, (size_t)3 << 20);
+  lode_free(q + u0);
+  CHECK(lode_usable_size(q) >= ((size_t)3 << 20)); /* still live */
+  CHECK(q[0] == 0x42 && q[((size_t)3 << 20) - 1] == 0x42);
+  lode_free(q);
+  lode_free(x);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void child_adopted_huge(void* arg) {
+  (void)arg;
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0); /* the old size ends inside the segment's first 4 MiB */
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, make_huge_and_exit, NULL), 0);
+  pthread_join(t, NULL);
+  CHECK_EQ(pthread_create(&t, NULL, adopt_grow_and_free_interior, NULL), 0);
+  pthread_join(t, NULL);
+  exit(test_failures == 0 ? 0 : 1);
+}
+
+static void test_adopted_huge_interior(void) {
+  child_result_t r;
+  run_child(child_adopted_huge, NULL, &r);
+  int before = test_failures;
+  CHECK_EQ(child_exit(&r), 0);
+  CHECK(strstr(r.err, "lode: free(): invalid pointer (not the start of a block)") != NULL);
+  if (test_failures != before) child_dump("adopted huge, interior free", &r);
+  parent_heap_ok();
+}
+
 int main(int argc, char** argv) {
   if (argc > 1) return exec_scenario(argv[1]);
   const char* oe = getenv("LODE_ON_ERROR");
@@ -433,6 +486,7 @@ int main(int argc, char** argv) {
   RUN(test_bad_pointers);
   RUN(test_aligned_page_interior);
   RUN(test_heap_of_another_thread);
+  RUN(test_adopted_huge_interior);
 #ifndef LODE_SECURE
   RUN(test_remote_never_allocated);
 #endif
