@@ -2,7 +2,7 @@
  * forks at a random moment.  The child has one thread and the parent's heap:
  * blocks of threads that do not exist there, pages some remote free may have
  * been inside of at the fork.  It frees and allocates, starts threads (they
- * may get the stacks, and TLS addresses, of dead parent threads) that free
+ * may get the stacks, and thread pointers, of dead parent threads) that free
  * inherited blocks and allocate their own, uses a heap, collects, runs the
  * checker and exits.  The parent waits a bounded time: a child that does not
  * finish (a wait for a thread that is not there) is a hang, reported with

@@ -39,7 +39,7 @@ static void fork_parent(void) {
 /* The child has one thread, the one that forked.  Every other thread's
  * segments stay theirs (LODE_THREAD_ID_FORKED): their heaps may be in the
  * middle of an operation, so nothing here may take them over, and a thread
- * the child creates may get a dead thread's TLS address, hence its id.  A
+ * the child creates may get a dead thread's thread pointer, hence its id.  A
  * remote free that was in flight in a thread that does not exist here will
  * never finish: its page stops waiting for it (the block is lost). */
 static void fork_child(void) {

@@ -248,7 +248,7 @@ static void test_stuck_remote_free(void) {
 }
 
 /* --- thread ids in a fork child ----------------------------------------------------
- * A thread the child creates can get the stack, and so the TLS address
+ * A thread the child creates can get the stack, and so the thread pointer
  * (lode's thread id), of a parent thread the child does not have: it must
  * not take that thread's segments for its own. */
 static sem_t holder_ready, holder_done;
