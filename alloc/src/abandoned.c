@@ -188,6 +188,32 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   return true;
 }
 
+/* A remote free gave back the one block of an abandoned huge segment: no
+ * reclaim may come for it (a thread whose own pages serve it asks for none,
+ * and a non-forced collect does not look), so its whole mapping stayed
+ * resident, outside the segment cache's bound (review, 2026-12-06: 192 MiB
+ * of 8 exited threads' blocks, freed, held for good).  The freeing thread
+ * takes it off the list, if it is still there, and adopts it: with nothing
+ * live, the adoption releases it to the cache.  The walk is under the lock
+ * (a forced collect may hold the list detached: membership is asked of the
+ * list, not of the segment's links). */
+void _lode_abandoned_take_freed_huge(lode_segment_t* seg, lode_tld_t* tld) {
+  pthread_mutex_lock(&abandoned_lock);
+  lode_segment_t* s = abandoned_first;
+  while (s != NULL && s != seg) s = s->next;
+  if (s != NULL) {
+    unlink_locked(seg);
+    _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (s == NULL) return; /* a reclaim or a forced collect has it */
+  if (!segment_claim(seg, tld)) {
+    lode_assert(!"abandoned segment already owned");
+    return;
+  }
+  (void)segment_adopt(seg, tld);
+}
+
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;

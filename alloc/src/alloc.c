@@ -258,6 +258,16 @@ static bool owner_block_live(const lode_segment_t* seg, const lode_page_t* page,
   return true;
 }
 
+/* A free by a thread that does not own the block's segment.  The one block
+ * of an exited thread's huge segment: the freeing thread releases the
+ * segment (nobody else would, short of a forced collect). */
+static void free_remote(lode_segment_t* seg, lode_page_t* page, lode_block_t* block) {
+  uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_acquire);
+  _lode_page_free_remote(page, block);
+  lode_tld_t* tld = _lode_heap_get_default()->tld;
+  if (owner == 0 && seg->kind == LODE_PAGE_HUGE && tld != NULL) _lode_abandoned_take_freed_huge(seg, tld);
+}
+
 static lode_noinline void free_slow(void* p, const char* func) {
   if (p == NULL) return;
   lode_segment_t* seg;
@@ -267,7 +277,7 @@ static lode_noinline void free_slow(void* p, const char* func) {
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id())
     _lode_heap_free_block(page, block);
   else
-    _lode_page_free_remote(page, block);
+    free_remote(seg, page, block);
 }
 
 static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t left) {
@@ -563,7 +573,7 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
     _lode_block_wipe(page, block, end);
   }
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id()) {
-    _lode_page_free_remote(page, (lode_block_t*)block);
+    free_remote(seg, page, (lode_block_t*)block);
     return;
   }
   lode_tld_t* tld = _lode_heap_get_default()->tld;
