@@ -291,8 +291,8 @@ static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t le
 
 /* The fast path's rare cases, on a block start of the caller's own page
  * (flags clear): a first word of 0 (the tail of a list, or a program's
- * NULL) or one that could be a link of the page.  Anything not surely good goes to free_slow, which reports it (a
- * page with nothing live: a double free). */
+ * NULL) or one that could be a link of the page, or a page with nothing
+ * live.  Anything not surely good goes to free_slow, which reports it. */
 static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, uintptr_t next, int32_t left) {
   bool good = left >= 0;
   if (next == 0)
