@@ -292,15 +292,10 @@ static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t le
 /* The fast path's rare cases, on a block start of the caller's own page
  * (flags clear): a first word of 0 (the tail of a list, or a program's
  * NULL) or one that could be a link of the page, or a page with nothing
- * live.  Anything not surely good goes to free_slow, which reports it. */
-static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, uintptr_t next, int32_t left) {
-  bool good = left >= 0;
-  if (next == 0)
-    good = good && block != page->local_free_tail && block != page->free_tail &&
-           lode_tf_block(atomic_load_explicit(&page->thread_free, memory_order_relaxed)) == NULL;
-  else
-    good = good && next - (uintptr_t)page->area >= (uint64_t)page->capacity * page->block_size;
-  if (!good) {
+ * live.  The owner's exact test decides; a bad free goes to free_slow,
+ * which reports it. */
+static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, int32_t left) {
+  if (left < 0 || looks_double_free(page, block)) {
     free_slow(block, "free");
     return;
   }
@@ -347,7 +342,7 @@ void lode_free(void* p) {
           _lode_heap_page_retire(page);
           return;
         }
-        free_rare(page, block, next, left);
+        free_rare(page, block, left);
         return;
       }
     }
