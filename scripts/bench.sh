@@ -7,7 +7,7 @@
 # writes build/bench/results.csv, build/bench/summary.csv and a chart
 # build/bench/bench.svg (+ .png with gnuplot).
 #
-#   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages]
+#   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages|all]
 #                    [--hog N]
 #
 # --threads above the CPU count and --hog N (N processes that spin for the
@@ -46,7 +46,7 @@ workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   local st=${1:-2}
-  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages] [--hog N]" >&"$((st ? 2 : 1))"
+  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N]" >&"$((st ? 2 : 1))"
   exit "$st"
 }
 while [ $# -gt 0 ]; do
@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages)$ && $hog =~ ^[0-9]+$ ]] || usage
+[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages|all)$ && $hog =~ ^[0-9]+$ ]] || usage
 out=$root/build/bench
 mkdir -p "$out"
 libdir=/usr/lib/x86_64-linux-gnu

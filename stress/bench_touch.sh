@@ -1,7 +1,7 @@
 #!/bin/sh
-# bench_touch.sh LODE_STRESS: --bench --touch pages must write the blocks'
-# pages (twice the page faults of --touch first on the large workload), or the
-# "program using its memory" bench measures nothing new.
+# bench_touch.sh LODE_STRESS: --bench --touch pages and --touch all must write
+# the blocks' pages (twice the page faults of --touch first on the large
+# workload), or the "program using its memory" bench measures nothing new.
 # The check is of the driver, so it runs on glibc: lode's own writes (a
 # LODE_SECURE build zeroes and checks blocks, a Debug one fills them) faulted
 # pages in either way and made the ratio depend on the build and the machine
@@ -17,8 +17,9 @@ if grep -q '\[always\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null;
 fi
 export LODE_HUGE_OS_PAGES=0
 run() { "$b" --bench --quiet --target libc --workload large --rounds 2 --threads 1 --touch "$1" | sed -n 's/.*minor_faults=\([0-9]*\).*/\1/p'; }
-first=$(run first) pages=$(run pages)
-echo "bench_touch: minor faults on glibc, --touch first: $first, --touch pages: $pages"
-[ -n "$first" ] && [ -n "$pages" ] || { echo "bench_touch: no minor_faults in the bench line" >&2; exit 1; }
+first=$(run first) pages=$(run pages) all=$(run all)
+echo "bench_touch: minor faults on glibc, --touch first: $first, --touch pages: $pages, --touch all: $all"
+[ -n "$first" ] && [ -n "$pages" ] && [ -n "$all" ] || { echo "bench_touch: no minor_faults in the bench line" >&2; exit 1; }
 [ "$pages" -ge $((2 * first)) ] || { echo "bench_touch: --touch pages did not write the blocks" >&2; exit 1; }
+[ "$all" -ge $((2 * first)) ] || { echo "bench_touch: --touch all did not write the blocks" >&2; exit 1; }
 echo "bench_touch: ok"

@@ -88,7 +88,8 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
   if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
   if (opt.collect_own && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --collect-via own");
   if (opt.bench && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --bench");
-  if (opt.touch_pages && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --touch pages");
+  if (opt.touch != TOUCH_FIRST && k > 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, " --touch %s", opt.touch == TOUCH_PAGES ? "pages" : "all");
   if (opt.inject && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --inject-corruption %s", opt.inject);
   if (opt.inject && (opt.inject_round || opt.inject_at_exit) && k > 0 && (size_t)k < n)
@@ -261,11 +262,17 @@ static inline void add_live(worker_t* w, long d) {
 }
 
 /* --bench writes the first byte of a block (the allocator cannot skip
- * faulting it in), or with --touch pages one byte in every 4 KiB of it. */
+ * faulting it in), with --touch pages one byte in every 4 KiB of it, with
+ * --touch all every byte (a program that fills its objects: the lines an
+ * allocator touches at a block's end are then the program's too). */
 static void bench_touch(void* p, size_t size) {
   volatile char* c = p;
+  if (opt.touch == TOUCH_ALL) {
+    memset(p, 1, size);
+    return;
+  }
   c[0] = 1;
-  if (opt.touch_pages)
+  if (opt.touch == TOUCH_PAGES)
     for (size_t off = 4096; off < size; off += 4096) c[off] = 1;
 }
 

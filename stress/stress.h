@@ -96,6 +96,8 @@ enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK,
 #define W_CLASSIC W_REALLOC
 extern const char* const workload_names[W_COUNT];
 
+enum { TOUCH_FIRST, TOUCH_PAGES, TOUCH_ALL }; /* what --bench writes of each block */
+
 typedef struct {
   uint64_t seed;
   int threads;
@@ -109,7 +111,7 @@ typedef struct {
   size_t max_size;     /* 0: per-workload default */
   long round_ops;      /* operations per thread per round */
   bool json, bench, quiet;
-  bool touch_pages;    /* --bench --touch pages: write every 4 KiB of each block */
+  int touch;           /* --bench --touch: TOUCH_FIRST, TOUCH_PAGES (every 4 KiB), TOUCH_ALL (every byte) */
   bool collect_own;    /* --collect-via own: libc target's forced collect asks the
                           preloaded allocator through its own call */
   const char* inject;  /* --inject-corruption INV[@ROUND] */
