@@ -15,7 +15,8 @@
 # outnumber cores, as on a loaded server: waits that spin or yield and lock
 # hand-offs cost most then.  Compare the same-run ratios with and without.
 #
-# Allocators: lode (--target lode), lode-secure (LODE_SECURE build), glibc,
+# Allocators: lode (--target lode), lode-secure (LODE_SECURE build), lode-wipe
+# (lode with --wipe-floor: the least a secure build's wipe and check cost), glibc,
 # mimalloc, jemalloc, tcmalloc, scudo (LD_PRELOAD of Debian's libraries, Scudo
 # from the clang runtime (libclang_rt.scudo_standalone), with
 # --target libc), mimalloc-api (--target mimalloc: mi_heap_* and mi_collect,
@@ -93,10 +94,11 @@ bin=$out/lode/stress/lode-stress
 scudo=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-x86_64.so 2>/dev/null | sort -V | tail -1)
 # name -> binary, target, preload (- none), forced-collect call ("" default);
 # an array each, since a path may hold spaces
-declare -A sbin=() stgt=() spre=() svia=()
-spec() { sbin[$1]=$2 stgt[$1]=$3 spre[$1]=$4 svia[$1]=${5:-}; }
+declare -A sbin=() stgt=() spre=() svia=() sarg=()
+spec() { sbin[$1]=$2 stgt[$1]=$3 spre[$1]=$4 svia[$1]=${5:-} sarg[$1]=${6:-}; }
 spec lode "$bin" lode -
 spec lode-secure "$out/lode-secure/stress/lode-stress" lode -
+spec lode-wipe "$bin" lode - "" --wipe-floor
 spec glibc "$bin" libc -
 spec mimalloc "$bin" libc "$libdir/libmimalloc.so.2"
 spec mimalloc-own "$bin" libc "$libdir/libmimalloc.so.2" own
@@ -154,6 +156,7 @@ for r in $(seq 1 "$repeats"); do
       b=${sbin[$a]} tgt=${stgt[$a]} pre=${spre[$a]} via=${svia[$a]}
       cmd=("$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch")
       [ -n "$via" ] && cmd+=(--collect-via "$via")
+      [ -n "${sarg[$a]}" ] && cmd+=("${sarg[$a]}")
       [ "$pre" = - ] || cmd=(env LD_PRELOAD="$pre" "${cmd[@]}")
       n=$((n + 1))
       [ -n "${hung[$a/$wl]:-}" ] && continue # it hung once: do not wait again

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench_touch.sh LODE_STRESS: --bench --touch pages and --touch all must write
 # the blocks' pages (twice the page faults of --touch first on the large
-# workload), or the "program using its memory" bench measures nothing new.
+# workload), or the "program using its memory" bench measures nothing new;
+# and --wipe-floor must write the blocks it frees.
 # The check is of the driver, so it runs on glibc: lode's own writes (a
 # LODE_SECURE build zeroes and checks blocks, a Debug one fills them) faulted
 # pages in either way and made the ratio depend on the build and the machine
@@ -22,4 +23,11 @@ echo "bench_touch: minor faults on glibc, --touch first: $first, --touch pages: 
 [ -n "$first" ] && [ -n "$pages" ] && [ -n "$all" ] || { echo "bench_touch: no minor_faults in the bench line" >&2; exit 1; }
 [ "$pages" -ge $((2 * first)) ] || { echo "bench_touch: --touch pages did not write the blocks" >&2; exit 1; }
 [ "$all" -ge $((2 * first)) ] || { echo "bench_touch: --touch all did not write the blocks" >&2; exit 1; }
+# --wipe-floor zeroes every freed block (rptest: 16 B .. 16 KiB): the pages
+# --touch first left alone are written too (~1.8x the faults on glibc)
+rp() { "$b" --bench --quiet --target libc --workload rptest --rounds 2 --threads 1 "$@" | sed -n 's/.*minor_faults=\([0-9]*\).*/\1/p'; }
+plain=$(rp) wiped=$(rp --wipe-floor)
+echo "bench_touch: rptest minor faults on glibc: $plain, with --wipe-floor: $wiped"
+[ -n "$plain" ] && [ -n "$wiped" ] && [ $((2 * wiped)) -ge $((3 * plain)) ] ||
+  { echo "bench_touch: --wipe-floor did not write the freed blocks" >&2; exit 1; }
 echo "bench_touch: ok"

@@ -58,6 +58,9 @@ static void usage(const char* fmt, const char* arg) {
           "  --touch T             --bench writes: first = one byte of each block (default),\n"
           "                        pages = one byte in every 4 KiB of it (a program using its memory),\n"
           "                        all = every byte of it (a program that fills its objects)\n"
+          "  --wipe-floor          --bench: before each free the driver zeroes the block (below\n"
+          "                        64 KiB) and reads it back: the least a hardened allocator's\n"
+          "                        wipe and write-after-free check cost, on any allocator\n"
           "  --json                machine-readable summary on stdout (table goes to stderr)\n"
           "  --quiet               no status lines\n"
           "  --inject-corruption I[@R[:exit]] corrupt invariant I (e.g. P1) in round R (default 0), or\n"
@@ -179,6 +182,8 @@ static void parse(int argc, char** argv) {
       if (!strcmp(v, "pages")) opt.touch = TOUCH_PAGES;
       else if (!strcmp(v, "all")) opt.touch = TOUCH_ALL;
       else if (strcmp(v, "first") != 0) usage("bad value for --touch: '%s' (first, pages or all)", v);
+    } else if (!strcmp(a, "--wipe-floor")) {
+      opt.wipe_floor = true;
     } else if (!strcmp(a, "--collect-via")) {
       NEEDV();
       if (!strcmp(v, "own")) opt.collect_own = true;
@@ -222,6 +227,7 @@ static void parse(int argc, char** argv) {
   if (T == NULL) usage("unknown or unavailable target '%s'", opt.target);
   if (opt.seconds > 0 && opt.rounds > 0) usage("give --seconds or --rounds, not both%s", "");
   if (opt.bench && opt.seconds > 0) usage("--bench runs a fixed amount of work: use --rounds, not --seconds%s", "");
+  if (opt.wipe_floor && !opt.bench) usage("--wipe-floor applies to --bench%s", "");
   if (opt.touch != TOUCH_FIRST && !opt.bench) usage("--touch applies to --bench (checked runs fill every block)%s", "");
   if (opt.collect_own && strcmp(opt.target, "libc") != 0)
     usage("--collect-via applies to --target libc (got target '%s')", opt.target);
@@ -553,6 +559,7 @@ int main(int argc, char** argv) {
   if (!T->white_box && !strcmp(opt.target, "libc")) fprintf(out, ", forced collect: %s", target_forced_collect());
   if (opt.touch == TOUCH_PAGES) fprintf(out, ", every 4 KiB of each block written");
   if (opt.touch == TOUCH_ALL) fprintf(out, ", every byte of each block written");
+  if (opt.wipe_floor) fprintf(out, ", freed blocks wiped and read back by the driver");
   if (opt.rounds) fprintf(out, ", %ld rounds each\n", opt.rounds);
   else if (opt.bench) fprintf(out, ", 300 rounds each (large: 20)\n");
   else fprintf(out, ", %.1f s in total\n", opt.seconds);

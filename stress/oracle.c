@@ -88,6 +88,7 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
   if (opt.max_size && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --max-size %zu", opt.max_size);
   if (opt.collect_own && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --collect-via own");
   if (opt.bench && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --bench");
+  if (opt.wipe_floor && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --wipe-floor");
   if (opt.touch != TOUCH_FIRST && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --touch %s", opt.touch == TOUCH_PAGES ? "pages" : "all");
   if (opt.inject && k > 0 && (size_t)k < n)
@@ -318,12 +319,38 @@ void blk_verify(worker_t* w, const void* p, const char* when) {
   verify_range(w, p, us, (uintptr_t)p, us, "PATTERN", when);
 }
 
+/* --wipe-floor: what a hardened allocator must do at least for a freed
+ * block (below the size where LODE_SECURE wipes by residency): clear it,
+ * and once before its reuse read that it is still clear.  Read back at once
+ * here, from cache, so this is a lower bound of the cost; the usable size
+ * is the class's, a little more than a request.  Timed against the same
+ * allocator without it, it says how close a secure build can get. */
+static volatile uint64_t wipe_floor_sink;
+static void wipe_floor(void* p) {
+  size_t n = T->usable(p) / 8;
+  if (n >= ((size_t)64 << 10) / 8) return;
+  uint64_t* w = p;
+  memset(p, 0, n * 8);
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 |= w[i];
+    a1 |= w[i + 1];
+    a2 |= w[i + 2];
+    a3 |= w[i + 3];
+  }
+  for (; i < n; i++) a0 |= w[i];
+  wipe_floor_sink |= a0 | a1 | a2 | a3;
+}
+
 void blk_free(worker_t* w, void* p) {
   if (p == NULL) return;
   if (!opt.bench) {
     size_t us = T->usable(p);
     verify_range(w, p, us, (uintptr_t)p, us, "PATTERN", "before free");
     add_live(w, -(long)us);
+  } else if (opt.wipe_floor) {
+    wipe_floor(p);
   }
   T->free(p);
 }

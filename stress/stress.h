@@ -111,6 +111,7 @@ typedef struct {
   size_t max_size;     /* 0: per-workload default */
   long round_ops;      /* operations per thread per round */
   bool json, bench, quiet;
+  bool wipe_floor;     /* --bench --wipe-floor: the driver wipes each freed block and reads it back */
   int touch;           /* --bench --touch: TOUCH_FIRST, TOUCH_PAGES (every 4 KiB), TOUCH_ALL (every byte) */
   bool collect_own;    /* --collect-via own: libc target's forced collect asks the
                           preloaded allocator through its own call */
