@@ -263,9 +263,13 @@ static bool owner_block_live(const lode_segment_t* seg, const lode_page_t* page,
  * segment (nobody else would, short of a forced collect). */
 static void free_remote(lode_segment_t* seg, lode_page_t* page, lode_block_t* block) {
   uintptr_t owner = atomic_load_explicit(&seg->thread_id, memory_order_acquire);
+  /* read while the block is live: once it is pushed, a reclaim may release
+   * the segment to the cache, which unmaps it or maps it anew (review,
+   * 2026-12-06: a race under TSan, a fault with a delay put here) */
+  bool huge = seg->kind == LODE_PAGE_HUGE;
   _lode_page_free_remote(page, block);
   lode_tld_t* tld = _lode_heap_get_default()->tld;
-  if (owner == 0 && seg->kind == LODE_PAGE_HUGE && tld != NULL) _lode_abandoned_take_freed_huge(seg, tld);
+  if (owner == 0 && huge && tld != NULL) _lode_abandoned_take_freed_huge(seg, tld);
 }
 
 static lode_noinline void free_slow(void* p, const char* func) {
