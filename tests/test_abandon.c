@@ -167,6 +167,48 @@ static void freed_huge_blocks_of_exited_threads_go_back(void) {
   lode_collect(true);
 }
 
+/* Threads that exit together, each keeping one small block: their segments
+ * stay abandoned with every other page free.  A forced collect purged none
+ * of those pages (review, 2026-12-06: 64 MiB of 16 such threads held). */
+enum { KEEP_THREADS = 4, KEEP_BLOCKS = 4000 };
+static void* kept_block[KEEP_THREADS];
+static pthread_barrier_t keep_barrier;
+static void* keep_one_and_exit(void* arg) {
+  size_t id = (size_t)(uintptr_t)arg;
+  static _Thread_local void* v[KEEP_BLOCKS];
+  for (int i = 0; i < KEEP_BLOCKS; i++) {
+    v[i] = lode_malloc(900);
+    memset(v[i], 1, 900);
+  }
+  kept_block[id] = lode_malloc(16);
+  pthread_barrier_wait(&keep_barrier); /* all alive at once: a segment each */
+  for (int i = 0; i < KEEP_BLOCKS; i++) lode_free(v[i]);
+  return NULL;
+}
+
+static void forced_collect_purges_exited_threads_free_pages(void) {
+  lode_collect(true);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  size_t before = st.committed_current;
+  pthread_t t[KEEP_THREADS];
+  pthread_barrier_init(&keep_barrier, NULL, KEEP_THREADS);
+  for (size_t i = 0; i < KEEP_THREADS; i++) pthread_create(&t[i], NULL, keep_one_and_exit, (void*)(uintptr_t)i);
+  for (size_t i = 0; i < KEEP_THREADS; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&keep_barrier);
+  lode_stats_get(&st);
+  size_t exited = st.committed_current;
+  lode_collect(true);
+  lode_stats_get(&st);
+  printf("committed: before %zu KiB, threads exited %zu KiB, after a forced collect %zu KiB\n", before >> 10,
+         exited >> 10, st.committed_current >> 10);
+  /* a header and the one page of the live block per segment, not 3.6 MiB */
+  CHECK(st.committed_current <= before + (size_t)KEEP_THREADS * (256 << 10));
+  CHECK_EQ(lode_check_process(), 0);
+  for (size_t i = 0; i < KEEP_THREADS; i++) lode_free(kept_block[i]);
+  lode_collect(true);
+}
+
 /* What is due when a thread exits is purged by that thread: no owner would
  * run its queue again.  Pages not yet due leave the queue unpurged (P5) and
  * wait for a reclaimer, which queues them with the expiry they had. */
@@ -582,6 +624,7 @@ int main(void) {
   RUN(reclaim_into_this_thread);
   RUN(fully_freed_abandoned_segment_is_released);
   RUN(freed_huge_blocks_of_exited_threads_go_back);
+  RUN(forced_collect_purges_exited_threads_free_pages);
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);
