@@ -56,6 +56,11 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by cache_lock */
 static size_t cache_count, cache_bytes, cache_warm;
 static int64_t huge_expired_at = -1; /* when the timer last unmapped a huge entry */
+/* The clock's epoch that time is of: a new clock (a test's, the fuzzer's
+ * next input) starts without it, as the purge backoff does; a time kept
+ * from the last input raised the backoff of the next one (review,
+ * 2026-12-06: an input's purges differed when it ran after another). */
+static uint32_t huge_expired_epoch;
 /* The earliest expiry of an entry (INT64_MAX: none), written under the lock
  * and read without it: a thread's allocations ask whether one is due. */
 static _Atomic(int64_t) next_expire = INT64_MAX;
@@ -93,7 +98,10 @@ static void entry_unmap(size_t i) {
 static void expire_locked(int64_t now, bool all) {
   for (size_t i = 0; i < cache_count;) {
     if (all || cache[i].expire <= now) {
-      if (!all && cache[i].info.kind == LODE_PAGE_HUGE) huge_expired_at = now;
+      if (!all && cache[i].info.kind == LODE_PAGE_HUGE) {
+        huge_expired_at = now;
+        huge_expired_epoch = _lode_clock_epoch();
+      }
       entry_unmap(i);
     } else {
       i++;
@@ -172,7 +180,7 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     found = true;
     next_expire_update_locked();
   }
-  int64_t expired_at = huge_expired_at;
+  int64_t expired_at = huge_expired_epoch == _lode_clock_epoch() ? huge_expired_at : -1;
   pthread_mutex_unlock(&cache_lock);
   if (!found) {
     if (kind == LODE_PAGE_HUGE && expired_at >= 0) _lode_purge_note_comeback(expired_at);
