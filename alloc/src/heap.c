@@ -415,6 +415,10 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
    * committed free pages the purge policy must know of. */
   bool released = (fresh || !ok) && _lode_purge_schedule_segment(tld, seg);
   if (ok) return page;
+  /* Those slices are free pages newer than the last collect: a forced one
+   * promised nothing of them (with a negative delay they stay committed
+   * until the next; the checker took them for its broken promise, P4). */
+  tld->page_frees++;
   LODE_POINT(LODE_POINT_CLAIM_FAILED, released ? NULL : seg);
   if (!released) _lode_segment_try_release(seg, tld);
   return NULL;

@@ -313,7 +313,7 @@ struct lode_tld_s {
   lode_segment_list_t segments[LODE_PAGE_KINDS];
   lode_purge_queue_t purge;
   uint64_t queue_pushes;         /* pages ever pushed on the purge queue */
-  uint64_t page_frees;           /* pages ever returned to their segment */
+  uint64_t page_frees;           /* pages ever returned to their segment (or left committed by a failed claim) */
   uint64_t adoptions;            /* abandoned segments ever adopted */
   uint64_t warm_takes;           /* cached segments ever taken with committed free pages */
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
