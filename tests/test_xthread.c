@@ -159,9 +159,55 @@ static void sweep_gives_back_remotely_emptied_page(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* A producer that waits while its consumer frees its huge blocks: the
+ * frees wait on the segments' remote lists until the producer allocates or
+ * collects, and the blocks stayed resident (review, 2026-12-06: 8 x 64 MiB
+ * held through malloc_trim).  The freeing thread drops their bytes. */
+enum { IDLE_BLOCKS = 4 };
+#define IDLE_SIZE ((size_t)16 << 20)
+static void* idle_block[IDLE_BLOCKS];
+static pthread_barrier_t idle_made, idle_freed;
+static void* produce_and_wait(void* arg) {
+  (void)arg;
+  for (int i = 0; i < IDLE_BLOCKS; i++) {
+    idle_block[i] = lode_malloc(IDLE_SIZE);
+    memset(idle_block[i], 1, IDLE_SIZE);
+  }
+  pthread_barrier_wait(&idle_made);
+  pthread_barrier_wait(&idle_freed); /* idle while they are freed and measured */
+  return NULL;
+}
+
+static void remote_free_of_huge_block_drops_its_pages(void) {
+  pthread_barrier_init(&idle_made, NULL, 2);
+  pthread_barrier_init(&idle_freed, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, produce_and_wait, NULL);
+  pthread_barrier_wait(&idle_made);
+  size_t before = 0, after = 0;
+  for (int i = 0; i < IDLE_BLOCKS; i++) before += _lode_os_resident(idle_block[i], IDLE_SIZE);
+  uint8_t* keep[IDLE_BLOCKS];
+  for (int i = 0; i < IDLE_BLOCKS; i++) {
+    keep[i] = idle_block[i];
+    lode_free(idle_block[i]);
+  }
+  for (int i = 0; i < IDLE_BLOCKS; i++) after += _lode_os_resident(keep[i], IDLE_SIZE);
+  printf("resident in the idle producer's huge blocks: %zu KiB before their frees, %zu KiB after\n", before >> 10,
+         after >> 10);
+  CHECK(before >= (size_t)IDLE_BLOCKS * IDLE_SIZE / 2);
+  CHECK(after <= (size_t)IDLE_BLOCKS * (64 << 10)); /* at most a page or two each */
+  pthread_barrier_wait(&idle_freed);
+  pthread_join(t, NULL);
+  pthread_barrier_destroy(&idle_made);
+  pthread_barrier_destroy(&idle_freed);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(producer_consumer);
   RUN(concurrent_abandon_and_reclaim);
   RUN(sweep_gives_back_remotely_emptied_page);
+  RUN(remote_free_of_huge_block_drops_its_pages);
   return test_done();
 }

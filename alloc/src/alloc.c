@@ -267,6 +267,17 @@ static void free_remote(lode_segment_t* seg, lode_page_t* page, lode_block_t* bl
    * the segment to the cache, which unmaps it or maps it anew (review,
    * 2026-12-06: a race under TSan, a fault with a delay put here) */
   bool huge = seg->kind == LODE_PAGE_HUGE;
+  if (huge && owner != 0) {
+    /* The owner merges its remote frees only when it allocates or
+     * collects: an idle producer's huge blocks, all freed by their
+     * consumer, stayed resident (review, 2026-12-06: 8 x 64 MiB, 529 MiB
+     * through malloc_trim).  Their bytes go now, before the free is
+     * published (after it, the segment may already be reused).  Not the
+     * page of a LODE_SECURE trailer: it says FREE to a second free. */
+    uint8_t* lo = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
+    uint8_t* hi = (uint8_t*)(((uintptr_t)block + page->block_size - LODE_TRAILER_SIZE) & ~(LODE_OS_PAGE_SIZE - 1));
+    if (hi > lo) _lode_os_reset(lo, (size_t)(hi - lo));
+  }
   _lode_page_free_remote(page, block);
   lode_tld_t* tld = _lode_heap_get_default()->tld;
   if (owner == 0 && huge && tld != NULL) _lode_abandoned_take_freed_huge(seg, tld);

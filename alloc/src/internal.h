@@ -549,6 +549,7 @@ void _lode_os_sim_release(void* p, size_t size);
 void* _lode_os_sim_remap(void* p, size_t old_size, size_t new_size, size_t alignment);
 bool _lode_os_sim_commit(void* p, size_t size);
 void _lode_os_sim_purge(void* p, size_t size, bool zero);
+void _lode_os_sim_reset(void* p, size_t size);
 void _lode_os_sim_protect(void* p, size_t size, bool accessible);
 bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
 void _lode_os_sim_touch(void* p, size_t size);
@@ -560,6 +561,7 @@ bool _lode_os_release(void* p, size_t size, uint32_t guard_protects); /* and its
 bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
                     bool keep_markers);
 void _lode_os_discard(void* p, size_t size);
+void _lode_os_reset(void* p, size_t size); /* committed memory keeps its state, loses its bytes */
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */

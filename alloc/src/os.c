@@ -306,6 +306,20 @@ void _lode_os_discard(void* p, size_t size) {
   if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
 }
 
+/* Drop the contents of committed memory that stays committed and usable
+ * (reads as zero at its next touch): a huge block freed by a thread that
+ * does not own it, whose owner may not look at its frees for a long time. */
+void _lode_os_reset(void* p, size_t size) {
+  if (size == 0) return;
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    _lode_os_sim_reset(p, size);
+    return;
+  }
+#endif
+  if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(reset) failed", p, size);
+}
+
 /* [p, p + size) will be written whole soon (a huge block): transparent huge
  * pages where the kernel leaves them to madvise turn 512 faults into one
  * (a 25 MiB block: 6,400 faults, each a trap into a VM's kernel, against

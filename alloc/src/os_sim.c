@@ -347,6 +347,16 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero) {
   pthread_mutex_unlock(&sim_lock);
 }
 
+/* A reset (MADV_DONTNEED on memory lode keeps committed): what was written
+ * reads as zero at its next touch, and is no longer resident. */
+void _lode_os_sim_reset(void* p, size_t size) {
+  pthread_mutex_lock(&sim_lock);
+  size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
+  for (size_t i = 0; i < n; i++)
+    if (state[first + i] == PS_USED) state[first + i] = PS_PENDING;
+  pthread_mutex_unlock(&sim_lock);
+}
+
 void _lode_os_sim_protect(void* p, size_t size, bool accessible) {
   pthread_mutex_lock(&sim_lock);
   size_t first = page_index(p), n = lode_align_up(size, PAGE) / PAGE;
