@@ -44,7 +44,9 @@ int lode_posix_memalign(void** out, size_t alignment, size_t size);
 
 /* ---------------------------------------------------------------------------
  * Heaps.  A heap belongs to the thread that created it; only that thread may
- * allocate from it (any thread may free its blocks).
+ * allocate from it (any thread may free its blocks): another thread's
+ * lode_heap_malloc/calloc/realloc/aligned_alloc on it is reported and fails
+ * (EINVAL), and its lode_heap_collect/delete/destroy on it are ignored.
  * ------------------------------------------------------------------------- */
 typedef struct lode_heap_s lode_heap_t;
 
@@ -62,6 +64,8 @@ void lode_heap_destroy(lode_heap_t* heap);
 lode_heap_t* lode_heap_get_default(void);
 LODE_MALLOC_ATTR void* lode_heap_malloc(lode_heap_t* heap, size_t size);
 LODE_MALLOC_ATTR void* lode_heap_calloc(lode_heap_t* heap, size_t count, size_t size);
+/* A block that fits in place stays where it is, in the heap that owns it
+ * (not `heap`): realloc does not move blocks between heaps. */
 void* lode_heap_realloc(lode_heap_t* heap, void* p, size_t newsize);
 LODE_MALLOC_ATTR void* lode_heap_aligned_alloc(lode_heap_t* heap, size_t alignment, size_t size);
 /* true when p is a live-looking block inside a page that heap owns. */
@@ -77,8 +81,8 @@ bool lode_heap_owns(const lode_heap_t* heap, const void* p);
  *   after a non-forced collect is correct (mimalloc 1.9.2 asserted otherwise).
  * lode_heap_collect(heap, true) -- forced: the same, then purges every queued
  *   page of the calling thread (its queue is empty afterwards), releases its
- *   segments that hold no live block, and releases abandoned segments whose
- *   blocks have all been freed.
+ *   segments that hold no live block, releases abandoned segments whose
+ *   blocks have all been freed and purges the free pages of the others.
  * lode_collect(force) collects the calling thread's default heap and, through
  *   it, every heap of the thread.
  * ------------------------------------------------------------------------- */
