@@ -167,6 +167,38 @@ static void freed_huge_blocks_of_exited_threads_go_back(void) {
   lode_collect(true);
 }
 
+/* realloc of an exited thread's huge block: taken over and grown in place
+ * or moved by mremap; it was copied, writing every page of the new block
+ * (review, 2026-12-06). */
+#define SPARSE_SIZE ((size_t)256 << 20)
+static void* sparse_block;
+static void* sparse_and_exit(void* arg) {
+  (void)arg;
+  sparse_block = lode_malloc(SPARSE_SIZE);
+  if (sparse_block != NULL) memset(sparse_block, 7, (size_t)1 << 20); /* 1 MiB of it used */
+  return NULL;
+}
+
+static void realloc_of_exited_threads_huge_block_copies_nothing(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, sparse_and_exit, NULL);
+  pthread_join(t, NULL);
+  CHECK(sparse_block != NULL);
+  if (sparse_block == NULL) return;
+  unsigned char* q = lode_realloc(sparse_block, SPARSE_SIZE + SPARSE_SIZE / 2);
+  CHECK(q != NULL);
+  if (q == NULL) return;
+  size_t resident = _lode_os_resident(q, SPARSE_SIZE + SPARSE_SIZE / 2);
+  printf("resident after growing a 256 MiB block with 1 MiB used: %zu KiB\n", resident >> 10);
+  CHECK(resident <= ((size_t)16 << 20));
+  CHECK(q[0] == 7 && q[((size_t)1 << 20) - 1] == 7 && q[(size_t)1 << 20] == 0);
+  CHECK(lode_test_owns(q));
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(q);
+  lode_collect(true);
+}
+
 /* Threads that exit together, each keeping one small block: their segments
  * stay abandoned with every other page free.  A forced collect purged none
  * of those pages (review, 2026-12-06: 64 MiB of 16 such threads held). */
@@ -625,6 +657,7 @@ int main(void) {
   RUN(fully_freed_abandoned_segment_is_released);
   RUN(freed_huge_blocks_of_exited_threads_go_back);
   RUN(forced_collect_purges_exited_threads_free_pages);
+  RUN(realloc_of_exited_threads_huge_block_copies_nothing);
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);

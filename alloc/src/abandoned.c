@@ -188,7 +188,10 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   return true;
 }
 
-/* A remote free gave back the one block of an abandoned huge segment: no
+/* Also asked by a realloc of an exited thread's huge block, to grow it as
+ * its own (the adoption then keeps the live block).
+ *
+ * A remote free gave back the one block of an abandoned huge segment: no
  * reclaim may come for it (a thread whose own pages serve it asks for none,
  * and a non-forced collect does not look), so its whole mapping stayed
  * resident, outside the segment cache's bound (review, 2026-12-06: 192 MiB
