@@ -40,9 +40,36 @@ def fix(line):
     return new + ("  " + hash_ + comment if hash_ else "") if body.strip() else line
 
 
-for path in sys.argv[1:]:
-    lines = open(path).read().split("\n")
-    out = [fix(l) for l in lines]
-    if out != lines:
-        open(path, "w").write("\n".join(out))
-        print(f"canon-sizes: {path}: sizes rounded")
+def main():
+    usage = "usage: canon-sizes.py FILE.ops...\n"
+    args = sys.argv[1:]
+    if args in (["-h"], ["--help"]):
+        sys.stdout.write(usage + "\n" + __doc__.split(":", 1)[1].lstrip() + "\n")
+        sys.exit(0)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    elif any(a.startswith("-") for a in args):
+        bad = next(a for a in args if a.startswith("-"))
+        sys.stderr.write(f"canon-sizes: unknown option '{bad}'\n" + usage)
+        sys.exit(2)
+    if not args:
+        sys.stderr.write(usage)
+        sys.exit(2)
+    status = 0
+    for path in args:
+        try:
+            with open(path) as f:
+                lines = f.read().split("\n")
+            out = [fix(l) for l in lines]
+            if out != lines:
+                with open(path, "w") as f:
+                    f.write("\n".join(out))
+                print(f"canon-sizes: {path}: sizes rounded")
+        except (OSError, UnicodeDecodeError) as e:
+            sys.stderr.write(f"canon-sizes: {path}: {getattr(e, 'strerror', None) or e}\n")
+            status = 1
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

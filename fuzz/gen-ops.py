@@ -32,9 +32,15 @@ OPTIONS = {"purge-delay": ["min", "-1", "0", "1", "10", "1000", "max"],
            "purge-backoff": ["-1", "0", "1", "6", "16", "17"]}
 
 
+USAGE = "usage: gen-ops.py SEED COUNT\n"
+
+
 def main():
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        sys.stdout.write(USAGE + "\n" + __doc__.split(":", 1)[1].lstrip() + "\n")
+        sys.exit(0)
     if len(sys.argv) != 3 or not sys.argv[1].isdigit() or not sys.argv[2].isdigit():
-        sys.stderr.write("usage: gen-ops.py SEED COUNT\n")
+        sys.stderr.write(USAGE)
         sys.exit(2)
     r = random.Random(int(sys.argv[1]))
     n = int(sys.argv[2])

@@ -7,8 +7,9 @@
  *                      cross-thread free, a reclaim or abandon, a resume)
  *                      lode_check_process, unless a thread is parked mid-op;
  *   at the end         everything freed, forced collects, full checks and A5.
- * Options, the clock and OS-failure injection are reset after each input, so
- * nothing carries over to the next. */
+ * Every option and lode's message pipe are set up before each input, the
+ * clock and OS-failure injection reset after it, so nothing carries over to
+ * the next and the environment changes nothing. */
 #include "harness.h"
 
 #include <errno.h>
@@ -109,7 +110,6 @@ static bool error_matches(const error_state_t* st) {
 static void errors_reset(unsigned t) { errs[t] = (error_state_t){0}; }
 
 static int message_pipe[2] = {-1, -1};
-static long huge_os_pages; /* its value at start: option-text changes it */
 
 /* LODE_VERBOSE is on: lode reports each OS failure, the injected ones too
  * (the simulated OS's and fail-os's), with this line.  messages() counts
@@ -158,6 +158,34 @@ static const char* messages(void) {
   text[pending_len] = '\0';
   pending_len = 0;
   return text;
+}
+
+/* A pipe of its own for every process that runs inputs: an input that
+ * stopped mid-way (fz_fail, a signal) in a process that shared the pipe
+ * (lode-replay's children, AFL++'s fork-server children) left its messages
+ * there.  In one process an input ends only clean (nothing left), so inputs
+ * after the first keep it (a pipe per input cost a fifth of a small input's run).
+ * lode's count of OS failures starts again with it. */
+static pid_t message_pid;
+
+static bool messages_open(void) {
+  if (message_pid == getpid()) return true;
+  message_pid = getpid();
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  lode_test_set_message_fd(fds[1]);
+  if (message_pipe[0] >= 0) {
+    close(message_pipe[0]);
+    close(message_pipe[1]);
+  }
+  message_pipe[0] = fds[0];
+  message_pipe[1] = fds[1];
+  pending_len = 0;
+  lode_stats_t st;
+  lode_stats_get(&st);
+  failures_at_start = st.os_failures;
+  verbose_lines = 0;
+  return true;
 }
 
 static void check_verbose(const char* when) {
@@ -611,15 +639,36 @@ static void finish_input(void) {
   lode_check_clean(baseline);
   check_result("lode_check_clean against the baseline measured at start");
   set_where("between inputs");
-  lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
-  lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DONTNEED);
-  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
-  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, huge_os_pages);
   atomic_store_explicit(&clock_ms, FZ_CLOCK_START, memory_order_relaxed);
   lode_test_set_clock(harness_clock, NULL); /* the clock restarts: so does lode's purge backoff */
 }
 
 /* --- entry points ----------------------------------------------------------------------- */
+/* Every option lode reads, set before each input: lode read its environment
+ * (LODE_PURGE_MODE=free, ...) once, and an input must run as its replay
+ * command runs it, whatever the environment of either; only its ops change them. */
+static void options_reset(void) {
+  static const struct {
+    lode_option_t o;
+    long v;
+  } fixed[] = {
+      {LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT},
+      {LODE_OPTION_PURGE_MODE, LODE_PURGE_DONTNEED},
+      {LODE_OPTION_SHOW_STATS, 0},
+      {LODE_OPTION_VERBOSE, 1},                   /* report every OS failure */
+      {LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN}, /* report, write the message, go on */
+      {LODE_OPTION_PURGE_BACKOFF, 6},
+      {LODE_OPTION_HUGE_OS_PAGES, 1},
+      {LODE_OPTION_QUARANTINE, 1},
+  };
+  _Static_assert(sizeof(fixed) / sizeof(fixed[0]) == LODE_OPTION_COUNT, "an option the harness does not set");
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+    lode_option_set(fixed[i].o, fixed[i].v);
+    if (lode_option_get(fixed[i].o) != fixed[i].v)
+      fz_fail("lode_option_set(%d, %ld) did not take", (int)fixed[i].o, fixed[i].v);
+  }
+}
+
 bool fz_init(const fz_config_t* cfg) {
   config = *cfg;
   S = config.mode == FZ_MODE_SIM ? &fz_sched_sim : &fz_sched_real;
@@ -637,16 +686,12 @@ bool fz_init(const fz_config_t* cfg) {
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_error_hook(error_hook);
   lode_test_set_point_hook(point_hook);
-  if (pipe2(message_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+  if (!messages_open()) {
     fprintf(stderr, "lode-fuzz: pipe2: %s\n", strerror(errno));
     return false;
   }
-  lode_test_set_message_fd(message_pipe[1]);
-  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN); /* report, write the message, go on */
-  lode_option_set(LODE_OPTION_VERBOSE, 1);                    /* and report every OS failure */
-  huge_os_pages = lode_option_get(LODE_OPTION_HUGE_OS_PAGES);
+  options_reset();
   lode_test_set_clock(harness_clock, NULL);
-  lode_option_set(LODE_OPTION_PURGE_DELAY, FZ_PURGE_DELAY_DEFAULT);
   fz_replay_changed();
   lode_collect(true); /* main's thread data exists from here on */
   lode_stats_t st;
@@ -657,14 +702,44 @@ bool fz_init(const fz_config_t* cfg) {
   return true;
 }
 
+void fz_shell_quote(const char* s, char* buf, size_t cap) {
+  if (cap == 0) return;
+  bool plain = *s != '\0';
+  for (const char* c = s; *c && plain; c++)
+    plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("_./+,:=@%-", *c) != NULL;
+  if (plain) {
+    snprintf(buf, cap, "%s", s);
+    return;
+  }
+  /* '...', each ' inside as '\'' */
+  size_t n = 0;
+  buf[n++] = '\'';
+  for (const char* c = s; *c && n + 5 < cap; c++) {
+    if (*c == '\'') {
+      memcpy(buf + n, "'\\''", 4);
+      n += 4;
+    } else {
+      buf[n++] = *c;
+    }
+  }
+  if (n + 1 < cap) buf[n++] = '\'';
+  buf[n < cap ? n : cap - 1] = '\0';
+}
+
 void fz_set_input_name(const char* name) {
-  config.input_name = name;
+  static char quoted[4200];
+  fz_shell_quote(name, quoted, sizeof(quoted));
+  config.input_name = quoted;
   fz_replay_changed();
 }
 
 void fz_run(const fz_program_t* p) {
   prog = p;
   inputs_run++;
+  set_where("start of input");
+  if (!messages_open()) fz_fail("pipe2 for lode's messages: %s", strerror(errno));
+  options_reset();
   lode_sim_os_new_input();
   lode_sim_os_stats_t os0, os1;
   lode_sim_os_stats(&os0);

@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void usage_to(FILE* out, int code) {
+static _Noreturn void usage_to(FILE* out, int code) {
   fprintf(out,
           "usage: lode-replay [-v] [--mode sim|real] [--no-fork] [--bench N] FILE|DIR...\n"
           "       lode-replay --to-text BINARY-INPUT [OUT.ops]\n"
@@ -42,7 +43,7 @@ static void usage_to(FILE* out, int code) {
   exit(code);
 }
 
-static void usage(void) { usage_to(stderr, 2); }
+static _Noreturn void usage(void) { usage_to(stderr, 2); }
 
 typedef struct {
   char** items;
@@ -65,7 +66,15 @@ static bool skipped_name(const char* name) {
   return name[0] == '.' || strncmp(name, "README", 6) == 0 || (n > 3 && strcmp(name + n - 3, ".md") == 0);
 }
 
-static int collect(const char* path, list_t* out) {
+/* The directories the walk is inside: a symlink back to one of them would
+ * make it go round for ever. */
+typedef struct walk_s {
+  dev_t dev;
+  ino_t ino;
+  const struct walk_s* up;
+} walk_t;
+
+static int collect(const char* path, list_t* out, const walk_t* up) {
   struct stat st;
   if (stat(path, &st) != 0) {
     fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
@@ -75,6 +84,13 @@ static int collect(const char* path, list_t* out) {
     list_add(out, path);
     return 0;
   }
+  for (const walk_t* w = up; w != NULL; w = w->up) {
+    if (w->dev == st.st_dev && w->ino == st.st_ino) {
+      fprintf(stderr, "lode-replay: %s: a directory the walk is already inside (a symlink loop): skipped\n", path);
+      return 0;
+    }
+  }
+  const walk_t here = {st.st_dev, st.st_ino, up};
   DIR* d = opendir(path);
   if (d == NULL) {
     fprintf(stderr, "lode-replay: %s: %s\n", path, strerror(errno));
@@ -91,7 +107,7 @@ static int collect(const char* path, list_t* out) {
     size_t n = strlen(path) + strlen(names.items[i]) + 2;
     char* child = malloc(n);
     snprintf(child, n, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names.items[i]);
-    if (collect(child, out) != 0) rc = -1;
+    if (collect(child, out, &here) != 0) rc = -1;
     free(child);
     free(names.items[i]);
   }
@@ -164,24 +180,60 @@ static FILE* open_out(const char* path) {
   return f;
 }
 
+/* OUT is created only when there is something to write, and removed when
+ * writing it failed: a failed conversion leaves no empty or cut file. */
 static int convert(bool to_text, const char* in, const char* outpath) {
   if (load(in, !to_text) != 0) return 1;
+  static uint8_t buf[FZ_MAX_OPS * 6];
+  size_t n = 0;
+  if (!to_text) {
+    char err[200];
+    n = fz_encode(&prog, buf, sizeof(buf), err, sizeof(err));
+    if (n == 0 && prog.count > 0) {
+      fprintf(stderr, "lode-replay: %s: %s\n", in, err);
+      return 1;
+    }
+  }
   FILE* out = open_out(outpath);
   if (to_text) {
     fprintf(out, "# converted from %s by lode-replay --to-text\n", in);
     fz_write_text(&prog, out);
   } else {
-    static uint8_t buf[FZ_MAX_OPS * 6];
-    char err[200];
-    size_t n = fz_encode(&prog, buf, sizeof(buf), err, sizeof(err));
-    if (n == 0 && prog.count > 0) {
-      fprintf(stderr, "lode-replay: %s: %s\n", in, err);
-      return 1;
-    }
     fwrite(buf, 1, n, out);
   }
-  if (out != stdout && fclose(out) != 0) return 1;
+  bool bad = ferror(out) != 0;
+  if (out == stdout) return fflush(out) != 0 || bad;
+  if (fclose(out) != 0 || bad) {
+    fprintf(stderr, "lode-replay: %s: write failed\n", outpath);
+    remove(outpath);
+    return 1;
+  }
   return 0;
+}
+
+/* --bench N: a whole positive number, nothing after it. */
+static bool parse_runs(const char* s, long* out) {
+  if (*s < '0' || *s > '9') return false;
+  char* end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v <= 0) return false;
+  *out = v;
+  return true;
+}
+
+/* What is wrong, then the usage (exit 2). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static _Noreturn void bad_usage(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("lode-replay: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  usage();
 }
 
 int main(int argc, char** argv) {
@@ -190,16 +242,20 @@ int main(int argc, char** argv) {
   long bench = 0;
   int i = 1;
   if (argc >= 2 && (strcmp(argv[1], "--to-text") == 0 || strcmp(argv[1], "--to-bin") == 0)) {
-    if (argc < 3 || argc > 4) usage();
+    if (argc < 3) bad_usage("%s needs an input file", argv[1]);
+    if (argc > 4) bad_usage("%s: unexpected argument '%s'", argv[1], argv[4]);
     return convert(strcmp(argv[1], "--to-text") == 0, argv[2], argc == 4 ? argv[3] : NULL);
   }
   if (argc >= 2 && strcmp(argv[1], "--dict") == 0) {
-    if (argc > 3) usage();
+    if (argc > 3) bad_usage("%s: unexpected argument '%s'", argv[1], argv[3]);
     FILE* out = open_out(argc == 3 ? argv[2] : NULL);
     fz_write_dict(out);
     return out != stdout && fclose(out) != 0;
   }
-  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) usage_to(stdout, 0);
+  bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+  if (argc > 2 && (help || strcmp(argv[1], "--list-ops") == 0))
+    bad_usage("%s: unexpected argument '%s'", argv[1], argv[2]);
+  if (help) usage_to(stdout, 0);
   if (argc == 2 && strcmp(argv[1], "--list-ops") == 0) {
     for (size_t k = 0; k < fz_op_count; k++)
       printf("%-16s %-6s %-11s %s\n", fz_ops[k].name, fz_ops[k].where == FZ_ON_MAIN ? "main" : "worker",
@@ -216,13 +272,19 @@ int main(int argc, char** argv) {
       fprintf(stderr, "lode-replay: --mode takes sim or real\n");
       usage();
     }
-    else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc && (bench = strtol(argv[i + 1], NULL, 10)) > 0) {
+    else if (strcmp(argv[i], "--bench") == 0) {
+      if (i + 1 >= argc) bad_usage("%s needs a number of runs", argv[i]);
+      if (!parse_runs(argv[i + 1], &bench))
+        bad_usage("%s: bad number of runs '%s' (a whole number > 0)", argv[i], argv[i + 1]);
       fork_each = false;
       i++;
     }
     else if (strcmp(argv[i], "--") == 0) {
       i++;
       break;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--list-ops") == 0 ||
+               strcmp(argv[i], "--to-text") == 0 || strcmp(argv[i], "--to-bin") == 0 || strcmp(argv[i], "--dict") == 0) {
+      bad_usage("%s goes first, without the replay options", argv[i]);
     } else {
       fprintf(stderr, "lode-replay: unknown option '%s'\n", argv[i]);
       usage();
@@ -232,10 +294,11 @@ int main(int argc, char** argv) {
   list_t files = {0};
   int status = 0;
   for (; i < argc; i++)
-    if (collect(argv[i], &files) != 0) status = 1;
+    if (collect(argv[i], &files, NULL) != 0) status = 1;
 
-  char replay_cmd[4200];
-  snprintf(replay_cmd, sizeof(replay_cmd), "%s -v", argv[0]);
+  char quoted[4200], replay_cmd[sizeof(quoted) + 4];
+  fz_shell_quote(argv[0], quoted, sizeof(quoted));
+  snprintf(replay_cmd, sizeof(replay_cmd), "%s -v", quoted);
   fz_config_t cfg = {.fail_mode = FZ_FAIL_EXIT, .mode = mode, .verbose = verbose, .replay_cmd = replay_cmd};
   if (verbose) setvbuf(stdout, NULL, _IONBF, 0); /* a crash mid-op keeps the trace */
   if (!fz_init(&cfg)) return 2;
@@ -299,7 +362,8 @@ int main(int argc, char** argv) {
       fprintf(stderr, "lode-replay: FAIL %s: killed by signal %d\n", path, WTERMSIG(ws));
     else
       fprintf(stderr, "lode-replay: FAIL %s: exit status %d\n", path, WEXITSTATUS(ws));
-    fprintf(stderr, "lode-replay: replay with: %s%s %s\n", replay_cmd, mode == FZ_MODE_REAL ? " --mode real" : "", path);
+    fz_shell_quote(path, quoted, sizeof(quoted));
+    fprintf(stderr, "lode-replay: replay with: %s%s %s\n", replay_cmd, mode == FZ_MODE_REAL ? " --mode real" : "", quoted);
   }
   printf("lode-replay: %zu input(s), %zu failed (%s mode)\n", files.count, failed, fz_mode_name(mode));
   return status;

@@ -2,7 +2,7 @@
 # afl-campaign.sh: an AFL++ campaign on lode's fuzz harness.
 #
 #   scripts/afl-campaign.sh [--duration SECONDS] [--jobs N] [--mode sim|real] [--out DIR]
-#                           [--build-dir DIR] [--update-corpus]
+#                           [--build-dir DIR] [--seed S] [--update-corpus]
 #
 # Builds the persistent-mode target (build/afl) and a CMPLOG build
 # (build/afl-cmplog) with afl-clang-fast, seeds from corpus/ (every .ops
@@ -20,11 +20,15 @@
 #   --mode M            sim (default): the harness simulates threads and the OS on
 #                       one OS thread; real: real pthreads and the real OS (slow)
 #   --build-dir DIR     where the two builds go (default build; gives DIR/afl, DIR/afl-cmplog)
+#   --seed S            afl-fuzz's random seed (-s S for main, S+i for secondary i;
+#                       default: a random one); printed at the start and in the
+#                       summary, where the command that reruns the campaign is.
+#                       With several instances syncing, timing still differs.
 #   --update-corpus     afterwards, the queue minimised (afl-cmin, then afl-tmin
 #                       within a time budget) replaces corpus/afl/ in text form, and
 #                       every crash that replays goes to corpus/regressions/
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 root=$(pwd)
 
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
@@ -33,7 +37,7 @@ usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   exit "$st"
 }
 
-duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build mode=sim update=0
+duration=3600 jobs=$(nproc 2>/dev/null || echo 1) out=build/afl-campaign builddir=build mode=sim update=0 afl_seed=
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift 2 ;;
@@ -41,14 +45,20 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --build-dir) [ $# -ge 2 ] || usage; builddir=$2; shift 2 ;;
     --mode) [ $# -ge 2 ] && [[ $2 == sim || $2 == real ]] || usage; mode=$2; shift 2 ;;
+    --seed) [ $# -ge 2 ] || usage; afl_seed=$2; shift 2 ;;
     --update-corpus) update=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "afl-campaign: unknown argument '$1'" >&2; usage ;;
   esac
 done
 [[ $duration =~ ^[0-9]+$ && $duration -gt 0 && $jobs =~ ^[0-9]+$ && $jobs -ge 1 ]] || usage
+# a 32-bit seed, so S+i (secondary i) still fits
+[ -n "$afl_seed" ] || afl_seed=$(( $(od -An -N4 -tu4 /dev/urandom) % 4000000000 ))
+[[ $afl_seed =~ ^[0-9]{1,10}$ && $afl_seed -le 4000000000 ]] || { echo "afl-campaign: --seed takes 0..4000000000" >&2; usage; }
+rerun="scripts/afl-campaign.sh --seed $afl_seed --duration $duration --jobs $jobs --mode $mode"
 
 log() { echo "[afl-campaign $(date +%H:%M:%S)] $*"; }
+log "seed $afl_seed (rerun: $rerun)"
 
 # --- afl++ ----------------------------------------------------------------------
 if ! command -v afl-clang-fast >/dev/null || ! command -v afl-fuzz >/dev/null; then
@@ -109,11 +119,11 @@ export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_TRY_AFFINI
 [ -t 1 ] || export AFL_NO_UI=1
 common=(-i "$out/seeds" -o "$out/sync" -m none -t 2000 -x "$root/fuzz/lode.dict" -V "$duration")
 pids=()
-log "afl-fuzz ($mode mode): 1 main (CMPLOG) + $((jobs - 1)) secondaries for ${duration}s; output in $out/sync"
-afl-fuzz "${common[@]}" -M main -c "$cmplog" -- "$target" >"$out/main.log" 2>&1 &
+log "afl-fuzz ($mode mode, seed $afl_seed): 1 main (CMPLOG) + $((jobs - 1)) secondaries for ${duration}s; output in $out/sync"
+afl-fuzz "${common[@]}" -s "$afl_seed" -M main -c "$cmplog" -- "$target" >"$out/main.log" 2>&1 &
 pids+=($!)
 for ((i = 1; i < jobs; i++)); do
-  afl-fuzz "${common[@]}" -S "sec$i" -- "$target" >"$out/sec$i.log" 2>&1 &
+  afl-fuzz "${common[@]}" -s "$((afl_seed + i))" -S "sec$i" -- "$target" >"$out/sec$i.log" 2>&1 &
   pids+=($!)
 done
 # afl-fuzz leaves the CMPLOG target's persistent child stopped (state T,
@@ -167,6 +177,8 @@ cat <<EOF
 
 == AFL++ campaign summary ==
 duration        ${elapsed}s, $jobs instance(s) (main with CMPLOG), $mode mode
+seed            $afl_seed (afl-fuzz -s; secondary i: $afl_seed+i)
+rerun           $rerun
 execs total     $total_execs
 exec/s          $eps_total overall ($(( eps_total / jobs )) per instance)
 corpus size     $corpus (largest queue)
@@ -208,7 +220,7 @@ if [ "$crashes" -gt 0 ]; then
       slug=$( (grep -oE '\): [a-z]+: [^(0-9]*' <<<"$sim $real" || echo "crash") | head -1 |
               sed -E 's/^\): //; s/[^a-z]+/-/g; s/^-|-$//g' | cut -c1-40)
       dest=$root/corpus/regressions/$today-afl-$inst-$id-${slug:-crash}.ops
-      { echo "# AFL++ campaign $today ($mode mode), $inst crash $id, minimised with afl-tmin"
+      { echo "# AFL++ campaign $today ($mode mode, seed $afl_seed), $inst crash $id, minimised with afl-tmin"
         echo "# sim:  $sim"
         echo "# real: $real"
         grep -v '^#' "${min%.bin}.ops"; } >"$dest"

@@ -5,7 +5,19 @@
 # corpus/ itself stays untouched).  Fails if libFuzzer finds a crash, and then
 # prints the command that replays it.  SECONDS 0: run every input once
 # (regressions too) under the engine's sanitizers, no fuzzing.
+# Each run's crashes go to a directory of their own (printed), never mixed
+# with an earlier run's.
 set -u
+usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
+  local st=${1:-2}
+  echo "usage: $0 LIBFUZZER-BINARY CORPUS-DIR SECONDS [LODE-REPLAY]" >&"$((st ? 2 : 1))"
+  exit "$st"
+}
+case ${1:-} in
+  -h|--help) usage 0 ;;
+  -*) echo "libfuzzer-run: unknown option '$1'" >&2; usage ;;
+esac
+[ $# -ge 3 ] && [ $# -le 4 ] && [[ $3 =~ ^[0-9]+$ ]] || usage
 bin=$1 corpus=$2 secs=$3 replay=${4:-lode-replay}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/artifacts"
@@ -36,9 +48,17 @@ rc=$?
 grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::average_exec_per_sec|cov:' "$work/log" | tail -4
 if [ $rc -ne 0 ]; then
   tail -40 "$work/log"
-  keep=${TMPDIR:-/tmp}/lode-libfuzzer-crashes
-  mkdir -p "$keep" && cp "$work"/artifacts/* "$keep/" 2>/dev/null
-  for a in "$keep"/*; do [ -f "$a" ] && echo "replay with: $replay -v $a"; done
+  found=0
+  for a in "$work"/artifacts/*; do
+    [ -f "$a" ] || continue
+    if [ $found -eq 0 ]; then
+      keep=$(mktemp -d "${TMPDIR:-/tmp}/lode-libfuzzer-crashes.XXXXXX") || exit 1
+      echo "libfuzzer: this run's crashes are in $keep"
+    fi
+    found=$((found + 1))
+    cp "$a" "$keep/" && echo "replay with: $replay -v $keep/$(basename "$a")"
+  done
+  [ $found -gt 0 ] || echo "libfuzzer: exited $rc without saving a crashing input (see the log above)"
   exit 1
 fi
 echo "libfuzzer: ${secs}s clean"
