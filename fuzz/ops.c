@@ -523,11 +523,12 @@ void fz_op_fork(const fz_op_t* op) {
 /* The points a thread can be parked at, by lode's names (lode_test_point_name).
  * Not wait-freeing: there a thread waits for a parked one, and the harness
  * resumes that one.  An op keeps an index into this list (new points go at
- * its end, so a binary input keeps its meaning); fz_op_park maps it to
- * lode's point by name. */
+ * its end, so an input in text, and a binary one of --to-bin, keeps its
+ * meaning; a raw point byte is taken modulo the count); fz_op_park maps it
+ * to lode's point by name. */
 static const char* const point_names[] = {"remote-freeing",   "abandon-unlisted", "reclaim-popped",
                                           "reclaim-adopting", "collect-detached", "claim-failed",
-                                          "remote-pushing",   "purging"};
+                                          "remote-pushing",   "purging",          "huge-mapped"};
 int fz_point_count(void) { return (int)(sizeof(point_names) / sizeof(point_names[0])); }
 const char* fz_point_name(int point) { return point >= 0 && point < fz_point_count() ? point_names[point] : "?"; }
 int fz_point_lookup(const char* name) {
