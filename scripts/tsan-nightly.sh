@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Long ThreadSanitizer run: builds lode-stress with clang -fsanitize=thread
-# (Debug, LODE_DEBUG=1) and runs it again and again for --minutes M (default
-# 30), cycling through the workloads and fresh seeds.  Each run's log is kept
+# (Debug, LODE_DEBUG=1), runs the unit tests once under it (races a fixed
+# interleaving shows at once: a remote free reading its segment after the
+# free, unit.remote_free), then runs lode-stress again and again for
+# --minutes M (default 30), cycling through the workloads and fresh seeds.  Each run's log is kept
 # under build/tsan-nightly/<timestamp>/run-NNN.log; a summary at the end lists
 # runs per workload and every failure with its replay line.  Exit 1 on any
 # TSan report or violation, on a run that hangs past its time (killed), or
@@ -39,8 +41,8 @@ logs=$dir/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$build" "$logs"
 echo "tsan-nightly: building in $build"
 if ! CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLODE_DEBUG=1 -DLODE_SANITIZE=thread \
-      -DLODE_BUILD_TESTS=OFF -DLODE_BUILD_FUZZ=OFF >"$logs/configure.log" 2>&1 ||
-   ! cmake --build "$build" -j2 --target lode-stress >"$logs/build.log" 2>&1; then
+      -DLODE_TESTING=ON -DLODE_BUILD_TESTS=ON -DLODE_BUILD_FUZZ=OFF >"$logs/configure.log" 2>&1 ||
+   ! cmake --build "$build" -j2 >"$logs/build.log" 2>&1; then
   tail -30 "$logs/build.log" "$logs/configure.log" 2>/dev/null
   echo "tsan-nightly: build failed" >&2
   exit 1
@@ -62,6 +64,17 @@ on_signal() { # exit-status: stop the current run too, at once
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 n=0
+# The unit tests first (not timed against --minutes): each is a fixed
+# scenario, some of them races TSan sees whatever the timing.
+printf 'tsan-nightly: unit tests under TSan ... '
+(cd "$build" && ctest -L unit --timeout 600 >"$logs/unit.log" 2>&1); urc=$?
+if [ $urc -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$logs/unit.log"; then
+  why=$(grep -m1 -o "WARNING: ThreadSanitizer: [a-z -]*" "$build"/Testing/Temporary/LastTest.log 2>/dev/null)
+  failures+=("unit tests: ${why:-a test failed} (ctest exit $urc); log $logs/unit.log and $build/Testing/Temporary/LastTest.log; replay: (cd ${build@Q} && ctest -L unit --output-on-failure)")
+  echo "FAIL (${why:-ctest exit $urc})"
+else
+  echo "ok"
+fi
 echo "tsan-nightly: $minutes min, runs of up to $run_seconds s, $threads threads; logs in $logs"
 while [ "$(date +%s)" -lt "$deadline" ]; do
   left=$(( deadline - $(date +%s) ))
@@ -101,12 +114,13 @@ done
   for wl in "${workloads[@]}"; do
     [ -n "${runs[$wl]:-}" ] && printf '  %-8s %3d runs, %d failed\n' "$wl" "${runs[$wl]}" "${fails[$wl]:-0}"
   done
+  printf '  %-8s %s\n' unit "$( [ $urc -eq 0 ] && echo 'passed' || echo 'FAILED')"
   if [ $n -eq 0 ]; then
     echo "  result: FAIL (no run: less than 5 s of the time was left)"
   elif [ ${#failures[@]} -eq 0 ]; then
     echo "  result: PASS (no ThreadSanitizer report, no violation)"
   else
-    echo "  result: FAIL (${#failures[@]} runs)"
+    echo "  result: FAIL (${#failures[@]} failed)"
     for f in "${failures[@]}"; do echo "  $f"; done
   fi
 } | tee "$logs/summary.txt"
