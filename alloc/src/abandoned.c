@@ -188,19 +188,18 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   return true;
 }
 
-/* Also asked by a realloc of an exited thread's huge block, to grow it as
- * its own (the adoption then keeps the live block).
- *
- * A remote free gave back the one block of an abandoned huge segment: no
+/* A remote free gave back the one block of an abandoned huge segment: no
  * reclaim may come for it (a thread whose own pages serve it asks for none,
  * and a non-forced collect does not look), so its whole mapping stayed
  * resident, outside the segment cache's bound (review, 2026-12-06: 192 MiB
  * of 8 exited threads' blocks, freed, held for good).  The freeing thread
  * takes it off the list, if it is still there, and adopts it: with nothing
- * live, the adoption releases it to the cache.  The walk is under the lock
- * (a forced collect may hold the list detached: membership is asked of the
- * list, not of the segment's links). */
-void _lode_abandoned_take_freed_huge(lode_segment_t* seg, lode_tld_t* tld) {
+ * live, the adoption releases it to the cache.  A realloc of an exited
+ * thread's huge block takes it too, to grow it as its own (the adoption
+ * keeps the live block).  The walk is under the lock (a forced collect may
+ * hold the list detached: membership is asked of the list, not of the
+ * segment's links). */
+void _lode_abandoned_take_huge(lode_segment_t* seg, lode_tld_t* tld) {
   pthread_mutex_lock(&abandoned_lock);
   lode_segment_t* s = abandoned_first;
   while (s != NULL && s != seg) s = s->next;

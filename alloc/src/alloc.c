@@ -280,7 +280,7 @@ static void free_remote(lode_segment_t* seg, lode_page_t* page, lode_block_t* bl
   }
   _lode_page_free_remote(page, block);
   lode_tld_t* tld = _lode_heap_get_default()->tld;
-  if (owner == 0 && huge && tld != NULL) _lode_abandoned_take_freed_huge(seg, tld);
+  if (owner == 0 && huge && tld != NULL) _lode_abandoned_take_huge(seg, tld);
 }
 
 static lode_noinline void free_slow(void* p, const char* func) {
@@ -440,7 +440,7 @@ static bool realloc_owns(lode_segment_t* seg, size_t offset, size_t newsize) {
   if (seg->kind != LODE_PAGE_HUGE || tld == NULL || offset != 0 || newsize <= LODE_LARGE_OBJ_MAX ||
       atomic_load_explicit(&seg->thread_id, memory_order_acquire) != 0)
     return false;
-  _lode_abandoned_take_freed_huge(seg, tld);
+  _lode_abandoned_take_huge(seg, tld);
   return atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == me;
 }
 

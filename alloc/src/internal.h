@@ -811,9 +811,10 @@ static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
 /* --- abandoned.c: segments of exited threads --------------------------------- */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments);
-/* A remote free emptied seg, an abandoned huge segment: tld takes it off the
- * list and releases it (to the segment cache), unless someone has it. */
-void _lode_abandoned_take_freed_huge(lode_segment_t* seg, lode_tld_t* tld);
+/* tld takes seg, an abandoned huge segment, off the list and adopts it,
+ * unless someone has it: after a remote free emptied it (the adoption
+ * releases it to the segment cache), or for a realloc of its live block. */
+void _lode_abandoned_take_huge(lode_segment_t* seg, lode_tld_t* tld);
 size_t _lode_abandoned_release_empty(lode_tld_t* tld);
 void _lode_abandoned_fork_prepare(void);
 void _lode_abandoned_fork_parent(void);
