@@ -39,8 +39,18 @@ lode_segment_t* _lode_abandoned_last(void) { return abandoned_last; }
 /* The time is taken under the lock: a thread stopped between reading the
  * clock and pushing would otherwise put an older segment ahead of newer ones
  * (found by the fuzzer parking a thread at abandon-unlisted). */
+static uint64_t abandoned_pushes; /* segments ever put on the list by an abandon (under the lock) */
+
+uint64_t _lode_abandoned_pushes(void) {
+  pthread_mutex_lock(&abandoned_lock);
+  uint64_t n = abandoned_pushes;
+  pthread_mutex_unlock(&abandoned_lock);
+  return n;
+}
+
 static void abandoned_push(lode_segment_t* seg) {
   pthread_mutex_lock(&abandoned_lock);
+  abandoned_pushes++;
   seg->abandoned_at = _lode_clock_now();
   seg->prev = NULL;
   seg->next = abandoned_first;

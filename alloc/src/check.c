@@ -298,11 +298,15 @@ static void check_sim_os(void) {
 
 /* P4: what the last collect promised still holds if nothing was queued or
  * freed since. */
+static bool mark_holds(const lode_tld_t* tld) {
+  const lode_collect_mark_t* m = &tld->mark;
+  return m->kind != 0 && m->queue_pushes == tld->queue_pushes && m->page_frees == tld->page_frees &&
+         m->adoptions == tld->adoptions && m->warm_takes == tld->warm_takes;
+}
+
 static void check_collect_mark(const lode_tld_t* tld) {
   const lode_collect_mark_t* m = &tld->mark;
-  if (m->kind == 0 || m->queue_pushes != tld->queue_pushes || m->page_frees != tld->page_frees ||
-      m->adoptions != tld->adoptions || m->warm_takes != tld->warm_takes)
-    return;
+  if (!mark_holds(tld)) return;
   if (m->kind == 2) {
     REPORT_IF(tld->purge.first != NULL, "P4", tld->purge.first, "purge queue not empty after a forced collect");
     for (int k = 0; k < LODE_PAGE_KINDS; k++)
@@ -384,6 +388,8 @@ static bool on_owner_list(const lode_segment_t* seg, size_t limit) {
 static size_t check_process(bool quick) {
   violations = 0;
   check_sim_os();
+  const lode_tld_t* me = _lode_heap_get_default()->tld;
+  bool promised = me != NULL && me->mark.kind == 2 && mark_holds(me) && me->mark.abandons == _lode_abandoned_pushes();
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
   /* one tally per owning thread: as many as segments at most, on the stack
@@ -407,6 +413,14 @@ static size_t check_process(bool quick) {
     if (owner == LODE_THREAD_ID_FORKED) continue; /* a fork child: its parent's threads' */
     if (seg->is_abandoned) {
       abandoned_seen++;
+      /* P4 for abandoned segments: the caller's last forced collect purged
+       * the free pages of those it kept (another's puts back only what it
+       * purged too), and only a newer abandon (counted at its push) brings
+       * committed free pages to the list: a remote free frees no page, a
+       * reclaim takes the segment off */
+      for (uint32_t i = 0; promised && i < seg->page_count; i++)
+        REPORT_IF(!seg->pages[i].in_use && seg->pages[i].is_committed, "P4", &seg->pages[i],
+                  "free page of an abandoned segment still committed after a forced collect");
       REPORT_IF(owner != 0 || seg->tld != NULL, "A1", seg, "abandoned segment still has an owner");
       REPORT_IF(seg->abandoned_pages != seg->used, "A1", seg, "in-use pages of an abandoned segment not all counted abandoned");
       for (uint32_t i = 0; i < seg->page_count; i++) {

@@ -212,6 +212,7 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
    * segment empties after this. */
   if (force) _lode_purge_release_empty_segments(tld);
   _lode_purge_queue_run(tld, force, now);
+  uint64_t abandons = _lode_abandoned_pushes(); /* before the list is taken: a later one voids the mark */
   if (force) {
     _lode_purge_all_free(tld);
     _lode_abandoned_release_empty(tld);
@@ -223,6 +224,7 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   tld->mark.page_frees = tld->page_frees;
   tld->mark.adoptions = tld->adoptions;
   tld->mark.warm_takes = tld->warm_takes;
+  tld->mark.abandons = abandons;
 }
 
 void lode_heap_collect(lode_heap_t* heap, bool force) {

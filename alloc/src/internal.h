@@ -305,6 +305,8 @@ typedef struct lode_collect_mark_s {
   uint64_t page_frees;   /* tld->page_frees then */
   uint64_t adoptions;    /* tld->adoptions then: a reclaimed segment brings new free pages */
   uint64_t warm_takes;   /* tld->warm_takes then: so does a cached segment's warm pages */
+  uint64_t abandons;     /* _lode_abandoned_pushes() before a forced collect took the list: while
+                            it is the same, no segment on it has a committed free page (P4) */
 } lode_collect_mark_t;
 
 struct lode_tld_s {
@@ -816,6 +818,7 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
  * releases it to the segment cache), or for a realloc of its live block. */
 void _lode_abandoned_take_huge(lode_segment_t* seg, lode_tld_t* tld);
 size_t _lode_abandoned_release_empty(lode_tld_t* tld);
+uint64_t _lode_abandoned_pushes(void); /* segments ever put on the list by an abandon */
 void _lode_abandoned_fork_prepare(void);
 void _lode_abandoned_fork_parent(void);
 void _lode_abandoned_fork_child(void);
