@@ -212,7 +212,8 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
    * segment empties after this. */
   if (force) _lode_purge_release_empty_segments(tld);
   _lode_purge_queue_run(tld, force, now);
-  uint64_t abandons = _lode_abandoned_pushes(); /* before the list is taken: a later one voids the mark */
+  /* (forced only: a global lock every collect would be a hand-off point) */
+  uint64_t abandons = force ? _lode_abandoned_pushes() : 0; /* before the list is taken: a later one voids the mark */
   if (force) {
     _lode_purge_all_free(tld);
     _lode_abandoned_release_empty(tld);
