@@ -3,6 +3,7 @@
 #include "stress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +16,10 @@
 options_t opt;
 round_ctl_t ctl;
 const char* const workload_names[W_COUNT] = {"mixed",   "collect",  "churn", "heaps",   "xthread",
-                                                 "large",   "fork",     "realloc", "espresso", "huge",
+                                                 "large",   "fork",     "held",     "realloc", "espresso", "huge",
                                                  "gthread", "leak",     "rptest",  "thrash",   "larson"};
 static const workload_t* const workloads[W_COUNT] = {&wl_mixed, &wl_collect, &wl_churn,
-                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork,
+                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held,
                                                       &wl_realloc, &wl_espresso, &wl_huge, &wl_gthread,
                                                       &wl_leak, &wl_rptest, &wl_thrash, &wl_larson};
 static const long collect_delays[] = {3000, 10, 0, -1, 250, 1000, 50, 8000};
@@ -36,8 +37,8 @@ static void usage(const char* fmt, const char* arg) {
   }
   fprintf(stderr,
           "usage: lode-stress [options]\n"
-          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork (the torture\n"
-          "                        set, default: torture), realloc,espresso,huge,gthread,leak,rptest,\n"
+          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held (the\n"
+          "                        torture set, default: torture), realloc,espresso,huge,gthread,leak,rptest,\n"
           "                        thrash,larson (classic benchmark shapes: classic); all = both\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"
@@ -285,13 +286,16 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static size_t rss_bytes(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  if (f == NULL) return 0;
+size_t stress_rss_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char b[128];
+  ssize_t n = read(fd, b, sizeof(b) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
   unsigned long size = 0, res = 0;
-  int n = fscanf(f, "%lu %lu", &size, &res);
-  fclose(f);
-  return n == 2 ? (size_t)res * (size_t)sysconf(_SC_PAGESIZE) : 0;
+  return sscanf(b, "%lu %lu", &size, &res) == 2 ? (size_t)res * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 static long sum_field(size_t off) {
@@ -307,7 +311,7 @@ static bool tty;
 
 static void status(result_t* r, int wl, bool force) {
   double t = now_s();
-  size_t rss = rss_bytes();
+  size_t rss = stress_rss_bytes();
   if (rss > r->peak_rss) r->peak_rss = rss;
   if (opt.quiet || opt.bench) return;
   double period = tty ? 1.0 : 5.0;
@@ -438,12 +442,15 @@ static void run_workload(int wl, double budget, size_t baseline) {
   status_ops = 0;
   long round = 0;
   set_round(wl, round);
+  void (*barrier)(long, long) = workloads[wl]->barrier;
+  if (workloads[wl]->begin) workloads[wl]->begin();
   spawn_workers(wl);
   for (;;) {
     main_wait_all(r, wl, opt.threads);
     /* every worker is parked: process-wide state must hold */
     oracle_check_process("at the round barrier, all workers parked");
     status(r, wl, false);
+    if (barrier) barrier(round, SUM(live_bytes));
     r->rounds++;
     long limit = opt.rounds ? opt.rounds : opt.bench ? workloads[wl]->bench_rounds : 0;
     bool stop = limit ? round + 1 >= limit : now_s() - t0 >= budget;
@@ -475,6 +482,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
   T->collect(true);
   oracle_check_process("at the end, after the final forced collect");
   oracle_check_clean(baseline);
+  if (workloads[wl]->end) workloads[wl]->end();
   r->seconds = now_s() - t0;
   r->ops = SUM(ops);
   r->checks = SUM(checks);

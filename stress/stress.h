@@ -1,7 +1,8 @@
 /* lode-stress: shared declarations of the stress drivers.
  *
- * One binary runs seven workloads (mixed, collect, churn, heaps, xthread,
- * large, fork) against an allocator backend (target.c).  Every random choice comes
+ * One binary runs the torture workloads (mixed, collect, churn, heaps,
+ * xthread, large, fork, held) and the classic benchmark shapes against an
+ * allocator backend (target.c).  Every random choice comes
  * from a PRNG derived from (seed, workload, round, thread[, child]); the
  * oracle (oracle.c) turns any broken invariant, pattern mismatch or fatal
  * signal into a report with one command line that replays the case. */
@@ -59,7 +60,7 @@ const char* target_forced_collect(void); /* what a forced collect calls */
 
 /* White-box hooks; no-ops (return 0) unless the target is lode. */
 typedef struct {
-  size_t purges, abandoned_total, abandoned, reclaimed, queued, committed;
+  size_t purges, abandoned_total, abandoned, reclaimed, queued, committed, pages;
   bool valid;
 } stress_stats_t;
 void target_stats(stress_stats_t* out);
@@ -70,6 +71,7 @@ size_t target_thread_queued(void); /* pages on the calling thread's purge queue 
 int64_t target_now_ms(void);
 void target_set_purge_delay(long ms);
 long target_get_purge_delay(void);
+long target_set_purge_backoff(long doublings); /* returns the old value */
 int target_corrupt(const char* inv); /* -1 when unsupported */
 bool target_can_corrupt(void);
 void target_install_reporter(void);
@@ -91,7 +93,7 @@ void* transfer_take(size_t slot);                   /* exchange with NULL */
 /* --- options and run state --------------------------------------------------- */
 /* The first W_CLASSIC are the torture workloads (the default set); the rest
  * have the shapes of the classic allocator benchmarks (--workload classic). */
-enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK,
+enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_HELD,
        W_REALLOC, W_ESPRESSO, W_HUGE, W_GTHREAD, W_LEAK, W_RPTEST, W_THRASH, W_LARSON, W_COUNT };
 #define W_CLASSIC W_REALLOC
 extern const char* const workload_names[W_COUNT];
@@ -190,8 +192,13 @@ typedef struct {
   size_t transfer_slots;    /* slots blocks travel through between threads */
   unsigned respawn_percent; /* rounds that end with every worker exiting */
   long bench_rounds;        /* --bench rounds unless --rounds */
+  /* NULL, or called by main: before the first worker starts, at each round
+   * barrier with every worker parked (with their live bytes), at the end */
+  void (*begin)(void);
+  void (*barrier)(long round, long live);
+  void (*end)(void);
 } workload_t;
-extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork;
+extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork, wl_held;
 extern const workload_t wl_realloc, wl_espresso, wl_huge, wl_gthread, wl_leak, wl_rptest, wl_thrash, wl_larson;
 
 /* Local block table shared by the workloads (block_table.c). */
@@ -215,5 +222,8 @@ void drain_some(worker_t* w, int n);
 /* At the end: frees this worker's share of the transfer slots. */
 void drain_share(worker_t* w);
 size_t workload_max(int wl);
+/* Resident bytes of the process (/proc/self/statm; 0 without it), read
+ * without allocating. */
+size_t stress_rss_bytes(void);
 
 #endif

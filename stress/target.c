@@ -157,6 +157,7 @@ void target_stats(stress_stats_t* out) {
   out->reclaimed = st.segments_reclaimed;
   out->queued = st.pages_queued;
   out->committed = st.committed_current;
+  out->pages = st.pages_current;
   out->valid = true;
 }
 
@@ -181,6 +182,12 @@ void target_set_purge_delay(long ms) {
   if (T->white_box) lode_option_set(LODE_OPTION_PURGE_DELAY, ms);
 }
 long target_get_purge_delay(void) { return T->white_box ? lode_option_get(LODE_OPTION_PURGE_DELAY) : 0; }
+long target_set_purge_backoff(long doublings) {
+  if (!T->white_box) return 0;
+  long old = lode_option_get(LODE_OPTION_PURGE_BACKOFF);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, doublings);
+  return old;
+}
 
 bool target_can_corrupt(void) {
 #ifdef LODE_TESTING

@@ -32,7 +32,8 @@ extern "C" {
  * ------------------------------------------------------------------------- */
 LODE_MALLOC_ATTR void* lode_malloc(size_t size);
 LODE_MALLOC_ATTR void* lode_calloc(size_t count, size_t size); /* overflow -> NULL, ENOMEM */
-void* lode_realloc(void* p, size_t newsize);   /* newsize 0 frees p and returns malloc(0) */
+void* lode_realloc(void* p, size_t newsize);   /* newsize 0 frees p and returns malloc(0)
+                                                  (liblode.so's realloc returns NULL there, as glibc) */
 void* lode_reallocarray(void* p, size_t count, size_t size);
 void lode_free(void* p);
 size_t lode_usable_size(const void* p);        /* 0 for NULL */

@@ -226,7 +226,13 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
       /* the owner may look at its lists: a freed aligned block lost its tag */
       bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
       bool is_free = mine && block != (lode_block_t*)u && looks_double_free(page, block);
-      _lode_error_pointer(func, is_free ? "double free" : "invalid pointer (not the start of a block)", p);
+      /* another thread may not walk the owner's lists: either may be true
+       * (review, 2026-12-06: a second free of an aligned block by another
+       * thread was reported as an interior pointer only) */
+      const char* what = is_free ? "double free"
+                         : mine  ? "invalid pointer (not the start of a block)"
+                                 : "invalid pointer (not the start of a block) or double free";
+      _lode_error_pointer(func, what, p);
       return NULL;
     }
   } else if (seg->kind == LODE_PAGE_HUGE ? off != 0 : !lode_is_multiple(off, page->block_magic)) {
@@ -267,20 +273,25 @@ static void free_remote(lode_segment_t* seg, lode_page_t* page, lode_block_t* bl
    * the segment to the cache, which unmaps it or maps it anew (review,
    * 2026-12-06: a race under TSan, a fault with a delay put here) */
   bool huge = seg->kind == LODE_PAGE_HUGE;
-  if (huge && owner != 0) {
-    /* The owner merges its remote frees only when it allocates or
-     * collects: an idle producer's huge blocks, all freed by their
-     * consumer, stayed resident (review, 2026-12-06: 8 x 64 MiB, 529 MiB
-     * through malloc_trim).  Their bytes go now, before the free is
-     * published (after it, the segment may already be reused).  Not the
-     * page of a LODE_SECURE trailer: it says FREE to a second free. */
+  lode_tld_t* tld = _lode_heap_get_default()->tld;
+  /* An exited thread's huge segment: this thread takes it over and releases
+   * it, if it has thread data to adopt it with. */
+  bool take = huge && owner == 0 && tld != NULL;
+  if (huge && !take) {
+    /* Otherwise the free waits on the segment's remote list: for its owner
+     * to allocate or collect (an idle producer's huge blocks, all freed by
+     * their consumer, stayed resident: review, 2026-12-06, 8 x 64 MiB, 529
+     * MiB through malloc_trim), or, its owner gone, for a reclaim (a thread
+     * that never allocated, freeing an exited thread's blocks: stress held,
+     * 2026-12-06).  Their bytes go now, before the free is published (after
+     * it, the segment may already be reused).  Not the page of a
+     * LODE_SECURE trailer: it says FREE to a second free. */
     uint8_t* lo = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
     uint8_t* hi = (uint8_t*)(((uintptr_t)block + page->block_size - LODE_TRAILER_SIZE) & ~(LODE_OS_PAGE_SIZE - 1));
     if (hi > lo) _lode_os_reset(lo, (size_t)(hi - lo));
   }
   _lode_page_free_remote(page, block);
-  lode_tld_t* tld = _lode_heap_get_default()->tld;
-  if (owner == 0 && huge && tld != NULL) _lode_abandoned_take_huge(seg, tld);
+  if (take) _lode_abandoned_take_huge(seg, tld);
 }
 
 static lode_noinline void free_slow(void* p, const char* func) {
