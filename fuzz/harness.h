@@ -44,7 +44,8 @@ typedef enum {
   FZ_A_COUNT,   /* calloc's count 1..16 (1 byte) */
   FZ_A_MS,      /* +MS, clock advance 0..65535 (2 bytes) */
   FZ_A_DELAY,   /* a purge delay, -32768..32767 ms (2 bytes) */
-  FZ_A_FAILS,   /* fail-os count 0..15, after 0..15 calls let through (1 byte: skip << 4 | count) */
+  FZ_A_FAILS,   /* fail-os [OPS] count 0..15, after 0..15 calls let through (1 byte: skip << 4 | count;
+                   OPS, which OS operations, in bits 5-7 of the opcode: fz_osop_names) */
   FZ_A_FORCE,   /* the word "force" or nothing (bit 7 of the opcode byte) */
   FZ_A_OFFSET,  /* where in a block a bad pointer points (2 bytes: see ops.c) */
   FZ_A_FOREIGN, /* which foreign pointer (1 byte) */
@@ -64,6 +65,7 @@ typedef struct fz_op_s {
   uint8_t heap;
   uint8_t count;  /* calloc count, fail-os count */
   uint8_t skip;   /* fail-os: OS calls let through first */
+  uint8_t osop;   /* fail-os: which OS operations fail (FZ_OSOP_*: bits 5-7 of its opcode) */
   uint8_t align_log;
   uint8_t foreign;
   uint8_t point;
@@ -237,6 +239,11 @@ void fz_op_exit_malloc(const fz_op_t* op);
 void fz_op_clock(const fz_op_t* op);
 void fz_op_purge_delay(const fz_op_t* op);
 void fz_op_fail_os(const fz_op_t* op);
+/* fail-os's OS operation classes, by the 3 bits of its opcode: 0 (no word)
+ * reserve, commit and mremap as ever; then one class each; 7 every one. */
+enum { FZ_OSOPS = 8 };
+extern const char* const fz_osop_names[FZ_OSOPS];
+unsigned fz_osop_mask(unsigned osop); /* lode_test_fail_os_ops's mask */
 void fz_op_bad_free(const fz_op_t* op);
 void fz_op_bad_realloc(const fz_op_t* op);
 void fz_op_bad_usable(const fz_op_t* op);

@@ -316,8 +316,16 @@ void fz_op_purge_delay(const fz_op_t* op) {
     fz_fail("purge delay %lld was not taken", (long long)op->value);
 }
 
+const char* const fz_osop_names[FZ_OSOPS] = {"", "purge", "discard", "reset", "protect", "unmap", "map", "any"};
+
+unsigned fz_osop_mask(unsigned osop) {
+  static const unsigned masks[FZ_OSOPS] = {LODE_OS_CLASSIC, LODE_OS_PURGE,   LODE_OS_DISCARD, LODE_OS_RESET,
+                                           LODE_OS_PROTECT, LODE_OS_RELEASE, LODE_OS_MAP,     LODE_OS_ALL};
+  return masks[osop % FZ_OSOPS];
+}
+
 void fz_op_fail_os(const fz_op_t* op) {
-  lode_test_fail_os_after(op->skip, op->count);
+  lode_test_fail_os_ops(fz_osop_mask(op->osop), op->skip, op->count);
   if (op->count > 0) fz_fail_os_armed();
 }
 

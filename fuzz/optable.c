@@ -5,8 +5,9 @@
  *
  * Binary form: an opcode byte, then each argument's bytes.  Opcode byte:
  * bits 0-4 the operation (modulo the operations that have a binary form),
- * bits 5-6 the thread t0..t3, bit 7 the "force" flag of collect.  A
- * truncated last op is dropped.
+ * bits 5-6 the thread t0..t3, bit 7 the "force" flag of collect; fail-os,
+ * a main op, has bits 5-7 for which OS operations fail.  A truncated last
+ * op is dropped.
  *
  * Text form: one op per line, `#` comments:  [tN] NAME ARG... [-> sK]  */
 #include "harness.h"
@@ -39,7 +40,8 @@ const fz_op_desc_t fz_ops[] = {
     {"clock", {FZ_A_MS}, M, true, fz_op_clock, "advance the virtual clock by MS"},
     {"purge-delay", {FZ_A_DELAY}, M, true, fz_op_purge_delay, "set LODE_OPTION_PURGE_DELAY"},
     {"fail-os", {FZ_A_FAILS}, M, true, fz_op_fail_os,
-     "the next N OS reserve/commit calls fail (`after K`: once K more succeeded)"},
+     "the next N OS reserve/commit/mremap calls fail (`after K`: once K more succeeded); with a word first, those "
+     "of purge, discard, reset, protect, unmap, map (the segment map's), or any"},
     {"bad-free", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_free,
      "free a pointer inside slot K: lode must report it and change nothing"},
     {"bad-realloc", {FZ_A_SLOT, FZ_A_OFFSET}, W, true, fz_op_bad_realloc,
@@ -279,6 +281,7 @@ void fz_decode(const uint8_t* data, size_t size, fz_program_t* out) {
     const uint8_t* a = data + pos + 1;
     for (int i = 0; i < FZ_MAX_ARGS && d->args[i]; i++) {
       if (d->args[i] == FZ_A_FORCE) op.flag = b >> 7;
+      if (d->args[i] == FZ_A_FAILS) op.osop = (uint8_t)(b >> 5);
       decode_arg((fz_arg_t)d->args[i], a, &op);
       a += arg_bytes[d->args[i]];
     }
@@ -302,7 +305,10 @@ size_t fz_encode(const fz_program_t* prog, uint8_t* buf, size_t cap, char* err, 
       return 0;
     }
     unsigned thread = d->where == FZ_ON_MAIN ? 0 : op->thread;
-    buf[pos++] = (uint8_t)(op->kind | (thread << 5) | (op->flag ? 0x80 : 0));
+    unsigned high = (thread << 5) | (op->flag ? 0x80 : 0);
+    for (int k = 0; k < FZ_MAX_ARGS && d->args[k]; k++)
+      if (d->args[k] == FZ_A_FAILS) high = (unsigned)(op->osop % FZ_OSOPS) << 5;
+    buf[pos++] = (uint8_t)(op->kind | high);
     for (int k = 0; k < FZ_MAX_ARGS && d->args[k]; k++) {
       if (!encode_arg((fz_arg_t)d->args[k], op, buf + pos, why, sizeof(why))) {
         snprintf(err, errcap, "op #%zu (%s): %s", i + 1, d->name, why);
@@ -323,10 +329,12 @@ static size_t format_arg(fz_arg_t a, const fz_op_t* op, char* buf, size_t cap) {
     case FZ_A_N: return (size_t)snprintf(buf, cap, " %u", op->size);
     case FZ_A_HEAP: return (size_t)snprintf(buf, cap, " h%u", op->heap);
     case FZ_A_ALIGN: return (size_t)snprintf(buf, cap, " %lu", 1ul << op->align_log);
-    case FZ_A_COUNT:
-    case FZ_A_FAILS:
-      return op->skip ? (size_t)snprintf(buf, cap, " %u after %u", op->count, op->skip)
-                      : (size_t)snprintf(buf, cap, " %u", op->count);
+    case FZ_A_COUNT: return (size_t)snprintf(buf, cap, " %u", op->count);
+    case FZ_A_FAILS: {
+      const char* ops = fz_osop_names[op->osop % FZ_OSOPS];
+      return op->skip ? (size_t)snprintf(buf, cap, "%s%s %u after %u", *ops ? " " : "", ops, op->count, op->skip)
+                      : (size_t)snprintf(buf, cap, "%s%s %u", *ops ? " " : "", ops, op->count);
+    }
     case FZ_A_MS: return (size_t)snprintf(buf, cap, " +%lld", (long long)op->value);
     case FZ_A_DELAY:
     case FZ_A_OFF: return (size_t)snprintf(buf, cap, " %lld", (long long)op->value);
@@ -426,7 +434,15 @@ static const char* parse_arg(fz_arg_t a, toks_t* t, fz_op_t* op) {
       op->count = (uint8_t)v;
       return NULL;
     case FZ_A_FAILS:
-      if (!parse_num(next_tok(t), "", 0, FZ_MAX_FAIL_OS, &v)) return "a count 0..15";
+      w = next_tok(t);
+      for (unsigned k = 1; w != NULL && k < FZ_OSOPS; k++)
+        if (strcmp(w, fz_osop_names[k]) == 0) {
+          op->osop = (uint8_t)k;
+          w = next_tok(t);
+          break;
+        }
+      if (!parse_num(w, "", 0, FZ_MAX_FAIL_OS, &v))
+        return "[purge|discard|reset|protect|unmap|map|any] then a count 0..15";
       op->count = (uint8_t)v;
       w = next_tok(t);
       if (w == NULL) return NULL;

@@ -82,7 +82,7 @@ static void overflow_past_the_canary_is_caught(void) {
       {200000, 200100},   /* just past the canary */
       {2100, 2200},       /* past the canary, in a small block */
       {5000, 5080},       /* a slack of 48 bytes: all of it */
-      {70000, 81900},     /* just before the trailer */
+      {70000, 81884},     /* just before the trailer (the block starts 16 bytes before p: its guard word) */
       {1320000, 1400000}, /* a 1.5 MiB block's slack: the page written is in memory */
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

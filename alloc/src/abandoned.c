@@ -334,3 +334,161 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   pthread_mutex_unlock(&abandoned_lock);
   return released;
 }
+
+/* --- fork child: the parent's other threads' segments -------------------------
+ * The child has only the forking thread.  Every other parent thread's
+ * segment was marked LODE_THREAD_ID_FORKED (thread.c): those threads may have
+ * been anywhere in lode at the fork.  A segment whose state shows no
+ * operation caught half-way becomes an abandoned segment here, as its
+ * thread's exit would have left it (A1, P5): the child reclaims it, and its
+ * frees into it come back (review, 2026-12-06: 200k blocks of a live parent
+ * thread freed in the child stayed lost; a freed 512 MiB block kept its
+ * mapping).  One that fails any test stays FORKED: a leak, never a corrupt
+ * segment handed on.
+ *
+ * V0: only the segment and its pages are read or written, never the dead
+ *     thread's heaps, thread data or purge queue (a snapshot of a thread that
+ *     may have been mid-update); its queues keep pointing at the pages, and
+ *     nobody walks them.
+ * V1: the segment is an owned one (not mid abandon, reclaim or a forced
+ *     collect's detach), its cookie and map entry are in place, and
+ *     used / committed count its in_use / is_committed pages.
+ * V2: spans are whole: a head's span_count slices follow it with span_back
+ *     1, 2, ...; a tail points back at an in-use head that covers it.
+ * V3: a free page holds nothing (as check.c's S1), and is queued for a purge
+ *     only with memory and an expiry.
+ * V4: an in-use page is in a heap, on no purge queue, its block size and
+ *     magic agree, its carved blocks fit its area, and its three lists walk
+ *     block starts of the carved area, no block twice (no cycle, disjoint);
+ *     free and local_free end at their tails; used + |free| + |local_free|
+ *     == capacity, |thread_free| <= used.  A fast-path pop or push, a merge
+ *     or a carve caught between its stores breaks one of these.  Blocks the
+ *     dead thread held outside the page (its delayed-free list, a merge's
+ *     detached chain, LODE_SECURE's quarantine) still count as used: their
+ *     page never empties (a leak, as before). */
+#define FORK_MARK_MAX 8192 /* blocks a page may have for its lists to be marked (every small page) */
+
+/* V4 for one list: true with its length, marking its blocks in seen. */
+static bool fork_list_ok(const lode_page_t* page, const lode_block_t* b, const lode_block_t* tail, uint64_t* seen,
+                         uint32_t* len) {
+  uint64_t carved = (uint64_t)page->capacity * page->block_size;
+  const lode_block_t* last = NULL;
+  uint32_t n = 0;
+  while (b != NULL) {
+    uint64_t off = (uint64_t)((const uint8_t*)b - page->area); /* below the area: wraps, fails */
+    if (off >= carved || off % page->block_size != 0) return false;
+    uint64_t i = off / page->block_size;
+    if (seen[i / 64] >> (i % 64) & 1) return false; /* a cycle, or a block on two lists */
+    seen[i / 64] |= (uint64_t)1 << (i % 64);
+    n++;
+    last = b;
+    b = lode_block_next(page, b);
+  }
+  if (tail != NULL && last != NULL && last != tail) return false;
+  *len = n;
+  return true;
+}
+
+static bool fork_page_ok(const lode_segment_t* seg, uint32_t i) {
+  const lode_page_t* page = &seg->pages[i];
+  uint8_t flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  const lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+  if (page->index != i || page->area == NULL || page->area < (const uint8_t*)seg ||
+      page->area + page->area_size > (const uint8_t*)seg + seg->size)
+    return false;
+  if (!page->in_use) { /* V3 */
+    return page->used == 0 && page->capacity == 0 && page->free == NULL && page->local_free == NULL && flags == 0 &&
+           tf == 0 && heap == NULL && page->span_back == 0 && page->span_count == 0 &&
+           (!page->on_purge_queue || (page->is_committed && page->purge_expire > 0));
+  }
+  if (page->on_purge_queue) return false;
+  if (page->span_back != 0) { /* V2, a tail */
+    const lode_page_t* head = page - page->span_back;
+    return seg->kind == LODE_PAGE_LARGE && page->span_back <= i && head->in_use && head->span_back == 0 &&
+           head->span_count > page->span_back;
+  }
+  if (page->span_count > 1) { /* V2, a head */
+    if (seg->kind != LODE_PAGE_LARGE || i + page->span_count > seg->page_count) return false;
+    for (uint32_t k = 1; k < page->span_count; k++)
+      if (!page[k].in_use || page[k].span_back != k) return false;
+  }
+  /* V4 */
+  if (heap == NULL || page->block_size == 0 || page->block_magic != lode_div_magic(page->block_size) ||
+      page->capacity > page->reserved || page->capacity > FORK_MARK_MAX || page->used > page->capacity ||
+      (uint64_t)page->capacity * page->block_size > page->area_size)
+    return false;
+  if (seg->kind == LODE_PAGE_HUGE && (page->capacity != 1 || page->used != 1)) return false; /* mid-free */
+  /* a free in flight holds the dead heap (_lode_pages_forget_freeing ran first: never, but not assumed) */
+  if (lode_tf_delayed(tf) == LODE_DELAYED_FREEING) return false;
+  uint64_t seen[FORK_MARK_MAX / 64];
+  memset(seen, 0, ((size_t)page->capacity + 63) / 64 * sizeof(uint64_t));
+  uint32_t nfree, nlocal, nthread;
+  if (!fork_list_ok(page, page->free, page->free_tail, seen, &nfree) ||
+      !fork_list_ok(page, page->local_free, page->local_free_tail, seen, &nlocal) ||
+      !fork_list_ok(page, lode_tf_block(tf), NULL, seen, &nthread))
+    return false;
+  return (uint64_t)page->used + nfree + nlocal == page->capacity && nthread <= page->used;
+}
+
+/* V1 with V2-V4 for every page. */
+static bool fork_segment_ok(const lode_segment_t* seg) {
+  if (seg->is_abandoned || seg->tld == NULL || seg->cookie != (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg) ||
+      !_lode_segment_map_is_start(seg) || (unsigned)seg->kind >= LODE_PAGE_KINDS ||
+      (seg->kind == LODE_PAGE_HUGE && seg->page_count != 1))
+    return false;
+  uint32_t used = 0, committed = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    if (!fork_page_ok(seg, i)) return false;
+    used += seg->pages[i].in_use;
+    committed += seg->pages[i].is_committed;
+  }
+  return used == seg->used && committed == seg->committed;
+}
+
+/* As _lode_heap_abandon_all and _lode_segment_abandon leave a segment, by
+ * V0 without the owner's structures: pages leave the dead heap and purge
+ * queue by their own links only. */
+static void fork_segment_abandon(lode_segment_t* seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (page->on_purge_queue) {
+      /* its expiry stays, for the adopter (as _lode_purge_queue_forget_segment) */
+      page->purge_next = page->purge_prev = NULL;
+      page->on_purge_queue = 0;
+      _lode_stat_sub(&_lode_stats.pages_queued, 1);
+    }
+    if (!page->in_use || page->span_back != 0) continue;
+    page->next = page->prev = NULL;
+    page->retire_expire = 0;
+    atomic_fetch_and_explicit(&page->flags, (uint8_t)~LODE_PAGE_IN_FULL, memory_order_relaxed);
+    atomic_store_explicit(&page->heap, NULL, memory_order_release);
+    /* no heap to push to: remote frees go to the page (F3); its list stays */
+    uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+    atomic_store_explicit(&page->thread_free, lode_tf_make(lode_tf_block(tf), LODE_DELAYED_NEVER),
+                          memory_order_relaxed);
+  }
+  if (seg->used == 0) { /* nothing lives in it: released, as an exit does */
+    _lode_segment_release(seg, NULL);
+    return;
+  }
+  seg->tld = NULL;
+  seg->is_abandoned = true;
+  seg->abandoned_pages = seg->used;
+  atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
+  _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
+  abandoned_push(seg);
+}
+
+size_t _lode_abandoned_fork_take(void) {
+  size_t taken = 0;
+  lode_segment_t* next;
+  for (lode_segment_t* seg = _lode_segments_all(); seg != NULL; seg = next) {
+    next = seg->all_next; /* a release unlinks seg */
+    if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != LODE_THREAD_ID_FORKED) continue;
+    if (!fork_segment_ok(seg)) continue;
+    fork_segment_abandon(seg);
+    taken++;
+  }
+  return taken;
+}

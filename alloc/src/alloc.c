@@ -232,7 +232,27 @@ static lode_block_t* resolve(const void* p, const char* func, lode_segment_t** p
       const char* what = is_free ? "double free"
                          : mine  ? "invalid pointer (not the start of a block)"
                                  : "invalid pointer (not the start of a block) or double free";
+#ifdef LODE_SECURE
+      /* The trailer is an atomic any thread may read: FREE names a second
+       * free by any thread, the owner's lists aside (review, 2026-12-06:
+       * one by another thread read "or double free", with no block size). */
+      size_t end;
+      lode_alloc_kind_t k;
+      size_t d = (size_t)(u - (uint8_t*)block);
+      bool live = d != 0 && _lode_trailer_get(page, (uint8_t*)block, &end, &k);
+      if (live && k == LODE_KIND_FREE)
+        what = "double free";
+      else if (live && d >= 2 * LODE_GUARD_WORD && d < end &&
+               (_lode_block_guard_ok(page, (uint8_t*)block, d) || (seg->kind >= LODE_PAGE_LARGE && d == 16)))
+        /* p was handed out (its guard word, or a large block's one offset
+         * says so): an underflow ran over the guard word into the tag */
+        what = "heap underflow (the tag at the block's start is overwritten)";
+      else if (!is_free)
+        what = "invalid pointer (not the start of a block)";
+      _lode_error_block(func, what, p, page->block_size);
+#else
       _lode_error_pointer(func, what, p);
+#endif
       return NULL;
     }
   } else if (seg->kind == LODE_PAGE_HUGE ? off != 0 : !lode_is_multiple(off, page->block_magic)) {
@@ -340,7 +360,7 @@ static lode_noinline void free_rare(lode_page_t* page, lode_block_t* block, int3
  * branch. */
 void lode_free(void* p) {
 #ifdef LODE_SECURE
-  secure_free(p, LODE_KIND_MALLOC, 0, "free");
+  secure_free(p, LODE_KIND_MALLOC, LODE_UNSIZED, "free");
   return;
 #endif
   if (lode_likely(_lode_segment_map_is_start(p))) {
@@ -393,7 +413,8 @@ size_t lode_usable_size(const void* p) {
   }
   lode_page_t* spage;
   size_t end;
-  uint8_t* sblock = secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, 0, "malloc_usable_size", &spage, &end);
+  uint8_t* sblock =
+      secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, LODE_UNSIZED, "malloc_usable_size", &spage, &end);
   return sblock == NULL ? 0 : end - (size_t)((const uint8_t*)p - sblock);
 #endif
   lode_segment_t* seg;
@@ -492,10 +513,54 @@ static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode
   return p;
 }
 
+/* Room before the pointer for a guard word (canary.c) in a block that
+ * place_aligned (as its tests go) puts at or near the start of a large span:
+ * no guard page lies between spans, and no trailer before a span's block
+ * (review, 2026-12-06: a one-byte underflow of one went unseen).  Small and
+ * medium page areas and a plain huge block follow a guard page; a huge block
+ * placed at an aligned offset follows a gap (huge_gap).  16 bytes, asked for
+ * on top: the pointer goes to the first aligned place 16 bytes or more into
+ * the block.  0: none (a size that would turn huge by it stays as it was). */
+static size_t secure_front(size_t need, size_t alignment) {
+  size_t place = alignment <= LODE_MAX_ALIGN                                         ? need
+                 : alignment <= LODE_OS_PAGE_SIZE && need <= LODE_MEDIUM_OBJ_MAX ? 0
+                                                                                   : need + alignment - 1;
+  return place > LODE_MEDIUM_OBJ_MAX && place + 16 <= LODE_LARGE_OBJ_MAX ? 16 : 0;
+}
+
+/* The 16 bytes before a huge block placed at an aligned offset of its own
+ * segment: they lie in a gap after the header (and its guard page) that
+ * nothing writes, so they read as zero unless an underflow wrote there.
+ * Only read (a write would fault in a page, a huge one where advised); a
+ * handout clears what an earlier life of a cached mapping left.  NULL: no
+ * such gap.  Not under a simulated OS: the gap is not committed memory. */
+static uint8_t* huge_gap(const lode_segment_t* seg, const lode_page_t* page, const uint8_t* block) {
+#ifdef LODE_SIM
+  (void)seg;
+  (void)page;
+  (void)block;
+  return NULL;
+#else
+  if (seg->kind != LODE_PAGE_HUGE || block != page->area ||
+      (size_t)(page->area - (const uint8_t*)seg) < seg->header_size + 16)
+    return NULL;
+  return page->area - 16;
+#endif
+}
+
+static bool gap_is_zero(const uint8_t* gap) {
+  uint64_t w[2];
+  __builtin_memcpy(w, gap, sizeof w);
+  return (w[0] | w[1]) == 0;
+}
+
 static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode_alloc_kind_t kind) {
   uint8_t* block;
   lode_page_t* page;
-  uint8_t* p = place_aligned(heap, size + LODE_TRAILER_SIZE, alignment, &block, &page);
+  size_t front = secure_front(size + LODE_TRAILER_SIZE, alignment);
+  uint8_t* p = place_aligned(heap, size + LODE_TRAILER_SIZE + front, alignment, &block, &page);
+  if (p != NULL && front != 0 && (size_t)(p - block) < front)
+    p = (uint8_t*)lode_align_up((uintptr_t)block + front, alignment > front ? alignment : front);
   if (p == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -520,14 +585,18 @@ static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode
   if (d != 0) {
     atomic_fetch_or_explicit(&page->flags, LODE_PAGE_HAS_ALIGNED, memory_order_relaxed);
     _lode_page_aligned_tag_set(page, (lode_block_t*)block, p);
+    _lode_block_guard_set(page, block, d);
   }
+  uint8_t* gap = huge_gap(_lode_page_segment(page), page, block);
+  if (gap != NULL && !gap_is_zero(gap)) _lode_raw_memset(gap, 0, 16);
   return p;
 }
 
 /* A live block of this lode, checked: its start in *pblock, its requested
  * end in *pend.  NULL (reported) when p is not one, or its block was
  * overwritten around it, or was allocated by another kind than `kind`
- * (LODE_KIND_FREE: any), or size (when not 0) is not its requested size. */
+ * (LODE_KIND_FREE: any), or size (unless LODE_UNSIZED) is not its requested
+ * size. */
 static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const char* func, lode_page_t** ppage,
                              size_t* pend) {
   lode_segment_t* seg;
@@ -555,6 +624,15 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
     _lode_error_block(func, "heap overflow (the canary after the block is overwritten)", p, bsize);
     return NULL;
   }
+  if (!_lode_block_guard_ok(page, block, d)) {
+    _lode_error_block(func, "heap underflow (the guard word before the block is overwritten)", p, bsize);
+    return NULL;
+  }
+  uint8_t* gap = huge_gap(seg, page, block);
+  if (gap != NULL && !gap_is_zero(gap)) {
+    _lode_error_block(func, "heap underflow (the bytes before the block are written)", p, bsize);
+    return NULL;
+  }
   if (!_lode_block_padding_ok(block, d)) {
     _lode_error_block(func, "heap underflow (the alignment padding before the block is written)", p, bsize);
     return NULL;
@@ -572,7 +650,9 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
     _lode_error_block(func, what, p, bsize);
     return NULL;
   }
-  if (size != 0 && size != end - d) {
+  /* exact: a sized delete naming 0 is checked too (review, 2026-12-06: 0
+   * stood for unsized), and new(0)'s one-byte block was asked for as 0 */
+  if (size != LODE_UNSIZED && size != end - d && !(size == 0 && end - d == 1 && k != LODE_KIND_MALLOC)) {
     _lode_error_block(func, "sized delete with the wrong size", p, bsize);
     return NULL;
   }
@@ -595,7 +675,9 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
   uint8_t* block = secure_check(p, kind, size, func, &page, &end);
   if (block == NULL) return;
   lode_segment_t* seg = _lode_page_segment(page);
-  if (seg->kind != LODE_PAGE_HUGE && !_lode_block_slack_ok(page, block, end)) {
+  /* huge blocks too (review, 2026-12-06: an indexed write past a 3 MB
+   * block's canary went unseen); from 64 KiB on only resident pages are read */
+  if (!_lode_block_slack_ok(page, block, end)) {
     /* kept out of every list, as a block with a broken canary */
     _lode_error_block(func, "heap overflow (past the canary: the end of the block is written)", p, page->block_size);
     return;
@@ -636,7 +718,7 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   }
   lode_page_t* page;
   size_t end;
-  uint8_t* block = secure_check(p, LODE_KIND_MALLOC, 0, "realloc", &page, &end);
+  uint8_t* block = secure_check(p, LODE_KIND_MALLOC, LODE_UNSIZED, "realloc", &page, &end);
   if (block == NULL) {
     errno = EINVAL;
     return NULL;
@@ -647,10 +729,11 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   }
   size_t d = (size_t)((uint8_t*)p - block), room = page->block_size - LODE_TRAILER_SIZE - d;
   lode_segment_t* seg = _lode_page_segment(page);
-  if (seg->kind == LODE_PAGE_HUGE && d == 0 && newsize > LODE_LARGE_OBJ_MAX && realloc_owns(seg, d, newsize)) {
+  if (seg->kind == LODE_PAGE_HUGE && newsize > LODE_LARGE_OBJ_MAX && realloc_owns(seg, d, newsize)) {
     /* Huge blocks shrink and grow in place within their reservation, as in
-     * the default build; the trailer moves with the block's end. */
-    size_t need = newsize + LODE_TRAILER_SIZE, usable = page->block_size;
+     * the default build; the trailer moves with the block's end (d: the
+     * block's guard word or alignment before the pointer). */
+    size_t need = d + newsize + LODE_TRAILER_SIZE, usable = page->block_size;
     _lode_block_unseal(page, block, end);
     bool in_place = true;
     if (need <= usable) {
@@ -658,14 +741,17 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     } else {
       in_place = _lode_segment_huge_grow(page, need);
     }
-    _lode_block_seal(page, block, in_place ? newsize : end, LODE_KIND_MALLOC);
+    _lode_block_seal(page, block, in_place ? d + newsize : end, LODE_KIND_MALLOC);
+    /* a shrink leaves the old bytes past the new canary: the slack must read
+     * as zero to the free's check (and to the block's next growth) */
+    if (in_place) _lode_block_slack_clear(page, block, d + newsize, end);
     if (in_place) return p;
   }
   if (newsize != 0 && newsize <= room && newsize >= room / 2 && _lode_page_segment(page)->kind != LODE_PAGE_HUGE) {
     _lode_block_resize(page, block, end, d + newsize, LODE_KIND_MALLOC);
     return p;
   }
-  if (seg->kind == LODE_PAGE_LARGE && d == 0 && newsize > room && newsize <= LODE_LARGE_OBJ_MAX - LODE_TRAILER_SIZE &&
+  if (seg->kind == LODE_PAGE_LARGE && newsize > room && d + newsize <= LODE_LARGE_OBJ_MAX - LODE_TRAILER_SIZE &&
       atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id() &&
       atomic_load_explicit(&page->heap, memory_order_relaxed) == (heap != NULL ? heap : _lode_heap_get_default())) {
     /* A large block grows in place as in the default build: its canary and
@@ -675,10 +761,10 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     bool zero;
     _lode_block_unseal(page, block, end);
     if (_lode_heap_large_grow(atomic_load_explicit(&page->heap, memory_order_relaxed), page,
-                              newsize + LODE_TRAILER_SIZE, &zero)) {
+                              d + newsize + LODE_TRAILER_SIZE, &zero)) {
       _lode_os_touch(block + old_size, page->block_size - old_size); /* a simulated OS clears it */
       if (!zero) _lode_raw_memset(block + old_size, 0, page->block_size - old_size);
-      _lode_block_seal(page, block, newsize, LODE_KIND_MALLOC);
+      _lode_block_seal(page, block, d + newsize, LODE_KIND_MALLOC);
       return p;
     }
     _lode_block_seal(page, block, end, LODE_KIND_MALLOC);
@@ -687,7 +773,7 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   if (q == NULL) return NULL; /* p stays valid */
   size_t old = end - d, copy = old < newsize ? old : newsize;
   if (!_lode_os_copy(q, p, copy)) _lode_raw_memcpy(q, p, copy);
-  secure_free(p, LODE_KIND_MALLOC, 0, "realloc");
+  secure_free(p, LODE_KIND_MALLOC, LODE_UNSIZED, "realloc");
   return q;
 }
 

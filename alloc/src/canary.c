@@ -197,8 +197,9 @@ void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
     size_t len = (size_t)(hi - lo) < WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE ? (size_t)(hi - lo)
                                                                         : WIPE_RUN_PAGES * LODE_OS_PAGE_SIZE;
     size_t pages = len / LODE_OS_PAGE_SIZE;
+    /* a discard the OS refused leaves the bytes: they are written over */
     if (!wipe_states(lo, pages, vec)) {
-      _lode_os_discard(lo, len);
+      if (!_lode_os_discard(lo, len)) _lode_raw_memset(lo, 0, len);
       continue;
     }
     for (size_t i = 0; i < pages;) {
@@ -207,7 +208,8 @@ void _lode_wipe_pages(uint8_t* lo, uint8_t* hi) {
       while (j < pages && wipe_action(vec[j]) == act) j++;
       uint8_t* a = lo + i * LODE_OS_PAGE_SIZE;
       if (act == WIPE_WRITE) _lode_raw_memset(a, 0, (j - i) * LODE_OS_PAGE_SIZE);
-      else if (act == WIPE_DISCARD) _lode_os_discard(a, (j - i) * LODE_OS_PAGE_SIZE);
+      else if (act == WIPE_DISCARD && !_lode_os_discard(a, (j - i) * LODE_OS_PAGE_SIZE))
+        _lode_raw_memset(a, 0, (j - i) * LODE_OS_PAGE_SIZE);
       i = j;
     }
   }
@@ -279,11 +281,31 @@ static bool bytes_zero(const uint8_t* block, size_t from, size_t to) {
 
 /* Before an over-aligned block's pointer lies padding (after the tag in its
  * first word): zero since the handout checked it, and only an underflow
- * writes there.  (Its neighbour's trailer lies further back.) */
+ * writes there.  (Its neighbour's trailer lies further back.)  Its last word
+ * is the guard word, checked on its own. */
 bool _lode_block_padding_ok(const uint8_t* block, size_t d) {
-  if (d <= 8) return true;
-  _lode_os_touch((uint8_t*)(uintptr_t)block + 8, d - 8); /* a simulated OS clears what lode never wrote */
-  return bytes_zero(block, 8, d);
+  if (d <= 2 * LODE_GUARD_WORD) return true;
+  _lode_os_touch((uint8_t*)(uintptr_t)block + 8, d - 16); /* a simulated OS clears what lode never wrote */
+  return bytes_zero(block, 8, d - LODE_GUARD_WORD);
+}
+
+/* The word just before a pointer handed out at an offset d >= 16: sealed as
+ * a trailer is (a hash of its address and the page's key), so an underflow
+ * of one byte shows whatever it writes.  A block that starts its page's area
+ * gets one (secure_place): no block's trailer lies before it. */
+#define GUARD_FIXED 0x4c6f6465477561ull
+
+void _lode_block_guard_set(const lode_page_t* page, uint8_t* block, size_t d) {
+  if (d < 2 * LODE_GUARD_WORD) return;
+  uint64_t* g = (uint64_t*)(void*)(block + d - LODE_GUARD_WORD);
+  _lode_os_touch(g, LODE_GUARD_WORD);
+  __atomic_store_n(g, GUARD_FIXED ^ trailer_hash(page, g), __ATOMIC_RELAXED);
+}
+
+bool _lode_block_guard_ok(const lode_page_t* page, const uint8_t* block, size_t d) {
+  if (d < 2 * LODE_GUARD_WORD) return true;
+  uint64_t* g = (uint64_t*)(uintptr_t)(block + d - LODE_GUARD_WORD);
+  return __atomic_load_n(g, __ATOMIC_RELAXED) == (GUARD_FIXED ^ trailer_hash(page, g));
 }
 
 bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end) {
@@ -292,6 +314,12 @@ bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t 
   _lode_os_touch((uint8_t*)(uintptr_t)block + from, to - from); /* a simulated OS clears what lode never wrote */
   if (WIPE_BY_RESIDENCY(to - from) || to - from <= 2 * SLACK_EDGE) return bytes_zero(block, from, to);
   return bytes_zero(block, from, from + SLACK_EDGE) && bytes_zero(block, to - SLACK_EDGE, to);
+}
+
+void _lode_block_slack_clear(const lode_page_t* page, uint8_t* block, size_t end, size_t old_end) {
+  size_t from = end + canary_len(page, end), to = page->block_size - LODE_TRAILER_SIZE;
+  if (old_end < to) to = old_end;
+  if (from < to) _lode_wipe_range(block + from, to - from);
 }
 
 void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end) {

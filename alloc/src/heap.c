@@ -195,6 +195,7 @@ void _lode_heap_quarantine_flush(lode_tld_t* tld) {
 void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
   lode_tld_t* tld = heap->tld;
   if (tld == NULL) return;
+  uint64_t refusals = tld->purge_refusals;
   /* forced: everything freed goes back, quarantined blocks too */
   if (force) {
     _lode_heap_quarantine_flush(tld);
@@ -219,7 +220,9 @@ void _lode_heap_collect_ex(lode_heap_t* heap, bool force) {
     _lode_abandoned_release_empty(tld);
   }
   _lode_segment_cache_collect(force);
-  tld->mark.kind = force ? 2 : 1;
+  /* a purge the OS refused leaves a free page committed: the collect
+   * promises only what a non-forced one does (P4) */
+  tld->mark.kind = force && tld->purge_refusals == refusals ? 2 : 1;
   tld->mark.time = now;
   tld->mark.queue_pushes = tld->queue_pushes;
   tld->mark.page_frees = tld->page_frees;

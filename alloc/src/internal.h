@@ -318,6 +318,7 @@ struct lode_tld_s {
   uint64_t page_frees;           /* pages ever returned to their segment (or left committed by a failed claim) */
   uint64_t adoptions;            /* abandoned segments ever adopted */
   uint64_t warm_takes;           /* cached segments ever taken with committed free pages */
+  uint64_t purge_refusals;       /* purges the OS refused (the pages stay committed) */
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */
@@ -341,7 +342,8 @@ extern lode_page_t _lode_page_empty; /* tls.c: a page with no free block */
   X(char, thread_marker, 0)     /* its address: the thread id where no thread pointer */ \
   X(bool, in_process_init, false)                              \
   X(bool, thread_exited, false) /* lode's thread exit ran */   \
-  X(size_t, check_violations, 0)
+  X(size_t, check_violations, 0)                               \
+  X(bool, os_fail_injected, false) /* the OS call failing now is an injected failure */
 
 #ifdef LODE_SIM
 #define LODE_CTX_FIELD(type, name, init) type name;
@@ -559,17 +561,24 @@ void _lode_os_sim_copy(void* dst, const void* src, size_t n);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */
-bool _lode_os_release(void* p, size_t size, uint32_t guard_protects); /* and its mprotect guards */
+/* Unmap [p, p + size) with its mprotect guards; `committed`: the bytes of it
+ * still counted in committed_current (taken off when they are gone).  False
+ * when the OS refused: its bytes dropped, it stays counted as reserved and
+ * waits for _lode_os_release_retry (a later release, a forced collect). */
+bool _lode_os_release(void* p, size_t size, size_t committed, uint32_t guard_protects);
+bool _lode_os_release_retry(void); /* true: no refused unmap waits */
 bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
                     bool keep_markers);
-void _lode_os_discard(void* p, size_t size);
-void _lode_os_reset(void* p, size_t size); /* committed memory keeps its state, loses its bytes */
+bool _lode_os_discard(void* p, size_t size); /* true: reads as zero now */
+bool _lode_os_reset(void* p, size_t size); /* committed memory keeps its state, loses its bytes (true: it did) */
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 void _lode_os_commit_fresh(void* p, size_t size);      /* in a reservation just made: cannot fail */
-bool _lode_os_decommit(void* p, size_t size);
-bool _lode_os_purge(void* p, size_t size, size_t counted); /* by LODE_PURGE_MODE; true: reads as zero now */
+bool _lode_os_decommit(void* p, size_t size); /* false: still committed and counted */
+/* By LODE_PURGE_MODE.  False when the OS refused: still committed and counted.
+ * *zero: it reads as zero now. */
+bool _lode_os_purge(void* p, size_t size, size_t counted, bool* zero);
 /* lode is about to write [p, p + size) of committed memory: free-list links
  * of new blocks, a segment header, a copy.  The simulated OS clears memory
  * there, not at commit, as the kernel faults in only what is written: a
@@ -605,6 +614,8 @@ bool _lode_os_resident_map(const void* p, size_t size, unsigned char* vec); /* m
 enum { LODE_PAGE_ABSENT = 0, LODE_PAGE_PRESENT = 1, LODE_PAGE_SWAPPED = 2, LODE_PAGE_UNKNOWN = 3 };
 bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec);
 bool _lode_os_overcommit_ok(size_t size); /* a mapping of size would pass the kernel's overcommit check */
+void _lode_os_fork_prepare(void);
+void _lode_os_fork_parent(void);
 void _lode_os_fork_child(void); /* drops what describes the parent's pages */
 int _lode_os_pagemap_fd(void);   /* -1: none open (tests) */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
@@ -612,7 +623,8 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
 void _lode_os_free_meta(void* p, size_t size);
-bool _lode_os_fail_injected(void);
+void* _lode_os_alloc_map(size_t size); /* the segment map's: injected as LODE_OS_MAP */
+bool _lode_os_fail_injected(unsigned op); /* an injected failure of op (lode_os_op_t) is due */
 #ifdef LODE_SECURE
 void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 typedef enum lode_guard_e { LODE_GUARD_NONE, LODE_GUARD_MARKER, LODE_GUARD_PROTECT } lode_guard_t;
@@ -667,9 +679,17 @@ void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero);
  * trailer is read).  Otherwise it becomes a live block of kind, zeroed, its
  * requested part [0, end) and a canary up to 64 bytes after it. */
 bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh);
-bool _lode_block_padding_ok(const uint8_t* block, size_t d); /* [8, d) reads zero */
+bool _lode_block_padding_ok(const uint8_t* block, size_t d); /* [8, d - 8) reads zero */
+/* A block handed out at d >= 16 (over-aligned, or alone in its page: no
+ * trailer before it) has a sealed guard word at d - 8: an underflow shows. */
+#define LODE_GUARD_WORD ((size_t)8)
+void _lode_block_guard_set(const lode_page_t* page, uint8_t* block, size_t d);
+bool _lode_block_guard_ok(const lode_page_t* page, const uint8_t* block, size_t d);
 bool _lode_block_canary_ok(const lode_page_t* page, const uint8_t* block, size_t end);
 bool _lode_block_slack_ok(const lode_page_t* page, const uint8_t* block, size_t end); /* past the canary: zero */
+/* A block resized in place from old_end to end: what lay past its new canary
+ * (up to old_end) is cleared, as _lode_block_slack_ok wants it. */
+void _lode_block_slack_clear(const lode_page_t* page, uint8_t* block, size_t end, size_t old_end);
 /* A live block being freed: wiped and marked FREE. */
 void _lode_block_wipe(const lode_page_t* page, uint8_t* block, size_t end);
 /* Zeroes whole OS pages [lo, hi): what is in memory written, the rest discarded. */
@@ -732,7 +752,7 @@ uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped)
  * as side by side): one OS call can purge both. */
 bool _lode_segment_pages_touch(const lode_segment_t* seg, uint32_t i);
 /* Pages lo..hi of seg (free, committed, off every queue) give their memory back. */
-void _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, int64_t purged_at);
+bool _lode_segment_purge_pages(lode_segment_t* seg, uint32_t lo, uint32_t hi, int64_t purged_at); /* false: refused, still committed */
 /* Release a segment holding no live block and no queued page. */
 void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld);
@@ -822,6 +842,9 @@ uint64_t _lode_abandoned_pushes(void); /* segments ever put on the list by an ab
 void _lode_abandoned_fork_prepare(void);
 void _lode_abandoned_fork_parent(void);
 void _lode_abandoned_fork_child(void);
+/* In a fork child, its locks released: the FORKED segments whose state
+ * checks out become abandoned ones (the rest stay FORKED); returns how many. */
+size_t _lode_abandoned_fork_take(void);
 /* check.c walks the list with other threads quiescent. */
 lode_segment_t* _lode_abandoned_first(void);
 size_t _lode_abandoned_count(void);
@@ -858,7 +881,9 @@ void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment
 #ifdef LODE_SECURE
 /* The C++ operators (override.c) and the checked memory functions. */
 void* _lode_alloc_kind(size_t size, size_t alignment, lode_alloc_kind_t kind);
-void _lode_free_kind(void* p, lode_alloc_kind_t kind, size_t size, const char* func); /* size 0: unsized */
+/* size LODE_UNSIZED: free or an unsized delete (a sized delete may name 0) */
+#define LODE_UNSIZED SIZE_MAX
+void _lode_free_kind(void* p, lode_alloc_kind_t kind, size_t size, const char* func);
 /* [p, p + n) is fine to access: not in a lode page area, or inside one live
  * block's requested part.  Otherwise reports it (as func) and returns false. */
 bool _lode_range_ok(const void* p, size_t n, const char* func);

@@ -3,6 +3,8 @@
  * LODE_SIM build can answer from its simulated OS (os_sim.c) instead. */
 #include "internal.h"
 
+#include <pthread.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -15,18 +17,24 @@
 #define MADV_GUARD_REMOVE 103
 #endif
 
+/* Failure injection: the next os_fail_pending calls of the operations in
+ * os_fail_ops fail, after os_fail_skip of them went through. */
 static _Atomic(long) os_fail_pending; /* injected failures still to deliver */
 static _Atomic(long) os_fail_skip;    /* calls let through before them */
+static _Atomic(unsigned) os_fail_ops = LODE_OS_CLASSIC; /* which operations they hit */
 static _Atomic(bool) os_ever_protected; /* purge mode decommit protected pages: commit must unprotect */
 static _Atomic(bool) os_ever_guarded;   /* LODE_SIM: a guard page exists: a reused mapping must unprotect */
 
 #ifdef LODE_TESTING
-long lode_test_fail_os(long count) { return lode_test_fail_os_after(0, count); }
-
-long lode_test_fail_os_after(long skip, long count) {
+long lode_test_fail_os_ops(unsigned ops, long skip, long count) {
+  atomic_store_explicit(&os_fail_ops, ops, memory_order_relaxed);
   atomic_store_explicit(&os_fail_skip, skip < 0 ? 0 : skip, memory_order_relaxed);
   return atomic_exchange_explicit(&os_fail_pending, count < 0 ? 0 : count, memory_order_relaxed);
 }
+
+long lode_test_fail_os(long count) { return lode_test_fail_os_ops(LODE_OS_CLASSIC, 0, count); }
+
+long lode_test_fail_os_after(long skip, long count) { return lode_test_fail_os_ops(LODE_OS_CLASSIC, skip, count); }
 #endif
 
 #ifdef LODE_SIM
@@ -35,16 +43,25 @@ long lode_test_fail_os_after(long skip, long count) {
 #define SIM_ON() false
 #endif
 
+/* Every failure is counted and reported once, by the caller that meets it;
+ * an injected one (fail_due) says so, whatever the caller calls it (the
+ * fuzzer counts those lines against the statistic). */
 static void os_failed(const char* what, void* p, size_t size) {
   lode_stat_inc(os_failures);
+  if (LODE_TLS(os_fail_injected)) {
+    LODE_TLS(os_fail_injected) = false;
+    what = "injected OS failure";
+    p = NULL;
+    size = 0;
+  }
   _lode_verbose(what, p, size);
 }
 
-/* Consume one injected failure if any is pending: counted and reported as
- * a failure of the OS is. */
-bool _lode_os_fail_injected(void) {
+/* Consume one injected failure of `op` if any is pending (errno ENOMEM, as
+ * the kernel's); the caller reports it as it reports the OS's. */
+static bool fail_due(unsigned op) {
   long n = atomic_load_explicit(&os_fail_pending, memory_order_relaxed);
-  if (n <= 0) return false;
+  if (n <= 0 || (atomic_load_explicit(&os_fail_ops, memory_order_relaxed) & op) == 0) return false;
   long k = atomic_load_explicit(&os_fail_skip, memory_order_relaxed);
   while (k > 0)
     if (atomic_compare_exchange_weak_explicit(&os_fail_skip, &k, k - 1, memory_order_relaxed, memory_order_relaxed))
@@ -52,16 +69,45 @@ bool _lode_os_fail_injected(void) {
   while (n > 0) {
     if (atomic_compare_exchange_weak_explicit(&os_fail_pending, &n, n - 1, memory_order_relaxed,
                                               memory_order_relaxed)) {
-      os_failed("injected OS failure", NULL, 0);
+      errno = ENOMEM;
+      LODE_TLS(os_fail_injected) = true;
       return true;
     }
   }
   return false;
 }
 
+/* The same for a caller that reports nothing itself: counted and reported
+ * as a failure of the OS is. */
+bool _lode_os_fail_injected(unsigned op) {
+  if (!fail_due(op)) return false;
+  os_failed("injected", NULL, 0);
+  return true;
+}
+
 static int os_mprotect(void* p, size_t size, int prot) {
+  if (fail_due(LODE_OS_PROTECT)) return -1;
   lode_stat_inc(protects);
   return mprotect(p, size, prot);
+}
+
+/* madvise that injection can fail as `op`. */
+static int os_madvise(void* p, size_t size, int advice, unsigned op) {
+  if (fail_due(op)) return -1;
+  return madvise(p, size, advice);
+}
+
+/* Drop the bytes of [p, p + size): it stays mapped and reads as zero.
+ * False when the OS refused (the bytes are where they were). */
+static bool os_drop(void* p, size_t size, unsigned op) {
+  if (fail_due(op)) return false;
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    _lode_os_sim_purge(p, size, true);
+    return true;
+  }
+#endif
+  return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
 /* A mapping at a hint (NULL: anywhere); NULL when that failed. */
@@ -76,6 +122,116 @@ static void* os_mmap(size_t size) {
   void* p = os_mmap_at(NULL, size);
   if (p == NULL) os_failed("mmap failed", NULL, size);
   return p;
+}
+
+/* --- unmaps the OS refused ------------------------------------------------
+ * munmap can fail: one that splits a mapping past vm.max_map_count is
+ * ENOMEM.  Such a range is not forgotten: its bytes are dropped (madvise
+ * splits nothing), it stays counted in reserved_current, and it waits on
+ * this list for a later release or a forced collect to unmap it (review,
+ * 2026-12-06: the mapping leaked while the statistics said released).
+ * Invariant: reserved_current counts every range lode mapped and has not
+ * unmapped, the ones waiting here included; committed_current counts the
+ * bytes of one of them until they are dropped.  A range that finds the list
+ * full stays mapped and counted for good (reported, never silent). */
+#define UNMAP_RETRY_SLOTS 64
+typedef struct unmap_retry_s {
+  void* p;
+  size_t size;
+  size_t committed;        /* bytes still counted in committed_current (not dropped) */
+  uint32_t guard_protects; /* its LODE_SECURE mprotect guards, still alive */
+} unmap_retry_t;
+static unmap_retry_t unmap_retry[UNMAP_RETRY_SLOTS]; /* guarded by unmap_retry_lock */
+static pthread_mutex_t unmap_retry_lock = PTHREAD_MUTEX_INITIALIZER; /* held over fork (thread.c) */
+static _Atomic(size_t) unmap_retry_count; /* read without the lock: anything waiting? */
+
+static void guards_gone(uint32_t protects);
+
+/* The OS call alone: true when [p, p + size) is unmapped.  `counted`: a
+ * release of memory lode used (statistic munmaps), not a reservation's slack. */
+static bool os_unmap(void* p, size_t size, bool counted) {
+  if (!fail_due(LODE_OS_RELEASE)) {
+#ifdef LODE_SIM
+    if (SIM_ON()) {
+      _lode_os_sim_release(p, size);
+      return true;
+    }
+#endif
+    if (munmap(p, size) == 0) {
+      if (counted) lode_stat_inc(munmaps);
+      return true;
+    }
+  }
+  os_failed("munmap failed", p, size);
+  return false;
+}
+
+static bool unmap_retry_push(const unmap_retry_t* r) {
+  pthread_mutex_lock(&unmap_retry_lock);
+  size_t n = atomic_load_explicit(&unmap_retry_count, memory_order_relaxed);
+  bool room = n < UNMAP_RETRY_SLOTS;
+  if (room) {
+    unmap_retry[n] = *r;
+    atomic_store_explicit(&unmap_retry_count, n + 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&unmap_retry_lock);
+  return room;
+}
+
+/* A counted range (reserved_current holds size, committed_current holds
+ * `committed` of it) goes back to the OS, or, refused, waits to. */
+static bool os_release_range(void* p, size_t size, size_t committed, uint32_t guard_protects) {
+  if (size == 0) return true;
+  if (os_unmap(p, size, true)) {
+    guards_gone(guard_protects);
+    _lode_stat_sub(&_lode_stats.committed_current, committed);
+    _lode_stat_sub(&_lode_stats.reserved_current, size);
+    return true;
+  }
+  /* its memory at least goes now; its address space when a retry succeeds */
+  if (committed != 0) {
+    if (os_drop(p, size, LODE_OS_DISCARD)) {
+      _lode_stat_sub(&_lode_stats.committed_current, committed);
+      committed = 0;
+    } else {
+      os_failed("madvise(drop of an unmap refused) failed", p, size);
+    }
+  }
+  unmap_retry_t r = {p, size, committed, guard_protects};
+  if (!unmap_retry_push(&r)) os_failed("munmap failed, retry list full: range stays mapped", p, size);
+  return false;
+}
+
+/* A range lode mapped and never counted (a misaligned reservation or its
+ * slack, an overcommit probe): refused, it is counted from now on, as
+ * reserved.  `stat`: counted in munmaps (not the slack). */
+static void os_munmap_uncounted(void* p, size_t size, bool stat) {
+  if (size == 0 || os_unmap(p, size, stat)) return;
+  _lode_stat_add(&_lode_stats.reserved_current, NULL, size);
+  unmap_retry_t r = {p, size, 0, 0};
+  if (!unmap_retry_push(&r)) os_failed("munmap failed, retry list full: range stays mapped", p, size);
+}
+
+/* Unmap what waits on the list; a thread that finds it busy leaves it to
+ * the next.  True when nothing waits any more. */
+bool _lode_os_release_retry(void) {
+  if (atomic_load_explicit(&unmap_retry_count, memory_order_relaxed) == 0) return true;
+  if (pthread_mutex_trylock(&unmap_retry_lock) != 0) return false;
+  size_t n = atomic_load_explicit(&unmap_retry_count, memory_order_relaxed);
+  for (size_t i = 0; i < n;) {
+    unmap_retry_t* r = &unmap_retry[i];
+    if (os_unmap(r->p, r->size, true)) {
+      guards_gone(r->guard_protects);
+      _lode_stat_sub(&_lode_stats.committed_current, r->committed);
+      _lode_stat_sub(&_lode_stats.reserved_current, r->size);
+      unmap_retry[i] = unmap_retry[--n];
+    } else {
+      i++;
+    }
+  }
+  atomic_store_explicit(&unmap_retry_count, n, memory_order_relaxed);
+  pthread_mutex_unlock(&unmap_retry_lock);
+  return n == 0;
 }
 
 /* Would the kernel's overcommit policy let a private writable mapping of
@@ -95,17 +251,8 @@ bool _lode_os_overcommit_ok(size_t size) {
     os_failed("mmap (overcommit check) failed", NULL, size);
     return false;
   }
-  munmap(p, size);
+  os_munmap_uncounted(p, size, false); /* (a probe: munmap was never counted) */
   return true;
-}
-
-static void os_munmap(void* p, size_t size) {
-  if (size == 0) return;
-  if (munmap(p, size) != 0) {
-    os_failed("munmap failed", p, size);
-    return;
-  }
-  lode_stat_inc(munmaps);
 }
 
 /* Where the next aligned reservation is tried: just below the last one (the
@@ -132,7 +279,7 @@ static void* reserve_aligned(size_t size, size_t alignment) {
     uintptr_t want = (h - size) & ~(uintptr_t)(alignment - 1);
     p = os_mmap_at((void*)want, size);
     if (p != NULL && ((uintptr_t)p & (alignment - 1)) != 0) {
-      os_munmap(p, size);
+      os_munmap_uncounted(p, size, true);
       p = NULL;
     }
   }
@@ -140,7 +287,7 @@ static void* reserve_aligned(size_t size, size_t alignment) {
   if (p == NULL) p = os_mmap(size);
   if (p == NULL) return NULL;
   if (((uintptr_t)p & (alignment - 1)) != 0) {
-    os_munmap(p, size);
+    os_munmap_uncounted(p, size, true);
     size_t over = size + alignment;
     if (over < size) return NULL;
     p = os_mmap(over);
@@ -149,14 +296,14 @@ static void* reserve_aligned(size_t size, size_t alignment) {
     size_t pre = (size_t)(aligned - p);
     size_t post = over - pre - size;
     /* Unmapping the slack is not counted as a release of memory we used. */
-    if (pre) munmap(p, pre);
-    if (post) munmap(aligned + size, post);
+    os_munmap_uncounted(p, pre, false);
+    os_munmap_uncounted(aligned + size, post, false);
     p = aligned;
   }
   /* A kernel with 5-level paging may place a mapping above what the segment
    * map covers (when asked with a high hint): lode cannot use it. */
   if ((uintptr_t)p + size > LODE_ADDRESS_LIMIT || (uintptr_t)p + size < (uintptr_t)p) {
-    os_munmap(p, size);
+    os_munmap_uncounted(p, size, true);
     os_failed("mmap beyond the segment map", p, size);
     return NULL;
   }
@@ -181,7 +328,7 @@ static bool address_space_limited(void) {
 /* Reserve `want` bytes, or at least `need` when address space is short (one
  * OS call as far as failure injection goes).  *got: the size reserved. */
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got) {
-  if (_lode_os_fail_injected()) return NULL;
+  if (_lode_os_fail_injected(LODE_OS_RESERVE)) return NULL;
   void* p = NULL;
   if (want > need && !address_space_limited() && (p = reserve_aligned(want, alignment)) != NULL) {
     *got = lode_align_up(want, LODE_OS_PAGE_SIZE);
@@ -199,16 +346,9 @@ static void guards_gone(uint32_t protects) {
   if (protects != 0) atomic_fetch_sub_explicit(&os_guard_protects, (long)protects, memory_order_relaxed);
 }
 
-bool _lode_os_release(void* p, size_t size, uint32_t guard_protects) {
-  guards_gone(guard_protects);
-  size = lode_align_up(size, LODE_OS_PAGE_SIZE);
-#ifdef LODE_SIM
-  if (SIM_ON()) _lode_os_sim_release(p, size);
-  else
-#endif
-    os_munmap(p, size);
-  _lode_stat_sub(&_lode_stats.reserved_current, size);
-  return true;
+bool _lode_os_release(void* p, size_t size, size_t committed, uint32_t guard_protects) {
+  _lode_os_release_retry(); /* ranges refused before: the OS may take them now */
+  return os_release_range(p, lode_align_up(size, LODE_OS_PAGE_SIZE), committed, guard_protects);
 }
 
 /* Move a whole mapping [p, p + old_size) to a new reservation of new_size
@@ -216,7 +356,7 @@ bool _lode_os_release(void* p, size_t size, uint32_t guard_protects) {
  * tables: nothing is copied or faulted in again), the rest of the new range
  * is fresh.  NULL when it cannot; the old mapping is then untouched. */
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment) {
-  if (_lode_os_fail_injected()) return NULL;
+  if (_lode_os_fail_injected(LODE_OS_REMAP)) return NULL;
   old_size = lode_align_up(old_size, LODE_OS_PAGE_SIZE);
   new_size = lode_align_up(new_size, LODE_OS_PAGE_SIZE);
   if (new_size < old_size) return NULL;
@@ -233,7 +373,7 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
   /* The moved pages replace the start of the new reservation. */
   if (mremap(p, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, q) == MAP_FAILED) {
     os_failed("mremap failed", p, old_size);
-    _lode_os_release(q, new_size, 0);
+    _lode_os_release(q, new_size, 0, 0);
     return NULL;
   }
   lode_stat_inc(remaps);
@@ -252,7 +392,7 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
  * that _lode_os_decommit protected outside that mode (a shrunk huge block's
  * tail) is committed with unprotect = true by the one who knows it. */
 static bool os_commit(void* p, size_t size, bool unprotect) {
-  if (_lode_os_fail_injected()) return false;
+  if (_lode_os_fail_injected(LODE_OS_COMMIT)) return false;
   /* The simulated OS protects nothing: its poison check stands for the fault. */
   if (unprotect && !SIM_ON() && os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
     os_failed("mprotect(commit) failed", p, size);
@@ -289,7 +429,7 @@ void _lode_os_commit_fresh(void* p, size_t size) {
  * markers stay when `keep_markers` (the same layout puts them back). */
 bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_protects, bool markers,
                     bool keep_markers) {
-  if (markers && !keep_markers && !SIM_ON() && madvise(p, size, MADV_GUARD_REMOVE) != 0) {
+  if (markers && !keep_markers && !SIM_ON() && os_madvise(p, size, MADV_GUARD_REMOVE, LODE_OS_PROTECT) != 0) {
     os_failed("madvise(guard remove) failed", p, size);
     return false;
   }
@@ -308,30 +448,34 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_pro
 }
 
 /* Drop the contents of an uncounted range (a cached mapping's memory that
- * nothing tracks any more); it stays usable and reads as zero. */
-void _lode_os_discard(void* p, size_t size) {
-  if (size == 0) return;
-#ifdef LODE_SIM
-  if (SIM_ON()) {
-    _lode_os_sim_purge(p, size, true);
-    return;
-  }
-#endif
-  if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(discard) failed", p, size);
+ * nothing tracks any more); it stays usable.  True when it reads as zero
+ * now: refused, it holds its old bytes (a caller that takes it for zero
+ * would hand them to calloc). */
+bool _lode_os_discard(void* p, size_t size) {
+  if (size == 0) return true;
+  if (os_drop(p, size, LODE_OS_DISCARD)) return true;
+  os_failed("madvise(discard) failed", p, size);
+  return false;
 }
 
 /* Drop the contents of committed memory that stays committed and usable
  * (reads as zero at its next touch): a huge block freed by a thread that
  * does not own it, whose owner may not look at its frees for a long time. */
-void _lode_os_reset(void* p, size_t size) {
-  if (size == 0) return;
+bool _lode_os_reset(void* p, size_t size) {
+  if (size == 0) return true;
+  if (fail_due(LODE_OS_RESET)) {
+    os_failed("madvise(reset) failed", p, size); /* (reported as injected) */
+    return false;
+  }
 #ifdef LODE_SIM
   if (SIM_ON()) {
     _lode_os_sim_reset(p, size);
-    return;
+    return true;
   }
 #endif
-  if (madvise(p, size, MADV_DONTNEED) != 0) os_failed("madvise(reset) failed", p, size);
+  if (madvise(p, size, MADV_DONTNEED) == 0) return true;
+  os_failed("madvise(reset) failed", p, size);
+  return false;
 }
 
 /* [p, p + size) will be written whole soon (a huge block): transparent huge
@@ -426,7 +570,11 @@ static int pagemap_open(void) {
   return -1;
 }
 
+void _lode_os_fork_prepare(void) { pthread_mutex_lock(&unmap_retry_lock); }
+void _lode_os_fork_parent(void) { pthread_mutex_unlock(&unmap_retry_lock); }
+
 void _lode_os_fork_child(void) {
+  pthread_mutex_unlock(&unmap_retry_lock);
   uint64_t id = atomic_load_explicit(&pagemap_id, memory_order_relaxed);
   if (id == PAGEMAP_NONE || id == PAGEMAP_UNAVAILABLE) return;
   int fd = pagemap_check(id);
@@ -477,19 +625,19 @@ size_t _lode_os_resident(const void* p, size_t size) {
 /* Decommit: give the memory back and make any access fault, whatever the
  * purge mode.  The caller remembers the range is protected: setting
  * os_ever_protected here would make every later commit of the process an
- * mprotect (a syscall that takes the address-space lock for writing). */
+ * mprotect (a syscall that takes the address-space lock for writing).
+ * False when the OS kept the memory: it stays committed, counted and
+ * accessible.  An mprotect refused after the memory went costs only the
+ * fault: the range reads as zero, and a commit unprotects it anyway. */
 static bool os_decommit(void* p, size_t size, size_t counted) {
-  bool ok = true;
-#ifdef LODE_SIM
-  if (SIM_ON()) _lode_os_sim_purge(p, size, true);
-  else
-#endif
-  if (madvise(p, size, MADV_DONTNEED) != 0) ok = false;
-  if (!SIM_ON() && os_mprotect(p, size, PROT_NONE) != 0) ok = false;
-  if (!ok) os_failed("decommit failed", p, size);
+  if (!os_drop(p, size, LODE_OS_PURGE)) {
+    os_failed("decommit failed", p, size);
+    return false;
+  }
+  if (!SIM_ON() && os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(decommit) failed", p, size);
   lode_stat_inc(decommits);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
-  return ok;
+  return true;
 }
 
 bool _lode_os_decommit(void* p, size_t size) { return os_decommit(p, size, size); }
@@ -501,29 +649,41 @@ bool _lode_os_decommit(void* p, size_t size) { return os_decommit(p, size, size)
  * mprotect leave them as they are).  True when the range reads as zero now:
  * the mode is read once, here, since another thread may change it, and a
  * discard the OS refused leaves the bytes where they were. */
-bool _lode_os_purge(void* p, size_t size, size_t counted) {
+bool _lode_os_purge(void* p, size_t size, size_t counted, bool* zero) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
-  lode_stat_inc(purges);
+  *zero = false;
   if (mode == LODE_PURGE_DECOMMIT) {
     if (!SIM_ON()) atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
-    return os_decommit(p, size, counted);
+    if (!os_decommit(p, size, counted)) return false;
+    lode_stat_inc(purges);
+    *zero = true;
+    return true;
   }
+  bool ok, dropped;
 #ifdef LODE_SIM
   if (SIM_ON()) {
-    _lode_os_sim_purge(p, size, mode != LODE_PURGE_FREE);
-    _lode_stat_sub(&_lode_stats.committed_current, counted);
-    return mode != LODE_PURGE_FREE;
-  }
+    ok = !fail_due(LODE_OS_PURGE);
+    if (ok) _lode_os_sim_purge(p, size, mode != LODE_PURGE_FREE);
+    dropped = ok && mode != LODE_PURGE_FREE;
+  } else
 #endif
-  int advice = MADV_DONTNEED;
+  {
+    int advice = MADV_DONTNEED;
 #ifdef MADV_FREE
-  if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
+    if (mode == LODE_PURGE_FREE) advice = MADV_FREE;
 #endif
-  bool ok = madvise(p, size, advice) == 0, zero = ok && advice == MADV_DONTNEED;
-  if (!ok && advice != MADV_DONTNEED) ok = zero = madvise(p, size, MADV_DONTNEED) == 0;
-  if (!ok) os_failed("madvise(purge) failed", p, size);
+    ok = os_madvise(p, size, advice, LODE_OS_PURGE) == 0;
+    dropped = ok && advice == MADV_DONTNEED;
+    if (!ok && advice != MADV_DONTNEED) ok = dropped = os_madvise(p, size, MADV_DONTNEED, LODE_OS_PURGE) == 0;
+  }
+  if (!ok) {
+    os_failed("madvise(purge) failed", p, size);
+    return false; /* still committed: counted as such */
+  }
+  lode_stat_inc(purges);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
-  return zero;
+  *zero = dropped;
+  return true;
 }
 
 #ifdef LODE_SIM
@@ -545,6 +705,15 @@ void* _lode_os_alloc_meta(size_t size) {
   void* p = mmap(NULL, lode_align_up(size, LODE_OS_PAGE_SIZE), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? NULL : p;
+}
+
+/* The segment map's reservation: meta, but its failure is an allocation's
+ * (ENOMEM, retried by the next one), so it can be injected. */
+void* _lode_os_alloc_map(size_t size) {
+  if (_lode_os_fail_injected(LODE_OS_MAP)) return NULL;
+  void* p = _lode_os_alloc_meta(size);
+  if (p == NULL) os_failed("mmap (segment map) failed", NULL, size);
+  return p;
 }
 
 #ifdef LODE_SECURE

@@ -403,24 +403,26 @@ NEW_NOTHROW_FN(_ZnamSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, (size_t 
     }                                                     \
     _lode_free_kind(p, kind, size, func);                 \
   }
-DELETE_FN(_ZdlPv, LODE_KIND_NEW, "operator delete", (void* p), (p), 0)
-DELETE_FN(_ZdaPv, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p), (p), 0)
+DELETE_FN(_ZdlPv, LODE_KIND_NEW, "operator delete", (void* p), (p), LODE_UNSIZED)
+DELETE_FN(_ZdaPv, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p), (p), LODE_UNSIZED)
 DELETE_FN(_ZdlPvm, LODE_KIND_NEW, "operator delete", (void* p, size_t n), (p, n), n)
 DELETE_FN(_ZdaPvm, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n), (p, n), n)
-DELETE_FN(_ZdlPvRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, const void* nt), (p, nt), ((void)nt, 0))
+DELETE_FN(_ZdlPvRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, const void* nt), (p, nt),
+          ((void)nt, LODE_UNSIZED))
 DELETE_FN(_ZdaPvRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, const void* nt), (p, nt),
-          ((void)nt, 0))
-DELETE_FN(_ZdlPvSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al), (p, al), ((void)al, 0))
+          ((void)nt, LODE_UNSIZED))
+DELETE_FN(_ZdlPvSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al), (p, al),
+          ((void)al, LODE_UNSIZED))
 DELETE_FN(_ZdaPvSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t al), (p, al),
-          ((void)al, 0))
+          ((void)al, LODE_UNSIZED))
 DELETE_FN(_ZdlPvmSt11align_val_t, LODE_KIND_NEW, "operator delete", (void* p, size_t n, size_t al), (p, n, al),
           ((void)al, n))
 DELETE_FN(_ZdaPvmSt11align_val_t, LODE_KIND_NEW_ARRAY, "operator delete[]", (void* p, size_t n, size_t al),
           (p, n, al), ((void)al, n))
 DELETE_FN(_ZdlPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW, "operator delete", (void* p, size_t al, const void* nt),
-          (p, al, nt), ((void)al, (void)nt, 0))
+          (p, al, nt), ((void)al, (void)nt, LODE_UNSIZED))
 DELETE_FN(_ZdaPvSt11align_val_tRKSt9nothrow_t, LODE_KIND_NEW_ARRAY, "operator delete[]",
-          (void* p, size_t al, const void* nt), (p, al, nt), ((void)al, (void)nt, 0))
+          (void* p, size_t al, const void* nt), (p, al, nt), ((void)al, (void)nt, LODE_UNSIZED))
 
 /* lode's own definition of each form, to tell a replacement from it */
 static void* cxx_own(int form) {

@@ -83,14 +83,24 @@ size_t _lode_page_purge_run(lode_page_t* page, lode_tld_t* tld, int64_t upto, in
     while (hi + 1 < seg->page_count && purge_due(&seg->pages[hi + 1], upto) && _lode_segment_pages_touch(seg, hi))
       hi++;
   }
+  int64_t expired[LODE_SEGMENT_SIZE >> LODE_SMALL_PAGE_SHIFT]; /* INT64_MIN: was not queued */
+  lode_assert(hi - lo < sizeof(expired) / sizeof(expired[0]));
   for (uint32_t i = lo; i <= hi; i++) {
     lode_page_t* p = &seg->pages[i];
-    if (p->on_purge_queue) {
-      p->last_expire = p->purge_expire; /* P6: when it went against which expiry */
-      _lode_purge_queue_remove(tld, p);
-    }
+    expired[i - lo] = p->on_purge_queue ? p->purge_expire : INT64_MIN;
+    if (p->on_purge_queue) _lode_purge_queue_remove(tld, p);
   }
-  _lode_segment_purge_pages(seg, lo, hi, purged_at);
+  /* A refusal leaves them committed and off the queue: a forced collect
+   * tries again (a retry by the timer would repeat a refusal that lasts,
+   * such as mlock's, every delay).  Only a purge done records the expiry it
+   * went against (P6): a refused one that did, with purged_at kept, read
+   * as purged early (found by the fuzzer's fail-os purge, 2026-12-06). */
+  if (_lode_segment_purge_pages(seg, lo, hi, purged_at)) {
+    for (uint32_t i = lo; i <= hi; i++)
+      if (expired[i - lo] != INT64_MIN) seg->pages[i].last_expire = expired[i - lo];
+  } else {
+    tld->purge_refusals++;
+  }
   *released = _lode_segment_try_release(seg, tld);
   return hi - lo + 1;
 }

@@ -89,10 +89,11 @@ static cache_entry_t remove_locked(size_t i) {
   return e;
 }
 
+/* (An unmap the OS refuses is not lost: os.c drops its bytes and keeps it,
+ * counted as reserved, until a retry succeeds.) */
 static void entry_unmap(size_t i) {
   cache_entry_t e = remove_locked(i);
-  _lode_stat_sub(&_lode_stats.committed_current, e.committed);
-  _lode_os_release(e.info.base, e.info.size, e.info.guard_protects);
+  _lode_os_release(e.info.base, e.info.size, e.committed, e.info.guard_protects);
 }
 
 static void expire_locked(int64_t now, bool all) {
@@ -186,21 +187,23 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     if (kind == LODE_PAGE_HUGE && expired_at >= 0) _lode_purge_note_comeback(expired_at);
     return false;
   }
-  _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   *info = e.info;
   bool keep_markers = kind == info->kind;
   if (!_lode_os_reuse(info->base, info->size, info->has_protected, info->guard_protects, info->guard_markers,
                       keep_markers)) {
-    _lode_os_release(info->base, info->size, info->guard_protects);
+    _lode_os_release(info->base, info->size, e.committed, info->guard_protects);
     return false;
   }
+  _lode_stat_sub(&_lode_stats.committed_current, e.committed);
   info->guard_markers = info->guard_markers && keep_markers;
   info->guard_protects = 0;
   if (kind != info->kind) {
     /* Another page layout: the old warm pages cannot be tracked, nor which
-     * pages read as zero. */
-    if (info->warm != 0) _lode_os_discard(info->base, info->size);
-    info->zero = info->warm != 0 ? ~(uint64_t)0 : 0;
+     * pages read as zero.  Zero only when the discard happened: refused, the
+     * old bytes are still there and calloc must clear them (review,
+     * 2026-12-06: calloc handed them out). */
+    bool zeroed = info->warm != 0 && _lode_os_discard(info->base, info->size);
+    info->zero = zeroed ? ~(uint64_t)0 : 0;
     info->warm = 0;
   }
   info->kind = kind;
@@ -224,4 +227,5 @@ void _lode_segment_cache_collect(bool force) {
   pthread_mutex_lock(&cache_lock);
   expire_locked(now, force);
   pthread_mutex_unlock(&cache_lock);
+  if (force) _lode_os_release_retry(); /* unmaps the OS refused before */
 }

@@ -13,19 +13,22 @@ enum { CHUNK_NONE = 0, CHUNK_START = LODE_CHUNK_START, CHUNK_CONT = 2 };
 _Atomic(_Atomic(uint8_t)*) _lode_map_base; /* MAP_CHUNKS bytes, reserved lazily */
 _Atomic(uintptr_t) _lode_map_limit;
 #define map_base _lode_map_base
-static _Atomic(int) map_state;        /* 0 none, 1 creating, 2 ready, 3 failed */
+/* 0 none, 1 creating, 2 ready.  A reservation the OS refused leaves it 0:
+ * the next allocation tries again (review, 2026-12-06: a "failed" state kept
+ * for good made every later allocation fail with ENOMEM after the OS had
+ * recovered). */
+static _Atomic(int) map_state;
 
 bool _lode_segment_map_init(void) {
   int st = atomic_load_explicit(&map_state, memory_order_acquire);
   if (st == 2) return true;
-  if (st == 3) return false;
   st = 0;
   if (atomic_compare_exchange_strong_explicit(&map_state, &st, 1, memory_order_acq_rel,
                                               memory_order_acquire)) {
     /* Only the pages covering used chunks are ever touched. */
-    void* p = _lode_os_alloc_meta(MAP_CHUNKS);
+    void* p = _lode_os_alloc_map(MAP_CHUNKS);
     if (p == NULL) {
-      atomic_store_explicit(&map_state, 3, memory_order_release);
+      atomic_store_explicit(&map_state, 0, memory_order_release);
       return false;
     }
     atomic_store_explicit(&map_base, (_Atomic(uint8_t)*)p, memory_order_relaxed);

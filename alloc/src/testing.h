@@ -24,11 +24,32 @@ extern "C" {
 typedef int64_t(lode_clock_fn)(void* arg);
 void lode_test_set_clock(lode_clock_fn* fn, void* arg);
 
-/* The next `count` OS reserve/commit calls fail (allocation returns NULL with
- * ENOMEM); 0 cancels.  Returns how many injected failures were still pending. */
+/* OS failure injection: one mask says which OS operations may fail; after
+ * `skip` calls of those operations succeed, the next `count` of them fail
+ * (as the OS would: the call reports its error, nothing changed).  Real OS
+ * and simulated OS (LODE_SIM) alike: the injection sits in os.c, before
+ * either is asked. */
+typedef enum lode_os_op_e {
+  LODE_OS_RESERVE = 1 << 0, /* mmap of a segment's reservation */
+  LODE_OS_COMMIT = 1 << 1,  /* a commit (with the mprotect it may make) */
+  LODE_OS_REMAP = 1 << 2,   /* mremap of a huge block's mapping */
+  LODE_OS_PURGE = 1 << 3,   /* madvise of a purge or decommit (DONTNEED, FREE) */
+  LODE_OS_DISCARD = 1 << 4, /* madvise DONTNEED of bytes nothing counts (a reused cached
+                               mapping, a LODE_SECURE wipe, a failed commit's warm bytes) */
+  LODE_OS_RESET = 1 << 5,   /* madvise DONTNEED of a huge block freed by another thread */
+  LODE_OS_PROTECT = 1 << 6, /* mprotect: a decommit's PROT_NONE, a reuse, a guard page */
+  LODE_OS_RELEASE = 1 << 7, /* munmap of a segment's mapping */
+  LODE_OS_MAP = 1 << 8,     /* the segment map's reservation (the first allocation) */
+  LODE_OS_CLASSIC = LODE_OS_RESERVE | LODE_OS_COMMIT | LODE_OS_REMAP,
+  LODE_OS_ALL = (1 << 9) - 1
+} lode_os_op_t;
+/* Arm: `ops` a mask of lode_os_op_t; count 0 cancels.  Returns how many
+ * injected failures were still pending. */
+long lode_test_fail_os_ops(unsigned ops, long skip, long count);
+/* The classic ones: reserve, commit, remap (allocation returns NULL with
+ * ENOMEM).  _after: the same after `skip` such calls succeed (a failure of
+ * the second of two commits). */
 long lode_test_fail_os(long count);
-/* The same after `skip` such calls succeed (a failure of the second of two
- * commits). */
 long lode_test_fail_os_after(long skip, long count);
 
 /* Read the LODE_* environment variables again, as the first allocation does. */

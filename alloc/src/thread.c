@@ -28,8 +28,10 @@ static void fork_prepare(void) {
   _lode_abandoned_fork_prepare();
   _lode_segments_lock();
   _lode_segment_cache_fork_prepare();
+  _lode_os_fork_prepare();
 }
 static void fork_parent(void) {
+  _lode_os_fork_parent();
   _lode_segment_cache_fork_parent();
   _lode_segments_unlock();
   _lode_abandoned_fork_parent();
@@ -37,11 +39,15 @@ static void fork_parent(void) {
 }
 
 /* The child has one thread, the one that forked.  Every other thread's
- * segments stay theirs (LODE_THREAD_ID_FORKED): their heaps may be in the
- * middle of an operation, so nothing here may take them over, and a thread
- * the child creates may get a dead thread's thread pointer, hence its id.  A
- * remote free that was in flight in a thread that does not exist here will
- * never finish: its page stops waiting for it (the block is lost). */
+ * segments are first marked theirs (LODE_THREAD_ID_FORKED): a thread the
+ * child creates may get a dead thread's thread pointer, hence its id, and
+ * must not take them for its own.  Their heaps may have been in the middle
+ * of an operation: once lode's locks are released, those segments whose
+ * state checks out become abandoned ones, which the child reclaims and frees
+ * into (_lode_abandoned_fork_take); the others stay FORKED, their memory
+ * lost to the child.  A remote free that was in flight in a thread that does
+ * not exist here will never finish: its page stops waiting for it (the
+ * block is lost). */
 static void fork_child(void) {
   uintptr_t me = _lode_thread_id();
   for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) seg->abandoned_pages |= 1u << 31;
@@ -61,6 +67,8 @@ static void fork_child(void) {
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
   pthread_mutex_unlock(&tld_cache_lock);
+  /* after the unlocks: a push takes the list's lock, a release the registry's and the cache's */
+  _lode_abandoned_fork_take();
 }
 
 /* --- process ------------------------------------------------------------------- */

@@ -482,6 +482,66 @@ static void test_adopted_huge_interior(void) {
   parent_heap_ok();
 }
 
+#ifdef LODE_SECURE
+/* Good use says nothing: blocks that start their page (handed out after a
+ * guard word), their in-place reallocs, and huge blocks shrunk in place
+ * (what the old end left past the new canary is cleared: the free checks
+ * that slack reads zero). */
+static void fill(unsigned char* p, size_t n) {
+  for (size_t i = 0; i < n; i += 4096) p[i] = 0x5a;
+  if (n > 0) p[n - 1] = 0x5a;
+}
+
+static void child_good_use(void* arg) {
+  (void)arg;
+  static const size_t sizes[] = {65536, 100000, 262144, 2097152 - 40, 2097152 - 24, 2097152 - 16, 2097152 - 8};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    unsigned char* p = malloc(launder_size(sizes[i]));
+    CHECK(p != NULL && ((uintptr_t)p & 15) == 0 && malloc_usable_size(p) == sizes[i]);
+    fill(p, sizes[i]);
+    free(p);
+  }
+  unsigned char* p = malloc(launder_size(100000)); /* a large block grows in place, shrinks */
+  fill(p, 100000);
+  p = realloc(p, 300000);
+  fill(p, 300000);
+  p = realloc(p, 200000);
+  CHECK(p != NULL && malloc_usable_size(p) == 200000);
+  free(p);
+  p = malloc(launder_size(6 << 20)); /* a huge block shrinks in place, by less than half */
+  fill(p, 6 << 20);
+  unsigned char* q = realloc(p, 4 << 20);
+  CHECK(q == p);
+  q = realloc(q, 3 << 20);
+  q = realloc(q, 5 << 20);
+  for (size_t i = 3 << 20; i < (5 << 20); i += 512)
+    if (q[i] != 0) {
+      CHECK(!"a huge block grown again reads zero past its old end");
+      break;
+    }
+  free(q);
+  static const size_t aligns[] = {64, 4096, 8192, 65536, 1 << 20, 4 << 20};
+  for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++)
+    for (size_t n = 8; n <= (3 << 20); n *= 8) {
+      unsigned char* a = aligned_alloc(aligns[i], launder_size(n));
+      CHECK(a != NULL && ((uintptr_t)a & (aligns[i] - 1)) == 0 && malloc_usable_size(a) == n);
+      fill(a, n);
+      a = realloc(a, n + n / 2);
+      CHECK(a != NULL);
+      fill(a, n + n / 2);
+      free(a);
+    }
+  CHECK_EQ(lode_check_thread(), 0);
+  _exit(test_failures == 0 ? 0 : 1);
+}
+
+static void test_secure_good_use_is_silent(void) {
+  child_result_t r;
+  run_child(child_good_use, NULL, &r);
+  EXPECT_CHILD(&r, 0, 0, NULL);
+}
+#endif
+
 int main(int argc, char** argv) {
   if (argc > 1) return exec_scenario(argv[1]);
   const char* oe = getenv("LODE_ON_ERROR");
@@ -498,6 +558,9 @@ int main(int argc, char** argv) {
   RUN(test_aligned_page_interior);
   RUN(test_heap_of_another_thread);
   RUN(test_adopted_huge_interior);
+#ifdef LODE_SECURE
+  RUN(test_secure_good_use_is_silent);
+#endif
 #ifndef LODE_SECURE
   RUN(test_remote_never_allocated);
 #endif

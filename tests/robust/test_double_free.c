@@ -356,11 +356,11 @@ static void test_big_blocks_twice(void) {
   parent_heap_ok();
 }
 
-#ifndef LODE_SECURE
 /* An over-aligned block freed twice by another thread: the first free's
  * link overwrote the block's alignment tag, and the second was reported as
  * an interior pointer only (review, 2026-12-06).  That thread may not walk
- * the owner's lists to tell; the message names both. */
+ * the owner's lists to tell; the message names both.  LODE_SECURE reads the
+ * block's trailer (FREE) instead, any thread, and names it with its size. */
 static void* aligned_p;
 static void child_aligned_twice_remote(void* arg) {
   (void)arg;
@@ -369,6 +369,8 @@ static void child_aligned_twice_remote(void* arg) {
   thread_free(p);
   _exit(3);
 }
+
+#ifndef LODE_SECURE
 
 static void test_aligned_twice_by_another_thread(void) {
   aligned_p = lode_aligned_alloc(8192, 100); /* over-aligned: a tagged pointer inside its block */
@@ -379,6 +381,48 @@ static void test_aligned_twice_by_another_thread(void) {
   run_child(child_aligned_twice_remote, NULL, &r);
   EXPECT_CHILD(&r, SIGABRT, 0, line);
   lode_free(aligned_p);
+}
+#else
+static void child_aligned_owner_then_remote(void* arg) {
+  (void)arg;
+  void* p = launder(aligned_p);
+  /* in the quarantine the block stays FREE in its page (without, its page
+   * may go back at once: "invalid pointer", as for a large block) */
+  lode_option_set(LODE_OPTION_QUARANTINE, 1);
+  lode_free(p);
+  thread_free(p);
+  _exit(3);
+}
+
+static void child_aligned_remote_then_owner(void* arg) {
+  (void)arg;
+  void* p = launder(aligned_p);
+  thread_free(p);
+  lode_free(p);
+  _exit(3);
+}
+
+/* The three orders, at 8 KiB (a medium page) and 64 KiB (a large span). */
+static void test_aligned_twice_secure(void) {
+  static void (*const order[])(void*) = {child_aligned_twice_remote, child_aligned_owner_then_remote,
+                                          child_aligned_remote_then_owner};
+  static const size_t align[] = {8192, 65536};
+  for (size_t a = 0; a < sizeof(align) / sizeof(align[0]); a++)
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+      aligned_p = lode_aligned_alloc(align[a], 100);
+      CHECK(aligned_p != NULL);
+      char line[256];
+      snprintf(line, sizeof(line), "lode: free(): double free 0x%lx (block of ", (unsigned long)(uintptr_t)aligned_p);
+      child_result_t r;
+      run_child(order[i], NULL, &r);
+      int before = test_failures;
+      CHECK_EQ(child_signal(&r), SIGABRT);
+      /* (the block size is the library's to say: a line of its own, with it) */
+      CHECK(strncmp(r.err, line, strlen(line)) == 0 && strchr(r.err, '\n') != NULL &&
+            strstr(r.err, " bytes)\n") == strchr(r.err, '\n') - 7);
+      if (test_failures != before) child_dump("aligned block freed twice", &r);
+      lode_free(aligned_p);
+    }
 }
 #endif
 
@@ -397,6 +441,8 @@ int main(void) {
   RUN(test_big_blocks_twice);
 #ifndef LODE_SECURE
   RUN(test_aligned_twice_by_another_thread);
+#else
+  RUN(test_aligned_twice_secure);
 #endif
   keep_release();
   return test_done();

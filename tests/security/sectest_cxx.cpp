@@ -82,6 +82,19 @@ void sized_delete_array_wrong(std::size_t n) {
   not_caught();
 }
 
+// A sized delete naming 0: 0 once stood for "unsized" (review, 2026-12-06).
+void sized_delete_zero(std::size_t n) {
+  op_delete_sized(touched(op_new(n), n), 0);
+  churn(n);
+  not_caught();
+}
+
+void sized_delete_array_zero(std::size_t n) {
+  op_delete_array_sized(touched(op_new_array(n), n), 0);
+  churn(n);
+  not_caught();
+}
+
 void free_of_new(std::size_t n) {
   c_free(touched(op_new(n), n));
   churn(n);
@@ -104,6 +117,8 @@ const sec_case cases[] = {
     {"cxx_delete_array_new", delete_array_of_new},
     {"cxx_sized_delete_wrong", sized_delete_wrong},
     {"cxx_sized_delete_array_wrong", sized_delete_array_wrong},
+    {"cxx_sized_delete_zero", sized_delete_zero},
+    {"cxx_sized_delete_array_zero", sized_delete_array_zero},
     {"cxx_free_new", free_of_new},
     {"cxx_delete_malloc", delete_of_malloc},
 };
