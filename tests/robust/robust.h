@@ -23,6 +23,17 @@
 
 /* Hide a pointer or size from the optimiser, so that free(&local) or
  * malloc(SIZE_MAX) reach the allocator and draw no compile-time warning. */
+/* The process's mapped size (for tests that set RLIMIT_AS above it). */
+static inline size_t vm_bytes(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+    fclose(f);
+  }
+  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static inline void* launder(const void* p) {
   void* q = (void*)(uintptr_t)p;
   __asm__ volatile("" : "+r"(q));

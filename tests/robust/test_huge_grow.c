@@ -14,16 +14,6 @@ int main(void) {
 }
 #else
 
-static size_t vm_bytes(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-    fclose(f);
-  }
-  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static void child_grow(void* arg) {
   (void)arg;
   struct rlimit rl;
