@@ -355,10 +355,19 @@ void fz_heap_destroy(unsigned h) {
   for (unsigned i = 0; i < FZ_SLOTS; i++)
     if (fz_slot(i)->live && !fz_slot(i)->busy && fz_slot(i)->heap == (int)h)
       fz_shadow_verify(i, SIZE_MAX, "before heap-destroy");
+  /* Its blocks are dying while the destroy runs: parked mid-way (at
+   * `purging`, say), no other thread's op may take one for live (AFL,
+   * 2026-12-06: a bad-realloc of one met its freed page, and lode's "not
+   * allocated" is right). */
+  bool dying[FZ_SLOTS] = {false};
+  for (unsigned i = 0; i < FZ_SLOTS; i++)
+    if (fz_slot(i)->live && !fz_slot(i)->busy && fz_slot(i)->heap == (int)h) dying[i] = fz_slot(i)->busy = true;
   lode_heap_destroy(heaps[h].heap);
   heaps[h].live = false;
-  for (unsigned i = 0; i < FZ_SLOTS; i++)
+  for (unsigned i = 0; i < FZ_SLOTS; i++) {
     if (fz_slot(i)->live && fz_slot(i)->heap == (int)h) fz_shadow_drop(i);
+    if (dying[i]) fz_slot(i)->busy = false;
+  }
   /* Blocks of every other heap stay intact. */
   fz_shadow_verify_all("after a heap-destroy of another heap");
 }
