@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef LODE_REPLAY_CMD
-#define LODE_REPLAY_CMD "lode-replay -v"
+#ifndef LODE_REPLAY_BIN
+#define LODE_REPLAY_BIN "lode-replay"
 #endif
 
 #ifdef __AFL_FUZZ_TESTCASE_LEN
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   fz_config_t cfg = {.fail_mode = FZ_FAIL_ABORT,
                      .mode = m != NULL && strcmp(m, "real") == 0 ? FZ_MODE_REAL : FZ_MODE_SIM,
                      .verbose = false,
-                     .replay_cmd = LODE_REPLAY_CMD};
+                     .replay_cmd = fz_replay_command(LODE_REPLAY_BIN)};
   if (!fz_init(&cfg)) exit(2);
 #ifdef __AFL_FUZZ_TESTCASE_LEN
   (void)argc;

@@ -736,6 +736,14 @@ void fz_shell_quote(const char* s, char* buf, size_t cap) {
   buf[n < cap ? n : cap - 1] = '\0';
 }
 
+const char* fz_replay_command(const char* replay_bin) {
+  static char cmd[4210];
+  char quoted[4200];
+  fz_shell_quote(replay_bin, quoted, sizeof(quoted));
+  snprintf(cmd, sizeof(cmd), "%s -v", quoted);
+  return cmd;
+}
+
 void fz_set_input_name(const char* name) {
   static char quoted[4200];
   fz_shell_quote(name, quoted, sizeof(quoted));

@@ -136,6 +136,9 @@ bool fz_init(const fz_config_t* cfg);
 void fz_set_input_name(const char* name);
 /* s as one shell word (quoted only when it must be): a printed replay command pastes. */
 void fz_shell_quote(const char* s, char* buf, size_t cap);
+/* "REPLAY_BIN -v", the path quoted for a shell (a build directory may have
+ * spaces); a static buffer. */
+const char* fz_replay_command(const char* replay_bin);
 void fz_run(const fz_program_t* prog); /* one input; returns only when clean */
 void fz_run_bytes(const uint8_t* data, size_t size);
 const char* fz_mode_name(fz_mode_t mode);

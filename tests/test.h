@@ -69,4 +69,20 @@ static inline int test_was_reported(const char* inv) {
     if (strcmp(test_seen[i], inv) == 0) return 1;
   return 0;
 }
+/* Tests of cached huge mappings: a mapping of `size` written whole and freed
+ * to the segment cache (warm, its bytes stale), and the count of a block's
+ * bytes that are not zero (what a calloc over it must not hand out). */
+#include "lode.h"
+static inline int test_warm_huge_mapping(size_t size, int fill) {
+  unsigned char* p = lode_malloc(size);
+  if (p == NULL) return 0;
+  memset(p, fill, size);
+  lode_free(p);
+  return 1;
+}
+static inline size_t test_nonzero_bytes(const unsigned char* p, size_t size) {
+  size_t bad = 0;
+  for (size_t i = 0; i < size; i++) bad += p[i] != 0;
+  return bad;
+}
 #endif

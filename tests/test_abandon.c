@@ -651,6 +651,56 @@ static void next_thread_uses_adopted_pages(void) {
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* Exited threads' blocks, all freed by a thread whose own pages serve every
+ * allocation it makes: no reclaim came for their segments, which stayed
+ * resident with nothing live (review, 2026-12-06: 101 MB held until a forced
+ * collect).  A generic malloc adopts the oldest segment once it has waited
+ * longer than a reclaim of its kind would (the purge delay). */
+enum { STALE_THREADS = 4, STALE_N = 8000 };
+static void* stale_blocks[STALE_THREADS][STALE_N];
+static void* fill_and_exit(void* arg) {
+  void** b = arg;
+  for (int i = 0; i < STALE_N; i++) b[i] = lode_malloc((size_t)(64 + (i * 37) % 1000));
+  return NULL;
+}
+
+static void stale_abandoned_segments_are_taken(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  vclock = 0;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
+  lode_collect(true);
+  void* mine[64];
+  for (int i = 0; i < 64; i++) mine[i] = lode_malloc((size_t)(16 + 16 * i)); /* pages of its own */
+  pthread_t t[STALE_THREADS];
+  for (int i = 0; i < STALE_THREADS; i++) pthread_create(&t[i], NULL, fill_and_exit, stale_blocks[i]);
+  for (int i = 0; i < STALE_THREADS; i++) pthread_join(t[i], NULL);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  CHECK(st.segments_abandoned >= STALE_THREADS);
+  for (int i = 0; i < STALE_THREADS; i++)
+    for (int j = 0; j < STALE_N; j++) lode_free(stale_blocks[i][j]);
+  /* within the delay the segments wait for a thread of their kind */
+  for (int k = 0; k < 4096; k++) lode_free(lode_malloc((size_t)(16 + 16 * (k % 64))));
+  lode_stats_get(&st);
+  CHECK(st.segments_abandoned >= STALE_THREADS);
+  size_t committed = st.committed_current;
+  vclock = 1001 + 1000; /* past the delay; then past the released segments' cache expiry */
+  for (int k = 0; k < 4096; k++) lode_free(lode_malloc((size_t)(16 + 16 * (k % 64))));
+  vclock += 1001;
+  for (int k = 0; k < 4096; k++) lode_free(lode_malloc((size_t)(16 + 16 * (k % 64))));
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  /* each thread held over 4 MiB of freed blocks */
+  CHECK(st.committed_current + (size_t)STALE_THREADS * 4 * 1024 * 1024 <= committed);
+  fprintf(stderr, "  committed %zu -> %zu KiB\n", committed / 1024, st.committed_current / 1024);
+  for (int i = 0; i < 64; i++) lode_free(mine[i]);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -665,5 +715,6 @@ int main(void) {
   RUN(allocation_after_thread_exit_gives_thread_data_back);
   RUN(fork_child_counts_one_thread);
   RUN(next_thread_uses_adopted_pages);
+  RUN(stale_abandoned_segments_are_taken);
   return test_done();
 }

@@ -138,7 +138,7 @@ static void* calloc_medium(void* arg) {
   for (int k = 0; k < 60; k++) {
     unsigned char* p = lode_calloc(1, 20000);
     if (p == NULL) continue;
-    for (size_t i = 0; i < 20000; i++) *bad += p[i] != 0;
+    *bad += test_nonzero_bytes(p, 20000);
   }
   return NULL;
 }
@@ -165,11 +165,9 @@ static void refused_discard_is_not_zero(void) {
 static void refused_discard_after_huge_commit(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
   lode_collect(true);
-  unsigned char* p = lode_malloc(HUGE_SIZE);
-  CHECK(p != NULL);
-  if (p == NULL) return;
-  memset(p, 0xcd, HUGE_SIZE);
-  lode_free(p); /* to the cache, warm */
+  int warm = test_warm_huge_mapping(HUGE_SIZE, 0xcd);
+  CHECK(warm);
+  if (!warm) return;
   /* the header's commit passes, the block's fails, then its discard */
   lode_test_fail_os_ops(LODE_OS_COMMIT | LODE_OS_DISCARD, 1, 2);
   errno = 0;
@@ -179,9 +177,7 @@ static void refused_discard_after_huge_commit(void) {
   unsigned char* c = lode_calloc(1, HUGE_SIZE);
   CHECK(c != NULL);
   if (c == NULL) return;
-  size_t bad = 0;
-  for (size_t i = 0; i < HUGE_SIZE; i++) bad += c[i] != 0;
-  CHECK_EQ(bad, 0);
+  CHECK_EQ(test_nonzero_bytes(c, HUGE_SIZE), 0);
   CHECK_EQ(lode_check_thread(), 0);
   lode_free(c);
   lode_collect(true);

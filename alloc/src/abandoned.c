@@ -25,6 +25,14 @@ static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static lode_segment_t* abandoned_first; /* newest; guarded by abandoned_lock */
 static lode_segment_t* abandoned_last;  /* oldest; guarded by abandoned_lock */
 static size_t abandoned_count;          /* guarded by abandoned_lock */
+/* abandoned_last's abandoned_at (INT64_MAX: the list is empty), written
+ * under the lock, read without it: a generic malloc asks whether a segment
+ * has waited too long without taking the lock every time. */
+static _Atomic(int64_t) oldest_at = INT64_MAX;
+static void oldest_note_locked(void) {
+  atomic_store_explicit(&oldest_at, abandoned_last != NULL ? abandoned_last->abandoned_at : INT64_MAX,
+                        memory_order_relaxed);
+}
 #define RECLAIM_SCAN 64 /* segments a reclaim looks at for its kind */
 #define STALE_MIN_MS 10 /* how long a segment waits for its kind when the purge delay is <= 0 */
 
@@ -58,6 +66,7 @@ static void abandoned_push(lode_segment_t* seg) {
   else abandoned_last = seg;
   abandoned_first = seg;
   abandoned_count++;
+  oldest_note_locked();
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
   pthread_mutex_unlock(&abandoned_lock);
 }
@@ -69,6 +78,7 @@ static void unlink_locked(lode_segment_t* seg) {
   else abandoned_last = seg->prev;
   seg->next = seg->prev = NULL;
   abandoned_count--;
+  oldest_note_locked();
 }
 
 /* The segment a reclaim for `kind` takes next: the oldest if it has waited
@@ -226,15 +236,19 @@ void _lode_abandoned_take_huge(lode_segment_t* seg, lode_tld_t* tld) {
   (void)segment_adopt(seg, tld);
 }
 
+/* A segment abandoned before this has waited longer for a reclaim of its
+ * kind than it should: the base delay (not a purge decision: no memory goes
+ * back here), or STALE_MIN_MS when the policy purges at once or never. */
+static int64_t stale_before_of(int64_t now) {
+  int64_t expire;
+  int64_t wait = _lode_purge_decide(now, &expire) == LODE_PURGE_LATER ? _lode_option(LODE_OPTION_PURGE_DELAY) : STALE_MIN_MS;
+  return lode_sat_add(now, -wait);
+}
+
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;
-  /* How long a segment waits for a reclaim of its kind: the base delay (not
-   * a purge decision: no memory goes back here), or STALE_MIN_MS when the
-   * policy purges at once or never. */
-  int64_t now = _lode_clock_now(), expire;
-  int64_t wait = _lode_purge_decide(now, &expire) == LODE_PURGE_LATER ? _lode_option(LODE_OPTION_PURGE_DELAY) : STALE_MIN_MS;
-  int64_t stale_before = lode_sat_add(now, -wait);
+  int64_t stale_before = stale_before_of(_lode_clock_now());
   for (size_t n = 0; n < max_segments; n++) {
     lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
     if (seg == NULL) return false;
@@ -248,6 +262,36 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
     if (segment_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
   }
   return false;
+}
+
+bool _lode_abandoned_waiting(void) { return atomic_load_explicit(&oldest_at, memory_order_relaxed) != INT64_MAX; }
+
+/* A thread whose own pages serve every allocation never reclaims, and the
+ * segments of exited threads waited on the list with their blocks freed by
+ * others: pages of freed blocks, whole segments with nothing live, resident
+ * for good short of a forced collect (review, 2026-12-06: 101 MB after every
+ * block of the exited threads was freed).  Each call takes at most the
+ * oldest, once it has waited as long as a reclaim of its kind would. */
+void _lode_abandoned_reclaim_stale(lode_tld_t* tld, int64_t now) {
+  int64_t stale_before = stale_before_of(now);
+  if (atomic_load_explicit(&oldest_at, memory_order_relaxed) >= stale_before) return;
+  pthread_mutex_lock(&abandoned_lock);
+  lode_segment_t* seg = abandoned_last;
+  if (seg != NULL && seg->abandoned_at < stale_before) {
+    unlink_locked(seg);
+    _lode_stat_sub(&_lode_stats.segments_abandoned, 1);
+  } else {
+    seg = NULL;
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (seg == NULL) return;
+  LODE_POINT(LODE_POINT_RECLAIM_POPPED, seg);
+  if (!segment_claim(seg, tld)) {
+    lode_assert(!"abandoned segment already owned");
+    return;
+  }
+  LODE_POINT(LODE_POINT_RECLAIM_ADOPTING, seg);
+  (void)segment_adopt(seg, tld);
 }
 
 /* Puts a run of segments (newest to oldest, linked by next) back into the
@@ -273,6 +317,7 @@ static void merge_locked(lode_segment_t* run) {
   }
   abandoned_first = first;
   abandoned_last = last;
+  oldest_note_locked();
 }
 
 /* A forced collect gives back every free page, an exited thread's too: the
@@ -300,6 +345,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
   size_t n = abandoned_count;
   abandoned_first = abandoned_last = NULL;
   abandoned_count = 0;
+  oldest_note_locked();
   _lode_stat_sub(&_lode_stats.segments_abandoned, n);
   pthread_mutex_unlock(&abandoned_lock);
   LODE_POINT(LODE_POINT_COLLECT_DETACHED, NULL);

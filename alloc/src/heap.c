@@ -586,8 +586,11 @@ void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size) {
    * malloc: only when something is queued, and every 8th time.  Late purges
    * are fine; early ones are not (P6). */
   /* (the tick first: the cache's expiry is a global, read one time in 8) */
-  if ((++tld->purge_ticks & 7) == 0 && (tld->purge.first != NULL || _lode_segment_cache_expiring())) {
+  /* So do stale segments of exited threads (_lode_abandoned_reclaim_stale). */
+  if ((++tld->purge_ticks & 7) == 0 &&
+      (tld->purge.first != NULL || _lode_segment_cache_expiring() || _lode_abandoned_waiting())) {
     int64_t now = _lode_clock_now();
+    _lode_abandoned_reclaim_stale(tld, now);
     if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
     if (_lode_segment_cache_due(now)) _lode_segment_cache_collect(false);
   }

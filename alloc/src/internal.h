@@ -833,6 +833,12 @@ static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
 /* --- abandoned.c: segments of exited threads --------------------------------- */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments);
+/* Whether the list holds a segment (a relaxed look, without the lock). */
+bool _lode_abandoned_waiting(void);
+/* tld adopts the oldest abandoned segment if it has waited longer than a
+ * reclaim of its kind would: its blocks freed since the exit merge, and a
+ * segment with nothing live goes back. */
+void _lode_abandoned_reclaim_stale(lode_tld_t* tld, int64_t now);
 /* tld takes seg, an abandoned huge segment, off the list and adopts it,
  * unless someone has it: after a remote free emptied it (the adoption
  * releases it to the segment cache), or for a realloc of its live block. */

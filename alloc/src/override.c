@@ -21,12 +21,8 @@ static void* glibc_realloc(void* p, size_t size) {
   return lode_realloc(p, size);
 }
 static void* glibc_reallocarray(void* p, size_t n, size_t size) {
-  size_t total;
-  if (__builtin_mul_overflow(n, size, &total)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return glibc_realloc(p, total);
+  if ((n == 0 || size == 0) && p != NULL) return glibc_realloc(p, 0);
+  return lode_reallocarray(p, n, size);
 }
 /* glibc's memalign and aligned_alloc (up to 2.37) take any alignment: 0 or
  * one below a pointer's is malloc's, another that is not a power of two is

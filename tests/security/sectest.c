@@ -321,6 +321,17 @@ static void uf_large_1_write(size_t n) {
   not_caught();
 }
 
+/* The largest large sizes, which the guard word turns huge (they had none):
+ * 2 MiB - 23, - 15 and - 8 bytes, by SIZE. */
+static void uf_large_edge_1_write(size_t n) {
+  size_t z = 2 * MIB - (n == 8 ? 23 : n == 4096 ? 15 : 8);
+  char* a = must_malloc(n + 65536);
+  under_1(must_malloc(z)); /* (its span follows a's, not a guard page) */
+  f_free(a);
+  churn(n);
+  not_caught();
+}
+
 static void uf_aligned_1_write(size_t n) {
   under_1(must_aligned(65536, n));
   churn(n);
@@ -584,6 +595,7 @@ static const struct sec_case cases[] = {
   {"uf_32_memcpy", "underflow", uf_32_memcpy},
   {"uf_1m_memcpy", "underflow", uf_1m_memcpy},
   {"uf_large_1_write", "underflow", uf_large_1_write},
+  {"uf_large_edge_1_write", "underflow", uf_large_edge_1_write},
   {"uf_aligned_1_write", "underflow", uf_aligned_1_write},
   {"uf_huge_aligned_1_write", "underflow", uf_huge_aligned_1_write},
   {"waf_start", "write-after-free", waf_start},
