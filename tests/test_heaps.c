@@ -148,11 +148,36 @@ static void heap_calls_from_other_threads_are_refused(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Heaps are not limited in number (review, 2026-12-07): the checker walked
+ * at most 100,000 of a thread's heaps and reported the oldest one's pages as
+ * in no heap (H1, twice); and each delete walked the heap list, 4.5 minutes
+ * for 100,000 deleted in creation order. */
+enum { MANY_HEAPS = 100001 };
+static void many_heaps_are_checked_and_deleted(void) {
+  lode_heap_t** hs = malloc(MANY_HEAPS * sizeof(*hs));
+  CHECK(hs != NULL);
+  if (hs == NULL) return;
+  size_t made = 0;
+  while (made < MANY_HEAPS && (hs[made] = lode_heap_new()) != NULL) made++;
+  CHECK_EQ(made, MANY_HEAPS);
+  void* p = made > 0 ? lode_heap_malloc(hs[0], 100) : NULL; /* the oldest: the list's last */
+  CHECK(p != NULL);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (size_t i = 0; i < made; i += 2) lode_heap_delete(hs[i]); /* from the far end, every other one */
+  CHECK_EQ(lode_check_thread(), 0);
+  for (size_t i = 1; i < made; i += 2) lode_heap_destroy(hs[i]);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(p);
+  free(hs);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(delete_keeps_blocks);
   RUN(destroy_frees_everything);
   RUN(destroy_spares_reclaimed_blocks);
   RUN(heap_calls_from_other_threads_are_refused);
   RUN(deleted_heaps_pages_come_back);
+  RUN(many_heaps_are_checked_and_deleted);
   return test_done();
 }

@@ -241,11 +241,46 @@ static void free_of_exited_threads_huge_block_by_fresh_thread_drops_its_pages(vo
   CHECK_EQ(lode_check_process(), 0);
 }
 
+/* LODE_ON_ERROR=warn: a block freed twice by another thread closes the
+ * page's remote list into a cycle; the owner's merge reported it and dropped
+ * the whole list, so the eight good frees before it were lost and the page
+ * never emptied (review, 2026-12-07).  Now only the double free is dropped. */
+enum { CYC = 10 };
+static void* cyc_blocks[CYC];
+static void* free_all_then_first_again(void* arg) {
+  (void)arg;
+  for (int i = 0; i < CYC - 1; i++) lode_free(cyc_blocks[i]);
+  lode_free(cyc_blocks[0]);
+  return NULL;
+}
+
+static void remote_double_free_keeps_the_other_frees(void) {
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
+  lode_heap_t* heap = lode_heap_new();
+  CHECK(heap != NULL);
+  if (heap == NULL) return;
+  for (int i = 0; i < CYC; i++) cyc_blocks[i] = lode_heap_malloc(heap, 64);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(cyc_blocks[0]), cyc_blocks[0]);
+  CHECK_EQ(page->used, CYC);
+  pthread_t t;
+  pthread_create(&t, NULL, free_all_then_first_again, NULL);
+  pthread_join(t, NULL);
+  lode_heap_collect(heap, false); /* the merge: "double free", the rest kept */
+  CHECK_EQ(page->used, 1);
+  lode_free(cyc_blocks[CYC - 1]);
+  CHECK_EQ(page->used, 0);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_heap_destroy(heap);
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_ABORT);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(producer_consumer);
   RUN(concurrent_abandon_and_reclaim);
   RUN(sweep_gives_back_remotely_emptied_page);
   RUN(remote_free_of_huge_block_drops_its_pages);
   RUN(free_of_exited_threads_huge_block_by_fresh_thread_drops_its_pages);
+  RUN(remote_double_free_keeps_the_other_frees);
   return test_done();
 }

@@ -128,11 +128,13 @@ typedef struct lode_stats_s {
   size_t segments_abandoned;               /* currently on the abandoned list */
   size_t segments_abandoned_total;         /* ever abandoned */
   size_t segments_reclaimed;               /* ever reclaimed by another thread */
-  size_t pages_current, pages_peak;        /* pages in use by a heap */
+  size_t pages_current, pages_peak;        /* pages holding blocks (abandoned segments' too) */
   size_t pages_queued;                     /* pages on some purge queue now */
   size_t purges;                           /* page purges (OS calls) */
   size_t commits, decommits;
-  size_t mmaps, munmaps;
+  size_t mmaps, munmaps;                   /* mappings made, and released: the unmaps that trim a
+                                              reservation's alignment slack are not counted, so
+                                              they need not pair up */
   size_t committed_current, committed_peak; /* bytes */
   size_t reserved_current;                 /* bytes mapped */
   size_t os_failures;                      /* OS calls that failed (real or injected) */

@@ -219,7 +219,63 @@ static void check_free_page(const lode_page_t* page) {
   REPORT_IF(page->area == NULL || page->area_size == 0, "S1", page, "free page has no area");
 }
 
-static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged_out, size_t* heads_out) {
+/* The thread's heaps, asked "is this page's heap one of them" once per page
+ * in use: a walk of the list for a few heaps, a binary search of a sorted
+ * copy for many (100,000 heaps walked per page took minutes).  The copy is
+ * lode's own memory, never a malloc: the checker must not allocate. */
+typedef struct {
+  const lode_heap_t* first;
+  size_t n;
+  uintptr_t* sorted;
+} heap_set_t;
+#define HEAP_SET_WALK 64
+
+static void sift_down(uintptr_t* a, size_t root, size_t n) {
+  for (size_t child; (child = 2 * root + 1) < n; root = child) {
+    if (child + 1 < n && a[child + 1] > a[child]) child++;
+    if (a[root] >= a[child]) return;
+    uintptr_t t = a[root];
+    a[root] = a[child];
+    a[child] = t;
+  }
+}
+
+static void heap_set_init(heap_set_t* s, const lode_tld_t* tld, size_t n) {
+  *s = (heap_set_t){tld->heaps, n, NULL};
+  if (n <= HEAP_SET_WALK || (s->sorted = _lode_os_alloc_meta(n * sizeof(uintptr_t))) == NULL) return;
+  size_t i = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL && i < n; h = h->next) s->sorted[i++] = (uintptr_t)h;
+  for (size_t k = n / 2; k-- > 0;) sift_down(s->sorted, k, n); /* heapsort */
+  for (size_t end = n; end-- > 1;) {
+    uintptr_t t = s->sorted[0];
+    s->sorted[0] = s->sorted[end];
+    s->sorted[end] = t;
+    sift_down(s->sorted, 0, end);
+  }
+}
+
+static bool heap_set_has(const heap_set_t* s, const lode_heap_t* owner) {
+  if (s->sorted == NULL) {
+    size_t nh = 0;
+    for (const lode_heap_t* h = s->first; h != NULL && nh < s->n; h = h->next, nh++)
+      if (h == owner) return true;
+    return false;
+  }
+  size_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->sorted[mid] < (uintptr_t)owner) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < s->n && s->sorted[lo] == (uintptr_t)owner;
+}
+
+static void heap_set_done(heap_set_t* s) {
+  if (s->sorted != NULL) _lode_os_free_meta(s->sorted, s->n * sizeof(uintptr_t));
+}
+
+static void check_segments(const lode_tld_t* tld, uintptr_t tid, const heap_set_t* heaps, size_t* flagged_out,
+                           size_t* heads_out) {
   size_t flagged = 0, heads = 0;
   for (int k = 0; k < LODE_PAGE_KINDS; k++) {
     const lode_segment_list_t* list = &tld->segments[k];
@@ -258,10 +314,7 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, size_t* flagged
                         !(atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL),
                     "H1", page, "huge page in use is not in its heap's full queue");
           const lode_heap_t* owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
-          bool found = false;
-          size_t nh = 0;
-          for (const lode_heap_t* h = tld->heaps; h != NULL && nh < 100000; h = h->next, nh++) found |= h == owner;
-          REPORT_IF(!found, "H1", page, "page in use belongs to no live heap of its thread");
+          REPORT_IF(!heap_set_has(heaps, owner), "H1", page, "page in use belongs to no live heap of its thread");
         }
         if (!page->in_use) check_free_page(page);
         committed += page->is_committed;
@@ -322,6 +375,28 @@ static void check_collect_mark(const lode_tld_t* tld) {
   }
 }
 
+/* The heaps on the thread's list up to where it would cycle (reported, H1);
+ * Brent's walk: O(length), no memory. */
+static size_t heap_list_length(const lode_tld_t* tld) {
+  const lode_heap_t* mark = tld->heaps;
+  size_t n = 0, power = 1, lam = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL; h = h->next) {
+    n++;
+    lam++;
+    REPORT_IF(h->next != NULL && h->next->prev != h, "H1", h, "the heap list's back link is wrong");
+    if (h->next == mark && mark != NULL) {
+      REPORT_IF(true, "H1", h, "the thread's heap list has a cycle");
+      return n;
+    }
+    if (lam == power) {
+      mark = h;
+      power *= 2;
+      lam = 0;
+    }
+  }
+  return n;
+}
+
 static size_t check_thread(bool quick) {
   violations = 0;
   check_sim_os();
@@ -330,15 +405,21 @@ static size_t check_thread(bool quick) {
   if (tld == NULL) return 0;
   uintptr_t tid = _lode_thread_id();
   REPORT_IF(tld->thread_id != tid, "H1", tld, "thread data belongs to another thread");
-  size_t nheaps = 0, queued = 0;
-  for (const lode_heap_t* h = tld->heaps; h != NULL && nheaps < 100000; h = h->next, nheaps++) {
+  /* Heaps are not limited in number: the walks stop at a cycle, not at a
+   * count (a cap of 100,000 reported the oldest heap's pages as in no heap:
+   * review, 2026-12-07). */
+  size_t nheaps = heap_list_length(tld), queued = 0, nh = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL && nh < nheaps; h = h->next, nh++) {
     check_heap(h, tld, tid, quick);
     queued += h->page_count;
   }
   check_purge_queue(tld, tid);
   if (quick) return violations; /* the segments' pages: at the next full check */
   size_t flagged = 0, heads = 0;
-  check_segments(tld, tid, &flagged, &heads);
+  heap_set_t heaps;
+  heap_set_init(&heaps, tld, nheaps);
+  check_segments(tld, tid, &heaps, &flagged, &heads);
+  heap_set_done(&heaps);
   REPORT_IF(flagged != tld->purge.count, "P5", tld, "pages marked queued differ from the queue's length");
   /* every page in use sits in a queue of one of the thread's heaps (one in
    * none, its heap's count lowered to match, is never allocated from nor

@@ -251,6 +251,8 @@ lode_heap_t* _lode_heap_new_in(lode_heap_t* backing) {
 #endif
   _lode_heap_init(heap, backing->tld, false);
   heap->next = backing->next;
+  heap->prev = backing;
+  if (backing->next != NULL) backing->next->prev = heap;
   backing->next = heap;
   return heap;
 }
@@ -269,12 +271,9 @@ static void heap_free_struct(lode_heap_t* heap, bool settled) {
 }
 
 static void heap_unlink(lode_heap_t* heap) {
-  for (lode_heap_t* h = heap->tld->heaps; h != NULL; h = h->next) {
-    if (h->next == heap) {
-      h->next = heap->next;
-      return;
-    }
-  }
+  heap->prev->next = heap->next;
+  if (heap->next != NULL) heap->next->prev = heap->prev;
+  heap->next = heap->prev = NULL;
 }
 
 static void visit_adopt(lode_heap_t* from, lode_page_t* page, void* arg) {
@@ -365,6 +364,7 @@ bool _lode_heap_abandon_all(lode_tld_t* tld) {
     lode_heap_t* h = backing->next;
     bool s = heap_absorb(backing, h);
     backing->next = h->next;
+    if (h->next != NULL) h->next->prev = backing;
     heap_free_struct(h, s);
     settled = settled && s;
   }

@@ -280,7 +280,8 @@ struct lode_heap_s {
   size_t page_count;
   uint64_t retired[2];                  /* bit per bin (< LODE_BIN_HUGE) that may hold a retained empty page */
   size_t sweep_ticks;                    /* generic allocations since the last sweep */
-  lode_heap_t* next;                     /* tld's heap list */
+  lode_heap_t* next;                     /* tld's heap list, the backing heap first */
+  lode_heap_t* prev;                     /* (a delete unlinks in O(1): 100,000 heaps took 4.5 min) */
   bool is_backing;
   uint64_t keys[2];
 };
@@ -322,6 +323,8 @@ struct lode_tld_s {
   uint32_t purge_ticks;          /* generic allocations, to pace clock reads */
   lode_collect_mark_t mark;
   lode_tld_t* next_free;         /* tld cache */
+  lode_tld_t* live_next;         /* the threads whose exit has not run (thread.c) */
+  lode_tld_t* live_prev;
 #ifdef LODE_SECURE
   lode_quarantine_t quarantine;  /* this thread's recent frees of its own blocks */
 #endif

@@ -134,6 +134,31 @@ static lode_block_t* remote_double_free(const lode_page_t* page, lode_block_t* c
 }
 #endif
 
+/* A block that other threads freed twice closed the remote chain into a
+ * cycle.  The chain is cut before the block's second appearance and the
+ * double free reported on that block: the other frees still merge (with
+ * LODE_ON_ERROR=warn they were all dropped, the page never emptied: review,
+ * 2026-12-07).  A block whose link the second push overwrote, and the ones
+ * after it, stay counted as live (unreachable).  False when the page holds
+ * too many blocks for the bitmap: the chain is then dropped. */
+static bool chain_cut_cycle(lode_page_t* page, lode_block_t* head) {
+  enum { MAX_BLOCKS = LODE_SMALL_PAGE_SIZE / 8 };
+  uint64_t seen[MAX_BLOCKS / 64] = {0};
+  if (page->reserved > MAX_BLOCKS) return false;
+  lode_block_t* prev = NULL;
+  for (lode_block_t* b = head; b != NULL; prev = b, b = lode_block_next(page, b)) {
+    size_t i = (size_t)((uint8_t*)b - page->area) / page->block_size;
+    if (i >= MAX_BLOCKS) return false;
+    if (seen[i / 64] >> (i % 64) & 1) {
+      _lode_error_pointer("free", "double free", b);
+      lode_block_set_next(page, prev, NULL);
+      return true;
+    }
+    seen[i / 64] |= (uint64_t)1 << (i % 64);
+  }
+  return true;
+}
+
 /* Move remote frees into local_free; returns how many. */
 static size_t page_merge_thread_free(lode_page_t* page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
@@ -150,12 +175,21 @@ static size_t page_merge_thread_free(lode_page_t* page) {
    * dropped.  The chain's blocks lie in the area, so more steps than the
    * area holds blocks is a cycle. */
   uint64_t carved = (uint64_t)page->capacity * page->block_size;
-  size_t count = 0, steps = 0;
-  lode_block_t *tail = NULL, *b = head;
+  size_t count, steps;
+  lode_block_t *tail, *b;
+  bool cut = false;
+walk:
+  count = steps = 0;
+  tail = NULL;
+  b = head;
   while (b != NULL) {
     lode_block_t* next = lode_block_next(page, b);
     bool carved_block = (uint64_t)((uint8_t*)b - page->area) < carved;
     if (lode_unlikely(++steps > page->reserved || (carved_block && ++count > page->capacity))) {
+      if (!cut && chain_cut_cycle(page, head)) {
+        cut = true;
+        goto walk;
+      }
       _lode_error_pointer("free", "double free (cycle in remote frees) in page", page);
       return 0;
     }

@@ -20,7 +20,45 @@ static lode_tld_t* tld_cache;
 static size_t tld_cache_count;
 #define TLD_CACHE_MAX 32
 
+/* The thread data whose exit has not run, under tld_cache_lock.  A thread
+ * whose first allocation comes in the last pthread destructor round (from
+ * another library's destructor) never gets lode's exit: glibc ignores a key
+ * set in that round.  Its segments kept its id, the address of its thread
+ * control block, and the next thread made there took them for its own: it
+ * freed into them, and nothing came back (review, 2026-12-07: a segment and
+ * a thread count per such thread).  A new thread with that id proves the
+ * old one gone, and runs its exit. */
+static lode_tld_t* tld_live;
+
+static void live_unlink_locked(lode_tld_t* tld) {
+  if (tld->live_prev != NULL) tld->live_prev->live_next = tld->live_next;
+  else tld_live = tld->live_next;
+  if (tld->live_next != NULL) tld->live_next->live_prev = tld->live_prev;
+  tld->live_next = tld->live_prev = NULL;
+}
+
+/* Lists tld; returns the thread data of a gone thread with its id, unlisted. */
+static lode_tld_t* live_insert(lode_tld_t* tld) {
+  pthread_mutex_lock(&tld_cache_lock);
+  lode_tld_t* gone = tld_live;
+  while (gone != NULL && gone->thread_id != tld->thread_id) gone = gone->live_next;
+  if (gone != NULL) live_unlink_locked(gone);
+  tld->live_prev = NULL;
+  tld->live_next = tld_live;
+  if (tld_live != NULL) tld_live->live_prev = tld;
+  tld_live = tld;
+  pthread_mutex_unlock(&tld_cache_lock);
+  return gone;
+}
+
+static void live_remove(lode_tld_t* tld) {
+  pthread_mutex_lock(&tld_cache_lock);
+  live_unlink_locked(tld);
+  pthread_mutex_unlock(&tld_cache_lock);
+}
+
 static void thread_done(void* arg);
+static void thread_exit_of(lode_tld_t* tld, bool own);
 
 /* --- fork ---------------------------------------------------------------------- */
 static void fork_prepare(void) {
@@ -66,6 +104,11 @@ static void fork_child(void) {
   _lode_segment_cache_fork_child();
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
+  /* the other threads' data stays as it was (V0 in abandoned.c): a thread
+   * of the child with a dead one's id must not run its exit */
+  lode_tld_t* mine = LODE_TLS(heap_default)->tld;
+  tld_live = mine;
+  if (mine != NULL) mine->live_next = mine->live_prev = NULL;
   pthread_mutex_unlock(&tld_cache_lock);
   /* after the unlocks: a push takes the list's lock, a release the registry's and the cache's */
   _lode_abandoned_fork_take();
@@ -176,6 +219,8 @@ lode_heap_t* _lode_thread_init(void) {
 #endif
   _lode_heap_init(&tld->heap_backing, tld, true);
   tld->heaps = &tld->heap_backing;
+  lode_tld_t* gone = live_insert(tld);
+  if (gone != NULL) thread_exit_of(gone, false);
   LODE_TLS(heap_default) = &tld->heap_backing;
   _lode_stat_add(&_lode_stats.threads_current, NULL, 1);
   /* Last: pthread_setspecific may itself allocate, which now succeeds.  A
@@ -189,14 +234,21 @@ lode_heap_t* _lode_thread_init(void) {
 /* The thread's exit, from the pthread key: its segments are abandoned, its
  * thread data cached for the next thread (kept for good when a remote free
  * in flight into one of its pages never finished). */
+static void thread_exit_of(lode_tld_t* tld, bool own) {
+  bool settled = _lode_heap_abandon_all(tld);
+  if (own) {
+    LODE_TLS(heap_default) = &_lode_heap_empty;
+    LODE_TLS(thread_exited) = true;
+  }
+  _lode_stat_sub(&_lode_stats.threads_current, 1);
+  if (settled) tld_free(tld);
+}
+
 static void thread_done(void* arg) {
   lode_tld_t* tld = arg;
   if (tld == NULL || LODE_TLS(heap_default) != &tld->heap_backing) return;
-  bool settled = _lode_heap_abandon_all(tld);
-  LODE_TLS(heap_default) = &_lode_heap_empty;
-  LODE_TLS(thread_exited) = true;
-  _lode_stat_sub(&_lode_stats.threads_current, 1);
-  if (settled) tld_free(tld);
+  live_remove(tld);
+  thread_exit_of(tld, true);
 }
 
 void _lode_thread_exit_again(void) {
