@@ -16,10 +16,10 @@
 options_t opt;
 round_ctl_t ctl;
 const char* const workload_names[W_COUNT] = {"mixed",   "collect",  "churn", "heaps",   "xthread",
-                                                 "large",   "fork",     "held",     "realloc", "espresso", "huge",
+                                                 "large",   "fork",     "held",     "spans",    "realloc", "espresso", "huge",
                                                  "gthread", "leak",     "rptest",  "thrash",   "larson"};
 static const workload_t* const workloads[W_COUNT] = {&wl_mixed, &wl_collect, &wl_churn,
-                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held,
+                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held, &wl_spans,
                                                       &wl_realloc, &wl_espresso, &wl_huge, &wl_gthread,
                                                       &wl_leak, &wl_rptest, &wl_thrash, &wl_larson};
 static const long collect_delays[] = {3000, 10, 0, -1, 250, 1000, 50, 8000};
@@ -37,9 +37,9 @@ static void usage(const char* fmt, const char* arg) {
   }
   fprintf(stderr,
           "usage: lode-stress [options]\n"
-          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held (the\n"
-          "                        torture set, default: torture), realloc,espresso,huge,gthread,leak,rptest,\n"
-          "                        thrash,larson (classic benchmark shapes: classic); all = both\n"
+          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held,spans\n"
+          "                        (the torture set, default: torture), realloc,espresso,huge,gthread,leak,\n"
+          "                        rptest,thrash,larson (classic benchmark shapes: classic); all = both\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"
           "  --rounds R            rounds per workload instead of a time limit (--bench: 300, large 20)\n"
@@ -417,6 +417,8 @@ static void set_round(int wl, long round) {
    * another one, and seconds or "never" would only inflate lode's RSS. */
   if (wl == W_COLLECT && !opt.purge_delay_set && !opt.bench)
     delay = collect_delays[round % (long)(sizeof(collect_delays) / sizeof(collect_delays[0]))];
+  else if (workloads[wl]->purge_delay != 0 && !opt.purge_delay_set && !opt.bench)
+    delay = workloads[wl]->purge_delay;
   ctl.purge_delay = delay;
   target_set_purge_delay(delay);
   rng_t r = rng_derive(opt.seed, wl, round, -1, 99);

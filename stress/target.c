@@ -158,6 +158,7 @@ void target_stats(stress_stats_t* out) {
   out->queued = st.pages_queued;
   out->committed = st.committed_current;
   out->pages = st.pages_current;
+  out->segments = st.segments_current;
   out->valid = true;
 }
 
