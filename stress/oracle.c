@@ -177,6 +177,17 @@ void oracle_check_process(const char* when) {
   fail_if_seen(target_check_process(), "lode_check_process", when);
 }
 
+void oracle_excess_growth(const char* check, long round, size_t excess, size_t* warm_max) {
+  enum { WARM_FROM = 8, WARM_TO = 32, GROWTH_FROM = 64 };
+  const size_t mib = (size_t)1 << 20;
+  if (round >= WARM_FROM && round < WARM_TO && excess > *warm_max) *warm_max = excess;
+  if (round >= GROWTH_FROM && excess > 2 * *warm_max + 32 * mib)
+    oracle_fail(check, NULL,
+                "after round %ld the memory held beyond the live bytes grew to %.1f MiB (at most %.1f MiB in rounds "
+                "%d-%d), with the same live set each round",
+                round, (double)excess / (double)mib, (double)*warm_max / (double)mib, WARM_FROM, WARM_TO - 1);
+}
+
 void oracle_check_clean(size_t baseline) {
   if (opt.bench || !T->white_box) return;
   tl_seen.count = 0;

@@ -167,6 +167,12 @@ _Noreturn void oracle_fail(const char* invariant, const void* object, const char
 void oracle_check_thread(worker_t* w, const char* when);
 void oracle_check_process(const char* when);
 void oracle_check_clean(size_t baseline);
+/* The memory-held workloads' check for any allocator (held's M1, spans'
+ * M2): with the same live set each round, the excess (resident beyond the
+ * start and the live bytes) may not, from round 64 on, pass twice the most
+ * it reached in rounds 8-31 plus 32 MiB.  Call at every round barrier;
+ * *warm_max starts at 0. */
+void oracle_excess_growth(const char* check, long round, size_t excess, size_t* warm_max);
 /* Called by lode's checker (installed by target.c) in the checking thread. */
 void oracle_report_cb(const char* inv, const void* obj, const char* msg);
 extern atomic_long oracle_violations;

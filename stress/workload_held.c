@@ -35,7 +35,7 @@
 #define HELD_RSS_MEANS_ALLOCATOR 1
 #endif
 
-enum { SLOTS = 1032, SMALL_BLOCKS = 1024, MAX_PAIRS = 128, HELD_WARM_FROM = 8, HELD_WARM_TO = 32, HELD_GROWTH_FROM = 64 };
+enum { SLOTS = 1032, SMALL_BLOCKS = 1024, MAX_PAIRS = 128 };
 #define MIB ((size_t)1 << 20)
 #define HUGE_MIN (32 * MIB) /* huge blocks of 32-64 MiB: one held is over any bound */
 
@@ -183,12 +183,7 @@ static void held_barrier(long round, long live) {
                 "after round %ld the process holds %.1f MiB beyond its start and its %.1f MiB live; the bound is "
                 "%.1f MiB",
                 round, (double)ex / MIB, (double)live / MIB, (double)bound() / MIB);
-  if (round >= HELD_WARM_FROM && round < HELD_WARM_TO && ex > warm_max) warm_max = ex;
-  if (round >= HELD_GROWTH_FROM && ex > 2 * warm_max + 32 * MIB)
-    oracle_fail("M1", NULL,
-                "after round %ld the memory held beyond the live bytes grew to %.1f MiB (at most %.1f MiB in rounds "
-                "%d-%d), with the same live set each round",
-                round, (double)ex / MIB, (double)warm_max / MIB, HELD_WARM_FROM, HELD_WARM_TO - 1);
+  oracle_excess_growth("M1", round, ex, &warm_max);
 }
 
 const workload_t wl_held = {.round = held_round, .leave = held_leave, .begin = held_begin,

@@ -32,7 +32,7 @@
 #define SPANS_RSS_MEANS_ALLOCATOR 1
 #endif
 
-enum { BANK = 64, MAX_WORKING = 8, XFER_SLOTS = 16, WARM_FROM = 8, WARM_TO = 32, GROWTH_FROM = 64 };
+enum { BANK = 64, MAX_WORKING = 8, XFER_SLOTS = 16 };
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define LARGE_MIN (64 * KIB + 1) /* lode: up to 64 KiB is a medium block */
@@ -138,14 +138,7 @@ static void spans_barrier(long round, long live) {
                 "after round %ld the process holds %.1f MiB beyond its start, %.1f MiB live (%.1f MiB at its "
                 "peak); the bound on its segments is %.1f MiB",
                 round, (double)held / MIB, (double)live / MIB, (double)pk / MIB, (double)bound() / MIB);
-  /* any allocator (as held's M1): from round GROWTH_FROM on, the excess may
-   * not pass twice the most of rounds WARM_FROM..WARM_TO-1 plus 32 MiB */
-  if (round >= WARM_FROM && round < WARM_TO && ex > warm_max) warm_max = ex;
-  if (round >= GROWTH_FROM && ex > 2 * warm_max + 32 * MIB)
-    oracle_fail("M2", NULL,
-                "after round %ld the memory held beyond the live bytes grew to %.1f MiB (at most %.1f MiB in rounds "
-                "%d-%d), with the same live set each round",
-                round, (double)ex / MIB, (double)warm_max / MIB, WARM_FROM, WARM_TO - 1);
+  oracle_excess_growth("M2", round, ex, &warm_max); /* any allocator */
 }
 
 const workload_t wl_spans = {.round = spans_round, .leave = lt_leave, .begin = spans_begin,
