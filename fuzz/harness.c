@@ -393,6 +393,10 @@ void fz_exit_heaps(unsigned thread) {
 /* Explicitly (not by returning from the thread) when it may park inside. */
 void fz_exit_current(void) { S->exit_current(park_armed[S->current()] >= 0); }
 void fz_end_current(void) { S->end_current(); }
+static bool ended_holding[FZ_THREADS];
+void fz_ended_holding(unsigned t) {
+  if (t < FZ_THREADS) ended_holding[t] = true;
+}
 
 /* --- parks ------------------------------------------------------------------------- */
 bool fz_park_pending(unsigned thread);
@@ -632,6 +636,15 @@ static void finish_input(void) {
   set_where("end of input: workers' forced collect and exit");
   for (unsigned t = 0; t < FZ_THREADS; t++) {
     if (!S->alive(t)) continue;
+    fz_op_t op = {.thread = (uint8_t)t};
+    S->run(t, finish_job, &op);
+  }
+  /* a thread that ended holding thread data no exit gave back: the next
+   * thread with its id runs that exit (unless an op's thread did already) */
+  set_where("end of input: a new thread where one ended holding thread data");
+  for (unsigned t = 0; t < FZ_THREADS; t++) {
+    if (!ended_holding[t]) continue;
+    ended_holding[t] = false;
     fz_op_t op = {.thread = (uint8_t)t};
     S->run(t, finish_job, &op);
   }

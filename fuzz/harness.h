@@ -217,6 +217,9 @@ void fz_heap_delete(unsigned h);
 void fz_exit_heaps(unsigned thread); /* the thread's heaps die with it */
 void fz_exit_current(void);          /* lode's thread exit for the acting thread */
 void fz_end_current(void);           /* the acting thread ends; its lode exit ran already */
+/* Thread t ends holding thread data whose exit never ran (exit-malloc as
+ * its first op): at the end of the input a thread on t runs it. */
+void fz_ended_holding(unsigned t);
 void fz_check_no_message(const char* when); /* lode wrote nothing since the last look */
 void fz_enter_fork_child(void);           /* from here on, the other threads do not exist */
 unsigned long fz_input_number(void);      /* which input this is (a count of fz_run calls) */

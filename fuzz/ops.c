@@ -282,15 +282,23 @@ void fz_op_exit(const fz_op_t* op) {
 void fz_op_exit_malloc(const fz_op_t* op) {
   fz_free_slot(op->slot, "when its slot was reused by exit-malloc");
   fz_exit_heaps(op->thread);
-  /* lode's destructor runs only for a thread that has thread data (a thread
-   * whose first allocation comes in the last round keeps it: not fixable
-   * without knowing the round, see fuzz/README.md) */
-  (void)lode_heap_get_default();
-  lode_test_thread_exit();
-  errno = 0;
-  lode_heap_t* h = lode_heap_new(); /* it would outlive the exit: refused */
-  if (h != NULL || errno != ENOMEM)
-    fz_fail("lode_heap_new after the thread's exit gave %p (errno %d), not NULL with ENOMEM", (void*)h, errno);
+  /* A thread with no thread data yet (this is its first op): lode's exit
+   * has nothing to run, and the allocation in the last round makes thread
+   * data that no destructor gives back (lode cannot tell the round).  The
+   * next thread given its id (glibc: the same thread control block) runs
+   * its exit; the harness starts one there at the end of the input if no op
+   * did.  A real thread registers lode's key in the op, and its exit runs
+   * after the allocation (below), as pthread's next round would run it. */
+  bool first = !lode_test_thread_has_data(), real = fz_cfg->mode == FZ_MODE_REAL;
+  if (first) {
+    if (!real) fz_ended_holding(op->thread);
+  } else {
+    lode_test_thread_exit();
+    errno = 0;
+    lode_heap_t* h = lode_heap_new(); /* it would outlive the exit: refused */
+    if (h != NULL || errno != ENOMEM)
+      fz_fail("lode_heap_new after the thread's exit gave %p (errno %d), not NULL with ENOMEM", (void*)h, errno);
+  }
   /* which allocation: the slot's number says (each once gave a dead
    * thread's data back differently: malloc alone was fuzzed) */
   if (!fz_over_cap(op->size)) {
@@ -305,6 +313,9 @@ void fz_op_exit_malloc(const fz_op_t* op) {
         break;
     }
   }
+  /* here, not in the destructor: a test point parked in it must park under
+   * the scheduler's baton */
+  if (first && real) lode_test_thread_exit();
   fz_end_current();
 }
 

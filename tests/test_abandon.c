@@ -710,6 +710,7 @@ static void stale_abandoned_segments_are_taken(void) {
  * next thread runs the gone one's exit. */
 static pthread_key_t round_key;
 static void* round_block;
+static uintptr_t round_id;
 static void round_destructor(void* arg) {
   uintptr_t round = (uintptr_t)arg;
   if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
@@ -717,6 +718,7 @@ static void round_destructor(void* arg) {
     return;
   }
   round_block = lode_malloc(100); /* the thread's first allocation */
+  round_id = lode_test_thread_id();
 }
 static void* last_round_worker(void* arg) {
   (void)arg;
@@ -774,6 +776,58 @@ static void first_allocation_in_last_destructor_round(void) {
   pthread_key_delete(round_key);
 }
 
+/* The same gone thread, and the thread given its id forks before its own
+ * first allocation: the child's registry kept only the forking thread's own
+ * entry (none), so that allocation never ran the gone thread's exit and its
+ * segment stayed the forking thread's, empty, after a forced collect
+ * (review, 2026-12-07).  The child's status says what it saw. */
+static int fork_gone_status = -1;
+static void* fork_if_gone_id(void* arg) {
+  (void)arg;
+  if (lode_test_thread_id() != round_id) return NULL; /* another thread control block */
+  lode_stats_t before;
+  lode_stats_get(&before);
+  pid_t pid = fork();
+  if (pid == 0) {
+    lode_free(lode_malloc(64)); /* runs the gone thread's exit */
+    lode_free(round_block);
+    lode_collect(true);
+    lode_stats_t st;
+    lode_stats_get(&st);
+    _exit(st.segments_current + 1 == before.segments_current ? 0 : 10 + (int)st.segments_current);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) fork_gone_status = WEXITSTATUS(status);
+  return NULL;
+}
+
+static void fork_child_runs_gone_threads_exit(void) {
+  if (!LAST_ROUND_TESTABLE) {
+    printf("  skipped under ThreadSanitizer\n");
+    return;
+  }
+  lode_collect(true);
+  CHECK(pthread_key_create(&round_key, round_destructor) == 0);
+  round_block = NULL;
+  pthread_t t;
+  pthread_create(&t, NULL, last_round_worker, NULL);
+  pthread_join(t, NULL);
+  CHECK(round_block != NULL);
+  for (int i = 0; i < 8 && fork_gone_status < 0; i++) {
+    pthread_create(&t, NULL, fork_if_gone_id, NULL);
+    pthread_join(t, NULL);
+  }
+  if (fork_gone_status < 0) printf("  no thread got the gone one's id: not checked\n");
+  else CHECK_EQ(fork_gone_status, 0);
+  /* the parent: the next thread with the id runs the exit */
+  pthread_create(&t, NULL, plain_worker, NULL);
+  pthread_join(t, NULL);
+  lode_free(round_block);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  pthread_key_delete(round_key);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -790,5 +844,6 @@ int main(void) {
   RUN(next_thread_uses_adopted_pages);
   RUN(stale_abandoned_segments_are_taken);
   RUN(first_allocation_in_last_destructor_round);
+  RUN(fork_child_runs_gone_threads_exit);
   return test_done();
 }

@@ -275,6 +275,65 @@ static void remote_double_free_keeps_the_other_frees(void) {
   lode_collect(true);
 }
 
+/* The same with an address the page never carved freed twice by the other
+ * thread around a good free (U, C, U): the merge unlinked U while walking,
+ * which turned the cycle into C's loop on itself, and reported C, freed
+ * once, as a double free (review, 2026-12-07).  U is reported (not
+ * allocated) and C merges, unreported. */
+static void* uncarved_u;
+static void* carved_c;
+static void* free_u_c_u(void* arg) {
+  (void)arg;
+  lode_free(uncarved_u);
+  lode_free(carved_c);
+  lode_free(uncarved_u);
+  return NULL;
+}
+static const void* err_ptr[8];
+static char err_what[8][64];
+static int err_count;
+static void record_error(const char* func, const char* what, const void* p) {
+  (void)func;
+  if (err_count < 8) {
+    err_ptr[err_count] = p;
+    snprintf(err_what[err_count], sizeof(err_what[0]), "%s", what);
+  }
+  err_count++;
+}
+
+static void remote_cycle_through_uncarved_block_names_it(void) {
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_WARN);
+  lode_heap_t* heap = lode_heap_new();
+  CHECK(heap != NULL);
+  if (heap == NULL) return;
+  void* keep = lode_heap_malloc(heap, 64);
+  carved_c = lode_heap_malloc(heap, 64);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(carved_c), carved_c);
+  CHECK(page->capacity < page->reserved);
+  uncarved_u = page->area + (size_t)page->capacity * page->block_size;
+  uint32_t used = page->used;
+  err_count = 0;
+  lode_test_set_error_hook(record_error);
+  pthread_t t;
+  pthread_create(&t, NULL, free_u_c_u, NULL);
+  pthread_join(t, NULL);
+  lode_heap_collect(heap, false);
+  lode_test_set_error_hook(NULL);
+  CHECK_EQ(page->used, used - 1); /* C merged */
+  int u_reports = 0, c_reports = 0;
+  for (int i = 0; i < err_count && i < 8; i++) {
+    u_reports += err_ptr[i] == uncarved_u; /* (LODE_SECURE: at the free, by its trailer) */
+    c_reports += err_ptr[i] == carved_c;
+  }
+  CHECK_EQ(c_reports, 0);
+  CHECK(u_reports >= 1);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(keep);
+  lode_heap_destroy(heap);
+  lode_option_set(LODE_OPTION_ON_ERROR, LODE_ON_ERROR_ABORT);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(producer_consumer);
   RUN(concurrent_abandon_and_reclaim);
@@ -282,5 +341,6 @@ int main(void) {
   RUN(remote_free_of_huge_block_drops_its_pages);
   RUN(free_of_exited_threads_huge_block_by_fresh_thread_drops_its_pages);
   RUN(remote_double_free_keeps_the_other_frees);
+  RUN(remote_cycle_through_uncarved_block_names_it);
   return test_done();
 }

@@ -520,13 +520,18 @@ static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode
  * medium page areas and a plain huge block follow a guard page; a huge block
  * placed at an aligned offset follows a gap (huge_gap).  16 bytes, asked for
  * on top: the pointer goes to the first aligned place 16 bytes or more into
- * the block.  A size that turns huge by it goes huge, guard word and all
- * (it had none: 2 MiB - 23 .. - 8 bytes).  0: none. */
+ * the block.  At malloc's alignment a size that turns huge by it goes huge,
+ * guard word and all (it had none: 2 MiB - 23 .. - 8 bytes; a plain huge
+ * block has room for it).  An over-aligned one that would turn huge keeps
+ * none: a huge block is placed at its alignment with no room before it
+ * (review, 2026-12-07: the pointer moved a whole alignment past its room,
+ * over its trailer).  0: none. */
 static size_t secure_front(size_t need, size_t alignment) {
   size_t place = alignment <= LODE_MAX_ALIGN                                         ? need
                  : alignment <= LODE_OS_PAGE_SIZE && need <= LODE_MEDIUM_OBJ_MAX ? 0
                                                                                    : need + alignment - 1;
-  return place > LODE_MEDIUM_OBJ_MAX && place <= LODE_LARGE_OBJ_MAX ? 16 : 0;
+  if (place <= LODE_MEDIUM_OBJ_MAX || place > LODE_LARGE_OBJ_MAX) return 0;
+  return alignment <= LODE_MAX_ALIGN || place + 16 <= LODE_LARGE_OBJ_MAX ? 16 : 0;
 }
 
 /* The 16 bytes before a huge block placed at an aligned offset of its own

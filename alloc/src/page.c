@@ -141,7 +141,7 @@ static lode_block_t* remote_double_free(const lode_page_t* page, lode_block_t* c
  * 2026-12-07).  A block whose link the second push overwrote, and the ones
  * after it, stay counted as live (unreachable).  False when the page holds
  * too many blocks for the bitmap: the chain is then dropped. */
-static bool chain_cut_cycle(lode_page_t* page, lode_block_t* head) {
+static bool chain_cut_cycle(lode_page_t* page, lode_block_t* head, uint64_t carved) {
   enum { MAX_BLOCKS = LODE_SMALL_PAGE_SIZE / 8 };
   uint64_t seen[MAX_BLOCKS / 64] = {0};
   if (page->reserved > MAX_BLOCKS) return false;
@@ -150,7 +150,9 @@ static bool chain_cut_cycle(lode_page_t* page, lode_block_t* head) {
     size_t i = (size_t)((uint8_t*)b - page->area) / page->block_size;
     if (i >= MAX_BLOCKS) return false;
     if (seen[i / 64] >> (i % 64) & 1) {
-      _lode_error_pointer("free", "double free", b);
+      /* (an address never carved is reported once, as not allocated, by
+       * the merge's walk) */
+      if ((uint64_t)((uint8_t*)b - page->area) < carved) _lode_error_pointer("free", "double free", b);
       lode_block_set_next(page, prev, NULL);
       return true;
     }
@@ -173,34 +175,44 @@ static size_t page_merge_thread_free(lode_page_t* page) {
    * the owner reads capacity): a block beyond it was never handed out, and
    * merged it would be handed out twice once carved.  Reported here and
    * dropped.  The chain's blocks lie in the area, so more steps than the
-   * area holds blocks is a cycle. */
+   * area holds blocks is a cycle.  The first walk changes no link, so a
+   * cycle is cut where it closes (uncarved blocks unlinked first turned one
+   * into a block's loop on itself: a double free reported on a block freed
+   * once, review 2026-12-07); the rare uncarved ones go in a second walk. */
   uint64_t carved = (uint64_t)page->capacity * page->block_size;
   size_t count, steps;
   lode_block_t *tail, *b;
-  bool cut = false;
+  bool cut = false, uncarved;
 walk:
   count = steps = 0;
   tail = NULL;
-  b = head;
-  while (b != NULL) {
-    lode_block_t* next = lode_block_next(page, b);
+  uncarved = false;
+  for (b = head; b != NULL; b = lode_block_next(page, b)) {
     bool carved_block = (uint64_t)((uint8_t*)b - page->area) < carved;
     if (lode_unlikely(++steps > page->reserved || (carved_block && ++count > page->capacity))) {
-      if (!cut && chain_cut_cycle(page, head)) {
+      if (!cut && chain_cut_cycle(page, head, carved)) {
         cut = true;
         goto walk;
       }
       _lode_error_pointer("free", "double free (cycle in remote frees) in page", page);
       return 0;
     }
-    if (lode_likely(carved_block)) {
-      tail = b;
-    } else {
-      _lode_error_pointer("free", "invalid pointer (not allocated)", b);
-      if (tail == NULL) head = next;
-      else lode_block_set_next(page, tail, next);
+    if (lode_likely(carved_block)) tail = b;
+    else uncarved = true;
+  }
+  if (lode_unlikely(uncarved)) {
+    lode_block_t* kept = NULL;
+    for (b = head; b != NULL;) {
+      lode_block_t* next = lode_block_next(page, b);
+      if ((uint64_t)((uint8_t*)b - page->area) < carved) {
+        kept = b;
+      } else {
+        _lode_error_pointer("free", "invalid pointer (not allocated)", b);
+        if (kept == NULL) head = next;
+        else lode_block_set_next(page, kept, next);
+      }
+      b = next;
     }
-    b = next;
   }
   if (count == 0) return 0;
 #if LODE_DEBUG >= 2

@@ -28,6 +28,7 @@ bool lode_test_page_in_use(const void* p) {
 }
 
 uintptr_t lode_test_thread_id(void) { return _lode_thread_id(); }
+bool lode_test_thread_has_data(void) { return _lode_heap_get_default()->tld != NULL; }
 
 void lode_test_thread_exit(void) { _lode_thread_exit_again(); }
 

@@ -94,6 +94,7 @@ bool lode_test_page_in_use(const void* p);
  * SIZE_MAX when p is not lode's, not the caller's, or its page is free. */
 size_t lode_test_page_live(const void* p);
 uintptr_t lode_test_thread_id(void); /* lode's id of the calling thread */
+bool lode_test_thread_has_data(void); /* whether the calling thread has thread data now */
 /* Frees whose block looked free (its first word a block boundary of its page)
  * and so walked the free lists for a double free: live blocks must not. */
 size_t lode_test_double_free_walks(void);

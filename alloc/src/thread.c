@@ -104,11 +104,15 @@ static void fork_child(void) {
   _lode_segment_cache_fork_child();
   _lode_segments_fork_child();
   _lode_abandoned_fork_child();
-  /* the other threads' data stays as it was (V0 in abandoned.c): a thread
-   * of the child with a dead one's id must not run its exit */
-  lode_tld_t* mine = LODE_TLS(heap_default)->tld;
-  tld_live = mine;
-  if (mine != NULL) mine->live_next = mine->live_prev = NULL;
+  /* The other threads' data stays as it was (V0 in abandoned.c): a thread
+   * of the child with a dead one's id must not run its exit.  Kept: the
+   * entry with the forking thread's id, its own or, when it has none yet,
+   * a gone thread's that its first allocation is to exit, as in the parent
+   * (review, 2026-12-07: its segments stayed this thread's for good). */
+  lode_tld_t* keep = tld_live;
+  while (keep != NULL && keep->thread_id != me) keep = keep->live_next;
+  tld_live = keep;
+  if (keep != NULL) keep->live_next = keep->live_prev = NULL;
   pthread_mutex_unlock(&tld_cache_lock);
   /* after the unlocks: a push takes the list's lock, a release the registry's and the cache's */
   _lode_abandoned_fork_take();
@@ -220,9 +224,11 @@ lode_heap_t* _lode_thread_init(void) {
   _lode_heap_init(&tld->heap_backing, tld, true);
   tld->heaps = &tld->heap_backing;
   lode_tld_t* gone = live_insert(tld);
-  if (gone != NULL) thread_exit_of(gone, false);
   LODE_TLS(heap_default) = &tld->heap_backing;
   _lode_stat_add(&_lode_stats.threads_current, NULL, 1);
+  /* once this thread's data is in place: an allocation on the way would
+   * otherwise make more, and take this one for a gone thread's */
+  if (gone != NULL) thread_exit_of(gone, false);
   /* Last: pthread_setspecific may itself allocate, which now succeeds.  A
    * thread whose exit already ran is not registered again: lode_malloc
    * gives its thread data back after each allocation (alloc.c). */

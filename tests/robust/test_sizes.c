@@ -342,6 +342,30 @@ static void test_small_sizes(void) {
   }
 }
 
+/* The sizes just below 2 MiB (the largest large blocks), at malloc's and at
+ * larger alignments, written whole and freed.  LODE_SECURE adds a 16-byte
+ * guard word before a large block: at malloc's alignment such a size goes
+ * huge with it; an over-aligned one went huge too and its pointer moved a
+ * whole alignment past the room, over its trailer: every free aborted with
+ * "heap overflow" on a correct program (review, 2026-12-07: 16 sizes per
+ * alignment). */
+static void test_largest_large_sizes(void) {
+  static const size_t aligns[] = {0, 32, 64, 4096, 65536, (size_t)1 << 20};
+  for (size_t a = 0; a < sizeof(aligns) / sizeof(aligns[0]); a++) {
+    size_t top = ((size_t)2 << 20) - aligns[a] - 7;
+    for (size_t size = top - 17; size <= top + 1; size++) {
+      unsigned char* p = aligns[a] ? lode_aligned_alloc(aligns[a], size) : lode_malloc(size);
+      CHECK(p != NULL);
+      if (p == NULL) continue;
+      CHECK(aligns[a] == 0 || (uintptr_t)p % aligns[a] == 0);
+      CHECK(lode_usable_size(p) >= size);
+      memset(p, 0x5a, size);
+      lode_free(p);
+    }
+  }
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
   libc = malloc_is_lode();
   if (!libc) printf("note: malloc is not lode's here (sanitizer runtime): lode_* entry points only\n");
@@ -353,6 +377,7 @@ int main(void) {
   RUN(test_posix_memalign);
   RUN(test_valloc);
   RUN(test_small_sizes);
+  RUN(test_largest_large_sizes);
   RUN(test_malloc_trim);
   parent_heap_ok();
   CHECK_EQ(lode_check_thread(), 0);
