@@ -466,11 +466,45 @@ static bool on_owner_list(const lode_segment_t* seg, size_t limit) {
   return false;
 }
 
+/* The thread data of live threads, copied before the segment registry's
+ * lock is taken (the thread list's lock comes first everywhere else, as in
+ * a fork's prepare): an owned segment's data must be among them, or its
+ * thread is gone and its exit never ran (A4). */
+typedef struct {
+  const lode_tld_t** tld;
+  size_t n, bytes;
+} live_set_t;
+
+static void live_set_init(live_set_t* l) {
+  *l = (live_set_t){NULL, 0, 0};
+  for (size_t cap = 64;;) {
+    size_t bytes = lode_align_up(cap * sizeof(lode_tld_t*), LODE_OS_PAGE_SIZE);
+    const lode_tld_t** t = _lode_os_alloc_meta(bytes);
+    if (t == NULL) return; /* not checked */
+    size_t n = _lode_thread_data_live(t, bytes / sizeof(lode_tld_t*));
+    if (n <= bytes / sizeof(lode_tld_t*)) {
+      *l = (live_set_t){t, n, bytes};
+      return;
+    }
+    _lode_os_free_meta(t, bytes);
+    cap = 2 * n;
+  }
+}
+
+static bool live_set_has(const live_set_t* l, const lode_tld_t* tld) {
+  if (l->tld == NULL) return true;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->tld[i] == tld) return true;
+  return false;
+}
+
 static size_t check_process(bool quick) {
   violations = 0;
   check_sim_os();
   const lode_tld_t* me = _lode_heap_get_default()->tld;
   bool promised = me != NULL && me->mark.kind == 2 && mark_holds(me) && me->mark.abandons == _lode_abandoned_pushes();
+  live_set_t live;
+  live_set_init(&live);
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
   /* one tally per owning thread: as many as segments at most, on the stack
@@ -527,6 +561,9 @@ static size_t check_process(bool quick) {
                 "segment is on none of its owner's segment lists");
       size_t k = 0;
       while (k < ntally && tally[k].tld != seg->tld) k++;
+      if (k == ntally)
+        REPORT_IF(!live_set_has(&live, seg->tld), "A4", seg,
+                  "segment belongs to the data of a gone thread whose exit never ran");
       if (k == ntally && ntally < tally_cap) tally[ntally++] = (tld_tally_t){seg->tld, 0};
       if (k == ntally) continue; /* more threads than segments: cannot be */
       for (uint32_t i = 0; i < seg->page_count; i++) tally[k].flagged += seg->pages[i].on_purge_queue;
@@ -535,6 +572,7 @@ static size_t check_process(bool quick) {
   tally_queues(tally, ntally);
   if (tally_bytes != 0) _lode_os_free_meta(tally, tally_bytes);
   _lode_segments_unlock();
+  if (live.tld != NULL) _lode_os_free_meta(live.tld, live.bytes);
   size_t count = _lode_abandoned_count();
   size_t n = 0;
   lode_segment_t* prev = NULL;

@@ -884,6 +884,9 @@ lode_heap_t* _lode_thread_init(void); /* NULL on failure */
 void _lode_thread_exit_again(void);
 void _lode_process_init(void);
 bool _lode_process_is_initialized(void);
+/* The thread data of the threads whose exit has not run, into out (at most
+ * cap); returns how many there are.  The checker's A4. */
+size_t _lode_thread_data_live(const lode_tld_t** out, size_t cap);
 
 /* --- alloc.c: the allocation API ---------------------------------------------- */
 void* _lode_heap_malloc_aligned(lode_heap_t* heap, size_t size, size_t alignment, bool zero);

@@ -57,6 +57,15 @@ static void live_remove(lode_tld_t* tld) {
   pthread_mutex_unlock(&tld_cache_lock);
 }
 
+size_t _lode_thread_data_live(const lode_tld_t** out, size_t cap) {
+  pthread_mutex_lock(&tld_cache_lock);
+  size_t n = 0;
+  for (const lode_tld_t* t = tld_live; t != NULL; t = t->live_next, n++)
+    if (n < cap) out[n] = t;
+  pthread_mutex_unlock(&tld_cache_lock);
+  return n;
+}
+
 static void thread_done(void* arg);
 static void thread_exit_of(lode_tld_t* tld, bool own);
 
@@ -240,11 +249,14 @@ lode_heap_t* _lode_thread_init(void) {
 /* The thread's exit, from the pthread key: its segments are abandoned, its
  * thread data cached for the next thread (kept for good when a remote free
  * in flight into one of its pages never finished). */
+/* (a thread's own data leaves the list once its segments are abandoned:
+ * the checker asks of every owned segment that its data be listed) */
 static void thread_exit_of(lode_tld_t* tld, bool own) {
   bool settled = _lode_heap_abandon_all(tld);
   if (own) {
     LODE_TLS(heap_default) = &_lode_heap_empty;
     LODE_TLS(thread_exited) = true;
+    live_remove(tld);
   }
   _lode_stat_sub(&_lode_stats.threads_current, 1);
   if (settled) tld_free(tld);
@@ -253,7 +265,6 @@ static void thread_exit_of(lode_tld_t* tld, bool own) {
 static void thread_done(void* arg) {
   lode_tld_t* tld = arg;
   if (tld == NULL || LODE_TLS(heap_default) != &tld->heap_backing) return;
-  live_remove(tld);
   thread_exit_of(tld, true);
 }
 
