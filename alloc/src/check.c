@@ -472,22 +472,27 @@ static bool on_owner_list(const lode_segment_t* seg, size_t limit) {
  * thread is gone and its exit never ran (A4). */
 typedef struct {
   const lode_tld_t** tld;
-  size_t n, bytes;
+  size_t n, bytes; /* bytes: of lode's own memory, 0 for the caller's stack */
 } live_set_t;
 
-static void live_set_init(live_set_t* l) {
+/* (on the stack up to `cap`: the fuzz harness checks after most ops, and a
+ * mapping per check would cost more than the check) */
+static void live_set_init(live_set_t* l, const lode_tld_t** stack, size_t cap) {
+  size_t n = _lode_thread_data_live(stack, cap);
+  *l = (live_set_t){stack, n, 0};
+  if (n <= cap) return;
   *l = (live_set_t){NULL, 0, 0};
-  for (size_t cap = 64;;) {
+  for (cap = 2 * n;;) {
     size_t bytes = lode_align_up(cap * sizeof(lode_tld_t*), LODE_OS_PAGE_SIZE);
     const lode_tld_t** t = _lode_os_alloc_meta(bytes);
     if (t == NULL) return; /* not checked */
-    size_t n = _lode_thread_data_live(t, bytes / sizeof(lode_tld_t*));
-    if (n <= bytes / sizeof(lode_tld_t*)) {
-      *l = (live_set_t){t, n, bytes};
+    size_t m = _lode_thread_data_live(t, bytes / sizeof(lode_tld_t*));
+    if (m <= bytes / sizeof(lode_tld_t*)) {
+      *l = (live_set_t){t, m, bytes};
       return;
     }
     _lode_os_free_meta(t, bytes);
-    cap = 2 * n;
+    cap = 2 * m;
   }
 }
 
@@ -503,8 +508,9 @@ static size_t check_process(bool quick) {
   check_sim_os();
   const lode_tld_t* me = _lode_heap_get_default()->tld;
   bool promised = me != NULL && me->mark.kind == 2 && mark_holds(me) && me->mark.abandons == _lode_abandoned_pushes();
+  const lode_tld_t* live_stack[64];
   live_set_t live;
-  live_set_init(&live);
+  live_set_init(&live, live_stack, 64);
   _lode_segments_lock();
   size_t abandoned_seen = 0, listed = 0;
   /* one tally per owning thread: as many as segments at most, on the stack
@@ -572,7 +578,7 @@ static size_t check_process(bool quick) {
   tally_queues(tally, ntally);
   if (tally_bytes != 0) _lode_os_free_meta(tally, tally_bytes);
   _lode_segments_unlock();
-  if (live.tld != NULL) _lode_os_free_meta(live.tld, live.bytes);
+  if (live.bytes != 0) _lode_os_free_meta(live.tld, live.bytes);
   size_t count = _lode_abandoned_count();
   size_t n = 0;
   lode_segment_t* prev = NULL;
