@@ -745,19 +745,29 @@ static void* plain_worker(void* arg) {
 #define LAST_ROUND_TESTABLE 1
 #endif
 
-static void first_allocation_in_last_destructor_round(void) {
+/* A thread gone after allocating for the first time in the last destructor
+ * round (round_block); false where that cannot be tested. */
+static bool make_gone_thread(void) {
   if (!LAST_ROUND_TESTABLE) {
     printf("  skipped under ThreadSanitizer\n");
-    return;
+    return false;
   }
   lode_collect(true);
   CHECK(pthread_key_create(&round_key, round_destructor) == 0);
-  lode_stats_t before, st;
-  lode_stats_get(&before);
+  round_block = NULL;
   pthread_t t;
   pthread_create(&t, NULL, last_round_worker, NULL);
   pthread_join(t, NULL);
   CHECK(round_block != NULL);
+  return true;
+}
+
+static void first_allocation_in_last_destructor_round(void) {
+  lode_stats_t before, st;
+  lode_collect(true);
+  lode_stats_get(&before);
+  if (!make_gone_thread()) return;
+  pthread_t t;
   lode_stats_get(&st);
   CHECK_EQ(st.threads_current, before.threads_current + 1); /* (the case arose) */
   /* glibc gives the next thread the joined one's stack, hence its id */
@@ -802,17 +812,8 @@ static void* fork_if_gone_id(void* arg) {
 }
 
 static void fork_child_runs_gone_threads_exit(void) {
-  if (!LAST_ROUND_TESTABLE) {
-    printf("  skipped under ThreadSanitizer\n");
-    return;
-  }
-  lode_collect(true);
-  CHECK(pthread_key_create(&round_key, round_destructor) == 0);
-  round_block = NULL;
+  if (!make_gone_thread()) return;
   pthread_t t;
-  pthread_create(&t, NULL, last_round_worker, NULL);
-  pthread_join(t, NULL);
-  CHECK(round_block != NULL);
   for (int i = 0; i < 8 && fork_gone_status < 0; i++) {
     pthread_create(&t, NULL, fork_if_gone_id, NULL);
     pthread_join(t, NULL);

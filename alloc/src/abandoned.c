@@ -245,6 +245,18 @@ static int64_t stale_before_of(int64_t now) {
   return lode_sat_add(now, -wait);
 }
 
+/* A segment a reclaim took off the list: tld claims it (one thread only:
+ * the CAS) and adopts it.  False when nothing in it lived (released). */
+static bool popped_adopt(lode_segment_t* seg, lode_tld_t* tld) {
+  LODE_POINT(LODE_POINT_RECLAIM_POPPED, seg);
+  if (!segment_claim(seg, tld)) {
+    lode_assert(!"abandoned segment already owned");
+    return false;
+  }
+  LODE_POINT(LODE_POINT_RECLAIM_ADOPTING, seg);
+  return segment_adopt(seg, tld);
+}
+
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;
@@ -253,13 +265,7 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
     lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
     if (seg == NULL) return false;
     if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
-    LODE_POINT(LODE_POINT_RECLAIM_POPPED, seg);
-    if (!segment_claim(seg, tld)) {
-      lode_assert(!"abandoned segment already owned");
-      continue;
-    }
-    LODE_POINT(LODE_POINT_RECLAIM_ADOPTING, seg);
-    if (segment_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
+    if (popped_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
   }
   return false;
 }
@@ -284,14 +290,7 @@ void _lode_abandoned_reclaim_stale(lode_tld_t* tld, int64_t now) {
     seg = NULL;
   }
   pthread_mutex_unlock(&abandoned_lock);
-  if (seg == NULL) return;
-  LODE_POINT(LODE_POINT_RECLAIM_POPPED, seg);
-  if (!segment_claim(seg, tld)) {
-    lode_assert(!"abandoned segment already owned");
-    return;
-  }
-  LODE_POINT(LODE_POINT_RECLAIM_ADOPTING, seg);
-  (void)segment_adopt(seg, tld);
+  if (seg != NULL) (void)popped_adopt(seg, tld);
 }
 
 /* Puts a run of segments (newest to oldest, linked by next) back into the
