@@ -256,6 +256,7 @@ typedef struct lode_segment_s {
   int64_t abandoned_at;          /* clock at abandon: after a delay any reclaim takes it */
   bool is_abandoned;
   bool has_protected;            /* huge: a shrink decommitted (PROT_NONE) part of it */
+  size_t advised;                /* huge: bytes from its start with MADV_HUGEPAGE (SIZE_MAX: unknown) */
   bool guard_markers;            /* LODE_SECURE: its guard pages are page-table markers */
   uint32_t guard_protects;       /* LODE_SECURE: guard pages made by mprotect (os.c's budget) */
   struct lode_segment_s* next;   /* tld segment list, or abandoned list */
@@ -622,6 +623,7 @@ void _lode_os_fork_parent(void);
 void _lode_os_fork_child(void); /* drops what describes the parent's pages */
 int _lode_os_pagemap_fd(void);   /* -1: none open (tests) */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
+void _lode_os_advise_small_pages(void* p, size_t size); /* undoes it */
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment); /* mremap; NULL: cannot */
 size_t _lode_os_resident(const void* p, size_t size);
 void* _lode_os_alloc_meta(size_t size); /* lode's own tables; never injected */
@@ -767,8 +769,7 @@ uint32_t _lode_segment_span_room(const lode_page_t* head, size_t bsize); /* 0: n
 bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extra, bool* zero);
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size);
 lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t new_size); /* NULL: stays */
-/* The bytes a huge block of `size` commits (its block size): OS pages, ending
- * on a huge-page boundary when LODE_HUGE_OS_PAGES is on. */
+/* The bytes a huge block of `size` commits (its block size): whole OS pages. */
 size_t _lode_segment_huge_extent(const lode_page_t* page, size_t size);
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size);
 /* Registry of all segments, for checks made while other threads are quiescent. */

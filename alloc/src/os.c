@@ -481,7 +481,7 @@ bool _lode_os_reset(void* p, size_t size) {
 /* [p, p + size) will be written whole soon (a huge block): transparent huge
  * pages where the kernel leaves them to madvise turn 512 faults into one
  * (a 25 MiB block: 6,400 faults, each a trap into a VM's kernel, against
- * 13).  Only the 2 MiB-aligned middle can be backed so; the cost is
+ * 13).  Only the 2 MiB units inside the range are advised; the cost is
  * resident memory in 2 MiB steps, hence LODE_HUGE_OS_PAGES=0. */
 void _lode_os_advise_huge_pages(void* p, size_t size) {
 #ifdef MADV_HUGEPAGE
@@ -492,6 +492,20 @@ void _lode_os_advise_huge_pages(void* p, size_t size) {
   const size_t huge = LODE_HUGE_OS_PAGE_SIZE;
   uintptr_t a = lode_align_up((uintptr_t)p, huge), b = ((uintptr_t)p + size) & ~(uintptr_t)(huge - 1);
   if (b > a) (void)madvise((void*)a, b - a, MADV_HUGEPAGE); /* advice: failure changes nothing */
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+
+/* The advice taken back from [p, p + size) (whole OS pages): memory there
+ * is faulted in 4 KiB at a time again. */
+void _lode_os_advise_small_pages(void* p, size_t size) {
+#ifdef MADV_NOHUGEPAGE
+#ifdef LODE_SIM
+  if (SIM_ON()) return;
+#endif
+  if (size != 0) (void)madvise(p, size, MADV_NOHUGEPAGE); /* advice: failure changes nothing */
 #else
   (void)p;
   (void)size;
