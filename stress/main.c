@@ -16,10 +16,10 @@
 options_t opt;
 round_ctl_t ctl;
 const char* const workload_names[W_COUNT] = {"mixed",   "collect",  "churn", "heaps",   "xthread",
-                                                 "large",   "fork",     "held",     "spans",    "realloc", "espresso", "huge",
+                                                 "large",   "fork",     "held",     "spans",    "orphans", "realloc", "espresso", "huge",
                                                  "gthread", "leak",     "rptest",  "thrash",   "larson"};
 static const workload_t* const workloads[W_COUNT] = {&wl_mixed, &wl_collect, &wl_churn,
-                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held, &wl_spans,
+                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held, &wl_spans, &wl_orphans,
                                                       &wl_realloc, &wl_espresso, &wl_huge, &wl_gthread,
                                                       &wl_leak, &wl_rptest, &wl_thrash, &wl_larson};
 static const long collect_delays[] = {3000, 10, 0, -1, 250, 1000, 50, 8000};
@@ -37,8 +37,9 @@ static void usage(const char* fmt, const char* arg) {
   }
   fprintf(stderr,
           "usage: lode-stress [options]\n"
-          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held,spans\n"
-          "                        (the torture set, default: torture), realloc,espresso,huge,gthread,leak,\n"
+          "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held,spans,\n"
+          "                        orphans (the torture set, default: torture), realloc,espresso,huge,\n"
+          "                        gthread,leak,\n"
           "                        rptest,thrash,larson (classic benchmark shapes: classic); all = both\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"

@@ -1,7 +1,7 @@
 /* lode-stress: shared declarations of the stress drivers.
  *
  * One binary runs the torture workloads (mixed, collect, churn, heaps,
- * xthread, large, fork, held, spans) and the classic benchmark shapes against an
+ * xthread, large, fork, held, spans, orphans) and the classic benchmark shapes against an
  * allocator backend (target.c).  Every random choice comes
  * from a PRNG derived from (seed, workload, round, thread[, child]); the
  * oracle (oracle.c) turns any broken invariant, pattern mismatch or fatal
@@ -93,7 +93,7 @@ void* transfer_take(size_t slot);                   /* exchange with NULL */
 /* --- options and run state --------------------------------------------------- */
 /* The first W_CLASSIC are the torture workloads (the default set); the rest
  * have the shapes of the classic allocator benchmarks (--workload classic). */
-enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_HELD, W_SPANS,
+enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_HELD, W_SPANS, W_ORPHANS,
        W_REALLOC, W_ESPRESSO, W_HUGE, W_GTHREAD, W_LEAK, W_RPTEST, W_THRASH, W_LARSON, W_COUNT };
 #define W_CLASSIC W_REALLOC
 extern const char* const workload_names[W_COUNT];
@@ -205,7 +205,8 @@ typedef struct {
   void (*end)(void);
   long purge_delay; /* lode's purge delay in its rounds unless --purge-delay; 0: 10 ms */
 } workload_t;
-extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork, wl_held, wl_spans;
+extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork, wl_held, wl_spans,
+    wl_orphans;
 extern const workload_t wl_realloc, wl_espresso, wl_huge, wl_gthread, wl_leak, wl_rptest, wl_thrash, wl_larson;
 
 /* Local block table shared by the workloads (block_table.c). */
