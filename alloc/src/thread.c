@@ -246,9 +246,11 @@ lode_heap_t* _lode_thread_init(void) {
   return &tld->heap_backing;
 }
 
-/* The thread's exit, from the pthread key: its segments are abandoned, its
- * thread data cached for the next thread (kept for good when a remote free
- * in flight into one of its pages never finished). */
+/* A thread's exit: its segments are abandoned, its thread data cached for
+ * the next thread (kept for good when a remote free in flight into one of
+ * its pages never finished).  own: the exiting thread's own data (from the
+ * pthread key, or an exit run again); else a gone thread's, run by a new
+ * thread that got its id (its destructor never ran). */
 /* (a thread's own data leaves the list once its segments are abandoned:
  * the checker asks of every owned segment that its data be listed) */
 static void thread_exit_of(lode_tld_t* tld, bool own) {
