@@ -188,6 +188,25 @@ void oracle_excess_growth(const char* check, long round, size_t excess, size_t* 
                 round, (double)excess / (double)mib, (double)*warm_max / (double)mib, WARM_FROM, WARM_TO - 1);
 }
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANS_ALLOCATOR 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define RSS_MEANS_ALLOCATOR 0
+#endif
+#endif
+#ifndef RSS_MEANS_ALLOCATOR
+#define RSS_MEANS_ALLOCATOR 1
+#endif
+
+bool stress_held_memory(size_t base, long live, size_t* rss, size_t* held, size_t* excess) {
+  *rss = stress_rss_bytes();
+  if (*rss == 0 || !RSS_MEANS_ALLOCATOR) return false;
+  *held = *rss > base ? *rss - base : 0;
+  *excess = live > 0 && (size_t)live >= *held ? 0 : *held - (size_t)(live > 0 ? live : 0);
+  return true;
+}
+
 void oracle_check_clean(size_t baseline) {
   if (opt.bench || !T->white_box) return;
   tl_seen.count = 0;

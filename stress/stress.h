@@ -173,6 +173,11 @@ void oracle_check_clean(size_t baseline);
  * it reached in rounds 8-31 plus 32 MiB.  Call at every round barrier;
  * *warm_max starts at 0. */
 void oracle_excess_growth(const char* check, long round, size_t excess, size_t* warm_max);
+/* The memory-held workloads' numbers at a barrier: resident bytes beyond
+ * `base` (*held) and beyond the live bytes too (*excess, 0 when negative).
+ * False when the resident size does not measure the allocator: no /proc,
+ * or a sanitizer's shadow memory in it (its purges do not give that back). */
+bool stress_held_memory(size_t base, long live, size_t* rss, size_t* held, size_t* excess);
 /* Called by lode's checker (installed by target.c) in the checking thread. */
 void oracle_report_cb(const char* inv, const void* obj, const char* msg);
 extern atomic_long oracle_violations;

@@ -21,20 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Under a sanitizer the resident size counts its shadow memory, which the
- * allocator's purges do not give back: M1 is not checked there (the
- * workload still runs, for its remote frees and deleted heaps). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define HELD_RSS_MEANS_ALLOCATOR 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define HELD_RSS_MEANS_ALLOCATOR 0
-#endif
-#endif
-#ifndef HELD_RSS_MEANS_ALLOCATOR
-#define HELD_RSS_MEANS_ALLOCATOR 1
-#endif
-
 enum { SLOTS = 1032, SMALL_BLOCKS = 1024, MAX_PAIRS = 128 };
 #define MIB ((size_t)1 << 20)
 #define HUGE_MIN (32 * MIB) /* huge blocks of 32-64 MiB: one held is over any bound */
@@ -165,17 +151,15 @@ static void held_begin(void) {
 static void held_end(void) { target_set_purge_backoff(saved_backoff); }
 
 static void held_barrier(long round, long live) {
-  size_t rss = stress_rss_bytes();
-  if (rss == 0 || !HELD_RSS_MEANS_ALLOCATOR) return; /* no /proc, or a sanitizer's shadow in it */
-  long excess = (long)rss - (long)base_rss - live;
-  size_t ex = excess > 0 ? (size_t)excess : 0;
+  size_t rss, held, ex;
+  if (!stress_held_memory(base_rss, live, &rss, &held, &ex)) return;
   if (getenv("LODE_STRESS_HELD_TRACE")) {
     stress_stats_t st;
     target_stats(&st);
     fprintf(stderr,
             "held r%ld rss %.1f MiB live %.1f MiB excess %.1f MiB committed %.1f MiB pages %zu abandoned %zu queued %zu "
             "bound %.1f MiB\n",
-            round, (double)rss / MIB, (double)live / MIB, (double)excess / MIB, (double)st.committed / MIB, st.pages,
+            round, (double)rss / MIB, (double)live / MIB, (double)ex / MIB, (double)st.committed / MIB, st.pages,
             st.abandoned, st.queued, (double)bound() / MIB);
   }
   if (T->white_box && ex > bound())

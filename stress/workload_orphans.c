@@ -22,19 +22,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* Under a sanitizer the resident size counts its shadow memory: M3 is not
- * checked there (as held's M1). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define ORPHANS_RSS_MEANS_ALLOCATOR 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define ORPHANS_RSS_MEANS_ALLOCATOR 0
-#endif
-#endif
-#ifndef ORPHANS_RSS_MEANS_ALLOCATOR
-#define ORPHANS_RSS_MEANS_ALLOCATOR 1
-#endif
-
 #define MIB ((size_t)1 << 20)
 enum { MAX_WORKING = 8, CYCLE = 8, SET = 256, BATCH_CAP = 1 << 17, PAUSE_MS = 6 };
 #define BATCH_BYTES (24 * MIB)
@@ -158,17 +145,15 @@ static void orphans_end(void) {
 }
 
 static void orphans_barrier(long round, long live) {
-  size_t rss = stress_rss_bytes();
-  if (rss == 0 || !ORPHANS_RSS_MEANS_ALLOCATOR) return; /* no /proc, or a sanitizer's shadow in it */
-  long excess = (long)rss - (long)base_rss - live;
-  size_t ex = excess > 0 ? (size_t)excess : 0;
+  size_t rss, held, ex;
+  if (!stress_held_memory(base_rss, live, &rss, &held, &ex)) return;
   if (getenv("LODE_STRESS_ORPHANS_TRACE")) {
     stress_stats_t st;
     target_stats(&st);
     fprintf(stderr,
             "orphans r%ld rss %.1f MiB live %.1f MiB excess %.1f MiB committed %.1f MiB abandoned %zu bound %.1f "
             "MiB\n",
-            round, (double)rss / MIB, (double)live / MIB, (double)excess / MIB, (double)st.committed / MIB,
+            round, (double)rss / MIB, (double)live / MIB, (double)ex / MIB, (double)st.committed / MIB,
             st.abandoned, (double)bound() / MIB);
   }
   if (T->white_box && round % CYCLE == CYCLE - 1 && ex > bound())

@@ -19,19 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Under a sanitizer the resident size counts its shadow memory: M2 is not
- * checked there (as held's M1). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SPANS_RSS_MEANS_ALLOCATOR 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define SPANS_RSS_MEANS_ALLOCATOR 0
-#endif
-#endif
-#ifndef SPANS_RSS_MEANS_ALLOCATOR
-#define SPANS_RSS_MEANS_ALLOCATOR 1
-#endif
-
 enum { BANK = 64, MAX_WORKING = 8, XFER_SLOTS = 16 };
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
@@ -118,11 +105,8 @@ static void spans_end(void) {
 }
 
 static void spans_barrier(long round, long live) {
-  size_t rss = stress_rss_bytes();
-  if (rss == 0 || !SPANS_RSS_MEANS_ALLOCATOR) return; /* no /proc, or a sanitizer's shadow in it */
-  size_t held = rss > base_rss ? rss - base_rss : 0;
-  long excess = (long)held - live;
-  size_t ex = excess > 0 ? (size_t)excess : 0, pk = 0;
+  size_t rss, held, ex, pk = 0;
+  if (!stress_held_memory(base_rss, live, &rss, &held, &ex)) return;
   for (int i = 0; i < opt.threads; i++) pk += peak[i];
   if (getenv("LODE_STRESS_SPANS_TRACE")) {
     stress_stats_t st;
@@ -130,7 +114,7 @@ static void spans_barrier(long round, long live) {
     fprintf(stderr,
             "spans r%ld held %.1f MiB live %.1f MiB peak %.1f MiB excess %.1f MiB committed %.1f MiB segments %zu "
             "bound %.1f MiB\n",
-            round, (double)held / MIB, (double)live / MIB, (double)pk / MIB, (double)excess / MIB,
+            round, (double)held / MIB, (double)live / MIB, (double)pk / MIB, (double)ex / MIB,
             (double)st.committed / MIB, st.segments, (double)bound() / MIB);
   }
   if (T->white_box && held > bound())
