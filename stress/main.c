@@ -16,12 +16,12 @@
 options_t opt;
 round_ctl_t ctl;
 const char* const workload_names[W_COUNT] = {"mixed",   "collect",  "churn", "heaps",   "xthread",
-                                                 "large",   "fork",     "held",     "spans",    "orphans", "realloc", "espresso", "huge",
-                                                 "gthread", "leak",     "rptest",  "thrash",   "larson"};
+                                                 "large",   "fork",     "held",     "spans",    "realloc", "espresso", "huge",
+                                                 "gthread", "leak",     "rptest",  "thrash",   "larson",   "orphans"};
 static const workload_t* const workloads[W_COUNT] = {&wl_mixed, &wl_collect, &wl_churn,
-                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held, &wl_spans, &wl_orphans,
+                                                      &wl_heaps, &wl_xthread, &wl_large, &wl_fork, &wl_held, &wl_spans,
                                                       &wl_realloc, &wl_espresso, &wl_huge, &wl_gthread,
-                                                      &wl_leak, &wl_rptest, &wl_thrash, &wl_larson};
+                                                      &wl_leak, &wl_rptest, &wl_thrash, &wl_larson, &wl_orphans};
 static const long collect_delays[] = {3000, 10, 0, -1, 250, 1000, 50, 8000};
 
 size_t workload_max(int wl) {
@@ -39,8 +39,8 @@ static void usage(const char* fmt, const char* arg) {
           "usage: lode-stress [options]\n"
           "  --workload LIST       comma list of mixed,collect,churn,heaps,xthread,large,fork,held,spans,\n"
           "                        orphans (the torture set, default: torture), realloc,espresso,huge,\n"
-          "                        gthread,leak,\n"
-          "                        rptest,thrash,larson (classic benchmark shapes: classic); all = both\n"
+          "                        gthread,leak,rptest,thrash,larson (classic benchmark shapes: classic);\n"
+          "                        all = both\n"
           "  --threads N           worker threads (default 2 x cores)\n"
           "  --seconds S           total run time, split over the workloads (default 10)\n"
           "  --rounds R            rounds per workload instead of a time limit (--bench: 300, large 20)\n"
@@ -132,7 +132,7 @@ static void parse(int argc, char** argv) {
       for (char* save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int k = 0;
         if (!strcmp(tok, "all") || !strcmp(tok, "torture") || !strcmp(tok, "classic")) {
-          unsigned torture = (1u << W_CLASSIC) - 1, every = (1u << W_COUNT) - 1;
+          unsigned torture = W_TORTURE_SET, every = (1u << W_COUNT) - 1;
           opt.workloads |= !strcmp(tok, "all") ? every : !strcmp(tok, "torture") ? torture : every & ~torture;
           continue;
         }
@@ -219,7 +219,7 @@ static void parse(int argc, char** argv) {
       usage("unknown option '%s'", a);
     }
   }
-  if (!opt.workloads) opt.workloads = (1u << W_CLASSIC) - 1; /* the torture set */
+  if (!opt.workloads) opt.workloads = W_TORTURE_SET;
 #ifdef STRESS_MIMALLOC_EXE
   if (!strcmp(opt.target, "mimalloc")) exec_mimalloc(argv);
 #endif

@@ -91,11 +91,14 @@ bool transfer_put_if_empty(size_t slot, void* p);   /* CAS NULL -> p */
 void* transfer_take(size_t slot);                   /* exchange with NULL */
 
 /* --- options and run state --------------------------------------------------- */
-/* The first W_CLASSIC are the torture workloads (the default set); the rest
- * have the shapes of the classic allocator benchmarks (--workload classic). */
-enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_HELD, W_SPANS, W_ORPHANS,
-       W_REALLOC, W_ESPRESSO, W_HUGE, W_GTHREAD, W_LEAK, W_RPTEST, W_THRASH, W_LARSON, W_COUNT };
+/* The torture workloads (the default set) are the first W_CLASSIC and those
+ * added after the classic ones (an index is part of each workload's seeds:
+ * a new one goes last, so the others replay as before); the rest have the
+ * shapes of the classic allocator benchmarks (--workload classic). */
+enum { W_MIXED, W_COLLECT, W_CHURN, W_HEAPS, W_XTHREAD, W_LARGE, W_FORK, W_HELD, W_SPANS,
+       W_REALLOC, W_ESPRESSO, W_HUGE, W_GTHREAD, W_LEAK, W_RPTEST, W_THRASH, W_LARSON, W_ORPHANS, W_COUNT };
 #define W_CLASSIC W_REALLOC
+#define W_TORTURE_SET (((1u << W_CLASSIC) - 1) | (1u << W_ORPHANS))
 extern const char* const workload_names[W_COUNT];
 
 enum { TOUCH_FIRST, TOUCH_PAGES, TOUCH_ALL }; /* what --bench writes of each block */

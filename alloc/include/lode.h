@@ -102,7 +102,7 @@ typedef enum lode_option_e {
   LODE_OPTION_ON_ERROR,        /* LODE_ON_ERROR: 0 abort (default), 1 warn, 2 ignore */
   LODE_OPTION_PURGE_BACKOFF,   /* LODE_PURGE_BACKOFF: doublings of the delay allowed, 0..16 (default 6) */
   LODE_OPTION_HUGE_OS_PAGES,   /* LODE_HUGE_OS_PAGES: 1 (default) huge blocks ask for transparent huge
-                                  pages (2 MiB: far fewer page faults), 0 never */
+                                  pages (2 MiB: far fewer page faults), 0 lode gives no advice */
   LODE_OPTION_QUARANTINE,      /* LODE_QUARANTINE (LODE_SECURE builds): 1 (default) a thread's frees
                                   wait in a quarantine of 16 blocks before reuse, 0 they do not */
   LODE_OPTION_COUNT

@@ -481,7 +481,7 @@ bool _lode_os_reset(void* p, size_t size) {
 /* [p, p + size) will be written whole soon (a huge block): transparent huge
  * pages where the kernel leaves them to madvise turn 512 faults into one
  * (a 25 MiB block: 6,400 faults, each a trap into a VM's kernel, against
- * 13).  Only the 2 MiB units inside the range are advised; the cost is
+ * 281).  Only the 2 MiB units inside the range are advised; the cost is
  * resident memory in 2 MiB steps, hence LODE_HUGE_OS_PAGES=0. */
 void _lode_os_advise_huge_pages(void* p, size_t size) {
 #ifdef MADV_HUGEPAGE

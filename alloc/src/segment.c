@@ -63,33 +63,52 @@ static size_t segment_header_size(size_t page_count) {
 }
 
 /* A huge block's committed extent from the area's offset in its segment:
- * whole OS pages, and with transparent huge pages its end on a 2 MiB
- * boundary (segments are aligned to 4 MiB), so that discarding what lies past
- * it -- a cached mapping's warm tail, a shrink -- never splits a huge page
- * into 4 KiB ones that fault one by one. */
+ * whole OS pages. */
 static size_t huge_extent(size_t area_offset, size_t size) {
   size_t end = lode_align_up(area_offset + size, LODE_OS_PAGE_SIZE);
   if (end < size) return size; /* overflow: the caller's size check fails */
   return end - area_offset;
 }
 
-/* LODE_HUGE_OS_PAGES: transparent huge pages for the 2 MiB units that lie
- * wholly in the block [seg, seg + block_end), none after.  A unit holding the
- * block's end faulted in whole on its last write, up to 2 MiB past the end
- * (the block's end was rounded up to it, or a cached mapping's advice from a
- * larger block reached past it): xz -T2 held 318 MB against glibc's 302, the
- * huge workload 641 against 603.  seg->advised: how far the advice reaches,
- * SIZE_MAX when unknown (a cached mapping). */
-static void huge_advise(lode_segment_t* seg, size_t bsize) {
-  size_t end = 0;
+/* LODE_HUGE_OS_PAGES: transparent huge pages for a huge block, as 2 MiB
+ * units [start, end) of its segment.  start: the unit of the block's first
+ * byte (an over-aligned block's padding before it gets none).  end: the last
+ * unit wholly inside the block, so no unit holding the block's end faults in
+ * whole, up to 2 MiB past it (the whole mapping was advised and the end
+ * rounded up to 2 MiB: xz -T2 held 318 MB against glibc's 302) -- except
+ * for a block that grew in place or moved to grow: its end's unit is
+ * advised too, as the next grow would write it (the units a realloc loop in
+ * 64 KiB steps wrote were each its end's once, faulted 4 KiB at a time and
+ * never huge: 65,549 faults to 256 MiB, against 3,208). */
+static void huge_advice_range(size_t mapped, size_t area, size_t bsize, bool growing, size_t* start, size_t* end) {
+  const size_t unit = LODE_HUGE_OS_PAGE_SIZE;
+  size_t e = growing ? lode_align_up(area + bsize, unit) : (area + bsize) & ~(unit - 1);
+  if (e > (mapped & ~(unit - 1))) e = mapped & ~(unit - 1);
+  *start = area & ~(unit - 1);
   /* (not a small block that is huge for its alignment only) */
-  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0 && bsize > LODE_LARGE_OBJ_MAX)
-    end = ((size_t)(seg->pages[0].area - (uint8_t*)seg) + bsize) & ~(LODE_HUGE_OS_PAGE_SIZE - 1);
-  size_t was = seg->advised;
+  *end = bsize > LODE_LARGE_OBJ_MAX && e > *start ? e : *start;
+}
+
+/* The advice made [start, end) (seg->advised: how far it reaches; SIZE_MAX
+ * when unknown, a cached mapping's last life).  LODE_HUGE_OS_PAGES=0 gives
+ * none and takes none back: where the system's THP is `always`, advice
+ * against them would forbid what the system would give. */
+static void huge_advise(lode_segment_t* seg, size_t bsize, bool growing) {
+  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) == 0) return;
+  size_t start, end, was = seg->advised;
+  huge_advice_range(seg->size, (size_t)(seg->pages[0].area - (uint8_t*)seg), bsize, growing, &start, &end);
   if (end == was) return;
   uint8_t* base = (uint8_t*)seg;
-  if (was == SIZE_MAX || end > was) _lode_os_advise_huge_pages(base + (was == SIZE_MAX ? 0 : was), end - (was == SIZE_MAX ? 0 : was));
-  if (was == SIZE_MAX || end < was) _lode_os_advise_small_pages(base + end, (was == SIZE_MAX ? seg->size : was) - end);
+  if (was == SIZE_MAX) {
+    _lode_os_advise_small_pages(base, start);
+    _lode_os_advise_huge_pages(base + start, end - start);
+    _lode_os_advise_small_pages(base + end, seg->size - end);
+  } else if (end > was) {
+    if (was < start) was = start;
+    _lode_os_advise_huge_pages(base + was, end - was);
+  } else {
+    _lode_os_advise_small_pages(base + end, was - end);
+  }
   seg->advised = end;
 }
 
@@ -221,6 +240,15 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
     if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
     seg = _lode_os_reserve_flex(size, want, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE, &mapped);
   }
+  /* A fresh huge mapping is advised before its header is written: a unit
+   * already faulted in 4 KiB pages stays so (the block's first 2 MiB,
+   * beside the header, faulted 512 times). */
+  size_t advised = reused ? SIZE_MAX : 0;
+  if (seg != NULL && !reused && kind == LODE_PAGE_HUGE && _lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0) {
+    size_t start;
+    huge_advice_range(mapped, area_offset, huge_size, false, &start, &advised);
+    _lode_os_advise_huge_pages((uint8_t*)seg + start, advised - start);
+  }
   if (seg == NULL) return NULL;
   if (!_lode_os_commit(seg, header)) {
     _lode_os_release(seg, mapped, 0, 0);
@@ -241,7 +269,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t huge_size, si
   seg->tld = tld;
   seg->size = lode_align_up(size, LODE_OS_PAGE_SIZE);
   seg->header_size = header;
-  seg->advised = reused ? SIZE_MAX : 0; /* a cached mapping's advice is its last life's */
+  seg->advised = advised; /* a cached mapping's advice is its last life's */
   seg->kind = kind;
   seg->page_shift = kind == LODE_PAGE_HUGE ? 47 : (uint32_t)page_shift;
   seg->page_count = (uint32_t)page_count;
@@ -573,7 +601,7 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
     page->free_is_zero = page->claimed_zero = 1;
   }
 #endif
-  huge_advise(seg, bsize);
+  huge_advise(seg, bsize, false);
   page->is_committed = 1;
   page->area_zero = 0;
   seg->committed = 1;
@@ -593,6 +621,7 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
   if (!_lode_os_decommit(page->area + nb, page->block_size - nb)) return;
   _lode_page_segment(page)->has_protected = true;
   lode_page_set_block_size(page, nb);
+  huge_advise(_lode_page_segment(page), nb, false);
 }
 
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
@@ -608,7 +637,7 @@ bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {
                                                      : _lode_os_commit(grow, nb - page->block_size);
   if (!ok) return false;
   lode_page_set_block_size(page, nb);
-  huge_advise(_lode_page_segment(page), nb);
+  huge_advise(_lode_page_segment(page), nb, true);
   return true;
 }
 
@@ -652,7 +681,7 @@ lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t
   p->area_size = want - area_offset;
   _lode_os_commit_fresh(p->area + old_block, nb - old_block);
   lode_page_set_block_size(p, nb);
-  huge_advise(moved, nb); /* the moved part kept its advice; the new part has none */
+  huge_advise(moved, nb, true); /* the moved part kept its advice; the new part has none */
   return p;
 #endif
 }
