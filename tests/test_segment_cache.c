@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 enum { HUGE_SIZE = 6 << 20, SHRUNK = 5 << 19 /* 2.5 MiB: still huge, under half */ };
@@ -501,6 +500,51 @@ static void huge_blocks_ask_for_huge_pages(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* Review, 2026-12-07: a huge segment is several mappings (its huge-page
+ * advice splits it; an earlier move leaves the moved part and its new room
+ * apart), and before Linux 6.17 one mremap moves one mapping only: every
+ * move failed and realloc copied (256 MiB by 1 MiB steps: peak RSS 528 ->
+ * 1,046 MB).  The move goes in pieces there; a piece that fails puts the
+ * moved ones back, and realloc copies. */
+static void huge_moves_in_pieces(void) {
+#ifndef LODE_SECURE
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_collect(true);
+  static const size_t limits[] = {2 << 20, 4096};
+  for (size_t k = 0; k < 2; k++) {
+    lode_test_remap_pieces(limits[k], 0);
+    lode_stats_t before = stats();
+    char* p = lode_malloc(HUGE_SIZE);
+    for (size_t i = 0; i < HUGE_SIZE; i += 4096) p[i] = (char)(i >> 12);
+    char* q = lode_realloc(p, 4 * HUGE_SIZE); /* past its room: a move */
+    CHECK(q != NULL && q != p);
+    CHECK_EQ(stats().remaps, before.remaps + 1);
+    for (size_t i = 0; i < HUGE_SIZE; i += 4096) CHECK_EQ(q[i], (char)(i >> 12));
+    memset(q + HUGE_SIZE, 9, 3 * HUGE_SIZE);
+    char* r = lode_realloc(q, 10 * HUGE_SIZE); /* a second move: the first's pieces and room */
+    CHECK(r != NULL && r != q);
+    CHECK_EQ(stats().remaps, before.remaps + 2);
+    for (size_t i = 0; i < HUGE_SIZE; i += 4096) CHECK_EQ(r[i], (char)(i >> 12));
+    CHECK_EQ(r[4 * HUGE_SIZE - 1], 9);
+    CHECK_EQ(lode_check_thread(), 0);
+    lode_free(r);
+  }
+  /* the fifth piece fails: four go back, and realloc copies */
+  lode_test_remap_pieces(4096, 5);
+  lode_stats_t before = stats();
+  char* p = lode_malloc(HUGE_SIZE);
+  for (size_t i = 0; i < HUGE_SIZE; i += 4096) p[i] = (char)(i >> 12);
+  char* q = lode_realloc(p, 4 * HUGE_SIZE);
+  CHECK(q != NULL);
+  CHECK_EQ(stats().remaps, before.remaps);
+  for (size_t i = 0; i < HUGE_SIZE; i += 4096) CHECK_EQ(q[i], (char)(i >> 12));
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(q);
+  lode_test_remap_pieces(0, 0);
+  lode_collect(true);
+#endif
+}
+
 /* AnonHugePages (KiB) of the mappings that overlap [lo, hi). */
 static size_t anon_huge_kib(const void* lo, const void* hi) {
   FILE* f = fopen("/proc/self/smaps", "r");
@@ -532,18 +576,17 @@ static bool thp_given(void) {
   return got;
 }
 
-/* A sanitizer's shadow memory faults beside the program's: fault counts
- * do not measure lode there. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define FAULTS_MEASURE_LODE 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define FAULTS_MEASURE_LODE 0
-#endif
-#endif
-#ifndef FAULTS_MEASURE_LODE
-#define FAULTS_MEASURE_LODE 1
-#endif
+/* Resident pages of [lo, hi) (page-aligned). */
+static size_t resident_pages(const uint8_t* lo, const uint8_t* hi) {
+  size_t n = 0;
+  unsigned char vec[512];
+  for (; lo < hi; lo += sizeof vec * 4096) {
+    size_t len = (size_t)(hi - lo) < sizeof vec * 4096 ? (size_t)(hi - lo) : sizeof vec * 4096;
+    if (mincore((void*)(uintptr_t)lo, len, vec) != 0) return 0;
+    for (size_t i = 0; i < len / 4096; i++) n += vec[i] & 1;
+  }
+  return n;
+}
 
 /* Review, 2026-12-07: a fresh block's first unit was advised after the
  * header beside it was written, and so was faulted 4 KiB at a time (791
@@ -556,16 +599,21 @@ static void huge_advice_follows_the_block(void) {
   lode_collect(true);
   bool thp = thp_in_kernel() && thp_given();
   if (!thp) printf("     (no transparent huge pages to be had: their checks are skipped)\n");
+  /* The block's three units all huge, the first beside the header too: its
+   * mapping [segment, 6 MiB) holds 6 MiB of huge pages.  A unit the kernel
+   * could not back (compaction failed) is not lode's: three tries. */
+  bool all_huge = false;
+  for (int attempt = 0; attempt < 3 && !all_huge; attempt++) {
+    char* b = lode_malloc(HUGE_SIZE);
+    memset(b, 1, HUGE_SIZE);
+    all_huge = anon_huge_kib(b, b + 1) >= (size_t)(HUGE_SIZE / 1024);
+    lode_free(b);
+  }
+#ifndef LODE_SECURE /* there the header's guard page keeps the first unit from a huge page */
+  if (thp) CHECK(all_huge);
+#endif
   char* p = lode_malloc(HUGE_SIZE);
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  long faults = ru.ru_minflt;
   memset(p, 1, HUGE_SIZE);
-  getrusage(RUSAGE_SELF, &ru);
-  faults = ru.ru_minflt - faults;
-  /* three huge pages and the last unit's few 4 KiB ones (the first unit
-   * faulted 4 KiB at a time: 500 more) */
-  if (thp && FAULTS_MEASURE_LODE) CHECK(faults < 64);
   /* grown in 64 KiB steps, each step written: in place within its room,
    * then moved by mremap */
   size_t n = HUGE_SIZE;
@@ -577,12 +625,37 @@ static void huge_advice_follows_the_block(void) {
   }
   /* 24 MiB: the grown units got huge pages too (smaps counts whole mappings:
    * the first 6 MiB alone are not enough) */
-  if (thp) CHECK(anon_huge_kib(p, p + n) >= (size_t)(3 * HUGE_SIZE / 1024));
+  if (thp) CHECK(anon_huge_kib(p, p + n) >= (size_t)(2 * HUGE_SIZE / 1024));
   /* a shrink takes the advice back past the new end */
   char* r = lode_realloc(p, SHRUNK + 100);
   CHECK(r == p);
   if (thp_in_kernel()) CHECK(!mapping_has_flag(r + SHRUNK + 99, "hg"));
   lode_free(r);
+  /* A grown block's end unit is advised whole: a huge page there holds
+   * memory past the block's end, which a shrink drops (it counted nowhere,
+   * review 2026-12-07: 1,016 KiB resident past a shrunk block). */
+  char* g = lode_malloc(HUGE_SIZE);
+  CHECK(lode_realloc(g, HUGE_SIZE + (1 << 20)) == g); /* in its room */
+  memset(g + HUGE_SIZE, 3, 1 << 20);
+  uint8_t* seg0 = (uint8_t*)_lode_ptr_segment(g);
+  uint8_t* old_end = (uint8_t*)lode_align_up((uintptr_t)g + HUGE_SIZE + (1 << 20), 4096);
+  uint8_t* unit_end = seg0 + lode_align_up((size_t)(old_end - seg0), 2 << 20);
+  size_t past = resident_pages(old_end, unit_end);
+  CHECK(lode_realloc(g, SHRUNK + 100) == g);
+  CHECK_EQ(resident_pages(old_end, unit_end), 0);
+  if (thp && past == 0) printf("     (the grown unit got no huge page: nothing past the end to drop)\n");
+  lode_free(g);
+  /* A cached mapping taken by a block huge for its alignment only is not
+   * advised against huge pages over the block (where THP is `always`, a
+   * fresh one gets them: review, 2026-12-07) */
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  void* a1 = lode_aligned_alloc(2 << 20, 2 << 20);
+  lode_segment_t* aseg = _lode_ptr_segment(a1);
+  lode_free(a1);
+  void* a2 = lode_aligned_alloc(2 << 20, 2 << 20);
+  CHECK(_lode_ptr_segment(a2) == aseg);
+  CHECK(!mapping_has_flag(a2, "nh"));
+  lode_free(a2);
   /* off: a cached mapping gets no advice either way */
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0);
@@ -789,6 +862,7 @@ int main(void) {
   RUN(stale_pointer_is_invalid);
   RUN(huge_grows_in_place);
   RUN(huge_moves_by_mremap);
+  RUN(huge_moves_in_pieces);
   RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);

@@ -99,8 +99,18 @@ void _lode_error_block(const char* func, const char* what, const void* p, size_t
 }
 #endif
 
+static void say(const char* msg, const void* p, size_t n);
+
 void _lode_verbose(const char* msg, const void* p, size_t n) {
-  if (!_lode_option(LODE_OPTION_VERBOSE)) return;
+  if (_lode_option(LODE_OPTION_VERBOSE)) say(msg, p, n);
+}
+
+void _lode_fatal(const char* msg, const void* p, size_t n) {
+  say(msg, p, n);
+  abort();
+}
+
+static void say(const char* msg, const void* p, size_t n) {
   char buf[200];
   size_t pos = append(buf, 0, sizeof(buf) - 48, "lode: ");
   pos = append(buf, pos, sizeof(buf) - 48, msg);

@@ -516,6 +516,8 @@ bool _lode_quarantine_holds(const lode_quarantine_t* q, const void* block);
 /* --- errors.c --------------------------------------------------------------- */
 void _lode_error_pointer(const char* func, const char* what, const void* p);
 void _lode_verbose(const char* msg, const void* p, size_t n);
+/* State lode cannot go on from: says so on stderr, whatever LODE_VERBOSE, and aborts. */
+_Noreturn void _lode_fatal(const char* msg, const void* p, size_t n);
 /* A block error: "lode: FUNC(): WHAT 0xPTR (block of N bytes)". */
 #ifdef LODE_SECURE
 void _lode_error_block(const char* func, const char* what, const void* p, size_t block_size);

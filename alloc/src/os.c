@@ -355,6 +355,53 @@ bool _lode_os_release(void* p, size_t size, size_t committed, uint32_t guard_pro
  * bytes aligned to `alignment`: its pages go along (mremap moves page
  * tables: nothing is copied or faulted in again), the rest of the new range
  * is fresh.  NULL when it cannot; the old mapping is then untouched. */
+#ifdef MREMAP_FIXED
+#ifdef LODE_TESTING
+static _Atomic(size_t) remap_limit;
+static _Atomic(long) remap_fail_at;
+
+void lode_test_remap_pieces(size_t limit, long fail_at) {
+  atomic_store_explicit(&remap_limit, limit, memory_order_relaxed);
+  atomic_store_explicit(&remap_fail_at, fail_at, memory_order_relaxed);
+}
+#endif
+
+/* One mremap.  LODE_TESTING: a call longer than the limit fails with EFAULT,
+ * as a kernel before 6.17 refuses a range over more than one mapping; the
+ * fail_at-th call within it fails with ENOMEM. */
+static bool remap_piece(uint8_t* from, size_t n, uint8_t* to) {
+#ifdef LODE_TESTING
+  size_t limit = atomic_load_explicit(&remap_limit, memory_order_relaxed);
+  if (limit != 0 && n > limit) {
+    errno = EFAULT;
+    return false;
+  }
+  if (atomic_load_explicit(&remap_fail_at, memory_order_relaxed) > 0 &&
+      atomic_fetch_sub_explicit(&remap_fail_at, 1, memory_order_relaxed) == 1) {
+    errno = ENOMEM;
+    return false;
+  }
+#endif
+  return mremap(from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+}
+
+/* Moves [from, from + n) to `to`.  Before Linux 6.17 one mremap moves
+ * within one mapping only (EFAULT across more), and a huge segment is
+ * several: its huge-page advice splits it, and an earlier move leaves the
+ * moved part and its new room apart.  Such a range is halved until each
+ * piece lies in one mapping: a few calls for lode's few splits.  *done:
+ * bytes moved from the start; on false the caller moves them back. */
+static bool remap_range(uint8_t* from, size_t n, uint8_t* to, size_t* done) {
+  if (remap_piece(from, n, to)) {
+    *done += n;
+    return true;
+  }
+  if (errno != EFAULT || n <= LODE_OS_PAGE_SIZE) return false;
+  size_t half = lode_align_up(n / 2, LODE_OS_PAGE_SIZE);
+  return remap_range(from, half, to, done) && remap_range(from + half, n - half, to + half, done);
+}
+#endif
+
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment) {
   if (_lode_os_fail_injected(LODE_OS_REMAP)) return NULL;
   old_size = lode_align_up(old_size, LODE_OS_PAGE_SIZE);
@@ -371,7 +418,13 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
   uint8_t* q = reserve_aligned(new_size, alignment);
   if (q == NULL) return NULL;
   /* The moved pages replace the start of the new reservation. */
-  if (mremap(p, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, q) == MAP_FAILED) {
+  size_t done = 0;
+  if (!remap_range(p, old_size, q, &done)) {
+    int err = errno;
+    size_t back = 0;
+    if (done != 0 && !remap_range(q, done, p, &back))
+      _lode_fatal("mremap: a huge block moved in part could not be moved back", p, done);
+    errno = err;
     os_failed("mremap failed", p, old_size);
     _lode_os_release(q, new_size, 0, 0);
     return NULL;

@@ -95,14 +95,19 @@ static void huge_advice_range(size_t mapped, size_t area, size_t bsize, bool gro
  * against them would forbid what the system would give. */
 static void huge_advise(lode_segment_t* seg, size_t bsize, bool growing) {
   if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) == 0) return;
-  size_t start, end, was = seg->advised;
-  huge_advice_range(seg->size, (size_t)(seg->pages[0].area - (uint8_t*)seg), bsize, growing, &start, &end);
+  size_t start, end, was = seg->advised, area = (size_t)(seg->pages[0].area - (uint8_t*)seg);
+  huge_advice_range(seg->size, area, bsize, growing, &start, &end);
   if (end == was) return;
   uint8_t* base = (uint8_t*)seg;
   if (was == SIZE_MAX) {
+    /* against huge pages only outside the block: a block too small for
+     * advice keeps what its units had (where THP is `always`, a fresh one
+     * gets huge pages; so does this one) */
+    size_t tail = (area + bsize) & ~(LODE_HUGE_OS_PAGE_SIZE - 1);
+    if (tail < end) tail = end;
     _lode_os_advise_small_pages(base, start);
     _lode_os_advise_huge_pages(base + start, end - start);
-    _lode_os_advise_small_pages(base + end, seg->size - end);
+    _lode_os_advise_small_pages(base + tail, seg->size - tail);
   } else if (end > was) {
     if (was < start) was = start;
     _lode_os_advise_huge_pages(base + was, end - was);
@@ -320,8 +325,12 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     const lode_page_t* page = &seg->pages[0];
     if (!page->is_committed) return;
     size_t area = (size_t)(page->area - (const uint8_t*)seg);
-    info->warm = area + page->block_size;
-    info->resident = seg->header_size + _lode_os_resident(page->area, page->block_size);
+    /* a grown block's end unit is advised whole: a huge page there holds
+     * memory past the block's end, to be counted and dropped as warm */
+    size_t end = area + page->block_size;
+    if (seg->advised != SIZE_MAX && seg->advised > end) end = seg->advised < seg->size ? seg->advised : seg->size;
+    info->warm = end;
+    info->resident = seg->header_size + _lode_os_resident(page->area, end - area);
     return;
   }
   size_t end = 0;
@@ -574,8 +583,6 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
   page->area_size -= LODE_OS_PAGE_SIZE;
 #endif
   LODE_POINT(LODE_POINT_HUGE_MAPPED, seg);
-  /* Within the area, whatever LODE_HUGE_OS_PAGES says now: another thread
-   * may have changed it since segment_alloc sized the mapping by it. */
   size_t bsize = _lode_segment_huge_extent(page, size);
   if (bsize > page->area_size) bsize = page->area_size;
   *pbsize = bsize;
@@ -618,10 +625,15 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
 void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
   size_t nb = _lode_segment_huge_extent(page, new_size);
   if (nb >= page->block_size) return;
+  lode_segment_t* seg = _lode_page_segment(page);
   if (!_lode_os_decommit(page->area + nb, page->block_size - nb)) return;
-  _lode_page_segment(page)->has_protected = true;
+  seg->has_protected = true;
+  /* a grown block's end unit, advised whole, may hold a huge page's memory
+   * past the old end: it goes too (nothing counts it) */
+  size_t old_end = (size_t)(page->area - (uint8_t*)seg) + page->block_size;
+  if (seg->advised != SIZE_MAX && seg->advised > old_end) (void)_lode_os_discard((uint8_t*)seg + old_end, seg->advised - old_end);
   lode_page_set_block_size(page, nb);
-  huge_advise(_lode_page_segment(page), nb, false);
+  huge_advise(seg, nb, false);
 }
 
 bool _lode_segment_huge_grow(lode_page_t* page, size_t new_size) {

@@ -52,6 +52,12 @@ long lode_test_fail_os_ops(unsigned ops, long skip, long count);
 long lode_test_fail_os(long count);
 long lode_test_fail_os_after(long skip, long count);
 
+/* mremap of a huge block's mapping as on a kernel before Linux 6.17: a call
+ * longer than `limit` fails with EFAULT (0: no limit), as one over more than
+ * one mapping did there; and the fail_at-th call after this fails with
+ * ENOMEM (0: none), so a move made in pieces must undo the pieces moved. */
+void lode_test_remap_pieces(size_t limit, long fail_at);
+
 /* Read the LODE_* environment variables again, as the first allocation does. */
 void lode_test_options_reload(void);
 
