@@ -327,8 +327,8 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     size_t area = (size_t)(page->area - (const uint8_t*)seg);
     /* a grown block's end unit is advised whole: a huge page there holds
      * memory past the block's end, to be counted and dropped as warm */
-    size_t end = area + page->block_size;
-    if (seg->advised != SIZE_MAX && seg->advised > end) end = seg->advised < seg->size ? seg->advised : seg->size;
+    size_t end = area + page->block_size, area_end = area + page->area_size; /* (not a guard page) */
+    if (seg->advised != SIZE_MAX && seg->advised > end) end = seg->advised < area_end ? seg->advised : area_end;
     info->warm = end;
     info->resident = seg->header_size + _lode_os_resident(page->area, end - area);
     return;
@@ -630,8 +630,9 @@ void _lode_segment_huge_shrink(lode_page_t* page, size_t new_size) {
   seg->has_protected = true;
   /* a grown block's end unit, advised whole, may hold a huge page's memory
    * past the old end: it goes too (nothing counts it) */
-  size_t old_end = (size_t)(page->area - (uint8_t*)seg) + page->block_size;
-  if (seg->advised != SIZE_MAX && seg->advised > old_end) (void)_lode_os_discard((uint8_t*)seg + old_end, seg->advised - old_end);
+  size_t area = (size_t)(page->area - (uint8_t*)seg), old_end = area + page->block_size;
+  size_t unit_end = seg->advised < area + page->area_size ? seg->advised : area + page->area_size; /* (not a guard page) */
+  if (seg->advised != SIZE_MAX && unit_end > old_end) (void)_lode_os_discard((uint8_t*)seg + old_end, unit_end - old_end);
   lode_page_set_block_size(page, nb);
   huge_advise(seg, nb, false);
 }
