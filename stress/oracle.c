@@ -203,7 +203,8 @@ bool stress_held_memory(size_t base, long live, size_t* rss, size_t* held, size_
   *rss = stress_rss_bytes();
   if (*rss == 0 || !RSS_MEANS_ALLOCATOR) return false;
   *held = *rss > base ? *rss - base : 0;
-  *excess = live > 0 && (size_t)live >= *held ? 0 : *held - (size_t)(live > 0 ? live : 0);
+  size_t l = live > 0 ? (size_t)live : 0;
+  *excess = *held > l ? *held - l : 0;
   return true;
 }
 

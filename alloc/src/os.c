@@ -351,10 +351,6 @@ bool _lode_os_release(void* p, size_t size, size_t committed, uint32_t guard_pro
   return os_release_range(p, lode_align_up(size, LODE_OS_PAGE_SIZE), committed, guard_protects);
 }
 
-/* Move a whole mapping [p, p + old_size) to a new reservation of new_size
- * bytes aligned to `alignment`: its pages go along (mremap moves page
- * tables: nothing is copied or faulted in again), the rest of the new range
- * is fresh.  NULL when it cannot; the old mapping is then untouched. */
 #ifdef MREMAP_FIXED
 #ifdef LODE_TESTING
 static _Atomic(size_t) remap_limit;
@@ -402,6 +398,10 @@ static bool remap_range(uint8_t* from, size_t n, uint8_t* to, size_t* done) {
 }
 #endif
 
+/* Move a whole mapping [p, p + old_size) to a new reservation of new_size
+ * bytes aligned to `alignment`: its pages go along (mremap moves page
+ * tables: nothing is copied or faulted in again), the rest of the new range
+ * is fresh.  NULL when it cannot; the old mapping is then untouched. */
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment) {
   if (_lode_os_fail_injected(LODE_OS_REMAP)) return NULL;
   old_size = lode_align_up(old_size, LODE_OS_PAGE_SIZE);
