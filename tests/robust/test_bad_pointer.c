@@ -171,6 +171,54 @@ static void test_bad_pointers(void) {
   }
 }
 
+/* The same pointers freed by a thread that owns no segment of theirs: free
+ * takes a path of its own there (free_other, alloc.c), which must refuse
+ * what the owner's refuses.  Two cases differ by design (README): a freed
+ * block of a page in use, and one its page never carved, which the owner
+ * sees only when it merges the remote frees (test_remote_never_allocated). */
+static void* call_in_thread(void* arg) {
+  do_call(arg);
+  return NULL;
+}
+
+static void child_call_other_thread(void* arg) {
+  call_t* c = arg;
+  if (c->mode >= 0) lode_option_set(LODE_OPTION_ON_ERROR, c->mode);
+  for (int k = 0; k < 2; k++) {
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, call_in_thread, c), 0);
+    pthread_join(t, NULL);
+    parent_heap_ok();
+  }
+}
+
+static void test_bad_pointers_other_thread(void) {
+  int libc = malloc_is_lode();
+  int checked = 0;
+  for (int i = 0; i < ncases; i++) {
+    if (strcmp(cases[i].what, "double free") == 0 || strstr(cases[i].name, "never-allocated") != NULL) continue;
+    for (int via = 0; via <= libc; via++) {
+      long modes[] = {-1, LODE_ON_ERROR_WARN};
+      for (int m = 0; m < 2; m++) {
+        call_t c = {cases[i].p, F_FREE, via, modes[m]};
+        child_result_t r;
+        char line[256], twice[520];
+        error_line(line, sizeof(line), "free", cases[i].what, cases[i].p);
+        snprintf(twice, sizeof(twice), "%s%s", line, line);
+        run_child(child_call_other_thread, &c, &r);
+        int before = test_failures;
+        if (modes[m] < 0) EXPECT_CHILD(&r, SIGABRT, 0, line);
+        else EXPECT_CHILD(&r, 0, 0, twice);
+        if (test_failures != before)
+          fprintf(stderr, "  ^ case %s, %sfree on another thread, mode %ld\n", cases[i].name, via ? "" : "lode_", modes[m]);
+        parent_heap_ok();
+        checked++;
+      }
+    }
+  }
+  CHECK(checked >= 14); /* stack, global, mmap, interior, misaligned, huge interior, header, past the end, page gone */
+}
+
 /* NULL is fine everywhere. */
 static void test_null(void) {
   free(NULL);
@@ -555,6 +603,7 @@ int main(int argc, char** argv) {
   make_cases();
   RUN(test_null);
   RUN(test_bad_pointers);
+  RUN(test_bad_pointers_other_thread);
   RUN(test_aligned_page_interior);
   RUN(test_heap_of_another_thread);
   RUN(test_adopted_huge_interior);
