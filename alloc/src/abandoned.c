@@ -154,7 +154,7 @@ static void segment_collect_pages(lode_segment_t* seg) {
       for (uint32_t j = 0; j < slices; j++) page[j].area_wiped = wiped;
       lode_page_set_in_use(page, false);
       page->free = page->local_free = NULL;
-      page->capacity = 0;
+      lode_page_set_capacity(page, 0);
       atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
       atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
       seg->used--;
@@ -399,11 +399,12 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
  *     collect's detach), its cookie and map entry are in place, and
  *     used / committed count its in_use / is_committed pages.
  * V2: spans are whole: a head's span_count slices follow it with span_back
- *     1, 2, ...; a tail points back at an in-use head that covers it.
+ *     1, 2, ...; a tail points back at an in-use head that covers it, and
+ *     is flagged as a tail (free's fast path would take it for a page).
  * V3: a free page holds nothing (as check.c's S1), and is queued for a purge
  *     only with memory and an expiry.
- * V4: an in-use page is in a heap, on no purge queue, its block size and
- *     magic agree, its carved blocks fit its area, and its three lists walk
+ * V4: an in-use page is in a heap, on no purge queue, its block size,
+ *     magic and carved bytes agree, its carved blocks fit its area, and its three lists walk
  *     block starts of the carved area, no block twice (no cycle, disjoint);
  *     free and local_free end at their tails; used + |free| + |local_free|
  *     == capacity, |thread_free| <= used.  A fast-path pop or push, a merge
@@ -451,7 +452,7 @@ static bool fork_page_ok(const lode_segment_t* seg, uint32_t i) {
   if (page->span_back != 0) { /* V2, a tail */
     const lode_page_t* head = page - page->span_back;
     return seg->kind == LODE_PAGE_LARGE && page->span_back <= i && head->in_use && head->span_back == 0 &&
-           head->span_count > page->span_back;
+           head->span_count > page->span_back && flags == LODE_PAGE_SPAN_TAIL;
   }
   if (page->span_count > 1) { /* V2, a head */
     if (seg->kind != LODE_PAGE_LARGE || i + page->span_count > seg->page_count) return false;
@@ -460,6 +461,7 @@ static bool fork_page_ok(const lode_segment_t* seg, uint32_t i) {
   }
   /* V4 */
   if (heap == NULL || page->block_size == 0 || page->block_magic != lode_div_magic(page->block_size) ||
+      page->carved != (uint64_t)page->capacity * page->block_size || (flags & LODE_PAGE_SPAN_TAIL) ||
       page->capacity > page->reserved || page->capacity > FORK_MARK_MAX || page->used > page->capacity ||
       (uint64_t)page->capacity * page->block_size > page->area_size)
     return false;

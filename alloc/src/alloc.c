@@ -184,7 +184,7 @@ static inline bool looks_double_free(const lode_page_t* page, const lode_block_t
            (page->free != NULL && b == page->free_tail) || remote_contains(page, b);
   }
   uintptr_t off = next - (uintptr_t)page->area;
-  if (lode_likely(off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic)))
+  if (lode_likely(off >= page->carved || !lode_is_multiple(off, page->block_magic)))
     return false;
   COUNT_LIST_WALK();
   return list_contains(page, page->local_free, b, DOUBLE_FREE_WALK) ||
@@ -333,12 +333,15 @@ static lode_noinline void free_slow(void* p, const char* func) {
  * 73: every free of a producer/consumer program).  A huge block, a page holding aligned
  * blocks, and anything the checks refuse go to free_slow, which reports
  * or does the rest. */
-static lode_noinline void free_other(lode_segment_t* seg, lode_page_t* page, void* p) {
+static lode_noinline void free_other(void* p) {
+  lode_segment_t* seg = _lode_ptr_segment(p);
+  lode_page_t* page = _lode_segment_page_at(seg, p);
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)page->area);
   if (lode_likely(seg->cookie == (LODE_SEGMENT_COOKIE ^ (uint64_t)(uintptr_t)seg) && seg->kind != LODE_PAGE_HUGE &&
+                  (atomic_load_explicit(&page->flags, memory_order_relaxed) &
+                   (LODE_PAGE_HAS_ALIGNED | LODE_PAGE_SPAN_TAIL)) == 0 &&
                   off < page->area_size && page->block_size != 0 &&
                   atomic_load_explicit(&page->in_use, memory_order_relaxed) &&
-                  (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_HAS_ALIGNED) == 0 &&
                   lode_is_multiple(off, page->block_magic))) {
     _lode_page_free_remote(page, p);
     return;
@@ -346,13 +349,18 @@ static lode_noinline void free_other(lode_segment_t* seg, lode_page_t* page, voi
   free_slow(p, "free");
 }
 
-static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t left) {
+/* push on local_free, used already counted down */
+static inline void local_push_counted(lode_page_t* page, lode_block_t* block) {
   lode_assert_internal(page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL);
   lode_block_t* head = page->local_free;
   if (lode_unlikely(head == NULL)) page->local_free_tail = block;
   lode_block_set_next(page, block, head);
   page->local_free = block;
+}
+
+static inline void local_push(lode_page_t* page, lode_block_t* block, int32_t left) {
   page->used = (uint32_t)left;
+  local_push_counted(page, block);
 }
 
 /* The fast path's rare cases, on a block start of the caller's own page
@@ -385,33 +393,37 @@ void lode_free(void* p) {
 #endif
   if (lode_likely(_lode_segment_map_is_start(p))) {
     lode_segment_t* seg = _lode_ptr_segment(p);
-    lode_page_t* page = _lode_segment_page_of(seg, p);
     if (lode_unlikely(atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id())) {
-      free_other(seg, page, p);
+      free_other(p);
       return;
     }
+    lode_page_t* page = _lode_segment_page_at(seg, p);
     if (lode_likely(atomic_load_explicit(&page->flags, memory_order_relaxed) == 0)) {
       lode_block_t* block = p;
       uintptr_t area = (uintptr_t)page->area;
-      uint64_t carved = (uint64_t)page->capacity * page->block_size, off = (uint64_t)((uintptr_t)p - area);
-      int32_t left = (int32_t)(page->used - 1);
+      uint64_t carved = page->carved, off = (uint64_t)((uintptr_t)p - area);
       /* the first word is read only once p is known to be a block start:
        * an interior pointer may be misaligned */
       if (lode_likely(off < carved && lode_is_multiple(off, page->block_magic))) {
         uintptr_t next = (uintptr_t)lode_block_next(page, block);
-        bool no_link = next - area >= carved && next != 0;
-        if (lode_likely(no_link && left > 0)) {
-          local_push(page, block, left);
-          return;
+        if (lode_likely(next - area >= carved && next != 0)) {
+          /* used is counted down in place (one instruction), and back up
+           * for a page with nothing live */
+          int32_t left = (int32_t)--page->used;
+          if (lode_likely(left > 0)) {
+            local_push_counted(page, block);
+            return;
+          }
+          if (left == 0) {
+            /* the last live block (each free of an alloc/free loop): the
+             * page retires, kept a while if it is its bin's only page */
+            local_push_counted(page, block);
+            _lode_heap_page_retire(page);
+            return;
+          }
+          page->used++;
         }
-        if (no_link && left == 0) {
-          /* the last live block (each free of an alloc/free loop): the
-           * page retires, kept a while if it is its bin's only page */
-          local_push(page, block, 0);
-          _lode_heap_page_retire(page);
-          return;
-        }
-        free_rare(page, block, left);
+        free_rare(page, block, (int32_t)(page->used - 1));
         return;
       }
     }

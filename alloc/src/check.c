@@ -301,6 +301,8 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, const heap_set_
           REPORT_IF(page->span_back > i || !page->in_use || !head->in_use || head->span_back != 0 ||
                         head->span_count <= page->span_back || page->on_purge_queue,
                     "H1", page, "span tail does not belong to an in-use span head");
+          REPORT_IF(atomic_load_explicit(&page->flags, memory_order_relaxed) != LODE_PAGE_SPAN_TAIL, "H1", page,
+                    "span tail is not flagged as one (free would take it for a page)");
         } else if (page->in_use && page->span_count > 1) {
           REPORT_IF(i + page->span_count > seg->page_count, "H1", page, "span runs past its segment");
         }
@@ -310,6 +312,10 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, const heap_set_
            * frees must not reach it (exact only below 4 GiB) */
           REPORT_IF(page->block_magic != lode_div_magic(page->block_size), "F1", page,
                     "block-start magic does not match the block size");
+          REPORT_IF(page->carved != (uint64_t)page->capacity * page->block_size, "F1", page,
+                    "carved bytes do not match capacity times block size");
+          REPORT_IF(atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_SPAN_TAIL, "H1", page,
+                    "page in use is flagged as a span tail");
           REPORT_IF(seg->kind == LODE_PAGE_HUGE &&
                         !(atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL),
                     "H1", page, "huge page in use is not in its heap's full queue");

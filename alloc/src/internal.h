@@ -147,6 +147,7 @@ typedef enum lode_delayed_e {
 /* page->flags bits; read by any thread (relaxed), written by the owner. */
 #define LODE_PAGE_IN_FULL 0x01u
 #define LODE_PAGE_HAS_ALIGNED 0x02u
+#define LODE_PAGE_SPAN_TAIL 0x04u /* a large span's tail slice: no page of its own (free asks the head) */
 
 typedef struct lode_heap_s lode_heap_t;
 typedef struct lode_tld_s lode_tld_t;
@@ -182,6 +183,7 @@ typedef struct lode_page_s {
   uint8_t* area;            /* start of the blocks */
   size_t block_size;
   uint64_t block_magic;     /* divisibility magic of block_size (interior-pointer check) */
+  uint64_t carved;          /* capacity * block_size, kept by their setters (free's tests) */
   uint32_t used;            /* live blocks, including pending thread_free */
   uint32_t capacity;        /* blocks carved from the area so far */
   _Atomic(uint8_t) flags;   /* LODE_PAGE_* */
@@ -190,8 +192,9 @@ typedef struct lode_page_s {
   uint8_t is_committed;     /* has (possibly dirty) memory since last purge */
   uint8_t retire_expire;    /* empty page kept a few generic mallocs */
   uint32_t reserved;        /* blocks that fit the area */
+  /* the rest: slow paths (and remote frees: their CAS stays off the line the
+   * owner's fast paths write) */
   _Atomic(uintptr_t) thread_free; /* remote frees | lode_delayed_t */
-  /* the rest: slow paths */
   _Atomic(lode_heap_t*) heap;
   /* Last block of free / local_free, valid while that list is non-empty:
    * the double-free test recognises a list's end block (its link is NULL,
@@ -400,6 +403,16 @@ static inline lode_page_t* _lode_segment_page_of(lode_segment_t* seg, const void
    * in the page's second cache line; kind shares a line with page_shift). */
   return seg->kind == LODE_PAGE_LARGE ? page - page->span_back : page;
 }
+/* The slice p lies in, a span's tail as itself (LODE_PAGE_SPAN_TAIL in its
+ * flags says to ask _lode_segment_page_of): free's fast path, one test
+ * fewer. */
+static inline lode_page_t* _lode_segment_page_at(lode_segment_t* seg, const void* p) {
+  lode_page_t* page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+  /* one register for the page: gcc would otherwise rebuild its address for
+   * each field (segment + index * size + offset), two instructions each */
+  __asm__("" : "+r"(page));
+  return page;
+}
 static inline lode_segment_t* _lode_page_segment(const lode_page_t* page) {
   return _lode_ptr_segment(page);
 }
@@ -415,6 +428,12 @@ static inline bool lode_is_multiple(uint64_t n, uint64_t magic) { return n * mag
 static inline void lode_page_set_block_size(lode_page_t* page, size_t block_size) {
   page->block_size = block_size;
   page->block_magic = lode_div_magic(block_size);
+  page->carved = (uint64_t)page->capacity * block_size;
+}
+/* and capacity with the carved bytes (F1) */
+static inline void lode_page_set_capacity(lode_page_t* page, uint32_t capacity) {
+  page->capacity = capacity;
+  page->carved = (uint64_t)capacity * page->block_size;
 }
 
 /* --- free-list links (encoded under LODE_SECURE) ----------------------------- */

@@ -11,7 +11,7 @@ void _lode_page_init(lode_page_t* page, size_t block_size) {
   page->bin = (uint8_t)(seg->kind == LODE_PAGE_HUGE ? LODE_BIN_HUGE : lode_bin_of(block_size));
   size_t reserved = seg->kind == LODE_PAGE_HUGE ? 1 : page->area_size / block_size;
   page->reserved = (uint32_t)reserved;
-  page->capacity = 0;
+  lode_page_set_capacity(page, 0);
   page->used = 0;
   page->free = page->local_free = NULL;
   page->free_tail = page->local_free_tail = NULL;
@@ -100,7 +100,7 @@ bool _lode_page_extend(lode_page_t* page) {
   lode_block_set_next(page, last, page->free);
   page->free = (lode_block_t*)start;
 #endif
-  page->capacity += (uint32_t)n;
+  lode_page_set_capacity(page, page->capacity + (uint32_t)n);
   /* Blocks are carved in address order: the area is written up to here. */
   size_t touched = lode_align_up((size_t)page->capacity * bsize, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE;
   if (touched > page->touched) page->touched = (uint32_t)touched;

@@ -436,6 +436,15 @@ static int span_find(lode_segment_t* seg, size_t bsize, uint32_t* count) {
   return -1;
 }
 
+/* A slice joins a span (back slices behind its head) or leaves it (0): a
+ * tail's flag sends free's fast path to the head (_lode_segment_page_at). */
+static void slice_set_back(lode_page_t* p, uint32_t back) {
+  p->span_back = (uint8_t)back;
+  /* a tail has no flags of its own; a head keeps its own */
+  if (back != 0) atomic_store_explicit(&p->flags, LODE_PAGE_SPAN_TAIL, memory_order_relaxed);
+  else atomic_fetch_and_explicit(&p->flags, (uint8_t)~LODE_PAGE_SPAN_TAIL, memory_order_relaxed);
+}
+
 /* A span leaves use: every slice is a free page of its own again, with its
  * share of what the span had written. */
 void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
@@ -448,7 +457,7 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
     size_t a = (size_t)(p->area - (uint8_t*)seg);
     p->touched = touched_end > a ? (uint32_t)((touched_end - a < p->area_size ? touched_end - a : p->area_size) / LODE_OS_PAGE_SIZE) : 0;
     lode_page_set_in_use(p, false);
-    p->span_back = 0;
+    slice_set_back(p, 0);
     p->span_count = 0;
     p->area_zero = 0;
   }
@@ -469,13 +478,13 @@ static bool slices_take(lode_segment_t* seg, uint32_t s, uint32_t from, uint32_t
     if (!page_commit(p, seg)) {
       for (uint32_t k = from; k < j; k++) {
         lode_page_set_in_use(&seg->pages[k], false);
-        seg->pages[k].span_back = 0;
+        slice_set_back(&seg->pages[k], 0);
       }
       seg->used -= j - from;
       return false;
     }
     lode_page_set_in_use(p, true);
-    p->span_back = (uint8_t)(j - s);
+    slice_set_back(p, j - s);
     p->area_zero = 0;
     seg->used++;
   }
@@ -765,7 +774,7 @@ uint32_t _lode_segment_page_free(lode_page_t* page, lode_tld_t* tld, bool wiped)
   lode_page_set_in_use(page, false);
   page->free = page->local_free = NULL;
   page->used = 0;
-  page->capacity = 0;
+  lode_page_set_capacity(page, 0);
   page->retire_expire = 0;
   page->free_is_zero = 0;
   atomic_store_explicit(&page->flags, 0, memory_order_relaxed);

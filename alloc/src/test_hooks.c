@@ -166,7 +166,7 @@ int lode_test_corrupt(const char* inv) {
     lode_segment_t* seg = _lode_page_segment(page);
     for (uint32_t i = 0; i < seg->page_count; i++) {
       if (!seg->pages[i].in_use) {
-        seg->pages[i].capacity = 7; /* as if its last life were not cleared */
+        lode_page_set_capacity(&seg->pages[i], 7); /* as if its last life were not cleared */
         return 0;
       }
     }
