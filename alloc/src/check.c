@@ -314,6 +314,8 @@ static void check_segments(const lode_tld_t* tld, uintptr_t tid, const heap_set_
                     "block-start magic does not match the block size");
           REPORT_IF(page->carved != (uint64_t)page->capacity * page->block_size, "F1", page,
                     "carved bytes do not match capacity times block size");
+          REPORT_IF(page->retire_ticks != lode_retire_ticks(page->bin, page->block_size), "H1", page,
+                    "retire ticks do not match the page's bin and block size");
           REPORT_IF(atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_SPAN_TAIL, "H1", page,
                     "page in use is flagged as a span tail");
           REPORT_IF(seg->kind == LODE_PAGE_HUGE &&

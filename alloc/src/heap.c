@@ -35,19 +35,31 @@ static void page_free_to_segment(lode_page_t* page, lode_heap_t* heap, bool wipe
 /* An empty page leaves its heap, unless it is the only page of a small bin:
  * then it stays a few generic allocations, so alloc/free of one block in a
  * loop does not map and purge a page each time. */
+static lode_noinline void page_retire_slow(lode_page_t* page, lode_heap_t* heap) {
+  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) {
+    _lode_queue_from_full(heap, page);
+    /* out of the full queue it may be its bin's only page */
+    if (page->retire_ticks != 0 && heap->pages[page->bin].first == page && page->next == NULL) {
+      page->retire_expire = page->retire_ticks;
+      heap->retired[page->bin >> 6] |= (uint64_t)1 << (page->bin & 63);
+      return;
+    }
+  }
+  page_free_to_segment(page, heap, true);
+}
+
+/* (the kept case makes no call: an alloc/free loop retires at every free) */
 void _lode_heap_page_retire(lode_page_t* page) {
   lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
   lode_assert(page->used == 0 && heap != NULL);
-  if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL)
-    _lode_queue_from_full(heap, page);
-  lode_page_queue_t* q = &heap->pages[page->bin];
-  if (page->bin < LODE_BIN_HUGE && q->first == page && page->next == NULL &&
-      page->block_size <= LODE_MEDIUM_OBJ_MAX) {
-    page->retire_expire = page->block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
-    heap->retired[page->bin >> 6] |= (uint64_t)1 << (page->bin & 63);
+  uint32_t bin = page->bin;
+  /* (a page in the full queue is not its bin's first) */
+  if (lode_likely(page->retire_ticks != 0 && heap->pages[bin].first == page && page->next == NULL)) {
+    page->retire_expire = page->retire_ticks;
+    heap->retired[bin >> 6] |= (uint64_t)1 << (bin & 63);
     return;
   }
-  page_free_to_segment(page, heap, true);
+  page_retire_slow(page, heap);
 }
 
 void _lode_heap_free_block(lode_page_t* page, lode_block_t* block) {

@@ -206,6 +206,8 @@ typedef struct lode_page_s {
   uint16_t index;           /* in its segment */
   uint8_t on_purge_queue;
   uint8_t bin;
+  uint8_t retire_ticks;     /* generic mallocs an empty page stays as its bin's only one (0: never;
+                               set with bin, so retiring reads one byte for four tests) */
   uint8_t span_back;        /* large kind: slices back to the span's head (0: a head or
                                a page of its own); a tail is in_use but is no page */
   uint8_t span_count;       /* large kind, a head in use: slices its span covers */
@@ -429,6 +431,12 @@ static inline void lode_page_set_block_size(lode_page_t* page, size_t block_size
   page->block_size = block_size;
   page->block_magic = lode_div_magic(block_size);
   page->carved = (uint64_t)page->capacity * block_size;
+}
+/* How long an empty page stays as its bin's only page
+ * (_lode_heap_page_retire): small blocks 16 generic mallocs, medium 4,
+ * large and huge not at all. */
+static inline uint8_t lode_retire_ticks(size_t bin, size_t block_size) {
+  return bin >= LODE_BIN_HUGE || block_size > LODE_MEDIUM_OBJ_MAX ? 0 : block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
 }
 /* and capacity with the carved bytes (F1) */
 static inline void lode_page_set_capacity(lode_page_t* page, uint32_t capacity) {

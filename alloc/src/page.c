@@ -4,11 +4,16 @@
  * generic allocation path are heap.c's. */
 #include "internal.h"
 
+static void page_set_bin(lode_page_t* page, size_t bin) {
+  page->bin = (uint8_t)bin;
+  page->retire_ticks = lode_retire_ticks(bin, page->block_size);
+}
+
 /* A claimed page gets its block size; free_is_zero was set by the claim. */
 void _lode_page_init(lode_page_t* page, size_t block_size) {
   lode_segment_t* seg = _lode_page_segment(page);
   lode_page_set_block_size(page, block_size);
-  page->bin = (uint8_t)(seg->kind == LODE_PAGE_HUGE ? LODE_BIN_HUGE : lode_bin_of(block_size));
+  page_set_bin(page, seg->kind == LODE_PAGE_HUGE ? LODE_BIN_HUGE : lode_bin_of(block_size));
   size_t reserved = seg->kind == LODE_PAGE_HUGE ? 1 : page->area_size / block_size;
   page->reserved = (uint32_t)reserved;
   lode_page_set_capacity(page, 0);
@@ -32,7 +37,7 @@ void _lode_page_regrow(lode_page_t* page, size_t block_size) {
   lode_assert(page->capacity == 1 && page->used == 1 && page->free == NULL && page->local_free == NULL);
   lode_assert(block_size > page->block_size && block_size <= page->area_size);
   lode_page_set_block_size(page, block_size);
-  page->bin = (uint8_t)lode_bin_of(block_size);
+  page_set_bin(page, lode_bin_of(block_size));
   page->reserved = (uint32_t)(page->area_size / block_size);
   size_t touched = lode_align_up(block_size, LODE_OS_PAGE_SIZE) / LODE_OS_PAGE_SIZE;
   if (touched > page->touched) page->touched = (uint32_t)touched;
