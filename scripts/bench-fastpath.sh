@@ -4,7 +4,7 @@
 # medians of N repeats; and instructions per pair counted by callgrind
 # (valgrind), which this VM needs: it has no hardware counters for perf.
 #
-#   scripts/bench-fastpath.sh [--repeats N] [--pairs N] [--pattern pair|batch]
+#   scripts/bench-fastpath.sh [--repeats N] [--pairs N] [--pattern pair|batch|remote]
 #                             [--allocators a,b,..] [--mimalloc-prefix DIR] [--no-instructions] [-o FILE.md]
 #
 # Allocators: lode (liblode.so, Release, LODE_DEBUG=0), glibc, mimalloc
@@ -22,7 +22,7 @@ repeats=5 pairs=20000000 pattern=pair allocators=lode,glibc,mimalloc,mimalloc-ne
 mi_prefix="" instr=1 md=""
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   local st=${1:-2}
-  echo "usage: $0 [--repeats N] [--pairs N] [--pattern pair|batch] [--allocators LIST] [--mimalloc-prefix DIR] [--no-instructions] [-o FILE.md]" >&"$((st ? 2 : 1))"
+  echo "usage: $0 [--repeats N] [--pairs N] [--pattern pair|batch|remote] [--allocators LIST] [--mimalloc-prefix DIR] [--no-instructions] [-o FILE.md]" >&"$((st ? 2 : 1))"
   exit "$st"
 }
 while [ $# -gt 0 ]; do
@@ -38,7 +38,10 @@ while [ $# -gt 0 ]; do
     *) echo "bench-fastpath.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $repeats =~ ^[1-9][0-9]*$ && $pairs =~ ^[1-9][0-9]*$ && $pattern =~ ^(pair|batch)$ ]] || usage
+[[ $repeats =~ ^[1-9][0-9]*$ && $pairs =~ ^[1-9][0-9]*$ && $pattern =~ ^(pair|batch|remote)$ ]] || usage
+# remote: only the frees are counted (another thread allocated the blocks)
+toggle=measure
+[ "$pattern" = remote ] && toggle=remote_frees
 out=$root/build/bench-fastpath
 mkdir -p "$out"
 echo "bench-fastpath.sh: building $out/lode (Release, LODE_DEBUG=0)"
@@ -104,13 +107,13 @@ done
 icount=$out/instructions.txt
 : >"$icount"
 if [ $instr = 1 ] && command -v valgrind >/dev/null; then
-  n=20000
+  n=20480 # whole chunks of 1024 for remote
   for a in "${names[@]}"; do
     for size in 16 64 256 1024; do
       c=()
       for k in 1 2; do
         f=$out/cg.$a.$size.$k
-        run "$a" valgrind --tool=callgrind --callgrind-out-file="$f" --collect-atstart=no --toggle-collect=measure \
+        run "$a" valgrind --tool=callgrind --callgrind-out-file="$f" --collect-atstart=no --toggle-collect="$toggle" \
           "$bin" --only "$size" --pairs $((n * k)) --pattern "$pattern" >/dev/null 2>&1
         c+=("$(awk '/^(summary|totals):/ { print $2; exit }' "$f" 2>/dev/null)")
       done
@@ -140,7 +143,8 @@ for line in open(icount):
     a, size, n = line.split()
     ins[(a, int(size))] = int(n)
 sizes = sorted({s for _, s in t})
-print(f"ns per malloc/free pair ({pattern}), median of {repeats}, interleaved; ratio to lode in ()\n")
+what = "free of a block another thread allocated" if pattern == "remote" else "malloc/free pair"
+print(f"ns per {what} ({pattern}), median of {repeats}, interleaved; ratio to lode in ()\n")
 print("| size | " + " | ".join(names) + " |")
 print("|---:|" + "---:|" * len(names))
 for s in sizes:
@@ -151,7 +155,7 @@ for s in sizes:
         cells.append("-" if m is None else f"{m:.2f}" + (f" ({m / base:.2f})" if base and a != "lode" else ""))
     print(f"| {s} | " + " | ".join(cells) + " |")
 if ins:
-    print(f"\ninstructions per pair (callgrind; the PLT jumps and the loop's own included, the same for all)\n")
+    print(f"\ninstructions per {'remote free' if pattern == 'remote' else 'pair'} (callgrind; the PLT jumps and the loop's own included, the same for all)\n")
     print("| size | " + " | ".join(names) + " |")
     print("|---:|" + "---:|" * len(names))
     for s in sorted({s for _, s in ins}):
