@@ -41,7 +41,7 @@ done
 [[ $repeats =~ ^[1-9][0-9]*$ && $pairs =~ ^[1-9][0-9]*$ && $pattern =~ ^(pair|batch|remote)$ ]] || usage
 # remote: only the frees are counted (another thread allocated the blocks)
 toggle=measure
-[ "$pattern" = remote ] && toggle=remote_frees
+[ "$pattern" = remote ] && toggle="remote_frees*" # (gcc may name it remote_frees.constprop.0)
 out=$root/build/bench-fastpath
 mkdir -p "$out"
 echo "bench-fastpath.sh: building $out/lode (Release, LODE_DEBUG=0)"
