@@ -208,8 +208,9 @@ static void check_purge_queue(const lode_tld_t* tld, uintptr_t tid) {
 /* S1: a free page carries nothing of a life it had (in a heap, as a span's
  * head or tail, in a segment of another kind before the cache took it). */
 static void check_free_page(const lode_page_t* page) {
-  REPORT_IF(page->used != 0 || page->capacity != 0 || page->carved != 0 || page->free != NULL || page->local_free != NULL, "S1", page,
-            "free page still holds blocks or free lists");
+  REPORT_IF(page->used != 0 || page->capacity != 0 || page->carved != 0 || page->free != NULL ||
+                page->local_free != NULL,
+            "S1", page, "free page still holds blocks or free lists");
   REPORT_IF(atomic_load_explicit(&page->flags, memory_order_relaxed) != 0 ||
                 atomic_load_explicit(&page->thread_free, memory_order_relaxed) != 0 ||
                 atomic_load_explicit(&page->heap, memory_order_relaxed) != NULL,

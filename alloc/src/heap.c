@@ -32,9 +32,8 @@ static void page_free_to_segment(lode_page_t* page, lode_heap_t* heap, bool wipe
   if (slices != 0) _lode_purge_schedule(heap->tld, page, slices, 0);
 }
 
-/* An empty page leaves its heap, unless it is the only page of a small bin:
- * then it stays a few generic allocations, so alloc/free of one block in a
- * loop does not map and purge a page each time. */
+/* The rest of _lode_heap_page_retire: a page out of the full queue (then
+ * perhaps its bin's only page), or one that leaves its heap. */
 static lode_noinline void page_retire_slow(lode_page_t* page, lode_heap_t* heap) {
   if (atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL) {
     _lode_queue_from_full(heap, page);
@@ -48,7 +47,10 @@ static lode_noinline void page_retire_slow(lode_page_t* page, lode_heap_t* heap)
   page_free_to_segment(page, heap, true);
 }
 
-/* (the kept case makes no call: an alloc/free loop retires at every free) */
+/* An empty page leaves its heap, unless it is the only page of a small bin:
+ * then it stays a few generic allocations, so alloc/free of one block in a
+ * loop does not map and purge a page each time.  That case makes no call
+ * (such a loop retires at every free). */
 void _lode_heap_page_retire(lode_page_t* page) {
   lode_heap_t* heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
   lode_assert(page->used == 0 && heap != NULL);
