@@ -273,7 +273,7 @@ static bool owner_block_live(const lode_segment_t* seg, const lode_page_t* page,
                              const void* p, const char* func) {
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) != _lode_thread_id()) return true;
   uint64_t off = (uint64_t)((const uint8_t*)block - page->area);
-  if (off >= (uint64_t)page->capacity * page->block_size) {
+  if (off >= page->carved) {
     _lode_error_pointer(func, "invalid pointer (not allocated)", p);
     return false;
   }
@@ -612,7 +612,7 @@ static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode
    * the free (its first word) points anywhere.  The rest of the list is
    * dropped (leaked), not followed. */
   uintptr_t next = (uintptr_t)page->free, off = next - (uintptr_t)page->area;
-  if (next != 0 && (off >= (uintptr_t)page->capacity * page->block_size || !lode_is_multiple(off, page->block_magic))) {
+  if (next != 0 && (off >= page->carved || !lode_is_multiple(off, page->block_magic))) {
     page->free = NULL;
     _lode_error_block(kind_alloc_name(kind), "write after free (a free block's link is overwritten)", block,
                       page->block_size);
@@ -649,7 +649,7 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
   lode_alloc_kind_t k;
   /* only the owner may read how far its page is carved */
   bool mine = atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id();
-  if (mine && (size_t)(block - page->area) >= (size_t)page->capacity * bsize) {
+  if (mine && (size_t)(block - page->area) >= page->carved) {
     _lode_error_pointer(func, "invalid pointer (not allocated)", p);
     return NULL;
   }

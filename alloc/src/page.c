@@ -184,7 +184,7 @@ static size_t page_merge_thread_free(lode_page_t* page) {
    * cycle is cut where it closes (uncarved blocks unlinked first turned one
    * into a block's loop on itself: a double free reported on a block freed
    * once, review 2026-12-07); the rare uncarved ones go in a second walk. */
-  uint64_t carved = (uint64_t)page->capacity * page->block_size;
+  uint64_t carved = page->carved;
   size_t count, steps;
   lode_block_t *tail, *b;
   bool cut = false, uncarved;
@@ -248,7 +248,7 @@ bool _lode_page_scrub(lode_page_t* page) {
      * or this page, and every later life of it, would be carved clearing
      * again.  Only what is in memory is written: a discard of what the page
      * did use would fault it back in at its next claim. */
-    size_t carved = (size_t)page->capacity * bsize;
+    size_t carved = (size_t)page->carved;
     _lode_wipe_range(page->area + carved, page->area_size - carved);
   }
   for (uint32_t i = 0; i < page->capacity; i++) {
