@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static lode_tld_t* tld(void) { return lode_heap_get_default()->tld; }
@@ -295,6 +296,44 @@ static void option_ranges(void) {
   }
 }
 
+/* The real clock (the kernel's coarse one, a tick behind): a page freed at
+ * real time t0 is purged no earlier than t0 + delay however the tick falls,
+ * since lode adds what the clock may lag to each expiry.  Without that a
+ * purge came up to a tick and a millisecond early. */
+static double real_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void real_clock_never_purges_early(void) {
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  long backoff = lode_option_get(LODE_OPTION_PURGE_BACKOFF);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0); /* each trial the same delay */
+  for (int trial = 0; trial < 8; trial++) {
+    /* each trial frees at another point of the tick (a purge ends on one) */
+    struct timespec phase = {0, (long)trial * 450000L};
+    nanosleep(&phase, NULL);
+    double t0 = real_ms(); /* before the free: the page's life ends after it */
+    void* keep;
+    lode_page_t* page = free_a_page(&keep);
+    CHECK(page->on_purge_queue);
+    double t1;
+    do {
+      lode_collect(false); /* the only place it can be purged: this thread */
+      t1 = real_ms();
+    } while (page->on_purge_queue && t1 - t0 < 1000);
+    CHECK(!page->on_purge_queue);
+    if (t1 - t0 < 10) fprintf(stderr, "trial %d: purged %.3f ms after the free, delay 10 ms\n", trial, t1 - t0);
+    CHECK(t1 - t0 >= 10);
+    lode_free(keep);
+    lode_collect(true);
+  }
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, backoff);
+  lode_test_set_clock(test_clock, NULL);
+}
+
 int main(void) {
   RUN(purged_exactly_at_expiry);
   RUN(expiry_on_allocation_path);
@@ -306,5 +345,6 @@ int main(void) {
   RUN(delay_backs_off_after_early_comeback);
   RUN(huge_delay_saturates);
   RUN(option_ranges);
+  RUN(real_clock_never_purges_early);
   return test_done();
 }

@@ -527,6 +527,9 @@ void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
 
 /* --- clock.c ---------------------------------------------------------------- */
 int64_t _lode_clock_now(void);
+/* How far the clock may lag real time (ms; 0 for a test's clock): added to
+ * expiries, which must not come early. */
+int64_t _lode_clock_slack(void);
 /* Changes whenever a test installs a clock: times of the old clock mean
  * nothing to the new one. */
 uint32_t _lode_clock_epoch(void);
@@ -756,6 +759,7 @@ typedef struct lode_segment_cache_info_s {
   uint32_t guard_protects; /* LODE_SECURE guard pages made by mprotect */
 } lode_segment_cache_info_t;
 bool _lode_segment_cache_accepts(size_t size);
+size_t _lode_segment_cache_room(void); /* resident bytes it takes before evicting (unlocked estimate) */
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
 bool _lode_segment_cache_due(int64_t now); /* an entry's expiry has come (read without the lock) */

@@ -55,7 +55,7 @@ lode_purge_when_t _lode_purge_decide(int64_t now, int64_t* expire) {
   long base = _lode_option(LODE_OPTION_PURGE_DELAY);
   if (base < 0) return LODE_PURGE_NEVER;
   if (base == 0) return LODE_PURGE_NOW;
-  *expire = lode_sat_add(now, _lode_purge_delay(now));
+  *expire = lode_sat_add(lode_sat_add(now, _lode_purge_delay(now)), _lode_clock_slack());
   return LODE_PURGE_LATER;
 }
 

@@ -319,7 +319,9 @@ lode_segment_t* _lode_segment_alloc(lode_tld_t* tld, lode_page_kind_t kind) {
  * they were written, and how much of that is in memory.  Written is an upper
  * bound (a program that writes one byte of a 1 MiB block leaves one OS page
  * resident), so the cache bound asks the OS: one mincore for a whole
- * regular segment. */
+ * regular segment -- unless the bound fits in half the cache's room, where
+ * the exact count would change nothing now (threads that come and go paid
+ * 1.5 % of the xthread workload for mincore, their pages all written). */
 static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_info_t* info) {
   if (seg->kind == LODE_PAGE_HUGE) {
     const lode_page_t* page = &seg->pages[0];
@@ -343,8 +345,9 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     info->resident += (size_t)page->touched * LODE_OS_PAGE_SIZE; /* carved: a bound */
     if (page->touched > 0) end = (size_t)(page->area - (const uint8_t*)seg) + (size_t)page->touched * LODE_OS_PAGE_SIZE;
   }
+  if (end == 0 || info->resident <= _lode_segment_cache_room() / 2) return;
   unsigned char vec[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE];
-  if (end == 0 || !_lode_os_resident_map(seg, end, vec)) return;
+  if (!_lode_os_resident_map(seg, end, vec)) return;
   info->resident = seg->header_size;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     const lode_page_t* page = &seg->pages[i];

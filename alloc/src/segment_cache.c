@@ -55,6 +55,7 @@ typedef struct cache_entry_s {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_SLOTS]; /* guarded by cache_lock */
 static size_t cache_count, cache_bytes, cache_warm;
+static _Atomic(size_t) cache_warm_seen; /* cache_warm, for readers without the lock */
 static int64_t huge_expired_at = -1; /* when the timer last unmapped a huge entry */
 /* The clock's epoch that time is of: a new clock (a test's, the fuzzer's
  * next input) starts without it, as the purge backoff does; a time kept
@@ -86,6 +87,7 @@ static cache_entry_t remove_locked(size_t i) {
   cache[i] = cache[--cache_count];
   cache_bytes -= e.info.size;
   cache_warm -= e.info.resident;
+  atomic_store_explicit(&cache_warm_seen, cache_warm, memory_order_relaxed);
   return e;
 }
 
@@ -118,6 +120,13 @@ static size_t oldest_locked(void) {
   return o;
 }
 
+/* Resident bytes the cache could take before it must evict, read without
+ * the lock: an estimate, for whether measuring a mapping exactly matters. */
+size_t _lode_segment_cache_room(void) {
+  size_t bound = warm_max(), warm = atomic_load_explicit(&cache_warm_seen, memory_order_relaxed);
+  return warm < bound ? bound - warm : 0;
+}
+
 /* Whether a mapping of `size` bytes could be cached at all (asked before
  * measuring what it holds). */
 bool _lode_segment_cache_accepts(size_t size) {
@@ -133,7 +142,8 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t commi
   /* A huge mapping: one alone may hold CACHE_MAX_ENTRY; its back-off is capped. */
   if (when == LODE_PURGE_LATER && info->kind == LODE_PAGE_HUGE) {
     long base = _lode_option(LODE_OPTION_PURGE_DELAY), delay = _lode_purge_delay(now);
-    expire = lode_sat_add(now, delay < lode_sat_shl(base, HUGE_BACKOFF_MAX) ? delay : lode_sat_shl(base, HUGE_BACKOFF_MAX));
+    int64_t cap = lode_sat_shl(base, HUGE_BACKOFF_MAX);
+    expire = lode_sat_add(lode_sat_add(now, delay < cap ? delay : cap), _lode_clock_slack());
   }
   pthread_mutex_lock(&cache_lock);
   expire_locked(now, false);
@@ -143,6 +153,7 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t commi
   cache[cache_count++] = (cache_entry_t){*info, committed, when == LODE_PURGE_NEVER ? INT64_MAX : expire};
   cache_bytes += info->size;
   cache_warm += info->resident;
+  atomic_store_explicit(&cache_warm_seen, cache_warm, memory_order_relaxed);
   next_expire_update_locked();
   pthread_mutex_unlock(&cache_lock);
   return true;
