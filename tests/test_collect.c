@@ -228,6 +228,65 @@ static void p4_catches_expired_leftover(void) {
   lode_test_set_clock(NULL, NULL);
 }
 
+/* A non-forced collect retires an emptied page as a free would: its bin's
+ * only page stays for its ticks (a producer that collects often kept
+ * claiming and carving a fresh page for every size it had used), a page
+ * with others in its bin goes back; a forced collect takes both. */
+static void* free_it(void* p) {
+  lode_free(p);
+  return NULL;
+}
+
+static void free_elsewhere(void* p) {
+  pthread_t t;
+  pthread_create(&t, NULL, free_it, p);
+  pthread_join(t, NULL);
+}
+
+static void nonforced_collect_retires_as_free_does(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 5000);
+  lode_heap_t* h = lode_heap_new();
+  void* keep = lode_heap_malloc(h, 5000); /* keeps the segment */
+  /* one 48-byte page emptied by another thread's free */
+  void* a = lode_heap_malloc(h, 48);
+  lode_page_t* pa = _lode_segment_page_of(_lode_ptr_segment(a), a);
+  free_elsewhere(a);
+  lode_heap_collect(h, false);
+  CHECK(pa->in_use && atomic_load_explicit(&pa->heap, memory_order_relaxed) == h);
+  CHECK(h->pages[pa->bin].first == pa && pa->used == 0 && pa->retire_expire > 0);
+  CHECK_EQ(lode_check_thread(), 0);
+  /* two 200-byte pages: the first (full by then) has all its blocks freed
+   * elsewhere while the second is its bin's page to allocate from */
+  enum { N = 600 };
+  void* b[N];
+  for (int i = 0; i < N; i++) b[i] = lode_heap_malloc(h, 200);
+  lode_page_t* p0 = _lode_segment_page_of(_lode_ptr_segment(b[0]), b[0]);
+  lode_page_t* pn = _lode_segment_page_of(_lode_ptr_segment(b[N - 1]), b[N - 1]);
+  CHECK(p0 != pn);
+  int moved = 0;
+  for (int i = 0; i < N; i++) {
+    if (_lode_segment_page_of(_lode_ptr_segment(b[i]), b[i]) == p0) {
+      free_elsewhere(b[i]);
+      b[i] = NULL;
+      moved++;
+    }
+  }
+  CHECK(moved > 0);
+  lode_heap_collect(h, false);
+  CHECK(!p0->in_use || atomic_load_explicit(&p0->heap, memory_order_relaxed) != h); /* gone */
+  CHECK(pn->in_use && atomic_load_explicit(&pn->heap, memory_order_relaxed) == h);
+  CHECK(pa->in_use && atomic_load_explicit(&pa->heap, memory_order_relaxed) == h); /* still kept */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_heap_collect(h, true);
+  CHECK(!pa->in_use || atomic_load_explicit(&pa->heap, memory_order_relaxed) != h); /* forced: gone */
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int i = 0; i < N; i++) lode_free(b[i]);
+  lode_free(keep);
+  lode_heap_delete(h);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
   RUN(nonforced_collect_may_leave_queue);
   RUN(delay_zero_and_negative);
@@ -235,5 +294,6 @@ int main(void) {
   RUN(forced_collect_releases_empty_segments_whole);
   RUN(p4_catches_expired_leftover);
   RUN(adjacent_pages_purge_in_one_call);
+  RUN(nonforced_collect_retires_as_free_does);
   return test_done();
 }

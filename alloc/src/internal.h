@@ -433,10 +433,13 @@ static inline void lode_page_set_block_size(lode_page_t* page, size_t block_size
   page->carved = (uint64_t)page->capacity * block_size;
 }
 /* How long an empty page stays as its bin's only page
- * (_lode_heap_page_retire): small blocks 16 generic mallocs, medium 4,
- * large and huge not at all. */
+ * (_lode_heap_page_retire): small blocks 64 generic mallocs, medium 4,
+ * large and huge not at all.  The ticks are the heap's generic mallocs in
+ * any bin: a thread that uses 30 small sizes by turns (xthread's consumers)
+ * lost every bin's page to another size's refills at 16 (a third of its
+ * page lives); a small page is at most 64 KiB, carved as far as used. */
 static inline uint8_t lode_retire_ticks(size_t bin, size_t block_size) {
-  return bin >= LODE_BIN_HUGE || block_size > LODE_MEDIUM_OBJ_MAX ? 0 : block_size <= LODE_SMALL_OBJ_MAX ? 16 : 4;
+  return bin >= LODE_BIN_HUGE || block_size > LODE_MEDIUM_OBJ_MAX ? 0 : block_size <= LODE_SMALL_OBJ_MAX ? 64 : 4;
 }
 /* and capacity with the carved bytes (F1) */
 static inline void lode_page_set_capacity(lode_page_t* page, uint32_t capacity) {
