@@ -287,6 +287,53 @@ static void nonforced_collect_retires_as_free_does(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Retired pages age at each non-forced collect too: a thread that stops
+ * allocating gets them back within five collects (review: its collects
+ * kept them for good), also a page a fast malloc took back before a forced
+ * collect and another thread emptied after (it kept a stale retire count
+ * and lost its bin's retired bit). */
+static bool in_heap(lode_page_t* page, lode_heap_t* h) {
+  return page->in_use && atomic_load_explicit(&page->heap, memory_order_relaxed) == h;
+}
+
+static int collects_until_gone(lode_page_t* page, lode_heap_t* h) {
+  int n = 0;
+  while (in_heap(page, h) && n < 100) {
+    lode_heap_collect(h, false);
+    n++;
+  }
+  return n;
+}
+
+static void idle_collects_give_retired_pages_back(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 5000);
+  lode_heap_t* h = lode_heap_new();
+  void* keep = lode_heap_malloc(h, 5000);
+  void* a = lode_heap_malloc(h, 48);
+  lode_page_t* pa = _lode_segment_page_of(_lode_ptr_segment(a), a);
+  lode_free(a); /* retired by the free */
+  CHECK(in_heap(pa, h) && pa->retire_expire > 0);
+  int n = collects_until_gone(pa, h);
+  CHECK(n >= 2 && n <= 5);
+  void* m = lode_heap_malloc(h, 40000); /* a medium page: 4 ticks */
+  lode_page_t* pm = _lode_segment_page_of(_lode_ptr_segment(m), m);
+  lode_free(m);
+  n = collects_until_gone(pm, h);
+  CHECK(n >= 1 && n <= 5);
+  void* b = lode_heap_malloc(h, 48);
+  lode_free(b);
+  b = lode_heap_malloc(h, 48); /* the retired page, taken back by the fast path */
+  lode_page_t* pb = _lode_segment_page_of(_lode_ptr_segment(b), b);
+  lode_heap_collect(h, true);
+  free_elsewhere(b);
+  n = collects_until_gone(pb, h);
+  CHECK(n >= 2 && n <= 5);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(keep);
+  lode_heap_delete(h);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(nonforced_collect_may_leave_queue);
   RUN(delay_zero_and_negative);
@@ -295,5 +342,6 @@ int main(void) {
   RUN(p4_catches_expired_leftover);
   RUN(adjacent_pages_purge_in_one_call);
   RUN(nonforced_collect_retires_as_free_does);
+  RUN(idle_collects_give_retired_pages_back);
   return test_done();
 }
