@@ -736,6 +736,50 @@ static void cache_counts_resident_memory(void) {
   lode_collect(true);
 }
 
+/* A segment released while the cache has room is counted by its carved
+ * bound, unmeasured; the bound must not evict what the measured bytes would
+ * keep (review, 2026-12-07: thirty segments written one byte each, counted
+ * 2 MiB apiece, and twenty written in full after them: 21 unmapped with
+ * some 40 MiB resident in all, under the 48 MiB bound). */
+static pthread_barrier_t hold_barrier;
+
+static void* hold_written(void* arg) {
+  (void)arg;
+  size_t size = LODE_LARGE_OBJ_MAX - LODE_TRAILER_SIZE;
+#ifdef LODE_SECURE
+  size -= 16;
+#endif
+  char* v[20];
+  for (int i = 0; i < 20; i++) {
+    v[i] = lode_malloc(size);
+    if (v[i] != NULL) memset(v[i], 1, size);
+  }
+  pthread_barrier_wait(&hold_barrier); /* held while the others are released */
+  pthread_barrier_wait(&hold_barrier);
+  for (int i = 0; i < 20; i++) lode_free(v[i]); /* the owner's frees: to the cache */
+  return NULL;
+}
+
+static void cache_measures_before_the_bound_evicts(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100000);
+  lode_collect(true);
+  lode_stats_t base = stats();
+  pthread_t h, t;
+  CHECK(pthread_barrier_init(&hold_barrier, NULL, 2) == 0);
+  CHECK(pthread_create(&h, NULL, hold_written, NULL) == 0);
+  pthread_barrier_wait(&hold_barrier);
+  CHECK(pthread_create(&t, NULL, leave_big_blocks, NULL) == 0); /* thirty, one byte each */
+  pthread_join(t, NULL);
+  pthread_barrier_wait(&hold_barrier);
+  pthread_join(h, NULL);
+  pthread_barrier_destroy(&hold_barrier);
+  lode_stats_t after = stats();
+  size_t cached = (after.reserved_current - base.reserved_current) / LODE_SEGMENT_SIZE;
+  CHECK_EQ(cached, BIG_BLOCKS + 20);
+  CHECK_EQ(after.munmaps, base.munmaps);
+  lode_collect(true);
+}
+
 /* A huge allocation from a warm cached mapping whose block commit fails
  * (review, 2026-12-06): the mapping went back to the cache still holding the
  * old block's bytes but measured as holding nothing, and the next huge
@@ -872,6 +916,7 @@ int main(void) {
   RUN(huge_advice_follows_the_block);
   RUN(cache_bounds_warm_memory);
   RUN(cache_counts_resident_memory);
+  RUN(cache_measures_before_the_bound_evicts);
   RUN(failed_huge_commit_leaves_no_stale_bytes);
   RUN(huge_block_stays_in_its_mapping);
   RUN(small_blocks_at_large_alignments);

@@ -760,7 +760,15 @@ typedef struct lode_segment_cache_info_s {
   bool has_protected;    /* part of it is PROT_NONE (a shrunk huge block's tail) */
   bool guard_markers;    /* LODE_SECURE guard pages of `kind`'s layout, as markers */
   uint32_t guard_protects; /* LODE_SECURE guard pages made by mprotect */
+  /* Regular kinds: what _lode_segment_cache_measure asks the OS about.  Until
+   * it has (exact false), resident is the carved bound. */
+  bool exact;
+  uint32_t header_size;  /* counted as resident */
+  size_t measure_end;    /* the counted pages lie in [base, base + measure_end) */
+  uint8_t counted[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE / 8]; /* OS pages committed and written */
 } lode_segment_cache_info_t;
+/* resident as the OS tells (one mincore), exact set; nothing when exact */
+void _lode_segment_cache_measure(lode_segment_cache_info_t* info);
 bool _lode_segment_cache_accepts(size_t size);
 size_t _lode_segment_cache_room(void); /* resident bytes it takes before evicting (unlocked estimate) */
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);

@@ -319,12 +319,14 @@ lode_segment_t* _lode_segment_alloc(lode_tld_t* tld, lode_page_kind_t kind) {
  * they were written, and how much of that is in memory.  Written is an upper
  * bound (a program that writes one byte of a 1 MiB block leaves one OS page
  * resident), so the cache bound asks the OS: one mincore for a whole
- * regular segment -- unless the bound fits in half the cache's room, where
- * the exact count would change nothing now (threads that come and go paid
- * 1.5 % of the xthread workload for mincore, their pages all written). */
+ * regular segment -- at once only when the bound takes more than half the
+ * cache's room; otherwise the cache asks when the bound would make it evict
+ * (threads that come and go paid 1.5 % of xthread for mincore, their pages
+ * all written). */
 static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_info_t* info) {
   if (seg->kind == LODE_PAGE_HUGE) {
     const lode_page_t* page = &seg->pages[0];
+    info->exact = true;
     if (!page->is_committed) return;
     size_t area = (size_t)(page->area - (const uint8_t*)seg);
     /* a grown block's end unit is advised whole: a huge page there holds
@@ -336,6 +338,7 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     return;
   }
   size_t end = 0;
+  info->header_size = (uint32_t)seg->header_size;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     const lode_page_t* page = &seg->pages[i];
     /* (LODE_SECURE: a wiped page reads as zero too, committed or not) */
@@ -343,18 +346,14 @@ static void segment_measure_warm(const lode_segment_t* seg, lode_segment_cache_i
     if (!page->is_committed) continue;
     info->warm |= (uint64_t)1 << i;
     info->resident += (size_t)page->touched * LODE_OS_PAGE_SIZE; /* carved: a bound */
-    if (page->touched > 0) end = (size_t)(page->area - (const uint8_t*)seg) + (size_t)page->touched * LODE_OS_PAGE_SIZE;
-  }
-  if (end == 0 || info->resident <= _lode_segment_cache_room() / 2) return;
-  unsigned char vec[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE];
-  if (!_lode_os_resident_map(seg, end, vec)) return;
-  info->resident = seg->header_size;
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    const lode_page_t* page = &seg->pages[i];
-    if (!page->is_committed) continue;
+    if (page->touched == 0) continue;
     size_t first = (size_t)(page->area - (const uint8_t*)seg) / LODE_OS_PAGE_SIZE;
-    for (size_t j = first; j < first + page->touched; j++) info->resident += (vec[j] & 1) * LODE_OS_PAGE_SIZE;
+    for (size_t j = first; j < first + page->touched; j++) info->counted[j / 8] |= (uint8_t)(1u << (j % 8));
+    end = (first + page->touched) * LODE_OS_PAGE_SIZE;
   }
+  info->measure_end = end;
+  info->exact = end == 0;
+  if (info->resident > _lode_segment_cache_room() / 2) _lode_segment_cache_measure(info);
 }
 
 /* Release a segment that holds no live block: the map forgets it, the memory
@@ -372,8 +371,13 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);
   seg->cookie = 0;
-  lode_segment_cache_info_t info = {seg,  seg->size, seg->kind, 0, 0, seg->header_size, seg->has_protected,
-                                    seg->guard_markers, seg->guard_protects};
+  lode_segment_cache_info_t info = {.base = seg,
+                                    .size = seg->size,
+                                    .kind = seg->kind,
+                                    .resident = seg->header_size,
+                                    .has_protected = seg->has_protected,
+                                    .guard_markers = seg->guard_markers,
+                                    .guard_protects = seg->guard_protects};
   if (_lode_segment_cache_accepts(seg->size)) {
     segment_measure_warm(seg, &info);
     if (_lode_segment_cache_put(&info, committed)) return;

@@ -127,6 +127,30 @@ size_t _lode_segment_cache_room(void) {
   return warm < bound ? bound - warm : 0;
 }
 
+void _lode_segment_cache_measure(lode_segment_cache_info_t* info) {
+  if (info->exact) return;
+  info->exact = true;
+  unsigned char vec[LODE_SEGMENT_SIZE / LODE_OS_PAGE_SIZE];
+  if (!_lode_os_resident_map(info->base, info->measure_end, vec)) return; /* the bound stands */
+  size_t r = info->header_size;
+  for (size_t j = 0; j < info->measure_end / LODE_OS_PAGE_SIZE; j++)
+    if (info->counted[j / 8] >> (j % 8) & 1) r += (size_t)(vec[j] & 1) * LODE_OS_PAGE_SIZE;
+  info->resident = r;
+}
+
+/* Before the warm bound evicts anything: entries still counted by their
+ * carved bound are measured (never more than the bound: the counted pages
+ * are the bound's). */
+static void measure_entries_locked(void) {
+  for (size_t i = 0; i < cache_count; i++) {
+    if (cache[i].info.exact) continue;
+    size_t before = cache[i].info.resident;
+    _lode_segment_cache_measure(&cache[i].info);
+    cache_warm -= before - cache[i].info.resident;
+  }
+  atomic_store_explicit(&cache_warm_seen, cache_warm, memory_order_relaxed);
+}
+
 /* Whether a mapping of `size` bytes could be cached at all (asked before
  * measuring what it holds). */
 bool _lode_segment_cache_accepts(size_t size) {
@@ -134,10 +158,12 @@ bool _lode_segment_cache_accepts(size_t size) {
   return _lode_purge_decide(_lode_clock_now(), &expire) != LODE_PURGE_NOW && size <= CACHE_MAX_ENTRY;
 }
 
-bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed) {
+bool _lode_segment_cache_put(const lode_segment_cache_info_t* given, size_t committed) {
   int64_t now = _lode_clock_now(), expire = INT64_MAX;
   lode_purge_when_t when = _lode_purge_decide(now, &expire);
   size_t warm_bound = warm_max();
+  lode_segment_cache_info_t in = *given, *info = &in;
+  if (info->resident > warm_bound) _lode_segment_cache_measure(info);
   if (when == LODE_PURGE_NOW || info->size > CACHE_MAX_ENTRY || info->resident > warm_bound) return false;
   /* A huge mapping: one alone may hold CACHE_MAX_ENTRY; its back-off is capped. */
   if (when == LODE_PURGE_LATER && info->kind == LODE_PAGE_HUGE) {
@@ -147,6 +173,10 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t commi
   }
   pthread_mutex_lock(&cache_lock);
   expire_locked(now, false);
+  if (cache_warm + info->resident > warm_bound) {
+    _lode_segment_cache_measure(info);
+    measure_entries_locked();
+  }
   while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
                              cache_warm + info->resident > warm_bound))
     entry_unmap(oldest_locked());
