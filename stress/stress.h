@@ -68,6 +68,7 @@ size_t target_check_thread(void);
 size_t target_check_process(void);
 size_t target_check_clean(size_t baseline);
 size_t target_thread_queued(void); /* pages on the calling thread's purge queue */
+size_t target_idle_collects_keep(const void** kept); /* check R1: empty pages five collects keep */
 int64_t target_now_ms(void);
 void target_set_purge_delay(long ms);
 long target_get_purge_delay(void);

@@ -172,6 +172,39 @@ size_t target_thread_queued(void) {
   return tld ? tld->purge.count : 0;
 }
 
+/* R1: a thread that stops allocating gets its empty pages back from its
+ * non-forced collects.  Every page of its heaps empty after the first of
+ * five must be gone after the fifth (a retired page ages a quarter of its
+ * ticks at each); pages other threads empty meanwhile are not asked about.
+ * Returns how many stayed, *kept one of them. */
+size_t target_idle_collects_keep(const void** kept) {
+  if (!T->white_box) return 0;
+  lode_tld_t* tld = lode_heap_get_default()->tld;
+  if (tld == NULL) return 0;
+  enum { MAX = 512 };
+  const lode_page_t* empty[MAX];
+  const lode_heap_t* owner[MAX];
+  size_t n = 0;
+  lode_collect(false);
+  for (const lode_heap_t* h = tld->heaps; h != NULL; h = h->next)
+    for (size_t b = 0; b < LODE_BIN_COUNT; b++)
+      for (const lode_page_t* p = h->pages[b].first; p != NULL && n < MAX; p = p->next)
+        if (p->used == 0) empty[n] = p, owner[n++] = h;
+  for (int i = 0; i < 4; i++) lode_collect(false);
+  /* (a page that left may be unmapped by now: only the queues are read) */
+  size_t stayed = 0;
+  for (const lode_heap_t* h = tld->heaps; h != NULL; h = h->next)
+    for (size_t b = 0; b < LODE_BIN_COUNT; b++)
+      for (const lode_page_t* p = h->pages[b].first; p != NULL; p = p->next)
+        for (size_t i = 0; i < n && p->used == 0; i++)
+          if (empty[i] == p && owner[i] == h) {
+            *kept = p;
+            stayed++;
+            break;
+          }
+  return stayed;
+}
+
 int64_t target_now_ms(void) {
   if (T->white_box) return lode_clock_now();
   struct timespec ts;

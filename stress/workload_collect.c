@@ -112,6 +112,12 @@ static void collect_round(worker_t* w) {
       collect_and_check(w, force, 0, 0);
     }
   }
+  /* The round's end: an idle spell of collects (R1, white box). */
+  const void* kept = NULL;
+  size_t stayed = opt.bench ? 0 : target_idle_collects_keep(&kept);
+  if (stayed > 0)
+    oracle_fail("R1", kept, "%zu empty pages still in the thread's heaps after five non-forced collects and no allocation",
+                stayed);
 }
 
 static void collect_leave(worker_t* w, bool final) {
