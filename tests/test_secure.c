@@ -536,6 +536,46 @@ static void copy_under_first_block_is_caught(void) {
   for (int i = 0; i < n; i++) lode_free(b[i]);
 }
 
+/* The keys of a page claimed at one address at one time, in a child of
+ * this process that drew a secret of its own (0) or took `secret`: the
+ * children forked from one state claim the same page at the same (test)
+ * clock, so only the secret can tell their keys apart. */
+static int64_t still_clock(void* arg) { return (int64_t)(intptr_t)arg; }
+
+static bool child_keys(uint64_t secret, uint64_t out[3]) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    lode_test_set_clock(still_clock, (void*)(intptr_t)5000);
+    lode_test_set_secret(secret);
+    lode_heap_t* h = lode_heap_new();
+    void* p = lode_heap_malloc(h, 48);
+    lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+    uint64_t got[3] = {(uint64_t)(uintptr_t)page, page->keys[0], page->keys[1]};
+    _exit(write(fds[1], got, sizeof(got)) == (ssize_t)sizeof(got) ? 0 : 1);
+  }
+  close(fds[1]);
+  bool ok = pid > 0 && read(fds[0], out, 3 * sizeof(uint64_t)) == (ssize_t)(3 * sizeof(uint64_t));
+  close(fds[0]);
+  int status = 0;
+  if (pid > 0) waitpid(pid, &status, 0);
+  return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void keys_come_from_the_secret(void) {
+  uint64_t a[3], b[3], c[3], d[3];
+  CHECK(child_keys(0, a) && child_keys(0, b));
+  CHECK(child_keys(42, c) && child_keys(42, d));
+  /* the same page at the same time in each child: only the secret differs */
+  CHECK(a[0] == b[0] && a[0] == c[0] && a[0] == d[0]);
+  CHECK(a[1] != b[1] && a[2] != b[2]);
+  /* a fixed secret replays the keys (the simulation and the fuzz harness) */
+  CHECK(c[1] == d[1] && c[2] == d[2]);
+  CHECK(c[1] != a[1] && c[1] != b[1]);
+  EXPECT_SILENCE();
+}
+
 int main(void) {
   if (pipe(msg_pipe) != 0 || fcntl(msg_pipe[0], F_SETFL, O_NONBLOCK) != 0) return 2;
   lode_test_set_message_fd(msg_pipe[1]);
@@ -559,5 +599,6 @@ int main(void) {
   RUN(partly_carved_unclean_page_is_vouched);
   RUN(page_emptied_while_abandoned_is_vouched);
   RUN(guards_leave_the_program_mappings);
+  RUN(keys_come_from_the_secret);
   return test_done();
 }

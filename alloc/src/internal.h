@@ -289,7 +289,6 @@ struct lode_heap_s {
   lode_heap_t* next;                     /* tld's heap list, the backing heap first */
   lode_heap_t* prev;                     /* (a delete unlinks in O(1): 100,000 heaps took 4.5 min) */
   bool is_backing;
-  uint64_t keys[2];
 };
 
 typedef struct lode_purge_queue_s {
@@ -527,6 +526,10 @@ extern lode_stats_atomic_t _lode_stats;
 void _lode_stat_add(_Atomic(size_t)* counter, _Atomic(size_t)* peak, size_t n);
 void _lode_stat_sub(_Atomic(size_t)* counter, size_t n);
 #define lode_stat_inc(name) _lode_stat_add(&_lode_stats.name, NULL, 1)
+
+/* --- secret.c (asked for by LODE_SECURE builds) ------------------------------ */
+uint64_t _lode_secret(void);      /* the process's, drawn on first use; constant under LODE_SIM */
+uint64_t _lode_mix64(uint64_t x); /* a bijective mixer: inputs that differ by one bit share no pattern */
 
 /* --- clock.c ---------------------------------------------------------------- */
 int64_t _lode_clock_now(void);

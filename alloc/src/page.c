@@ -25,8 +25,11 @@ void _lode_page_init(lode_page_t* page, size_t block_size) {
   atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
   atomic_store_explicit(&page->thread_free, lode_tf_make(NULL, LODE_DELAYED_NO), memory_order_relaxed);
 #ifdef LODE_SECURE
-  page->keys[0] = ((uintptr_t)page * 0x9e3779b97f4a7c15ull) ^ (uint64_t)_lode_clock_now();
-  page->keys[1] = (page->keys[0] >> 7) * 0xbf58476d1ce4e5b9ull | 1;
+  /* the secret makes them unknowable; the page and the time, different
+   * for each page and each of its lives */
+  uint64_t k = _lode_mix64(_lode_secret() ^ (uintptr_t)page * 0x9e3779b97f4a7c15ull ^ (uint64_t)_lode_clock_now());
+  page->keys[0] = k;
+  page->keys[1] = _lode_mix64(k) | 1;
 #endif
 }
 

@@ -14,7 +14,7 @@
 #ifdef LODE_SECURE
 
 static uint64_t next_random(lode_quarantine_t* q) {
-  if (q->rng == 0) q->rng = (q->seed ^ (uint64_t)_lode_clock_now() * 0x9e3779b97f4a7c15ull) | 1;
+  if (q->rng == 0) q->rng = _lode_mix64(_lode_secret() ^ q->seed ^ (uint64_t)_lode_clock_now() * 0x9e3779b97f4a7c15ull) | 1;
   uint64_t x = q->rng;
   x ^= x << 13;
   x ^= x >> 7;

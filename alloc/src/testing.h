@@ -24,6 +24,12 @@ extern "C" {
 typedef int64_t(lode_clock_fn)(void* arg);
 void lode_test_set_clock(lode_clock_fn* fn, void* arg);
 
+/* LODE_SECURE: the process secret that page keys, canaries and the
+ * quarantine's draws mix in (0: draw a fresh one at next use).  A harness
+ * that replays inputs fixes it; pages already claimed keep their keys.
+ * Builds without LODE_SECURE mix it into nothing. */
+void lode_test_set_secret(uint64_t secret);
+
 /* OS failure injection: one mask says which OS operations may fail; after
  * `skip` calls of those operations succeed, the next `count` of them fail
  * (as the OS would: the call reports its error, nothing changed).  Real OS
