@@ -8,7 +8,13 @@
 # build/bench/bench.svg (+ .png with gnuplot).
 #
 #   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages|all]
-#                    [--hog N]
+#                    [--hog N] [--seed N]
+#
+# The allocators run in a new random order for each workload of each repeat
+# (--seed, printed, replays it): a run is faster or slower by what ran just
+# before it (on this VM a process that faults in transparent huge pages
+# after one that freed only small pages takes frames the host took back, up
+# to 5x slower), so no allocator may always follow the same one.
 #
 # --threads above the CPU count and --hog N (N processes that spin for the
 # whole run, beside every allocator alike) measure behaviour when threads
@@ -42,12 +48,12 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 me=bench.sh
 . "$root/scripts/lib-run.sh"
-repeats=5 threads=4 touch=first hog=0
+repeats=5 threads=4 touch=first hog=0 seed=""
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   local st=${1:-2}
-  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N]" >&"$((st ? 2 : 1))"
+  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N] [--seed N]" >&"$((st ? 2 : 1))"
   exit "$st"
 }
 while [ $# -gt 0 ]; do
@@ -58,11 +64,14 @@ while [ $# -gt 0 ]; do
     --allocators) allocators=${2:-}; shift 2 || usage ;;
     --touch) touch=${2:-}; shift 2 || usage ;;
     --hog) hog=${2:-}; shift 2 || usage ;;
+    --seed) seed=${2:-}; shift 2 || usage ;;
     -h|--help) usage 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages|all)$ && $hog =~ ^[0-9]+$ ]] || usage
+[[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages|all)$ && $hog =~ ^[0-9]+$ &&
+   $seed =~ ^[0-9]*$ ]] || usage
+[ -n "$seed" ] || seed=$(( $(date +%s) % 1000000 ))
 out=$root/build/bench
 mkdir -p "$out"
 libdir=/usr/lib/x86_64-linux-gnu
@@ -146,12 +155,17 @@ declare -A hung=()
 failed=()
 runlog=$out/run.log
 total=$((repeats * ${#wls[@]} * ${#allocs[@]})) n=0
-echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs"
+echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs, order seed $seed (--seed $seed replays it)"
+RANDOM=$seed
 for r in $(seq 1 "$repeats"); do
   for wl in "${wls[@]}"; do
-    # rotate the order each repeat so no allocator always runs first
-    k=$(( (r - 1) % ${#allocs[@]} ))
-    order=("${allocs[@]:$k}" "${allocs[@]:0:$k}")
+    # a fresh order each time (Fisher-Yates): no allocator always runs
+    # first, nor always after the same one
+    order=("${allocs[@]}")
+    for ((i = ${#order[@]} - 1; i > 0; i--)); do
+      j=$((RANDOM % (i + 1)))
+      t=${order[i]} order[i]=${order[j]} order[j]=$t
+    done
     for a in "${order[@]}"; do
       b=${sbin[$a]} tgt=${stgt[$a]} pre=${spre[$a]} via=${svia[$a]}
       cmd=("$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch")
@@ -187,15 +201,16 @@ stop_hogs
 [ -t 2 ] && echo >&2
 
 rm -f "$out/ref.txt"
-python3 - "$csv" "$out" <<'PY'
+python3 - "$csv" "$out" "${allocs[*]}" <<'PY'
 import csv, statistics, sys, os
 rows = list(csv.DictReader(open(sys.argv[1])))
 out = sys.argv[2]
 if not rows:
     sys.exit("bench.sh: no run succeeded: no table")
-allocs, wls = [], []
+# columns in the order asked for, not the (shuffled) order the runs took
+ran = {r["allocator"] for r in rows}
+allocs, wls = [a for a in sys.argv[3].split() if a in ran], []
 for r in rows:
-    if r["allocator"] not in allocs: allocs.append(r["allocator"])
     if r["workload"] not in wls: wls.append(r["workload"])
 med = {}
 for a in allocs:
