@@ -155,7 +155,7 @@ suite_tsan() {
   local dir=$tree/build/tsan
   [ -f "$dir/CMakeCache.txt" ] || return 77
   (export TSAN_OPTIONS="halt_on_error=1 exitcode=66"
-   cd "$dir" && ctest -L unit --stop-on-failure --timeout 300 >"$1" 2>&1) || return 1
+   cd "$dir" && ctest -L 'unit|robust' --stop-on-failure --timeout 300 >"$1" 2>&1) || return 1
   if [ -x "$dir/stress/lode-stress" ]; then
     TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
       "$dir/stress/lode-stress" --seconds "$stress_s" --seed $seed --threads 4 >>"$1" 2>&1 || return 1

@@ -66,11 +66,11 @@ trap 'on_signal 143' TERM
 n=0
 # The unit tests first (not timed against --minutes): each is a fixed
 # scenario, some of them races TSan sees whatever the timing.
-printf 'tsan-nightly: unit tests under TSan ... '
-(cd "$build" && ctest -L unit --timeout 600 >"$logs/unit.log" 2>&1); urc=$?
+printf 'tsan-nightly: unit and robust tests under TSan ... '
+(cd "$build" && ctest -L 'unit|robust' --timeout 600 >"$logs/unit.log" 2>&1); urc=$?
 if [ $urc -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$logs/unit.log"; then
   why=$(grep -m1 -o "WARNING: ThreadSanitizer: [a-z -]*" "$build"/Testing/Temporary/LastTest.log 2>/dev/null)
-  failures+=("unit tests: ${why:-a test failed} (ctest exit $urc); log $logs/unit.log and $build/Testing/Temporary/LastTest.log; replay: (cd ${build@Q} && ctest -L unit --output-on-failure)")
+  failures+=("unit tests: ${why:-a test failed} (ctest exit $urc); log $logs/unit.log and $build/Testing/Temporary/LastTest.log; replay: (cd ${build@Q} && ctest -L 'unit|robust' --output-on-failure)")
   echo "FAIL (${why:-ctest exit $urc})"
 else
   echo "ok"
