@@ -829,6 +829,75 @@ static void fork_child_runs_gone_threads_exit(void) {
   pthread_key_delete(round_key);
 }
 
+/* A reclaim that needs a run of free slices passes an abandoned large
+ * segment whose free slices are too short: it stopped at the first with any
+ * free slice, and the thread mapped a fresh segment while one that held the
+ * block waited on the list (realloc with threads coming and going: 12 of 18
+ * large segments mapped so, their free slices resident). */
+enum { HOLES_N = 15 };
+static void* roomy_block;
+static void* holed_blocks[HOLES_N];
+static void* fitted_block;
+static pthread_barrier_t both_hold, roomy_gone;
+static void* leave_roomy(void* arg) {
+  (void)arg;
+  roomy_block = lode_malloc((size_t)100 << 10); /* the rest of its segment free */
+  pthread_barrier_wait(&both_hold); /* alive together: a segment each */
+  return NULL;
+}
+static void* leave_holed(void* arg) {
+  (void)arg;
+  for (int i = 0; i < HOLES_N; i++) holed_blocks[i] = lode_malloc((size_t)200 << 10);
+  for (int i = 0; i < HOLES_N; i += 2) { /* holes of 200 KiB between live blocks */
+    lode_free(holed_blocks[i]);
+    holed_blocks[i] = NULL;
+  }
+  pthread_barrier_wait(&both_hold);
+  pthread_barrier_wait(&roomy_gone); /* abandons after the other: the newest */
+  return NULL;
+}
+static void* want_a_mebibyte(void* arg) {
+  (void)arg;
+  fitted_block = lode_malloc((size_t)1 << 20);
+  return NULL;
+}
+
+static void reclaim_passes_segments_too_holed(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  vclock = 0;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+  pthread_t t, u;
+  pthread_barrier_init(&both_hold, NULL, 2);
+  pthread_barrier_init(&roomy_gone, NULL, 2);
+  pthread_create(&t, NULL, leave_roomy, NULL);
+  pthread_create(&u, NULL, leave_holed, NULL);
+  pthread_join(t, NULL);
+  pthread_barrier_wait(&roomy_gone);
+  pthread_join(u, NULL); /* the newest: a reclaim meets it first */
+  pthread_barrier_destroy(&both_hold);
+  pthread_barrier_destroy(&roomy_gone);
+  lode_segment_t* roomy = _lode_ptr_segment(roomy_block);
+  lode_segment_t* holed = _lode_ptr_segment(holed_blocks[1]);
+  CHECK(roomy != holed && listed_abandoned(roomy) && listed_abandoned(holed));
+  CHECK(roomy->kind == LODE_PAGE_LARGE && holed->kind == LODE_PAGE_LARGE);
+  vclock = 500; /* within the delay: only a segment of the kind is taken */
+  pthread_create(&t, NULL, want_a_mebibyte, NULL);
+  pthread_join(t, NULL);
+  CHECK(fitted_block != NULL && _lode_ptr_segment(fitted_block) == roomy);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(fitted_block);
+  lode_free(roomy_block);
+  for (int i = 0; i < HOLES_N; i++) lode_free(holed_blocks[i]);
+  lode_collect(true);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -839,6 +908,7 @@ int main(void) {
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);
+  RUN(reclaim_passes_segments_too_holed);
   RUN(list_keeps_age_order_across_detached_collect);
   RUN(allocation_after_thread_exit_gives_thread_data_back);
   RUN(fork_child_counts_one_thread);

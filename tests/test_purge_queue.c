@@ -334,6 +334,36 @@ static void real_clock_never_purges_early(void) {
   lode_test_set_clock(test_clock, NULL);
 }
 
+/* A span that takes back purged slices is one comeback, however many
+ * slices it spans: counted per slice, one claim of a 16-slice span raised
+ * the backoff to its cap at once (realloc: the delay stayed at 640 ms for
+ * the rest of the run and nothing was purged). */
+static void span_comeback_backs_off_once(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_test_set_clock(test_clock, NULL); /* the backoff starts over */
+  test_clock_set(40000);
+  lode_collect(true);
+  size_t size = (size_t)4 << 20 >> 4; /* 256 KiB: four 64 KiB slices at least */
+  void* keep = lode_malloc(size);       /* keeps the large segment */
+  void* p = lode_malloc(size);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  uint32_t slices = page->span_count;
+  CHECK(slices >= 4);
+  lode_free(p);
+  test_clock_set(40100);
+  lode_collect(false); /* the timer purges the span's slices */
+  CHECK(!page->is_committed && page->purged_at == 40100);
+  test_clock_set(40101);
+  void* q = lode_malloc(size); /* the same slices, 1 ms after their purge */
+  CHECK(q == p);
+  CHECK_EQ(_lode_purge_delay(40101), 200); /* doubled once, not once per slice */
+  lode_free(q);
+  lode_free(keep);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 int main(void) {
   RUN(purged_exactly_at_expiry);
   RUN(expiry_on_allocation_path);
@@ -343,6 +373,7 @@ int main(void) {
   RUN(expiries_stay_ordered_when_delay_drops);
   RUN(exit_with_queued_pages_is_clean);
   RUN(delay_backs_off_after_early_comeback);
+  RUN(span_comeback_backs_off_once);
   RUN(huge_delay_saturates);
   RUN(option_ranges);
   RUN(real_clock_never_purges_early);

@@ -258,6 +258,15 @@ static bool popped_adopt(lode_segment_t* seg, lode_tld_t* tld) {
 }
 
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
+  return _lode_abandoned_reclaim_for(heap, kind, 0, max_segments);
+}
+
+/* A large segment whose free slices are too short for the block does not end
+ * the reclaim: the caller would map a fresh segment while others that hold
+ * the block wait on the list (realloc, one thread that comes and goes: 12
+ * of 18 large segments were mapped so, and the waiting ones' free slices
+ * stayed resident). */
+bool _lode_abandoned_reclaim_for(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
   bool other = true;
   int64_t stale_before = stale_before_of(_lode_clock_now());
@@ -265,7 +274,7 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
     lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
     if (seg == NULL) return false;
     if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
-    if (popped_adopt(seg, tld) && seg->kind == kind && seg->used < seg->page_count) return true;
+    if (popped_adopt(seg, tld) && seg->kind == kind && _lode_segment_fits(seg, bsize)) return true;
   }
   return false;
 }

@@ -430,7 +430,7 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
   uint32_t slices = 1;
   lode_page_t* page = _lode_segment_page_find(tld, kind, bsize, &slices);
   if (page == NULL) {
-    _lode_abandoned_reclaim(heap, kind, 8);
+    _lode_abandoned_reclaim_for(heap, kind, bsize, 8);
     if (bin < LODE_BIN_HUGE && heap->pages[bin].first != NULL) {
       *adopted = true;
       return NULL;

@@ -788,6 +788,9 @@ void _lode_segment_cache_fork_child(void);
  * run of free slices in large segments: *slices of them), unclaimed; NULL
  * when none.  Committed free pages come first: their memory is warm. */
 lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint32_t* slices);
+/* seg has a free page that holds a block of bsize (a large segment: a run of
+ * free slices; bsize 0: any free page). */
+bool _lode_segment_fits(lode_segment_t* seg, size_t bsize);
 /* A new segment of a regular kind for tld (from the cache or the OS), first
  * on its list; pages still committed from a cached life are free committed
  * pages the caller must schedule.  NULL when the OS refuses. */
@@ -884,6 +887,9 @@ static inline bool _lode_purge_queue_due(const lode_tld_t* tld, int64_t now) {
 /* --- abandoned.c: segments of exited threads --------------------------------- */
 void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld);
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments);
+/* As _lode_abandoned_reclaim, but a segment of `kind` ends the reclaim only
+ * when a block of bsize fits in it (0: any free page). */
+bool _lode_abandoned_reclaim_for(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize, size_t max_segments);
 /* Whether the list holds a segment (a relaxed look, without the lock). */
 bool _lode_abandoned_waiting(void);
 /* tld adopts the oldest abandoned segment if it has waited longer than a

@@ -392,9 +392,9 @@ bool _lode_segment_try_release(lode_segment_t* seg, lode_tld_t* tld) {
 }
 
 /* --- pages ----------------------------------------------------------------- */
+/* (The caller notes a comeback of purged memory: once per claim, see slices_take.) */
 static bool page_commit(lode_page_t* page, lode_segment_t* seg) {
   if (page->is_committed) return true;
-  _lode_purge_note_recommit(page);
   if (!_lode_os_commit(page->area, page->area_size)) return false;
   page->is_committed = 1;
   seg->committed++;
@@ -477,6 +477,14 @@ void _lode_segment_span_split(lode_segment_t* seg, lode_page_t* head) {
  * again (committed ones stay so: the caller's purge policy decides). */
 static bool slices_take(lode_segment_t* seg, uint32_t s, uint32_t from, uint32_t to, bool* zero) {
   *zero = true;
+  /* A span taking back slices the timer purged is one comeback, not one per
+   * slice: counted per slice, one claim of a 16-slice span raised the purge
+   * back-off by its maximum at once (realloc: the delay went from 20 to 320
+   * ms in one claim, and stayed at 640 ms for the rest of the run). */
+  int64_t gone_at = -1;
+  for (uint32_t j = from; j < to; j++)
+    if (!seg->pages[j].is_committed && seg->pages[j].purged_at > gone_at) gone_at = seg->pages[j].purged_at;
+  if (gone_at >= 0) _lode_purge_note_comeback(gone_at);
   for (uint32_t j = from; j < to; j++) {
     lode_page_t* p = &seg->pages[j];
     lode_assert(!p->in_use && !p->on_purge_queue); /* P3: the caller took it off its queue */
@@ -548,6 +556,13 @@ bool _lode_segment_span_extend(lode_tld_t* tld, lode_page_t* head, uint32_t extr
   span_set(seg, head, n + extra, span_touched(seg, head, s + n, s + n + extra, head->touched));
   _lode_segment_update_position(seg, tld);
   return true;
+}
+
+bool _lode_segment_fits(lode_segment_t* seg, size_t bsize) {
+  if (seg->used >= seg->page_count) return false;
+  if (seg->kind != LODE_PAGE_LARGE || bsize == 0) return true;
+  uint32_t n;
+  return span_find(seg, bsize, &n) >= 0;
 }
 
 lode_page_t* _lode_segment_page_find(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint32_t* slices) {
