@@ -579,11 +579,9 @@ typedef enum lode_purge_when_e {
 lode_purge_when_t _lode_purge_decide(int64_t now, int64_t* expire);
 /* The delay in force (the option, doubled while backed off); >= 1. */
 long _lode_purge_delay(int64_t now);
-/* `page` is about to be committed again: a page the timer purged less than a
- * delay ago makes the delay back off. */
-void _lode_purge_note_recommit(const lode_page_t* page);
-/* Memory the timer gave back at `gone_at` is wanted again now (a page, or a
- * cached huge mapping): less than a delay later, the delay backs off. */
+/* Memory the timer gave back at `gone_at` is wanted again now (a span's
+ * slices, once per claim, or a cached huge mapping): less than a delay
+ * later, the delay backs off. */
 void _lode_purge_note_comeback(int64_t gone_at);
 /* Whether a purge in the current mode leaves memory that reads as zero. */
 

@@ -59,11 +59,6 @@ lode_purge_when_t _lode_purge_decide(int64_t now, int64_t* expire) {
   return LODE_PURGE_LATER;
 }
 
-void _lode_purge_note_recommit(const lode_page_t* page) {
-  if (page->purged_at < 0) return; /* not by the timer */
-  _lode_purge_note_comeback(page->purged_at);
-}
-
 void _lode_purge_note_comeback(int64_t gone_at) {
   if (_lode_option(LODE_OPTION_PURGE_DELAY) <= 0) return;
   int64_t now = _lode_clock_now();
