@@ -72,6 +72,7 @@ done
 [[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages|all)$ && $hog =~ ^[0-9]+$ &&
    $seed =~ ^[0-9]*$ ]] || usage
 [ -n "$seed" ] || seed=$(( $(date +%s) % 1000000 ))
+seed=$((10#$seed)) # 08 is 8, not a bad octal number
 out=$root/build/bench
 mkdir -p "$out"
 libdir=/usr/lib/x86_64-linux-gnu

@@ -6,14 +6,14 @@
  * finished needs one too. */
 #include "internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__has_include)
-#if __has_include(<sys/random.h>)
-#include <sys/random.h>
-#define LODE_HAVE_GETRANDOM 1
-#endif
+#ifndef GRND_NONBLOCK
+#define GRND_NONBLOCK 1 /* the kernel's value; a C library may lack the header */
 #endif
 
 static _Atomic(uint64_t) secret; /* 0: not drawn yet */
@@ -44,8 +44,10 @@ static uint64_t draw(void) {
   return 0x6c6f64652d73696dull; /* a simulated run replays: its secret is a constant */
 #else
   uint64_t x = 0;
-#ifdef LODE_HAVE_GETRANDOM
-  if (getrandom(&x, sizeof(x), GRND_NONBLOCK) == (ssize_t)sizeof(x) && x != 0) return x;
+#ifdef SYS_getrandom
+  /* the system call, not the C library's wrapper: that one is a
+   * cancellation point, and a malloc must not be */
+  if (syscall(SYS_getrandom, &x, sizeof(x), GRND_NONBLOCK) == (long)sizeof(x) && x != 0) return x;
 #endif
   int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -65,7 +67,13 @@ static uint64_t draw(void) {
 uint64_t _lode_secret(void) {
   uint64_t s = atomic_load_explicit(&secret, memory_order_relaxed);
   if (lode_likely(s != 0)) return s;
+  /* a malloc that succeeds leaves errno as it was, and is no cancellation
+   * point (open and read are) */
+  int saved = errno, cancel;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
   uint64_t fresh = draw();
+  pthread_setcancelstate(cancel, NULL);
+  errno = saved;
   /* threads drawing at once all take the first one stored */
   if (!atomic_compare_exchange_strong_explicit(&secret, &s, fresh, memory_order_relaxed, memory_order_relaxed))
     return s;
