@@ -13,7 +13,7 @@ static void* secure_alloc(lode_heap_t* heap, size_t size, size_t alignment, lode
 static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char* func);
 static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize);
 static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const char* func, lode_page_t** ppage,
-                             size_t* pend);
+                             size_t* pend, bool giving_up);
 #endif
 
 /* Not the fast path: the generic one, and before it a thread's first
@@ -450,7 +450,7 @@ size_t lode_usable_size(const void* p) {
   lode_page_t* spage;
   size_t end;
   uint8_t* sblock =
-      secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, LODE_UNSIZED, "malloc_usable_size", &spage, &end);
+      secure_check((void*)(uintptr_t)p, LODE_KIND_FREE, LODE_UNSIZED, "malloc_usable_size", &spage, &end, false);
   return sblock == NULL ? 0 : end - (size_t)((const uint8_t*)p - sblock);
 #endif
   lode_segment_t* seg;
@@ -640,7 +640,7 @@ static void* secure_place(lode_heap_t* heap, size_t size, size_t alignment, lode
  * (LODE_KIND_FREE: any), or size (unless LODE_UNSIZED) is not its requested
  * size. */
 static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const char* func, lode_page_t** ppage,
-                             size_t* pend) {
+                             size_t* pend, bool giving_up) {
   lode_segment_t* seg;
   lode_page_t* page;
   uint8_t* block = (uint8_t*)resolve(p, func, &seg, &page);
@@ -656,6 +656,7 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
   size_t d = (size_t)((uint8_t*)p - block);
   if (!_lode_trailer_get(page, block, &end, &k) || (k != LODE_KIND_FREE && end <= d)) {
     _lode_error_block(func, "heap overflow (the block's trailer is overwritten)", p, bsize);
+    if (giving_up) _lode_block_retire(page, block); /* its program gave it up */
     return NULL;
   }
   if (k == LODE_KIND_FREE) {
@@ -714,7 +715,7 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
   }
   lode_page_t* page;
   size_t end;
-  uint8_t* block = secure_check(p, kind, size, func, &page, &end);
+  uint8_t* block = secure_check(p, kind, size, func, &page, &end, true);
   if (block == NULL) return;
   lode_segment_t* seg = _lode_page_segment(page);
   /* huge blocks too (review, 2026-12-06: an indexed write past a 3 MB
@@ -760,7 +761,7 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
   }
   lode_page_t* page;
   size_t end;
-  uint8_t* block = secure_check(p, LODE_KIND_MALLOC, LODE_UNSIZED, "realloc", &page, &end);
+  uint8_t* block = secure_check(p, LODE_KIND_MALLOC, LODE_UNSIZED, "realloc", &page, &end, false);
   if (block == NULL) {
     errno = EINVAL;
     return NULL;

@@ -232,10 +232,24 @@ void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero) {
   _lode_trailer_set(page, block, 0, LODE_KIND_FREE);
 }
 
+/* A block lode reported and keeps off every list for good: the next
+ * block's checks read its trailer, and one left overwritten blamed that
+ * block for the same write at each of them (it could never be freed or
+ * sized); made whole, as a free one's, a second free is a double free. */
+void _lode_block_retire(const lode_page_t* page, uint8_t* block) {
+  size_t e;
+  lode_alloc_kind_t k;
+  if (!_lode_trailer_get(page, block, &e, &k)) _lode_trailer_set(page, block, 0, LODE_KIND_FREE);
+}
+
 bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh) {
   size_t e;
   lode_alloc_kind_t k;
-  if (!_lode_trailer_get(page, block, &e, &k) || k != LODE_KIND_FREE) return false;
+  if (!_lode_trailer_get(page, block, &e, &k)) {
+    _lode_block_retire(page, block);
+    return false;
+  }
+  if (k != LODE_KIND_FREE) return false;
   /* huge blocks are never handed out twice (and may be large to read) */
   bool huge = _lode_page_segment(page)->kind == LODE_PAGE_HUGE;
   if (!fresh && !huge) {

@@ -204,6 +204,7 @@ void _lode_heap_quarantine_release(void* block) {
   lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(block), block);
   if (!_lode_block_is_wiped(page, block)) {
     _lode_error_block("free", "write after free", block, page->block_size);
+    _lode_block_retire(page, block);
     return;
   }
   _lode_block_verified(page, block);

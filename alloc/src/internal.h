@@ -720,6 +720,9 @@ void _lode_block_carve(const lode_page_t* page, uint8_t* block, bool zero);
  * trailer is read).  Otherwise it becomes a live block of kind, zeroed, its
  * requested part [0, end) and a canary up to 64 bytes after it. */
 bool _lode_block_handout(const lode_page_t* page, uint8_t* block, size_t end, lode_alloc_kind_t kind, bool fresh);
+/* A reported block kept off every list: its trailer, if overwritten, made a
+ * free one's, so the next block's checks do not report the same write. */
+void _lode_block_retire(const lode_page_t* page, uint8_t* block);
 bool _lode_block_padding_ok(const uint8_t* block, size_t d); /* [8, d - 8) reads zero */
 /* A block handed out at d >= 16 (over-aligned, or alone in its page: no
  * trailer before it) has a sealed guard word at d - 8: an underflow shows. */
