@@ -898,6 +898,79 @@ static void reclaim_passes_segments_too_holed(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* A reclaim that took a segment with no free page but pages of the bin it
+ * needs stops there: it went on to take a second segment, and a sibling
+ * thread starting beside it mapped a fresh one. */
+static void* full_blocks[1 << 17];
+static size_t full_count;
+static void* roomy_small;
+static pthread_barrier_t small_hold, small_roomy_gone;
+static void* leave_full(void* arg) {
+  (void)arg;
+  full_count = 0;
+  void* first = lode_malloc(64);
+  lode_segment_t* seg = _lode_ptr_segment(first);
+  full_blocks[full_count++] = first;
+  while (seg->used < seg->page_count && full_count < sizeof(full_blocks) / sizeof(full_blocks[0]))
+    full_blocks[full_count++] = lode_malloc(64);
+  for (size_t i = 0; i + 1 < full_count; i += 2) { /* every page keeps blocks (the last page its one) */
+    lode_free(full_blocks[i]);
+    full_blocks[i] = NULL;
+  }
+  pthread_barrier_wait(&small_hold);
+  pthread_barrier_wait(&small_roomy_gone); /* abandons after the other: the newest */
+  return NULL;
+}
+static void* leave_roomy_small(void* arg) {
+  (void)arg;
+  roomy_small = lode_malloc(64);
+  pthread_barrier_wait(&small_hold);
+  return NULL;
+}
+static bool roomy_left;
+static void* want_64(void* arg) {
+  fitted_block = lode_malloc(64);
+  roomy_left = listed_abandoned(arg); /* before this thread's exit abandons what it took */
+  return NULL;
+}
+
+static void reclaim_stops_where_the_bin_is_served(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  vclock = 0;
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+  pthread_t t, u;
+  pthread_barrier_init(&small_hold, NULL, 2);
+  pthread_barrier_init(&small_roomy_gone, NULL, 2);
+  pthread_create(&t, NULL, leave_roomy_small, NULL);
+  pthread_create(&u, NULL, leave_full, NULL);
+  pthread_join(t, NULL);
+  pthread_barrier_wait(&small_roomy_gone);
+  pthread_join(u, NULL);
+  pthread_barrier_destroy(&small_hold);
+  pthread_barrier_destroy(&small_roomy_gone);
+  lode_segment_t* full = _lode_ptr_segment(full_blocks[1]);
+  lode_segment_t* roomy = _lode_ptr_segment(roomy_small);
+  CHECK(full != roomy && full->used == full->page_count);
+  CHECK(listed_abandoned(full) && listed_abandoned(roomy));
+  vclock = 500; /* within the delay */
+  pthread_create(&t, NULL, want_64, roomy);
+  pthread_join(t, NULL);
+  CHECK(fitted_block != NULL && _lode_ptr_segment(fitted_block) == full);
+  CHECK(roomy_left); /* left for another thread */
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(fitted_block);
+  lode_free(roomy_small);
+  for (size_t i = 0; i < full_count; i++) lode_free(full_blocks[i]);
+  lode_collect(true);
+  lode_stats_t st;
+  lode_stats_get(&st);
+  CHECK_EQ(st.segments_abandoned, 0);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+}
+
 int main(void) {
   RUN(abandon_free_reclaim);
   RUN(reclaim_into_this_thread);
@@ -909,6 +982,7 @@ int main(void) {
   RUN(handed_on_segment_keeps_expiry);
   RUN(reclaim_takes_its_kind);
   RUN(reclaim_passes_segments_too_holed);
+  RUN(reclaim_stops_where_the_bin_is_served);
   RUN(list_keeps_age_order_across_detached_collect);
   RUN(allocation_after_thread_exit_gives_thread_data_back);
   RUN(fork_child_counts_one_thread);
