@@ -834,61 +834,32 @@ static void fork_child_runs_gone_threads_exit(void) {
  * free slice, and the thread mapped a fresh segment while one that held the
  * block waited on the list (realloc with threads coming and going: 12 of 18
  * large segments mapped so, their free slices resident). */
-enum { HOLES_N = 15 };
-static void* roomy_block;
-static void* holed_blocks[HOLES_N];
-static void* fitted_block;
-static pthread_barrier_t both_hold, roomy_gone;
-static void* leave_roomy(void* arg) {
-  (void)arg;
-  roomy_block = lode_malloc((size_t)100 << 10); /* the rest of its segment free */
-  pthread_barrier_wait(&both_hold); /* alive together: a segment each */
-  return NULL;
+/* Two threads that hold blocks and exit, `older` first: a reclaim meets
+ * `newer` first (the list's newest end).  Within the purge delay, so only a
+ * segment of the kind asked for is taken. */
+static pthread_barrier_t pair_hold, pair_older_gone;
+static void pair_wait(bool newer) {
+  pthread_barrier_wait(&pair_hold); /* alive together: a segment each */
+  if (newer) pthread_barrier_wait(&pair_older_gone);
 }
-static void* leave_holed(void* arg) {
-  (void)arg;
-  for (int i = 0; i < HOLES_N; i++) holed_blocks[i] = lode_malloc((size_t)200 << 10);
-  for (int i = 0; i < HOLES_N; i += 2) { /* holes of 200 KiB between live blocks */
-    lode_free(holed_blocks[i]);
-    holed_blocks[i] = NULL;
-  }
-  pthread_barrier_wait(&both_hold);
-  pthread_barrier_wait(&roomy_gone); /* abandons after the other: the newest */
-  return NULL;
-}
-static void* want_a_mebibyte(void* arg) {
-  (void)arg;
-  fitted_block = lode_malloc((size_t)1 << 20);
-  return NULL;
-}
-
-static void reclaim_passes_segments_too_holed(void) {
+static void abandon_in_order(void* (*older)(void*), void* (*newer)(void*)) {
   lode_test_set_clock(virtual_now, NULL);
   vclock = 0;
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_collect(true);
   pthread_t t, u;
-  pthread_barrier_init(&both_hold, NULL, 2);
-  pthread_barrier_init(&roomy_gone, NULL, 2);
-  pthread_create(&t, NULL, leave_roomy, NULL);
-  pthread_create(&u, NULL, leave_holed, NULL);
+  pthread_barrier_init(&pair_hold, NULL, 2);
+  pthread_barrier_init(&pair_older_gone, NULL, 2);
+  pthread_create(&t, NULL, older, NULL);
+  pthread_create(&u, NULL, newer, NULL);
   pthread_join(t, NULL);
-  pthread_barrier_wait(&roomy_gone);
-  pthread_join(u, NULL); /* the newest: a reclaim meets it first */
-  pthread_barrier_destroy(&both_hold);
-  pthread_barrier_destroy(&roomy_gone);
-  lode_segment_t* roomy = _lode_ptr_segment(roomy_block);
-  lode_segment_t* holed = _lode_ptr_segment(holed_blocks[1]);
-  CHECK(roomy != holed && listed_abandoned(roomy) && listed_abandoned(holed));
-  CHECK(roomy->kind == LODE_PAGE_LARGE && holed->kind == LODE_PAGE_LARGE);
-  vclock = 500; /* within the delay: only a segment of the kind is taken */
-  pthread_create(&t, NULL, want_a_mebibyte, NULL);
-  pthread_join(t, NULL);
-  CHECK(fitted_block != NULL && _lode_ptr_segment(fitted_block) == roomy);
-  CHECK_EQ(lode_check_process(), 0);
-  lode_free(fitted_block);
-  lode_free(roomy_block);
-  for (int i = 0; i < HOLES_N; i++) lode_free(holed_blocks[i]);
+  pthread_barrier_wait(&pair_older_gone);
+  pthread_join(u, NULL);
+  pthread_barrier_destroy(&pair_hold);
+  pthread_barrier_destroy(&pair_older_gone);
+  vclock = 500; /* within the delay */
+}
+static void abandon_pair_done(void) {
   lode_collect(true);
   lode_stats_t st;
   lode_stats_get(&st);
@@ -898,13 +869,55 @@ static void reclaim_passes_segments_too_holed(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+enum { HOLES_N = 15 };
+static void* roomy_block;
+static void* holed_blocks[HOLES_N];
+static void* fitted_block;
+static void* leave_roomy(void* arg) {
+  (void)arg;
+  roomy_block = lode_malloc((size_t)100 << 10); /* the rest of its segment free */
+  pair_wait(false);
+  return NULL;
+}
+static void* leave_holed(void* arg) {
+  (void)arg;
+  for (int i = 0; i < HOLES_N; i++) holed_blocks[i] = lode_malloc((size_t)200 << 10);
+  for (int i = 0; i < HOLES_N; i += 2) { /* holes of 200 KiB between live blocks */
+    lode_free(holed_blocks[i]);
+    holed_blocks[i] = NULL;
+  }
+  pair_wait(true);
+  return NULL;
+}
+static void* want_a_mebibyte(void* arg) {
+  (void)arg;
+  fitted_block = lode_malloc((size_t)1 << 20);
+  return NULL;
+}
+
+static void reclaim_passes_segments_too_holed(void) {
+  abandon_in_order(leave_roomy, leave_holed);
+  lode_segment_t* roomy = _lode_ptr_segment(roomy_block);
+  lode_segment_t* holed = _lode_ptr_segment(holed_blocks[1]);
+  CHECK(roomy != holed && listed_abandoned(roomy) && listed_abandoned(holed));
+  CHECK(roomy->kind == LODE_PAGE_LARGE && holed->kind == LODE_PAGE_LARGE);
+  pthread_t t;
+  pthread_create(&t, NULL, want_a_mebibyte, NULL);
+  pthread_join(t, NULL);
+  CHECK(fitted_block != NULL && _lode_ptr_segment(fitted_block) == roomy);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(fitted_block);
+  lode_free(roomy_block);
+  for (int i = 0; i < HOLES_N; i++) lode_free(holed_blocks[i]);
+  abandon_pair_done();
+}
+
 /* A reclaim that took a segment with no free page but pages of the bin it
  * needs stops there: it went on to take a second segment, and a sibling
  * thread starting beside it mapped a fresh one. */
 static void* full_blocks[1 << 17];
 static size_t full_count;
 static void* roomy_small;
-static pthread_barrier_t small_hold, small_roomy_gone;
 static void* leave_full(void* arg) {
   (void)arg;
   full_count = 0;
@@ -917,14 +930,13 @@ static void* leave_full(void* arg) {
     lode_free(full_blocks[i]);
     full_blocks[i] = NULL;
   }
-  pthread_barrier_wait(&small_hold);
-  pthread_barrier_wait(&small_roomy_gone); /* abandons after the other: the newest */
+  pair_wait(true);
   return NULL;
 }
 static void* leave_roomy_small(void* arg) {
   (void)arg;
   roomy_small = lode_malloc(64);
-  pthread_barrier_wait(&small_hold);
+  pair_wait(false);
   return NULL;
 }
 static bool roomy_left;
@@ -935,25 +947,12 @@ static void* want_64(void* arg) {
 }
 
 static void reclaim_stops_where_the_bin_is_served(void) {
-  lode_test_set_clock(virtual_now, NULL);
-  vclock = 0;
-  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
-  lode_collect(true);
-  pthread_t t, u;
-  pthread_barrier_init(&small_hold, NULL, 2);
-  pthread_barrier_init(&small_roomy_gone, NULL, 2);
-  pthread_create(&t, NULL, leave_roomy_small, NULL);
-  pthread_create(&u, NULL, leave_full, NULL);
-  pthread_join(t, NULL);
-  pthread_barrier_wait(&small_roomy_gone);
-  pthread_join(u, NULL);
-  pthread_barrier_destroy(&small_hold);
-  pthread_barrier_destroy(&small_roomy_gone);
+  abandon_in_order(leave_roomy_small, leave_full);
   lode_segment_t* full = _lode_ptr_segment(full_blocks[1]);
   lode_segment_t* roomy = _lode_ptr_segment(roomy_small);
   CHECK(full != roomy && full->used == full->page_count);
   CHECK(listed_abandoned(full) && listed_abandoned(roomy));
-  vclock = 500; /* within the delay */
+  pthread_t t;
   pthread_create(&t, NULL, want_64, roomy);
   pthread_join(t, NULL);
   CHECK(fitted_block != NULL && _lode_ptr_segment(fitted_block) == full);
@@ -962,13 +961,7 @@ static void reclaim_stops_where_the_bin_is_served(void) {
   lode_free(fitted_block);
   lode_free(roomy_small);
   for (size_t i = 0; i < full_count; i++) lode_free(full_blocks[i]);
-  lode_collect(true);
-  lode_stats_t st;
-  lode_stats_get(&st);
-  CHECK_EQ(st.segments_abandoned, 0);
-  CHECK_EQ(lode_check_process(), 0);
-  lode_test_set_clock(NULL, NULL);
-  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  abandon_pair_done();
 }
 
 int main(void) {
