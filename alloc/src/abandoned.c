@@ -276,11 +276,10 @@ bool _lode_abandoned_reclaim_for(lode_heap_t* heap, lode_page_kind_t kind, size_
     if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
     if (!popped_adopt(seg, tld) || seg->kind != kind) continue;
     if (_lode_segment_fits(seg, bsize)) return true;
-    /* Nor does a segment with no free page, when it brought pages of the
-     * block's bin: they serve it (gthread: each of four new threads takes
-     * one exited thread's segment; one that took a full segment went on to
-     * take a second, and a sibling mapped a fresh one, 5 segments at the
-     * peak for 4 in a run of 6). */
+    /* A segment with no free page that brought pages of the block's bin
+     * serves it too: going on took a second segment that a sibling thread,
+     * starting beside this one after a batch of exits, then had to map
+     * afresh. */
     size_t bin = bsize != 0 ? lode_bin_of(bsize) : LODE_BIN_HUGE;
     if (bin < LODE_BIN_HUGE && heap->pages[bin].first != NULL) return true;
   }
