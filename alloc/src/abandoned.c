@@ -10,8 +10,7 @@
  *   statistic changes under the lock too: a fork child, whose other threads
  *   vanished between list and statistic, saw them differ);
  *   a reclaim adopts segments of the kind it needs, huge ones, and those
- *   that waited longer than the purge delay, and at most one more of another
- *   kind (the oldest); the list runs from newest to oldest (abandoned_at
+ *   that waited longer than the purge delay, none other; the list runs from newest to oldest (abandoned_at
  *   never increases along it), also across a forced collect that detached it;
  *   a reclaimed segment has exactly one owner (the CAS from 0 decides), its
  *   in-use pages sit in the reclaimer's backing heap and its committed free
@@ -85,11 +84,12 @@ static void unlink_locked(lode_segment_t* seg) {
  * longer than the purge delay (nobody of its kind came for it, and no owner
  * purges its free pages or merges the frees into it); else the newest of
  * `kind`, or a huge one (nobody asks for huge segments, and a huge block
- * freed after its thread exited goes back only through an adopter); else,
- * when `other`, the oldest.  Taking every segment on the way would leave the
- * threads that start next to map fresh ones while this thread holds what
- * the exited ones left. */
-static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other, int64_t stale_before) {
+ * freed after its thread exited goes back only through an adopter).  Not one
+ * of another kind within the delay: a thread of a new batch that needed a
+ * medium page (its 24 KiB table, under LD_PRELOAD) took a small segment the
+ * last batch left, and a sibling mapped a fresh one (larson: two small
+ * segments a thread, 168 pages at the peak where 97 serve). */
+static lode_segment_t* abandoned_pop(lode_page_kind_t kind, int64_t stale_before) {
   pthread_mutex_lock(&abandoned_lock);
   lode_segment_t* seg = abandoned_last;
   if (seg != NULL && seg->abandoned_at >= stale_before) {
@@ -97,7 +97,6 @@ static lode_segment_t* abandoned_pop(lode_page_kind_t kind, bool other, int64_t 
     for (size_t n = 0; seg != NULL && n < RECLAIM_SCAN; seg = seg->next, n++)
       if (seg->kind == kind || seg->kind == LODE_PAGE_HUGE) break;
     if (seg != NULL && seg->kind != kind && seg->kind != LODE_PAGE_HUGE) seg = NULL;
-    if (seg == NULL && other) seg = abandoned_last;
   }
   if (seg != NULL) {
     unlink_locked(seg);
@@ -268,12 +267,10 @@ bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t ma
  * stayed resident). */
 bool _lode_abandoned_reclaim_for(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize, size_t max_segments) {
   lode_tld_t* tld = heap->tld;
-  bool other = true;
   int64_t stale_before = stale_before_of(_lode_clock_now());
   for (size_t n = 0; n < max_segments; n++) {
-    lode_segment_t* seg = abandoned_pop(kind, other, stale_before);
+    lode_segment_t* seg = abandoned_pop(kind, stale_before);
     if (seg == NULL) return false;
-    if (seg->kind != kind && seg->kind != LODE_PAGE_HUGE && seg->abandoned_at >= stale_before) other = false;
     if (!popped_adopt(seg, tld) || seg->kind != kind) continue;
     if (_lode_segment_fits(seg, bsize)) return true;
     /* A segment with no free page that brought pages of the block's bin
