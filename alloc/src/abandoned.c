@@ -256,6 +256,21 @@ static bool popped_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   return segment_adopt(seg, tld);
 }
 
+#ifdef LODE_SIM
+/* For A6 (heap.c): a segment of `kind` among the first RECLAIM_SCAN on the
+ * list, where any reclaim of that kind looks, that holds a block of bsize
+ * as it is (an adoption only frees more). */
+lode_segment_t* _lode_abandoned_fitting(lode_page_kind_t kind, size_t bsize) {
+  lode_segment_t* found = NULL;
+  pthread_mutex_lock(&abandoned_lock);
+  lode_segment_t* seg = abandoned_first;
+  for (size_t n = 0; seg != NULL && n < RECLAIM_SCAN && found == NULL; seg = seg->next, n++)
+    if (seg->kind == kind && _lode_segment_fits(seg, bsize)) found = seg;
+  pthread_mutex_unlock(&abandoned_lock);
+  return found;
+}
+#endif
+
 bool _lode_abandoned_reclaim(lode_heap_t* heap, lode_page_kind_t kind, size_t max_segments) {
   return _lode_abandoned_reclaim_for(heap, kind, 0, max_segments);
 }

@@ -355,6 +355,9 @@ static void check_sim_os(void) {
   lode_sim_os_stats_t st;
   lode_sim_os_stats(&st);
   REPORT_IF(st.poison_errors != 0, "O1", st.first_error, "memory was written while purged");
+  const void* fit;
+  REPORT_IF(_lode_heap_fresh_errors(&fit) != 0, "A6", fit,
+            "a segment was mapped while this one (owned, or abandoned before the reclaim) could hold the block");
 #endif
 }
 

@@ -426,12 +426,53 @@ static lode_page_kind_t kind_of_size(size_t bsize) {
  * written), else each thread that followed an exited one carved a fresh page
  * of the bin beside the adopted ones (gthread, one thread at a time: 211
  * pages at the peak for 64 in use). */
+#define RECLAIM_TURNS 8 /* abandoned segments one reclaim takes at most */
+
+#ifdef LODE_SIM
+/* A6, the simulation's oracle of page_take: no segment is mapped while one
+ * the thread owns, or one abandoned before its reclaim began (among those a
+ * reclaim looks at, the reclaim not out of turns), could hold the block.
+ * Such a map wastes a segment's memory that no state check sees (mutant
+ * 128: a reclaim that stopped at a segment too holed for the block).  Real
+ * threads cannot ask: another may abandon a fitting segment meanwhile; in
+ * the simulation a push during a parked reclaim voids the question. */
+static size_t fresh_errors;
+static const void* fresh_first;
+
+static void fresh_check(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint64_t pushes, size_t listed) {
+  const lode_segment_t* fit = NULL;
+  /* the search's bounds (_lode_segment_page_find): 16 segments with free
+   * slices enough, 256 in all */
+  uint32_t need = (uint32_t)(bsize >> LODE_SMALL_PAGE_SHIFT);
+  size_t tried = 0, walked = 0;
+  for (lode_segment_t* seg = tld->segments[kind].first; seg != NULL && fit == NULL && tried < 16 && walked < 256;
+       seg = seg->next, walked++) {
+    if (seg->page_count - seg->used < need) continue;
+    if (_lode_segment_fits(seg, bsize)) fit = seg;
+    tried++;
+  }
+  size_t left = _lode_abandoned_count();
+  if (fit == NULL && _lode_abandoned_pushes() == pushes && listed - left < RECLAIM_TURNS)
+    fit = _lode_abandoned_fitting(kind, bsize);
+  if (fit != NULL && fresh_errors++ == 0) fresh_first = fit;
+}
+
+size_t _lode_heap_fresh_errors(const void** first) {
+  *first = fresh_first;
+  return fresh_errors;
+}
+#endif
+
 static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize, size_t bin, bool* adopted) {
   lode_tld_t* tld = heap->tld;
   uint32_t slices = 1;
   lode_page_t* page = _lode_segment_page_find(tld, kind, bsize, &slices);
+#ifdef LODE_SIM
+  uint64_t pushes = _lode_abandoned_pushes();
+  size_t listed = _lode_abandoned_count();
+#endif
   if (page == NULL) {
-    _lode_abandoned_reclaim_for(heap, kind, bsize, 8);
+    _lode_abandoned_reclaim_for(heap, kind, bsize, RECLAIM_TURNS);
     if (bin < LODE_BIN_HUGE && heap->pages[bin].first != NULL) {
       *adopted = true;
       return NULL;
@@ -440,6 +481,9 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
   }
   bool fresh = false;
   if (page == NULL) {
+#ifdef LODE_SIM
+    fresh_check(tld, kind, bsize, pushes, listed);
+#endif
     if (_lode_segment_alloc(tld, kind) == NULL) return NULL;
     page = _lode_segment_page_find(tld, kind, bsize, &slices);
     fresh = true;

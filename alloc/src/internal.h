@@ -913,6 +913,12 @@ size_t _lode_abandoned_fork_take(void);
 lode_segment_t* _lode_abandoned_first(void);
 size_t _lode_abandoned_count(void);
 lode_segment_t* _lode_abandoned_last(void);
+#ifdef LODE_SIM
+lode_segment_t* _lode_abandoned_fitting(lode_page_kind_t kind, size_t bsize);
+/* A6: how often a segment was mapped while another could hold the block
+ * (heap.c), and the first one that could. */
+size_t _lode_heap_fresh_errors(const void** first);
+#endif
 
 /* --- heap.c: heaps, the generic allocation path, collect, thread abandon ------ */
 void _lode_heap_init(lode_heap_t* heap, lode_tld_t* tld, bool backing);
