@@ -169,8 +169,8 @@ static void segment_collect_pages(lode_segment_t* seg) {
  * pages come from reclaimed segments, so a mapping seldom took them (rptest
  * held 2.5-5 MiB so at most peaks).  Large segments keep theirs: the next
  * large mapping takes them (realloc: 66 to 95 thousand faults a run when
- * purged).  Only when the policy purges later: with a negative delay they
- * stay (as a forced collect's), with 0 the mapping goes at once.  Not the
+ * purged).  Only when the policy purges later: with a negative delay
+ * nothing but a forced collect purges, with 0 the mapping goes at once.  Not the
  * timer's purge (P6): purged_at is -1, as a forced one's. */
 static void empty_segment_purge(lode_segment_t* seg) {
   if (seg->kind > LODE_PAGE_MEDIUM || seg->committed == 0) return;
@@ -285,8 +285,9 @@ static bool popped_adopt(lode_segment_t* seg, lode_tld_t* tld) {
 
 #ifdef LODE_SIM
 /* For A6 (heap.c): a segment of `kind` among the first RECLAIM_SCAN on the
- * list, where any reclaim of that kind looks, that holds a block of bsize
- * as it is (an adoption only frees more). */
+ * list (where a reclaim looks while the oldest is within the delay) that
+ * holds a block of bsize as it stands: one that only its pending remote
+ * frees would empty does not count (the adoption frees those). */
 lode_segment_t* _lode_abandoned_fitting(lode_page_kind_t kind, size_t bsize) {
   lode_segment_t* found = NULL;
   pthread_mutex_lock(&abandoned_lock);

@@ -435,11 +435,13 @@ static lode_page_kind_t kind_of_size(size_t bsize) {
  * Such a map wastes a segment's memory that no state check sees (mutant
  * 128: a reclaim that stopped at a segment too holed for the block).  Real
  * threads cannot ask: another may abandon a fitting segment meanwhile; in
- * the simulation a push during a parked reclaim voids the question. */
+ * the simulation a push during a parked reclaim voids the question.  The
+ * turns are the thread's adoptions, not the list's length: a forced
+ * collect's merge, during a park, puts segments back (review). */
 static size_t fresh_errors;
 static const void* fresh_first;
 
-static void fresh_check(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint64_t pushes, size_t listed) {
+static void fresh_check(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, uint64_t pushes, uint64_t adoptions) {
   const lode_segment_t* fit = NULL;
   /* the search's bounds (_lode_segment_page_find): 16 segments with free
    * slices enough, 256 in all */
@@ -451,8 +453,7 @@ static void fresh_check(lode_tld_t* tld, lode_page_kind_t kind, size_t bsize, ui
     if (_lode_segment_fits(seg, bsize)) fit = seg;
     tried++;
   }
-  size_t left = _lode_abandoned_count();
-  if (fit == NULL && _lode_abandoned_pushes() == pushes && listed - left < RECLAIM_TURNS)
+  if (fit == NULL && _lode_abandoned_pushes() == pushes && tld->adoptions - adoptions < RECLAIM_TURNS)
     fit = _lode_abandoned_fitting(kind, bsize);
   if (fit != NULL && fresh_errors++ == 0) fresh_first = fit;
 }
@@ -468,8 +469,7 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
   uint32_t slices = 1;
   lode_page_t* page = _lode_segment_page_find(tld, kind, bsize, &slices);
 #ifdef LODE_SIM
-  uint64_t pushes = _lode_abandoned_pushes();
-  size_t listed = _lode_abandoned_count();
+  uint64_t pushes = _lode_abandoned_pushes(), adoptions = tld->adoptions;
 #endif
   if (page == NULL) {
     _lode_abandoned_reclaim_for(heap, kind, bsize, RECLAIM_TURNS);
@@ -482,7 +482,7 @@ static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t b
   bool fresh = false;
   if (page == NULL) {
 #ifdef LODE_SIM
-    fresh_check(tld, kind, bsize, pushes, listed);
+    fresh_check(tld, kind, bsize, pushes, adoptions);
 #endif
     if (_lode_segment_alloc(tld, kind) == NULL) return NULL;
     page = _lode_segment_page_find(tld, kind, bsize, &slices);
