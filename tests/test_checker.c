@@ -9,7 +9,7 @@
 
 /* A hook named "X-what" breaks invariant X another way. */
 static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2", "A2-links", "A2-age", "A3",
-                            "A4", "A4-unlisted", "A5", "F1", "F1-shared", "F2", "F3", "H1", "H1-unqueued", "S1"};
+                            "A4", "A4-unlisted", "A5", "F1", "F1-shared", "F1-cycle", "F2", "F3", "H1", "H1-unqueued", "S1"};
 
 static int child(const char* id) {
   lode_check_set_reporter(test_reporter, NULL);

@@ -221,6 +221,16 @@ int lode_test_corrupt(const char* inv) {
     page->used = (uint32_t)(page->used + nfree - nlocal);
     return 0;
   }
+  if (strcmp(inv, "F1-cycle") == 0) {
+    /* the free list's last block links back to its first: a list that
+     * never ends, its marks seen again on the same list */
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL || page->free == NULL || lode_block_next(page, page->free) == NULL) return -1;
+    lode_block_t* last = page->free;
+    while (lode_block_next(page, last) != NULL) last = lode_block_next(page, last);
+    lode_block_set_next(page, last, page->free);
+    return 0;
+  }
   if (strcmp(inv, "H1-unqueued") == 0) {
     /* a page in use taken out of its heap's queues, the count kept right */
     lode_page_t* page = live_page(&keep);
