@@ -167,11 +167,13 @@ static void segment_collect_pages(lode_segment_t* seg) {
  * adoption that found every block freed by other threads after the exit
  * handed them over warm, to wait out the backed-off delay: small and medium
  * pages come from reclaimed segments, so a mapping seldom took them (rptest
- * held 2.5-5 MiB so at most peaks).  Large segments keep theirs: the next
- * large mapping takes them (realloc: 66 to 95 thousand faults a run when
- * purged).  Only when the policy purges later: with a negative delay
- * nothing but a forced collect purges, with 0 the mapping goes at once.  Not the
- * timer's purge (P6): purged_at is -1, as a forced one's. */
+ * held 2.5-5 MiB so at most peaks).  Where mappings do take them back (leak)
+ * they fault again: a trade, measured in stress/README.  Large segments keep
+ * theirs: the next large mapping takes them (realloc: 66 to 95 thousand
+ * faults a run when purged).  Only when the policy purges later: with a
+ * negative delay nothing but a forced collect purges, with 0 the mapping
+ * goes at once.  Not the timer's purge (P6): purged_at is -1, as a forced
+ * one's. */
 static void empty_segment_purge(lode_segment_t* seg) {
   if (seg->kind > LODE_PAGE_MEDIUM || seg->committed == 0) return;
   int64_t expire;

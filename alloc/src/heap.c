@@ -419,13 +419,6 @@ static lode_page_kind_t kind_of_size(size_t bsize) {
   return LODE_PAGE_LARGE;
 }
 
-/* A free page for a block of bsize, claimed: from the thread's segments,
- * else from abandoned segments of exited threads (before mapping more), else
- * from a new segment.  NULL with *adopted set when a reclaim put pages of
- * `bin` into the heap: they come first (their freed blocks are memory already
- * written), else each thread that followed an exited one carved a fresh page
- * of the bin beside the adopted ones (gthread, one thread at a time: 211
- * pages at the peak for 64 in use). */
 #define RECLAIM_TURNS 8 /* abandoned segments one reclaim takes at most */
 
 #ifdef LODE_SIM
@@ -464,6 +457,13 @@ size_t _lode_heap_fresh_errors(const void** first) {
 }
 #endif
 
+/* A free page for a block of bsize, claimed: from the thread's segments,
+ * else from abandoned segments of exited threads (before mapping more), else
+ * from a new segment.  NULL with *adopted set when a reclaim put pages of
+ * `bin` into the heap: they come first (their freed blocks are memory already
+ * written), else each thread that followed an exited one carved a fresh page
+ * of the bin beside the adopted ones (gthread, one thread at a time: 211
+ * pages at the peak for 64 in use). */
 static lode_page_t* page_take(lode_heap_t* heap, lode_page_kind_t kind, size_t bsize, size_t bin, bool* adopted) {
   lode_tld_t* tld = heap->tld;
   uint32_t slices = 1;
