@@ -7,14 +7,14 @@
  *                      cross-thread free, a reclaim or abandon, a resume)
  *                      lode_check_process, unless a thread is parked mid-op;
  *   at the end         everything freed, forced collects, full checks and A5.
- * Every option and lode's message pipe are set up before each input, the
+ * Every option and lode's message sink are set up before each input, the
  * clock and OS-failure injection reset after it, so nothing carries over to
  * the next and the environment changes nothing. */
 #include "harness.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <lode.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -71,7 +71,7 @@ static void check_result(const char* which) {
 
 /* Pointer errors lode reported during each thread's current op (a parked
  * op keeps its own while others run): lode reports each to this hook, and
- * (LODE_ON_ERROR=warn) writes its message into a pipe the harness reads:
+ * (LODE_ON_ERROR=warn) hands its message to the harness's sink:
  * the message must be exactly "lode: FUNC(): WHAT 0xPOINTER", and lode must
  * write nothing else. */
 typedef struct {
@@ -109,91 +109,73 @@ static bool error_matches(const error_state_t* st) {
 
 static void errors_reset(unsigned t) { errs[t] = (error_state_t){0}; }
 
-static int message_pipe[2] = {-1, -1};
-
 /* LODE_VERBOSE is on: lode reports each OS failure, the injected ones too
- * (the simulated OS's and fail-os's), with this line.  messages() counts
- * them and takes them out; their count must be lode's os_failures statistic
+ * (the simulated OS's and fail-os's), with this line.  The sink counts them
+ * and keeps the rest; their count must be lode's os_failures statistic
  * since the harness started (each failure reported once). */
 #define VERBOSE_LINE "lode: injected OS failure 0x0 0x0\n"
 static size_t verbose_lines, failures_at_start;
 
-/* Takes the verbose lines out of text[0, len): the length left. */
-static size_t strip_verbose(char* text, size_t len) {
-  const size_t vl = sizeof(VERBOSE_LINE) - 1;
-  size_t w = 0;
-  for (size_t r = 0; r < len;) {
-    const char* nl = memchr(text + r, '\n', len - r);
-    size_t n = nl ? (size_t)(nl - (text + r)) + 1 : len - r;
-    if (n == vl && memcmp(text + r, VERBOSE_LINE, vl) == 0) verbose_lines++;
-    else memmove(text + w, text + r, n), w += n;
-    r += n;
-  }
-  return w;
-}
-
-/* Reads what lode wrote into `pending`, the verbose lines taken out.  lode
- * writes each message whole (under PIPE_BUF, so atomically): a read that
- * does not fill the room left took all there was. */
-static char pending[4096];
+/* What lode wrote since messages() last took it, verbose lines left out.
+ * lode hands the sink each message whole; a full buffer drops the rest, as
+ * a full pipe did (64 KiB: no input's op comes near). */
+static pthread_mutex_t message_lock = PTHREAD_MUTEX_INITIALIZER;
+static char pending[1 << 16];
 static size_t pending_len;
 
-static void pull_messages(void) {
-  for (;;) {
+static void message_sink(const char* msg, size_t len) {
+  const size_t vl = sizeof(VERBOSE_LINE) - 1;
+  pthread_mutex_lock(&message_lock);
+  if (len == vl && memcmp(msg, VERBOSE_LINE, vl) == 0) {
+    verbose_lines++;
+  } else {
     size_t room = sizeof(pending) - 1 - pending_len;
-    if (room == 0) return;
-    ssize_t r = read(message_pipe[0], pending + pending_len, room);
-    if (r <= 0) return;
-    pending_len = strip_verbose(pending, pending_len + (size_t)r);
-    if ((size_t)r < room) return;
+    if (len > room) len = room;
+    memcpy(pending + pending_len, msg, len);
+    pending_len += len;
   }
+  pthread_mutex_unlock(&message_lock);
 }
 
-/* Everything lode wrote since the last call but verbose lines (nonblocking:
- * "" when nothing). */
+/* Everything lode wrote since the last call but verbose lines ("" when
+ * nothing). */
 static const char* messages(void) {
   static char text[sizeof(pending)];
-  pull_messages();
+  pthread_mutex_lock(&message_lock);
   memcpy(text, pending, pending_len);
   text[pending_len] = '\0';
   pending_len = 0;
+  pthread_mutex_unlock(&message_lock);
   return text;
 }
 
-/* A pipe of its own for every process that runs inputs: an input that
- * stopped mid-way (fz_fail, a signal) in a process that shared the pipe
+/* Every process that runs inputs starts the count again: an input that
+ * stopped mid-way (fz_fail, a signal) in a process whose buffer it shared
  * (lode-replay's children, AFL++'s fork-server children) left its messages
- * there.  In one process an input ends only clean (nothing left), so inputs
- * after the first keep it (a pipe per input cost a fifth of a small input's run).
- * lode's count of OS failures starts again with it. */
+ * there, and lode's count of OS failures with them.  In one process an input
+ * ends only clean (nothing left), so inputs after the first keep them. */
 static pid_t message_pid;
 
-static bool messages_open(void) {
-  if (message_pid == getpid()) return true;
+static void messages_open(void) {
+  if (message_pid == getpid()) return;
   message_pid = getpid();
-  int fds[2];
-  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-  lode_test_set_message_fd(fds[1]);
-  if (message_pipe[0] >= 0) {
-    close(message_pipe[0]);
-    close(message_pipe[1]);
-  }
-  message_pipe[0] = fds[0];
-  message_pipe[1] = fds[1];
+  lode_test_set_message_sink(message_sink);
   pending_len = 0;
+  verbose_lines = 0;
   lode_stats_t st;
   lode_stats_get(&st);
   failures_at_start = st.os_failures;
-  verbose_lines = 0;
-  return true;
 }
 
 static void check_verbose(const char* when) {
   lode_stats_t st;
   lode_stats_get(&st);
-  if (st.os_failures - failures_at_start != verbose_lines)
+  pthread_mutex_lock(&message_lock);
+  size_t lines = verbose_lines;
+  pthread_mutex_unlock(&message_lock);
+  if (st.os_failures - failures_at_start != lines)
     fz_fail("LODE_VERBOSE: lode counted %zu OS failures but reported %zu (%s)",
-            (size_t)(st.os_failures - failures_at_start), verbose_lines, when);
+            (size_t)(st.os_failures - failures_at_start), lines, when);
 }
 
 void fz_check_no_message(const char* when) {
@@ -549,7 +531,6 @@ static bool process_changed(const fz_op_t* op, const proc_mark_t* before, const 
  * messages stay for the check of the op that expects them (a parked one's). */
 static void check_failures_reported(const proc_mark_t* before, const proc_mark_t* now) {
   if (now->os_failures == before->os_failures) return;
-  pull_messages();
   check_verbose("after an op that met OS failures");
 }
 
@@ -708,10 +689,7 @@ bool fz_init(const fz_config_t* cfg) {
   lode_check_set_reporter(reporter, NULL);
   lode_test_set_error_hook(error_hook);
   lode_test_set_point_hook(point_hook);
-  if (!messages_open()) {
-    fprintf(stderr, "lode-fuzz: pipe2: %s\n", strerror(errno));
-    return false;
-  }
+  messages_open();
   options_reset();
   lode_test_set_clock(harness_clock, NULL);
   lode_test_set_secret(0x6c6f64652d66757aull); /* LODE_SECURE's shuffles replay as they ran */
@@ -769,7 +747,7 @@ void fz_run(const fz_program_t* p) {
   prog = p;
   inputs_run++;
   set_where("start of input");
-  if (!messages_open()) fz_fail("pipe2 for lode's messages: %s", strerror(errno));
+  messages_open();
   options_reset();
   lode_sim_os_new_input();
   lode_sim_os_stats_t os0, os1;

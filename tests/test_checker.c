@@ -9,7 +9,7 @@
 
 /* A hook named "X-what" breaks invariant X another way. */
 static const char* ids[] = {"P1", "P2", "P3", "P4", "P5", "P6", "A1", "A2", "A2-links", "A2-age", "A3",
-                            "A4", "A4-unlisted", "A5", "F1", "F1-shared", "F1-cycle", "F2", "F3", "H1", "H1-unqueued", "S1"};
+                            "A4", "A4-unlisted", "A5", "F1", "F1-shared", "F1-cycle", "F2", "F3", "H1", "H1-unqueued", "H1-bins", "S1"};
 
 static int child(const char* id) {
   lode_check_set_reporter(test_reporter, NULL);
@@ -103,8 +103,48 @@ static void queue_check_past_256_threads(void) {
   pthread_barrier_destroy(&release);
 }
 
+/* The quick process pass (the fuzzer's) walks an abandoned segment's pages
+ * only when something marked it since its last walk; a remote free into it
+ * must. */
+static void* exit_holding_two(void* arg) {
+  (void)arg;
+  void* p = lode_malloc(100);
+  void* q = lode_malloc(100);
+  return p != NULL && q != NULL ? p : NULL;
+}
+
+static void quick_pass_walks_what_a_remote_free_changed(void) {
+  lode_check_set_reporter(test_reporter, NULL);
+  pthread_t t;
+  void* p = NULL;
+  CHECK_EQ(pthread_create(&t, NULL, exit_holding_two, NULL), 0);
+  pthread_join(t, &p);
+  CHECK(p != NULL);
+  if (p == NULL) return;
+  lode_segment_t* seg = _lode_ptr_segment(p);
+  lode_page_t* page = _lode_segment_page_of(seg, p);
+  CHECK(seg->is_abandoned);
+  test_seen_count = 0;
+  CHECK_EQ(lode_check_process(), 0);
+  /* unmarked, a quick pass takes the segment as walked; a full one does not */
+  page->used++;
+  CHECK_EQ(lode_test_check_process_quick(), 0);
+  CHECK(lode_check_process() > 0);
+  CHECK(test_was_reported("A3"));
+  page->used--;
+  CHECK_EQ(lode_check_process(), 0);
+  lode_free(p); /* another thread's block: on the abandoned page's thread_free */
+  page->used++; /* as a remote free that broke the count would leave it */
+  test_seen_count = 0;
+  CHECK(lode_test_check_process_quick() > 0);
+  CHECK(test_was_reported("A3"));
+  page->used--;
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 int main(void) {
   RUN(clean_state_reports_nothing);
+  RUN(quick_pass_walks_what_a_remote_free_changed);
   RUN(queue_check_past_256_threads);
   RUN(each_invariant_fires);
   return test_done();

@@ -58,6 +58,7 @@ uint64_t _lode_abandoned_pushes(void) {
 static void abandoned_push(lode_segment_t* seg) {
   pthread_mutex_lock(&abandoned_lock);
   abandoned_pushes++;
+  lode_segment_check_stale(seg);
   seg->abandoned_at = _lode_clock_now();
   seg->prev = NULL;
   seg->next = abandoned_first;
@@ -422,6 +423,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
       released++;
       continue;
     }
+    lode_segment_check_stale(seg); /* put back changed */
     purge_free_pages(seg, tld);
     seg->abandoned_pages = seg->used;
     atomic_store_explicit(&seg->thread_id, 0, memory_order_release);

@@ -268,8 +268,22 @@ typedef struct lode_segment_s {
   struct lode_segment_s* prev;
   struct lode_segment_s* all_next; /* registry of every segment (checker) */
   struct lode_segment_s* all_prev;
+#ifdef LODE_TESTING
+  _Atomic(uint8_t) check_stale;  /* abandoned: changed since the checker last walked its pages */
+#endif
   lode_page_t pages[1];          /* page_count of them */
 } lode_segment_t;
+
+/* An abandoned segment changes in place only by remote frees; every other
+ * change is an abandon or a forced collect's put-back.  Each marks it, so
+ * the checker's quick pass walks the pages of marked ones only (check.c). */
+static inline void lode_segment_check_stale(lode_segment_t* seg) {
+#ifdef LODE_TESTING
+  atomic_store_explicit(&seg->check_stale, 1, memory_order_relaxed);
+#else
+  (void)seg;
+#endif
+}
 
 /* --- heaps, queues and threads --------------------------------------------- */
 typedef struct lode_page_queue_s {
@@ -289,6 +303,9 @@ struct lode_heap_s {
   lode_heap_t* next;                     /* tld's heap list, the backing heap first */
   lode_heap_t* prev;                     /* (a delete unlinks in O(1): 100,000 heaps took 4.5 min) */
   bool is_backing;
+#ifdef LODE_TESTING
+  uint64_t check_bins[(LODE_BIN_COUNT + 63) / 64]; /* bins whose queue has pages: the checker's quick pass */
+#endif
 };
 
 typedef struct lode_purge_queue_s {

@@ -331,6 +331,11 @@ void _lode_pages_forget_freeing(lode_segment_t* seg) {
 
 /* Remote side: a block freed by a thread that does not own the segment. */
 void _lode_page_free_remote(lode_page_t* page, lode_block_t* block) {
+  /* Before the push: after it the owner may free the page's last block and
+   * release the segment (test_remote_free).  No test point lies between the
+   * two, so no simulated check does; a real thread's check there misses the
+   * push until the next mark or full check. */
+  lode_segment_check_stale(_lode_page_segment(page));
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t nf;
   bool to_heap;

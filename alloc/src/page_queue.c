@@ -21,8 +21,14 @@ void _lode_heap_direct_update(lode_heap_t* heap, size_t bin) {
   for (size_t i = start; i <= end; i++) heap->pages_direct[i] = page;
 }
 
+/* A queue's first page changed: it may have filled or emptied. */
 static void queue_changed(lode_heap_t* heap, lode_page_queue_t* q) {
   size_t bin = (size_t)(q - heap->pages);
+#ifdef LODE_TESTING
+  uint64_t bit = (uint64_t)1 << (bin % 64);
+  if (q->first != NULL) heap->check_bins[bin / 64] |= bit;
+  else heap->check_bins[bin / 64] &= ~bit;
+#endif
   if (bin < LODE_BIN_HUGE) _lode_heap_direct_update(heap, bin);
 }
 

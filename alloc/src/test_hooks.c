@@ -240,6 +240,16 @@ int lode_test_corrupt(const char* inv) {
     heap->page_count--;
     return 0;
   }
+  if (strcmp(inv, "H1-bins") == 0) {
+    /* the heap's record says a bin with a page has none: the quick pass
+     * would pass over it for good */
+    lode_page_t* page = live_page(&keep);
+    if (page == NULL) return -1;
+    lode_heap_t* heap = atomic_load(&page->heap);
+    size_t bin = (size_t)(_lode_page_queue_of(heap, page) - heap->pages);
+    heap->check_bins[bin / 64] &= ~((uint64_t)1 << (bin % 64));
+    return 0;
+  }
   if (strcmp(inv, "A4-unlisted") == 0) {
     lode_page_t* page = live_page(&keep);
     if (page == NULL) return -1;

@@ -94,6 +94,9 @@ typedef void(lode_error_hook_fn)(const char* func, const char* what, const void*
 void lode_test_set_error_hook(lode_error_hook_fn* fn);
 /* lode's messages (errors, waits, verbose) go to fd instead of 2. */
 void lode_test_set_message_fd(int fd);
+/* Or to this function, each message whole in one call (NULL: to the fd). */
+typedef void(lode_message_sink_fn)(const char* msg, size_t len);
+void lode_test_set_message_sink(lode_message_sink_fn* fn);
 
 /* Whether the calling thread owns the segment of p (a free of p would be an
  * owner free); false for a pointer that is not lode's. */
