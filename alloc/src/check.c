@@ -167,9 +167,8 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
   for (size_t b = 0; b < LODE_BIN_COUNT; b++) {
     const lode_page_queue_t* q = &heap->pages[b];
 #ifdef LODE_TESTING
-    /* quick: only the bins the queues say have pages (a mispredicted branch
-     * a bin was most of a random input's checks); the next full pass finds
-     * a bin that has pages unsaid */
+    /* quick: only the bins the record says have pages (most are empty);
+     * a full pass finds a bin with pages the record left out */
     bool said = heap->check_bins[b / 64] >> (b % 64) & 1;
     if (quick && !said) continue;
     REPORT_IF(said != (q->first != NULL), "H1", q, "heap's record of its bins with pages is wrong");
