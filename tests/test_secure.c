@@ -199,6 +199,40 @@ static void copies_are_bounded(void) {
   EXPECT_MESSAGE("lode: memcpy(): access to heap memory that is not allocated");
 }
 
+/* Past a page's last block (the area's tail) and in a huge block's room
+ * to grow there is no block: its "trailer" lay past the area, in the guard
+ * page or beyond the mapping, and reading it faulted (review, 2026-12-07). */
+static void copies_past_the_last_block_are_refused(void) {
+  lode_heap_t* h = lode_heap_new();
+  unsigned char* last = NULL;
+  lode_page_t* page = NULL;
+  /* a size whose blocks leave a tail, allocated until its page's last one */
+  static const size_t sizes[] = {100, 112, 200, 300, 700, 1000, 3000};
+  for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && last == NULL; k++) {
+    for (int i = 0; i < 100000 && last == NULL; i++) {
+      unsigned char* p = lode_heap_malloc(h, sizes[k]);
+      lode_page_t* pg = _lode_segment_page_of(_lode_ptr_segment(p), p);
+      if (pg->area_size % pg->block_size == 0) break;
+      if ((size_t)(p - pg->area) / pg->block_size + 1 == pg->reserved) last = p, page = pg;
+    }
+  }
+  CHECK(last != NULL);
+  if (last != NULL) {
+    unsigned char* tail = page->area + (size_t)page->reserved * page->block_size;
+    CHECK(!_lode_range_ok(tail, 1, "memset"));
+    EXPECT_MESSAGE("lode: memset(): access to heap memory that is not allocated");
+    CHECK(!_lode_range_ok(last + page->block_size - 8, 16, "memcpy"));
+    EXPECT_MESSAGE("lode: memcpy(): heap overflow");
+  }
+  lode_heap_destroy(h);
+  unsigned char* huge = lode_malloc(3u << 20);
+  lode_page_t* hp = _lode_segment_page_of(_lode_ptr_segment(huge), huge);
+  CHECK(hp->area_size > hp->block_size + 4096);
+  CHECK(!_lode_range_ok(huge + hp->block_size + 4096, 1, "memset"));
+  EXPECT_MESSAGE("lode: memset(): access to heap memory that is not allocated");
+  lode_free(huge);
+}
+
 static void realloc_moves_the_canary(void) {
   unsigned char* p = lode_malloc(90); /* 90 + 8 -> the 112-byte class: room for 104 */
   memset(p, 7, 90);
@@ -691,6 +725,7 @@ int main(void) {
   RUN(kinds_and_sizes_are_checked);
   RUN(copies_are_bounded);
   RUN(copy_under_first_block_is_caught);
+  RUN(copies_past_the_last_block_are_refused);
   RUN(realloc_moves_the_canary);
   RUN(quarantine_delays_reuse);
   RUN(destroyed_heap_leaves_no_quarantined_block);

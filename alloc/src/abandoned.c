@@ -55,8 +55,24 @@ uint64_t _lode_abandoned_pushes(void) {
   return n;
 }
 
-static void abandoned_push(lode_segment_t* seg) {
+/* A huge segment off the list and ownerless (an exit between clearing its
+ * owner and its push, a forced collect between its collect and its merge)
+ * whose one block another thread freed: that free's take
+ * (_lode_abandoned_take_huge) found nothing to take, and listed the segment
+ * would wait for a reclaim, its block resident (review, 2026-12-07).  Asked
+ * under the list's lock, which the take took after the free's push. */
+static bool huge_freed_locked(const lode_segment_t* seg) {
+  return seg->kind == LODE_PAGE_HUGE &&
+         lode_tf_block(atomic_load_explicit(&seg->pages[0].thread_free, memory_order_acquire)) != NULL;
+}
+
+/* False, and not listed, for a segment huge_freed_locked says was freed. */
+static bool abandoned_push(lode_segment_t* seg) {
   pthread_mutex_lock(&abandoned_lock);
+  if (huge_freed_locked(seg)) {
+    pthread_mutex_unlock(&abandoned_lock);
+    return false;
+  }
   abandoned_pushes++;
   lode_segment_check_stale(seg);
   seg->abandoned_at = _lode_clock_now();
@@ -69,6 +85,33 @@ static void abandoned_push(lode_segment_t* seg) {
   oldest_note_locked();
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, 1);
   pthread_mutex_unlock(&abandoned_lock);
+  return true;
+}
+
+static void segment_collect_pages(lode_segment_t* seg);
+
+/* An abandoned segment goes on the list, or, freed as huge_freed_locked
+ * says, to `me`, who merges the free and releases it (true; only the list
+ * hands it on, so the claim cannot fail). */
+static bool list_or_release(lode_segment_t* seg, uintptr_t me) {
+  while (!abandoned_push(seg)) {
+    uintptr_t expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&seg->thread_id, &expected, me, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+      lode_assert(!"unlisted abandoned segment owned");
+      return false;
+    }
+    segment_collect_pages(seg);
+    if (seg->used == 0) {
+      seg->is_abandoned = false;
+      seg->abandoned_pages = 0;
+      _lode_segment_release(seg, NULL);
+      return true;
+    }
+    seg->abandoned_pages = seg->used; /* (cannot be: a huge segment has one block) */
+    atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
+  }
+  return false;
 }
 
 static void unlink_locked(lode_segment_t* seg) {
@@ -125,7 +168,7 @@ void _lode_segment_abandon(lode_segment_t* seg, lode_tld_t* tld) {
   atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
   _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
   LODE_POINT(LODE_POINT_ABANDON_UNLISTED, seg);
-  abandoned_push(seg);
+  (void)list_or_release(seg, tld->thread_id);
 }
 
 /* Take ownership of a popped segment.  Only one thread can win the CAS. */
@@ -432,11 +475,29 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
     kept++;
   }
   if (kept == 0) return released;
+  lode_segment_t* freed = NULL; /* huge ones freed since their collect */
   pthread_mutex_lock(&abandoned_lock);
-  merge_locked(kept_newest);
+  for (lode_segment_t** at = &kept_newest; *at != NULL;) {
+    lode_segment_t* seg = *at;
+    if (!huge_freed_locked(seg)) {
+      at = &seg->next;
+      continue;
+    }
+    *at = seg->next;
+    seg->next = freed;
+    freed = seg;
+    kept--;
+  }
+  if (kept_newest != NULL) merge_locked(kept_newest);
   abandoned_count += kept;
   _lode_stat_add(&_lode_stats.segments_abandoned, NULL, kept);
   pthread_mutex_unlock(&abandoned_lock);
+  while (freed != NULL) {
+    lode_segment_t* seg = freed;
+    freed = seg->next;
+    seg->next = NULL;
+    released += list_or_release(seg, tld->thread_id);
+  }
   return released;
 }
 
@@ -559,6 +620,10 @@ static bool fork_segment_ok(const lode_segment_t* seg) {
 static void fork_segment_abandon(lode_segment_t* seg) {
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
+    /* a claim caught between its commit and marking the page in use leaves
+     * a committed free page still vouched zero (S1); the vouch goes, which
+     * only costs a clear (review, 2026-12-07: stress fork, once) */
+    if (!page->in_use && page->is_committed) page->area_zero = 0;
     if (page->on_purge_queue) {
       /* its expiry stays, for the adopter (as _lode_purge_queue_forget_segment) */
       page->purge_next = page->purge_prev = NULL;
@@ -584,7 +649,7 @@ static void fork_segment_abandon(lode_segment_t* seg) {
   seg->abandoned_pages = seg->used;
   atomic_store_explicit(&seg->thread_id, 0, memory_order_release);
   _lode_stat_add(&_lode_stats.segments_abandoned_total, NULL, 1);
-  abandoned_push(seg);
+  (void)list_or_release(seg, _lode_thread_id());
 }
 
 size_t _lode_abandoned_fork_take(void) {

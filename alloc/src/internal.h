@@ -277,6 +277,16 @@ typedef struct lode_segment_s {
 /* An abandoned segment changes in place only by remote frees; every other
  * change is an abandon or a forced collect's put-back.  Each marks it, so
  * the checker's quick pass walks the pages of marked ones only (check.c). */
+/* The OS pages of a huge block that a free by a thread not taking its
+ * segment gives back (alloc.c free_remote): whole pages, not the trailer's.
+ * Returns their bytes from *lo (A7 looks at the same ones). */
+static inline size_t lode_huge_reset_range(const lode_page_t* page, const void* block, uint8_t** lo) {
+  uint8_t* l = (uint8_t*)lode_align_up((uintptr_t)block, LODE_OS_PAGE_SIZE);
+  uint8_t* h = (uint8_t*)(((uintptr_t)block + page->block_size - LODE_TRAILER_SIZE) & ~(LODE_OS_PAGE_SIZE - 1));
+  *lo = l;
+  return h > l ? (size_t)(h - l) : 0;
+}
+
 static inline void lode_segment_check_stale(lode_segment_t* seg) {
 #ifdef LODE_TESTING
   atomic_store_explicit(&seg->check_stale, 1, memory_order_relaxed);
@@ -613,6 +623,7 @@ void _lode_os_sim_purge(void* p, size_t size, bool zero);
 void _lode_os_sim_reset(void* p, size_t size);
 void _lode_os_sim_protect(void* p, size_t size, bool accessible);
 bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
+bool _lode_os_sim_refused_this_input(void); /* an OS failure since lode_sim_os_new_input */
 void _lode_os_sim_touch(void* p, size_t size);
 void _lode_os_sim_copy(void* dst, const void* src, size_t n);
 #endif

@@ -89,10 +89,20 @@ bool lode_sim_os_enable(bool on) {
   return ok;
 }
 
+static size_t failures_at_input; /* lode's OS failures when this input began */
+
 void lode_sim_os_new_input(void) {
   pthread_mutex_lock(&sim_lock);
   purge_seq = 0;
+  failures_at_input = atomic_load_explicit(&_lode_stats.os_failures, memory_order_relaxed);
   pthread_mutex_unlock(&sim_lock);
+}
+
+bool _lode_os_sim_refused_this_input(void) {
+  pthread_mutex_lock(&sim_lock);
+  bool refused = atomic_load_explicit(&_lode_stats.os_failures, memory_order_relaxed) != failures_at_input;
+  pthread_mutex_unlock(&sim_lock);
+  return refused;
 }
 
 void lode_sim_os_stats(lode_sim_os_stats_t* out) {

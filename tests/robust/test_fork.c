@@ -464,6 +464,44 @@ static void test_fork_refuses_inconsistent(void) {
   refused_with(false);
   refused_with(true);
 }
+
+/* A claim caught between its commit and marking the page in use: the
+ * segment checks out (counts agree), but its free page is committed and
+ * still vouched zero (S1) -- the child takes it without the vouch. */
+static lode_page_t* mid_claim;
+
+static void mid_claim_child(void* arg) {
+  (void)arg;
+  lode_segment_t* seg = _lode_page_segment(mid_claim);
+  CHECK(atomic_load(&seg->thread_id) == 0 && seg->is_abandoned);
+  CHECK(!mid_claim->area_zero);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
+static void test_fork_mid_claim(void) {
+  sem_init(&bad_ready, 0, 0);
+  sem_init(&bad_done, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, bad_owner, NULL) == 0);
+  while (sem_wait(&bad_ready) != 0) {
+  }
+  lode_segment_t* seg = _lode_ptr_segment(bad_block);
+  mid_claim = NULL;
+  for (uint32_t i = 0; i < seg->page_count && mid_claim == NULL; i++)
+    if (!seg->pages[i].in_use && !seg->pages[i].is_committed && seg->pages[i].area_zero) mid_claim = &seg->pages[i];
+  CHECK(mid_claim != NULL);
+  if (mid_claim == NULL) return;
+  mid_claim->is_committed = 1; /* as page_commit leaves it */
+  seg->committed++;
+  child_result_t r;
+  run_child(mid_claim_child, NULL, &r);
+  EXPECT_CHILD(&r, 0, 0, NULL);
+  mid_claim->is_committed = 0;
+  seg->committed--;
+  sem_post(&bad_done);
+  pthread_join(t, NULL);
+  CHECK_EQ(lode_check_process(), 0);
+}
 #endif
 
 int main(void) {
@@ -474,6 +512,7 @@ int main(void) {
   RUN(test_fork_live_thread_frees);
 #ifdef LODE_TESTING
   RUN(test_fork_refuses_inconsistent);
+  RUN(test_fork_mid_claim);
 #endif
   RUN(test_fork);
   parent_heap_ok();
