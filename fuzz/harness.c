@@ -406,7 +406,15 @@ static bool any_parked(void) {
 
 /* Called by lode at its test points, on the thread that reached one. */
 static bool in_fork_child; /* only the forking thread exists: nothing parks, nothing is resumed */
-void fz_enter_fork_child(void) { in_fork_child = true; }
+/* The child's messages stay in its own memory: it checks them itself, at its
+ * end (fz_check_no_message), and starts without the parent's pending ones
+ * (those of a parked op, which the child never resumes).  Its only thread
+ * holds no lock of the parent's. */
+void fz_enter_fork_child(void) {
+  in_fork_child = true;
+  pthread_mutex_init(&message_lock, NULL);
+  pending_len = 0;
+}
 
 static void point_hook(lode_point_t point, const void* obj) {
   if (in_fork_child) return;
