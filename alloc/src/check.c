@@ -658,7 +658,8 @@ static size_t check_process(bool quick) {
         REPORT_IF(!live_set_has(&live, seg->tld), "A4", seg,
                   "segment belongs to the data of a gone thread whose exit never ran");
       if (k == ntally && ntally < tally_cap) tally[ntally++] = (tld_tally_t){seg->tld, 0};
-      if (k == ntally || quick) continue; /* more threads than segments: cannot be */
+      if (k == ntally) continue; /* more threads than segments: cannot be */
+      if (quick) continue;       /* the A4 tally is the full passes' */
       for (uint32_t i = 0; i < seg->page_count; i++) tally[k].flagged += seg->pages[i].on_purge_queue;
     }
   }
