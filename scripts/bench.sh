@@ -3,7 +3,7 @@
 # in benchmark mode (fixed work, no checks, no patterns).  Each run is one
 # workload in one process (peak RSS is per process); within each repeat the
 # allocators alternate.  Prints tables of medians (time, peak RSS, minor page
-# faults) with ratios to mimalloc,
+# faults, CPU time) with ratios to mimalloc,
 # writes build/bench/results.csv, build/bench/summary.csv and a chart
 # build/bench/bench.svg (+ .png with gnuplot).
 #
@@ -20,6 +20,10 @@
 # whole run, beside every allocator alike) measure behaviour when threads
 # outnumber cores, as on a loaded server: waits that spin or yield and lock
 # hand-offs cost most then.  Compare the same-run ratios with and without.
+# Read the CPU-time table there too: a wait for a CPU (the driver's barrier
+# each round waits for its last thread to be scheduled) adds wall time to
+# every allocator alike, which pulls any wall ratio towards 1; spinning or
+# yielding inside an allocator shows as CPU time, lock hand-offs as both.
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), lode-wipe
 # (lode with --wipe-floor: the least a secure build's wipe and check cost), glibc,
@@ -148,7 +152,7 @@ for _ in $(seq 1 "$hog"); do
   ( trap - EXIT INT TERM; while :; do :; done ) &
   hog_pids+=($!)
 done
-echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults" >"$csv"
+echo "allocator,workload,repeat,seconds,peak_rss_kib,minor_faults,cpu_seconds" >"$csv"
 # A run takes seconds; one that hangs (mimalloc 2.0.9 can spin forever at
 # thread exit after its heap bug, see stress/README.md) is killed and reported.
 run_timeout=${BENCH_RUN_TIMEOUT:-60}
@@ -180,9 +184,10 @@ for r in $(seq 1 "$repeats"); do
       wait "$child"
       rc=$? child=""
       line=$(<"$runlog")
-      s=$(grep -o 'seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
+      s=$(grep -o ' seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
       m=$(grep -o 'peak_rss_kib=[0-9]*' <<<"$line" | cut -d= -f2)
       pf=$(grep -o 'minor_faults=[0-9]*' <<<"$line" | cut -d= -f2)
+      cpu=$(grep -o 'cpu_seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
       [ "$pre" != - ] && [ -n "$pre_dir" ] && [[ $pre == "$pre_dir"/* ]] && [ $rc -ne 0 ] && keep_pre=1 # the replay needs it
       if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         hung[$a/$wl]=1
@@ -193,7 +198,7 @@ for r in $(seq 1 "$repeats"); do
         failed+=("$a $wl repeat $r: exit $rc: $(quote "${cmd[@]}")")
         echo "bench.sh: $a $wl failed (exit $rc); replay: $(quote "${cmd[@]}")"; tail -5 <<<"$line"; continue
       fi
-      echo "$a,$wl,$r,$s,$m,$pf" >>"$csv"
+      echo "$a,$wl,$r,$s,$m,$pf,$cpu" >>"$csv"
       [ -t 2 ] && printf '\rbench.sh: %d/%d runs' "$n" "$total" >&2
     done
   done
@@ -219,18 +224,21 @@ for a in allocs:
         t = [float(r["seconds"]) for r in rows if r["allocator"] == a and r["workload"] == w]
         m = [int(r["peak_rss_kib"]) for r in rows if r["allocator"] == a and r["workload"] == w]
         pf = [int(r["minor_faults"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
-        if t: med[a, w] = (statistics.median(t), statistics.median(m), statistics.median(pf))
+        cpu = [float(r["cpu_seconds"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
+        if t: med[a, w] = (statistics.median(t), statistics.median(m), statistics.median(pf), statistics.median(cpu))
 ref = "mimalloc" if "mimalloc" in allocs else allocs[0]
 open(os.path.join(out, "ref.txt"), "w").write(ref + "\n")  # the chart's labels
 with open(os.path.join(out, "summary.csv"), "w") as f:
-    f.write("workload,allocator,median_seconds,median_peak_rss_kib,median_minor_faults,time_ratio,rss_ratio\n")
+    f.write("workload,allocator,median_seconds,median_peak_rss_kib,median_minor_faults,time_ratio,rss_ratio,"
+            "median_cpu_seconds,cpu_ratio\n")
     for w in wls:
         for a in allocs:
             if (a, w) in med and (ref, w) in med:
-                t, m, pf = med[a, w]; rt, rm, _ = med[ref, w]
-                f.write(f"{w},{a},{t:.4f},{m},{pf:.0f},{t / rt:.3f},{m / rm:.3f}\n")
+                t, m, pf, c = med[a, w]; rt, rm, _, rc = med[ref, w]
+                f.write(f"{w},{a},{t:.4f},{m},{pf:.0f},{t / rt:.3f},{m / rm:.3f},{c:.4f},{c / rc if rc else 0:.3f}\n")
 for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RSS, MiB", 1, "", 1024.0),
-                                ("median page faults (minor), thousands", 2, "", 1000.0)):
+                                ("median page faults (minor), thousands", 2, "", 1000.0),
+                                ("median CPU time (user + sys), s", 3, "", 1.0)):
     print(f"\n{title} (ratio to {ref})")
     print(f"{'workload':9}" + "".join(f"{a:>16}" for a in allocs))
     for w in wls:
@@ -239,7 +247,9 @@ for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RS
             if (a, w) not in med or (ref, w) not in med:
                 line += f"{'-':>16}"; continue
             v, r = med[a, w][idx], med[ref, w][idx]
-            line += f"{v / scale:9.3f} ({v / r:4.2f})" if idx == 0 else f"{v / scale:9.1f} ({v / r:4.2f})"
+            if not r:
+                line += f"{'-':>16}"; continue
+            line += f"{v / scale:9.3f} ({v / r:4.2f})" if idx in (0, 3) else f"{v / scale:9.1f} ({v / r:4.2f})"
         print(line)
 # lode-secure cost
 if "lode" in allocs and "lode-secure" in allocs:

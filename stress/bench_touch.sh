@@ -2,7 +2,8 @@
 # bench_touch.sh LODE_STRESS: --bench --touch pages and --touch all must write
 # the blocks' pages (twice the page faults of --touch first on the large
 # workload), or the "program using its memory" bench measures nothing new;
-# and --wipe-floor must write the blocks it frees.
+# and --wipe-floor must write the blocks it frees; and the CPU time it
+# prints is plausible.
 # The check is of the driver, so it runs on glibc: lode's own writes (a
 # LODE_SECURE build zeroes and checks blocks, a Debug one fills them) faulted
 # pages in either way and made the ratio depend on the build and the machine
@@ -30,4 +31,11 @@ plain=$(rp) wiped=$(rp --wipe-floor)
 echo "bench_touch: rptest minor faults on glibc: $plain, with --wipe-floor: $wiped"
 [ -n "$plain" ] && [ -n "$wiped" ] && [ $((2 * wiped)) -ge $((3 * plain)) ] ||
   { echo "bench_touch: --wipe-floor did not write the freed blocks" >&2; exit 1; }
+# cpu_seconds (user + sys) sits beside the wall time: one thread writing
+# every byte of its blocks uses the CPU (> 0) and no more than the run took
+line=$("$b" --bench --quiet --target libc --workload large --rounds 2 --threads 1 --touch all | grep '^bench ')
+echo "bench_touch: $line"
+echo "$line" | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+  END { exit !(v["cpu_seconds"] != "" && v["cpu_seconds"] > 0 && v["cpu_seconds"] <= 2 * v["seconds"] + 0.5) }' ||
+  { echo "bench_touch: cpu_seconds missing or not within (0, 2 x seconds + 0.5]" >&2; exit 1; }
 echo "bench_touch: ok"
