@@ -431,6 +431,53 @@ static void huge_and_destroyed_blocks_are_wiped(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
+/* A write at `at` kills a child by SIGSEGV. */
+static bool write_faults(volatile char* at) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    *at = 0x41;
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+/* A huge block's room to grow is inaccessible until a realloc grows into it:
+ * an overflow past the block's last page faults at once (it ran on unseen to
+ * the reservation's end, past any check at free), in every life of the
+ * mapping: fresh, grown, shrunk, and taken again from the cache. */
+static void huge_room_faults_until_grown(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100000); /* cached, not unmapped */
+  size_t n = (size_t)8 << 20;
+  char* p = lode_malloc(n);
+  CHECK(p != NULL);
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  char* end = (char*)page->area + page->block_size;
+  CHECK(end < (char*)page->area + page->area_size); /* it has room */
+  CHECK(write_faults(end));
+  CHECK(write_faults(end + 8192));
+  char* q = lode_realloc(p, n + (64 << 10)); /* grows in place */
+  CHECK(q == p);
+  memset(q, 0x5a, n + (64 << 10));
+  char* grown = (char*)page->area + page->block_size;
+  CHECK(grown > end);
+  CHECK(write_faults(grown));
+  q = lode_realloc(q, (size_t)3 << 20); /* shrinks in place (still huge): the tail goes */
+  CHECK(q == p);
+  CHECK(write_faults((char*)page->area + page->block_size));
+  lode_free(q);
+  char* r = lode_malloc(n); /* the cached mapping again */
+  CHECK(r != NULL);
+  page = _lode_segment_page_of(_lode_ptr_segment(r), r);
+  memset(r, 0x5a, n);
+  CHECK(write_faults((char*)page->area + page->block_size));
+  lode_free(r);
+  EXPECT_SILENCE();
+  lode_collect(true);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+}
+
 /* Pages whose every block came back through a free are vouched zero
  * (area_wiped): their next claim clears nothing and faults nothing in.  Two
  * ways it was missed, each making every later life of the page clear it
@@ -733,6 +780,7 @@ int main(void) {
   RUN(malloc0_full_range_is_not_searched);
   RUN(underflow_into_alignment_padding_is_caught);
   RUN(huge_and_destroyed_blocks_are_wiped);
+  RUN(huge_room_faults_until_grown);
   RUN(partly_carved_unclean_page_is_vouched);
   RUN(page_emptied_while_abandoned_is_vouched);
   RUN(guards_leave_the_program_mappings);

@@ -698,6 +698,7 @@ bool _lode_os_fail_injected(unsigned op); /* an injected failure of op (lode_os_
 void* _lode_os_reserve_inaccessible(size_t size); /* NULL on failure */
 typedef enum lode_guard_e { LODE_GUARD_NONE, LODE_GUARD_MARKER, LODE_GUARD_PROTECT } lode_guard_t;
 lode_guard_t _lode_os_guard(void* p, size_t size); /* how it was made, if at all */
+bool _lode_os_protect_room(void* p, size_t size); /* false: still accessible */
 #endif
 
 /* --- segment_map.c: which 4 MiB chunks belong to lode ----------------------- */

@@ -866,5 +866,21 @@ lode_guard_t _lode_os_guard(void* p, size_t size) {
   }
   return LODE_GUARD_PROTECT;
 }
+
+/* A huge block's room to grow, reserved and never committed, made
+ * inaccessible until a realloc commits into it (_lode_os_commit_protected):
+ * a linear overflow past the block's last page faults there instead of
+ * running on unseen up to the reservation's end.  One mprotect that meets
+ * the end guard: the mapping gets no more VMAs than its guard gave it.
+ * False (refused, or the simulated OS, which protects nothing): the room
+ * stays accessible, as in a default build. */
+bool _lode_os_protect_room(void* p, size_t size) {
+  if (SIM_ON()) return false;
+  if (os_mprotect(p, size, PROT_NONE) != 0) {
+    os_failed("mprotect(room to grow) failed", p, size);
+    return false;
+  }
+  return true;
+}
 #endif /* LODE_SECURE */
 

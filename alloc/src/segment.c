@@ -639,6 +639,10 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
     page->free_is_zero = page->claimed_zero = 1;
   }
 #endif
+#ifdef LODE_SECURE
+  if (bsize < page->area_size && _lode_os_protect_room(page->area + bsize, page->area_size - bsize))
+    seg->has_protected = true; /* a grow unprotects what it takes; a reuse, all */
+#endif
   huge_advise(seg, bsize, false);
   page->is_committed = 1;
   page->area_zero = 0;

@@ -361,6 +361,18 @@ static void of_huge_slack(size_t n) {
   not_caught();
 }
 
+/* One byte two pages past a huge block's end: past its last page, where
+ * its trailer lies, into the room a realloc would grow it into. */
+static void of_huge_room(size_t n) {
+  size_t z = 3 * MIB + n;
+  char* p = must_malloc(z);
+  volatile char* v = p;
+  v[z + 2 * 4096] = 0x41;
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
 static void of_1_write(size_t n) { write_over(n, 1); }
 static void of_32_write(size_t n) { write_over(n, 32); }
 static void of_1m_write(size_t n) { write_over(n, MIB); }
@@ -593,6 +605,7 @@ static const struct sec_case cases[] = {
   {"of_32_memcpy", "overflow", of_32_memcpy},
   {"of_1m_memcpy", "overflow", of_1m_memcpy},
   {"of_huge_slack", "overflow", of_huge_slack},
+  {"of_huge_room", "overflow", of_huge_room},
   {"uf_1_write", "underflow", uf_1_write},
   {"uf_32_write", "underflow", uf_32_write},
   {"uf_1m_write", "underflow", uf_1m_write},
