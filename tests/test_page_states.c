@@ -70,6 +70,14 @@ static void closed_descriptor_is_not_used(void) {
   CHECK_EQ(fstat(fd, &before), 0);
   CHECK_EQ(state_of(m), LODE_PAGE_PRESENT);
   CHECK_EQ(state_of(m + PS), LODE_PAGE_ABSENT);
+  /* closed outright: a fresh one is opened, and errno is the caller's (a
+   * LODE_SECURE free asks here, and free leaves errno alone) */
+  int mine = _lode_os_pagemap_fd();
+  CHECK(mine >= 0);
+  CHECK_EQ(close(mine), 0);
+  errno = EDOM;
+  CHECK_EQ(state_of(m), LODE_PAGE_PRESENT);
+  CHECK_EQ(errno, EDOM);
   /* the program's file is still open, under its number */
   CHECK_EQ(fstat(fd, &after), 0);
   CHECK(after.st_ino == before.st_ino && after.st_dev == before.st_dev);

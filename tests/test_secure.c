@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -758,6 +759,50 @@ static void overflow_is_reported_once(void) {
   lode_option_set(LODE_OPTION_QUARANTINE, 1);
 }
 
+/* free() leaves errno alone (POSIX.1-2024; glibc since 2.33), and so does
+ * realloc(p, 0) (README).  The wipe of a block of 64 KiB or more reads the
+ * pagemap through a descriptor lode keeps: a program that had closed it (a
+ * daemon closing every descriptor it did not open) got EBADF from its next
+ * such free, and one at its descriptor limit EMFILE (review, 2026-12-07). */
+static void free_leaves_errno(void) {
+  unsigned char* p = lode_malloc(256 << 10);
+  CHECK(p != NULL);
+  memset(p, 1, 4096); /* the rest is not in memory: the wipe asks the pagemap */
+  lode_free(p);
+  int fd = _lode_os_pagemap_fd();
+  if (fd < 0) {
+    printf("skip (no /proc/self/pagemap) ");
+    return;
+  }
+  CHECK_EQ(close(fd), 0);
+  p = lode_malloc(256 << 10);
+  CHECK(p != NULL);
+  memset(p, 1, 4096);
+  errno = EDOM;
+  lode_free(p);
+  CHECK_EQ(errno, EDOM);
+  /* at the descriptor limit (in a child: the limit is the process's) */
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(3);
+    p = lode_malloc(256 << 10);
+    if (p == NULL) _exit(4);
+    memset(p, 1, 4096);
+    rl.rlim_cur = 3; /* no descriptor left to open */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(5);
+    for (int i = 3; i < 1024; i++) close(i);
+    errno = EDOM;
+    lode_free(p);
+    _exit(errno == EDOM ? 0 : 6);
+  }
+  int status = 0;
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  EXPECT_SILENCE();
+}
+
 int main(void) {
   if (pipe(msg_pipe) != 0 || fcntl(msg_pipe[0], F_SETFL, O_NONBLOCK) != 0) return 2;
   lode_test_set_message_fd(msg_pipe[1]);
@@ -786,5 +831,6 @@ int main(void) {
   RUN(guards_leave_the_program_mappings);
   RUN(keys_come_from_the_secret);
   RUN(failed_entropy_leaves_errno);
+  RUN(free_leaves_errno);
   return test_done();
 }

@@ -656,7 +656,12 @@ int _lode_os_pagemap_fd(void) {
 
 bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec) {
   size_t pages = (size + LODE_OS_PAGE_SIZE - 1) / LODE_OS_PAGE_SIZE;
+  /* a LODE_SECURE free asks here, and free leaves errno alone: the check of
+   * a descriptor the program closed (EBADF), an open at its descriptor limit
+   * (EMFILE) or without /proc set it */
+  int saved = errno;
   int fd = SIM_ON() ? -1 : pagemap_open();
+  errno = saved;
   if (fd >= 0) {
     enum { BATCH = 256 };
     uint64_t e[BATCH];
@@ -664,7 +669,10 @@ bool _lode_os_page_states(const void* p, size_t size, unsigned char* vec) {
     for (; i < pages; i += BATCH) {
       size_t n = pages - i < BATCH ? pages - i : BATCH;
       off_t at = (off_t)(((uintptr_t)p / LODE_OS_PAGE_SIZE + i) * sizeof(uint64_t));
-      if (pread(fd, e, n * sizeof(uint64_t), at) != (ssize_t)(n * sizeof(uint64_t))) break;
+      if (pread(fd, e, n * sizeof(uint64_t), at) != (ssize_t)(n * sizeof(uint64_t))) {
+        errno = saved;
+        break;
+      }
       for (size_t j = 0; j < n; j++)
         vec[i + j] = (e[j] & PAGEMAP_PRESENT)   ? LODE_PAGE_PRESENT
                      : (e[j] & PAGEMAP_SWAPPED) ? LODE_PAGE_SWAPPED
