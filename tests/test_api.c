@@ -3,6 +3,10 @@
 #include "internal.h"
 #include "test.h"
 
+#include <fcntl.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void malloc_zero_unique(void) {
@@ -302,9 +306,61 @@ static void options_keep_errno(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, before);
 }
 
-int main(void) {
+/* A set-user-ID program (AT_SECURE) ignores the invoking user's LODE_*
+ * variables, as glibc ignores its malloc tunables there: LODE_ON_ERROR=ignore
+ * turned off a privileged program's abort on a double free (LODE_SECURE's
+ * every check), LODE_VERBOSE had it write its addresses for that user to
+ * read.  The child is this program, copied set-user-ID nobody and run as
+ * root: only root can make one, and a nosuid or noexec /tmp skips. */
+#define SETUID_CHILD "--setuid-child"
+static int setuid_child(void) {
+  if (getauxval(AT_SECURE) == 0) return 97;
+  return lode_option_get(LODE_OPTION_ON_ERROR) == LODE_ON_ERROR_ABORT && lode_option_get(LODE_OPTION_VERBOSE) == 0 &&
+                 lode_option_get(LODE_OPTION_PURGE_DELAY) == 10
+             ? 0
+             : 1;
+}
+
+static void options_ignored_when_setuid(void) {
+  if (geteuid() != 0) {
+    printf("skip (only root makes a set-user-ID copy) ");
+    return;
+  }
+  char path[] = "/tmp/lode-test-setuid-XXXXXX";
+  int out = mkstemp(path), in = open("/proc/self/exe", O_RDONLY);
+  CHECK(out >= 0 && in >= 0);
+  if (out < 0 || in < 0) return;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof buf)) > 0) CHECK_EQ(write(out, buf, (size_t)n), n);
+  close(in);
+  CHECK_EQ(fchown(out, 65534, (gid_t)-1), 0);
+  CHECK_EQ(fchmod(out, 04755), 0);
+  close(out); /* before the exec: a file open for writing is busy */
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("LODE_ON_ERROR", "ignore", 1);
+    setenv("LODE_VERBOSE", "1", 1);
+    setenv("LODE_PURGE_DELAY", "-1", 1);
+    execl(path, path, SETUID_CHILD, (char*)NULL);
+    _exit(98);
+  }
+  int status = 0;
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  unlink(path);
+  CHECK(WIFEXITED(status));
+  if (WIFEXITED(status) && WEXITSTATUS(status) >= 97) {
+    printf("skip (%s) ", WEXITSTATUS(status) == 97 ? "no set-user-ID on /tmp" : "no exec from /tmp");
+    return;
+  }
+  CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], SETUID_CHILD) == 0) _exit(setuid_child()); /* no exit handlers as nobody */
   RUN(option_set_text);
   RUN(options_keep_errno);
+  RUN(options_ignored_when_setuid);
   RUN(stats_print_fd);
   RUN(malloc_zero_unique);
   RUN(segment_map_bounds);

@@ -91,7 +91,8 @@ void lode_heap_collect(lode_heap_t* heap, bool force);
 void lode_collect(bool force);
 
 /* ---------------------------------------------------------------------------
- * Options.  Read once from the environment (LODE_PURGE_DELAY, ...) at start;
+ * Options.  Read once from the environment (LODE_PURGE_DELAY, ...) at start,
+ * except in a set-user-ID or set-group-ID program (AT_SECURE: the defaults);
  * lode_option_set overrides at run time.
  * ------------------------------------------------------------------------- */
 typedef enum lode_option_e {

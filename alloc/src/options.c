@@ -96,7 +96,10 @@ static void options_load(void) {
   int saved = errno;
   for (int i = 0; i < LODE_OPTION_COUNT; i++) {
     long v = options[i].value;
-    const char* s = getenv(options[i].env);
+    /* secure_getenv: a set-user-ID program must not take the invoking
+     * user's word (LODE_ON_ERROR=ignore would switch off its checks), as
+     * glibc ignores its own malloc tunables there */
+    const char* s = secure_getenv(options[i].env);
     if (s != NULL && *s != '\0') { /* empty: unset for one command (README) */
       long parsed;
       if (parse_value((lode_option_t)i, s, &parsed)) {
