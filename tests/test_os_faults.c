@@ -268,6 +268,51 @@ static void every_operation_refused(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
 }
 
+/* free() leaves errno alone (POSIX.1-2024; glibc since 2.33) when an OS
+ * call it makes is refused: decommit's mprotect at the process's mapping
+ * limit (vm.max_map_count) left ENOMEM in the program's errno, as did a
+ * refused purge, unmap or discard of a huge block.  Each refused here. */
+static void free_keeps_errno_when_refused(void) {
+  long old_mode = lode_option_get(LODE_OPTION_PURGE_MODE);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* every empty page purged at its free */
+  static const struct { long mode; unsigned ops; } cases[] = {
+      {LODE_PURGE_DECOMMIT, LODE_OS_PROTECT}, /* the memory went, the mprotect did not */
+      {LODE_PURGE_DECOMMIT, LODE_OS_PURGE},
+      {LODE_PURGE_DONTNEED, LODE_OS_PURGE},
+      {LODE_PURGE_DONTNEED, LODE_OS_RELEASE | LODE_OS_DISCARD},
+  };
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    lode_option_set(LODE_OPTION_PURGE_MODE, cases[c].mode);
+    lode_collect(true);
+    enum { N = 300 };
+    static void* b[N];
+    for (int i = 0; i < N; i++) {
+      b[i] = lode_malloc(i % 3 == 0 ? 3000 : i % 3 == 1 ? 40000 : 300000);
+      CHECK(b[i] != NULL);
+    }
+    void* huge = lode_malloc(HUGE_SIZE);
+    CHECK(huge != NULL);
+    lode_test_fail_os_ops(cases[c].ops, 0, 1000000);
+    int changed = 0;
+    for (int i = 1; i < N; i++) { /* b[0] keeps a segment */
+      errno = EDOM;
+      lode_free(b[i]);
+      changed += errno != EDOM;
+    }
+    errno = EDOM;
+    lode_free(huge);
+    changed += errno != EDOM;
+    long left = disarm();
+    CHECK(left < 1000000); /* refusals were delivered */
+    CHECK_EQ(changed, 0);
+    lode_free(b[0]);
+    lode_collect(true);
+    CHECK_EQ(lode_check_thread(), 0);
+  }
+  lode_option_set(LODE_OPTION_PURGE_MODE, old_mode);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+}
+
 int main(void) {
   RUN(segment_map_is_tried_again); /* first: lode has nothing yet */
   lode_test_set_clock(test_clock, NULL);
@@ -279,5 +324,6 @@ int main(void) {
   RUN(refused_unmap_is_kept_and_retried);
   RUN(refused_cache_unmap_is_retried);
   RUN(every_operation_refused);
+  RUN(free_keeps_errno_when_refused);
   return test_done();
 }

@@ -328,10 +328,14 @@ static lode_noinline void free_slow(void* p, const char* func) {
   lode_page_t* page;
   lode_block_t* block = resolve(p, func, &seg, &page);
   if (block == NULL || !owner_block_live(seg, page, block, p, func)) return;
+  /* free leaves errno alone (POSIX.1-2024; glibc since 2.33): a purge,
+   * reset or unmap below that the OS refuses would set it */
+  int e = errno;
   if (atomic_load_explicit(&seg->thread_id, memory_order_relaxed) == _lode_thread_id())
     _lode_heap_free_block(page, block);
   else
     free_remote(seg, page, block);
+  errno = e;
 }
 
 /* A free by a thread that does not own p's segment, p's chunk a segment
@@ -712,6 +716,8 @@ static uint8_t* secure_check(void* p, lode_alloc_kind_t kind, size_t size, const
   return block;
 }
 
+static void secure_release(void* p, lode_page_t* page, uint8_t* block, size_t end, const char* func);
+
 static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char* func) {
   if (p == NULL) return;
   if (_lode_zero_contains(p)) {
@@ -725,6 +731,14 @@ static void secure_free(void* p, lode_alloc_kind_t kind, size_t size, const char
   size_t end;
   uint8_t* block = secure_check(p, kind, size, func, &page, &end, true);
   if (block == NULL) return;
+  /* free leaves errno alone (POSIX.1-2024; glibc since 2.33): the wipe and
+   * the release make OS calls the OS may refuse */
+  int e = errno;
+  secure_release(p, page, block, end, func);
+  errno = e;
+}
+
+static void secure_release(void* p, lode_page_t* page, uint8_t* block, size_t end, const char* func) {
   lode_segment_t* seg = _lode_page_segment(page);
   /* huge blocks too (review, 2026-12-06: an indexed write past a 3 MB
    * block's canary went unseen); from 64 KiB on only resident pages are read */

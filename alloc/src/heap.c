@@ -44,7 +44,12 @@ static lode_noinline void page_retire_slow(lode_page_t* page, lode_heap_t* heap)
       return;
     }
   }
+  /* a free's: it leaves errno alone (POSIX.1-2024; glibc since 2.33), and
+   * a purge the OS refuses here (decommit's mprotect at the mapping limit)
+   * would set it */
+  int e = errno;
   page_free_to_segment(page, heap, true);
+  errno = e;
 }
 
 /* An empty page leaves its heap, unless it is the only page of a small bin:
