@@ -272,6 +272,11 @@ static void every_operation_refused(void) {
  * call it makes is refused: decommit's mprotect at the process's mapping
  * limit (vm.max_map_count) left ENOMEM in the program's errno, as did a
  * refused purge, unmap or discard of a huge block.  Each refused here. */
+static void* huge_of_a_thread(void* arg) {
+  (void)arg;
+  return lode_malloc(HUGE_SIZE);
+}
+
 static void free_keeps_errno_when_refused(void) {
   long old_mode = lode_option_get(LODE_OPTION_PURGE_MODE);
   lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* every empty page purged at its free */
@@ -304,6 +309,18 @@ static void free_keeps_errno_when_refused(void) {
     changed += errno != EDOM;
     long left = disarm();
     CHECK(left < 1000000); /* refusals were delivered */
+    /* another thread's (exited) huge block: free_slow's path, whose free
+     * releases the segment or resets the block's pages */
+    pthread_t t;
+    void* theirs = NULL;
+    CHECK_EQ(pthread_create(&t, NULL, huge_of_a_thread, NULL), 0);
+    CHECK_EQ(pthread_join(t, &theirs), 0);
+    CHECK(theirs != NULL);
+    lode_test_fail_os_ops(cases[c].ops, 0, 1000000);
+    errno = EDOM;
+    lode_free(theirs);
+    changed += errno != EDOM;
+    (void)disarm();
     CHECK_EQ(changed, 0);
     lode_free(b[0]);
     lode_collect(true);
