@@ -293,7 +293,11 @@ void fz_free_slot(unsigned slot, const char* why) {
   if (!s->live) return;
   fz_shadow_verify(slot, SIZE_MAX, why);
   uint8_t* p = s->p;
+  /* free leaves errno alone (POSIX.1-2024, glibc 2.33): a purge, unmap or
+   * reset the OS refuses inside it must not show (review, 2026-12-07) */
+  errno = EDOM;
   lode_free(p);
+  if (errno != EDOM) fz_fail("free changed errno to %d (%s): free must leave errno alone", errno, strerror(errno));
   fz_shadow_drop(slot);
   s->freed = p;
 }

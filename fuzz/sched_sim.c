@@ -13,6 +13,7 @@
  * point hook), as a real thread would by running on. */
 #include "harness.h"
 
+#include <errno.h>
 #include <lode.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -86,7 +87,14 @@ static void current_stack(const void** bottom, size_t* size) {
   }
 }
 
+/* errno is each thread's own: a thread that parked inside lode finds its
+ * own when it goes on, not what the ops run meanwhile left (the harness
+ * checks that a free leaves it alone). */
+static int thread_errno[FZ_THREADS + 1];
+
 static void enter(unsigned t) {
+  thread_errno[cur] = errno;
+  errno = thread_errno[t];
   cur = t;
   int id = t == FZ_MAIN ? -1 : (int)t;
   lode_sim_thread_switch(id);
@@ -173,6 +181,7 @@ static void s_resume(unsigned t) {
 
 static void s_run(unsigned t, fz_job_fn job, const fz_op_t* op) {
   while (th[t].parked) s_resume(t); /* its earlier op ends first (it may park again on the way) */
+  if (!th[t].alive) thread_errno[t] = 0; /* a new thread */
   th[t].alive = true;
   if (!fz_park_pending(t)) {
     unsigned prev = cur;
