@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum { HUGE_SIZE = 6 << 20, SHRUNK = 5 << 19 /* 2.5 MiB: still huge, under half */ };
@@ -203,6 +204,47 @@ static void huge_moves_by_mremap(void) {
   CHECK_EQ(lode_check_thread(), 0);
   lode_collect(true);
   CHECK_EQ(lode_check_clean(before.committed_current), 0);
+}
+
+/* Under an address-space limit a huge block gets no room to grow in place
+ * (robust.rlimit): nor may one that realloc moves past its room.  The move
+ * reserved room as if there were no limit: a block of 160 MiB took 320 MiB
+ * of the limit, and fewer blocks fitted beside it. */
+static size_t address_space_used(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+    fclose(f);
+  }
+  return (size_t)pages * 4096;
+}
+
+static void huge_move_under_rlimit_takes_no_room(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 0); /* nothing cached: every reservation is fresh */
+  lode_collect(true);
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = address_space_used() + ((size_t)1 << 30);
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(2);
+    lode_stats_t base = stats();
+    char* p = lode_malloc((size_t)64 << 20);
+    if (p == NULL) _exit(3);
+    p[0] = 1;
+    char* q = lode_realloc(p, (size_t)160 << 20); /* no room under the limit: it moves */
+    if (q == NULL || q[0] != 1) _exit(4);
+    size_t reserved = stats().reserved_current - base.reserved_current;
+    if (reserved >= ((size_t)160 << 20) + LODE_SEGMENT_SIZE) {
+      fprintf(stderr, "  a 160 MiB block moved under RLIMIT_AS reserves %zu MiB\n", reserved >> 20);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
 }
 
 /* A shrunk huge block's tail is made inaccessible (PROT_NONE); that must cost
@@ -910,6 +952,7 @@ int main(void) {
   RUN(huge_grows_in_place);
   RUN(huge_moves_by_mremap);
   RUN(huge_moves_in_pieces);
+  RUN(huge_move_under_rlimit_takes_no_room);
   RUN(huge_shrink_protects_only_its_segment);
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);

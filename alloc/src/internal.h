@@ -640,6 +640,7 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_pro
 bool _lode_os_discard(void* p, size_t size); /* true: reads as zero now */
 bool _lode_os_reset(void* p, size_t size); /* committed memory keeps its state, loses its bytes (true: it did) */
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got);
+bool _lode_os_address_space_limited(void); /* RLIMIT_AS is finite: reserve no room to grow */
 bool _lode_os_commit(void* p, size_t size);
 bool _lode_os_commit_protected(void* p, size_t size); /* a range _lode_os_decommit protected */
 void _lode_os_commit_fresh(void* p, size_t size);      /* in a reservation just made: cannot fail */

@@ -325,6 +325,9 @@ static bool address_space_limited(void) {
   return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
 }
 
+/* (for a huge block's move, which reserves room as a new block does) */
+bool _lode_os_address_space_limited(void) { return address_space_limited(); }
+
 /* Reserve `want` bytes, or at least `need` when address space is short (one
  * OS call as far as failure injection goes).  *got: the size reserved. */
 void* _lode_os_reserve_flex(size_t need, size_t want, size_t alignment, size_t* got) {

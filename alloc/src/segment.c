@@ -708,7 +708,9 @@ lode_page_t* _lode_segment_huge_remap(lode_tld_t* tld, lode_page_t* page, size_t
   size_t nb = huge_extent(area_offset, new_size), old_size = seg->size, old_block = page->block_size;
   size_t want = area_offset + nb;
   if (nb <= old_block || want < nb || !_lode_os_overcommit_ok(nb - old_block)) return NULL; /* the growth: as in place */
-  if (nb <= LODE_HUGE_SLACK_MAX) want += nb;
+  /* room to grow again, as a new block gets it: not under an address-space
+   * limit, where it would halve what fits (as _lode_os_reserve_flex) */
+  if (nb <= LODE_HUGE_SLACK_MAX && !_lode_os_address_space_limited()) want += nb;
   _lode_segment_map_remove(seg, old_size);
   registry_remove(seg);
   _lode_segment_list_remove(&tld->segments[LODE_PAGE_HUGE], seg);
