@@ -242,6 +242,34 @@ static void delay_backs_off_after_early_comeback(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* Four quiet delays halve the backed-off delay, and so do each four after
+ * them: a program that settles gives its pages back after the base delay.
+ * The halving was taken once per look, however long the quiet: after an
+ * hour without a comeback a page freed waited 400 ms of a 100 ms delay. */
+static void backoff_decays_over_a_quiet_spell(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_test_set_clock(test_clock, NULL); /* the backoff starts over */
+  test_clock_set(60000);
+  for (int i = 0; i < 3; i++) _lode_purge_note_comeback(60000); /* three early comebacks */
+  CHECK_EQ(_lode_purge_delay(60000), 800);
+  /* 4 x 800 ms quiet: one halving; 4 x 400 more: another */
+  CHECK_EQ(_lode_purge_delay(60000 + 3200 + 1600 - 1), 400);
+  lode_test_set_clock(test_clock, NULL);
+  for (int i = 0; i < 3; i++) _lode_purge_note_comeback(60000);
+  CHECK_EQ(_lode_purge_delay(60000 + 3200 + 1600), 200);
+  /* an hour later: the base delay, for a page freed then too */
+  int64_t later = 60000 + 3600 * 1000;
+  test_clock_set(later);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  CHECK(page->on_purge_queue);
+  CHECK_EQ(page->purge_expire, later + 100);
+  lode_free(keep);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+}
+
 /* Regression (a review found it, no suite did): LODE_PURGE_DELAY=LONG_MAX,
  * meant as "practically never", wrapped now + delay into the past and the
  * page was purged at the next collect.  Delays near the top saturate, and
@@ -374,6 +402,7 @@ int main(void) {
   RUN(exit_with_queued_pages_is_clean);
   RUN(delay_backs_off_after_early_comeback);
   RUN(span_comeback_backs_off_once);
+  RUN(backoff_decays_over_a_quiet_spell);
   RUN(huge_delay_saturates);
   RUN(option_ranges);
   RUN(real_clock_never_purges_early);

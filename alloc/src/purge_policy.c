@@ -42,11 +42,20 @@ long _lode_purge_delay(int64_t now) {
   if (b > max) b = max; /* lowered at run time */
   int64_t at = atomic_load_explicit(&backoff_at, memory_order_relaxed);
   int64_t delay = lode_sat_shl(base, b);
-  if (b > 0 && (now < at || lode_sat_add(now, -at) >= lode_sat_shl(delay, 2))) {
-    b = now < at ? 0 : b - 1; /* the clock went back: start over */
+  if (b > 0 && now < at) { /* the clock went back: start over */
+    b = 0;
     atomic_store_explicit(&backoff, b, memory_order_relaxed);
     atomic_store_explicit(&backoff_at, now, memory_order_relaxed);
-    delay = lode_sat_shl(base, b);
+    delay = base;
+  } else if (b > 0 && lode_sat_add(now, -at) >= lode_sat_shl(delay, 2)) {
+    /* every four quiet delays since the last change halve it, not only the
+     * first: nothing may have asked for hours (a program that settled) */
+    while (b > 0 && lode_sat_add(now, -at) >= lode_sat_shl(delay, 2)) {
+      at = lode_sat_add(at, lode_sat_shl(delay, 2));
+      delay = lode_sat_shl(base, --b);
+    }
+    atomic_store_explicit(&backoff, b, memory_order_relaxed);
+    atomic_store_explicit(&backoff_at, at, memory_order_relaxed);
   }
   return delay > (int64_t)LONG_MAX ? LONG_MAX : (long)delay;
 }
