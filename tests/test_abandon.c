@@ -386,6 +386,49 @@ static void handed_on_segment_keeps_expiry(void) {
   lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
 }
 
+/* A page freed after its owner exited gets the policy's expiry at the
+ * adoption, not one it kept from an earlier life: a page abandoned queued
+ * keeps its expiry, a forced collect purged it there, the adopter took it
+ * into use and exited holding a block, another thread freed that block.
+ * The old expiry (long past) came back at the next adoption, and the page,
+ * emptied a moment before, was purged at once. */
+static lode_page_t* reused_page;
+static void* reused_block;
+static void* take_a_purged_page_and_exit(void* arg) {
+  (void)arg;
+  _lode_abandoned_reclaim(lode_heap_get_default(), handed_seg->kind, 64);
+  reused_block = lode_malloc(64); /* another bin: a free page of the segment, purged */
+  reused_page = _lode_segment_page_of(_lode_ptr_segment(reused_block), reused_block);
+  return NULL; /* abandons it again, the page in use */
+}
+
+static void freed_since_exit_gets_a_fresh_expiry(void) {
+  lode_test_set_clock(virtual_now, NULL);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  handed_seg = abandon_with_free_pages(400); /* queued at 0, due at 1000 */
+  CHECK(committed_free_pages(handed_seg) >= 3);
+  lode_collect(true); /* purges them where they are: abandoned */
+  CHECK_EQ(committed_free_pages(handed_seg), 0);
+  vclock = 5000;
+  pthread_t t;
+  pthread_create(&t, NULL, take_a_purged_page_and_exit, NULL);
+  pthread_join(t, NULL);
+  CHECK(_lode_ptr_segment(reused_block) == handed_seg && handed_seg->is_abandoned);
+  lode_free(reused_block); /* a remote free: the page empties at the next adoption */
+  _lode_abandoned_reclaim(lode_heap_get_default(), handed_seg->kind, 64);
+  CHECK(handed_seg->tld == lode_heap_get_default()->tld);
+  CHECK(!reused_page->in_use && reused_page->is_committed && reused_page->on_purge_queue);
+  CHECK_EQ(reused_page->purge_expire, 5000 + 1000);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(pblocks[0]);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+  lode_test_set_clock(NULL, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 10);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+}
+
 /* A reclaim adopts segments of the kind it needs, and huge ones (nobody asks
  * for those; a huge block freed after its thread exited goes back only when
  * its segment is adopted), but at most one segment of another kind: after a
@@ -1018,6 +1061,7 @@ int main(void) {
   RUN(realloc_of_exited_threads_huge_block_copies_nothing);
   RUN(exiting_thread_purges_what_is_due);
   RUN(handed_on_segment_keeps_expiry);
+  RUN(freed_since_exit_gets_a_fresh_expiry);
   RUN(reclaim_takes_its_kind);
   RUN(reclaim_passes_segments_too_holed);
   RUN(reclaim_stops_where_the_bin_is_served);

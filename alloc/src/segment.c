@@ -501,6 +501,10 @@ static bool slices_take(lode_segment_t* seg, uint32_t s, uint32_t from, uint32_t
     lode_page_set_in_use(p, true);
     slice_set_back(p, j - s);
     p->area_zero = 0;
+    /* in use, it waits for no purge: an expiry kept from an abandoned time
+     * (a forced collect purged it there) came back, long past, for its next
+     * free after an adoption, and a page just emptied was purged at once */
+    p->purge_expire = 0;
     seg->used++;
   }
   return true;
