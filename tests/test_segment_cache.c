@@ -454,6 +454,31 @@ static void huge_comeback_backs_off(void) {
   lode_test_set_clock(test_clock, NULL);
 }
 
+/* A huge mapping the timer unmapped comes back once: the misses after it
+ * are new blocks (review: each huge miss within a delay of the last expiry
+ * doubled the process-wide delay, so one expired mapping and a burst of five
+ * huge mallocs took it from 100 ms to 3.2 s, for every page). */
+static void huge_comeback_counts_once(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_test_set_clock(test_clock, NULL); /* the backoff starts over */
+  test_clock_set(95000);
+  lode_collect(true);
+  void* p[5];
+  for (int round = 1; round <= 2; round++) { /* one mapping expires, then two */
+    for (int i = 0; i < round; i++) p[i] = lode_malloc(HUGE_SIZE);
+    for (int i = 0; i < round; i++) lode_free(p[i]);
+    test_clock_set(test_clock(NULL) + _lode_purge_delay(test_clock(NULL)) * 8); /* past a huge entry's cap */
+    lode_collect(false);
+    long before = _lode_purge_delay(test_clock(NULL));
+    test_clock_set(test_clock(NULL) + 1); /* wanted again within a delay */
+    for (int i = 0; i < 5; i++) p[i] = lode_malloc(HUGE_SIZE);
+    CHECK_EQ(_lode_purge_delay(test_clock(NULL)), before << round); /* a doubling per mapping */
+    for (int i = 0; i < 5; i++) lode_free(p[i]);
+    lode_collect(true);
+  }
+  lode_test_set_clock(test_clock, NULL);
+}
+
 /* Of the cached huge mappings big enough, the one whose written memory covers
  * the new block is taken (no page faults), not merely the smallest; its warm
  * tail past the block is given back. */
@@ -957,6 +982,7 @@ int main(void) {
   RUN(warm_pages_carry_over);
   RUN(cache_waits_backed_off_delay);
   RUN(huge_comeback_backs_off);
+  RUN(huge_comeback_counts_once);
   RUN(huge_takes_the_warm_mapping);
   RUN(huge_blocks_ask_for_huge_pages);
   RUN(huge_advice_follows_the_block);

@@ -62,6 +62,10 @@ static int64_t huge_expired_at = -1; /* when the timer last unmapped a huge entr
  * from the last input raised the backoff of the next one (review,
  * 2026-12-06: an input's purges differed when it ran after another). */
 static uint32_t huge_expired_epoch;
+/* Huge entries the timer unmapped that no miss has come back for: each comes
+ * back once (every miss within a delay of the last expiry counted, and one
+ * expired mapping and a burst of huge mallocs backed the delay off to its cap) */
+static size_t huge_expired_waiting;
 /* The earliest expiry of an entry (INT64_MAX: none), written under the lock
  * and read without it: a thread's allocations ask whether one is due. */
 static _Atomic(int64_t) next_expire = INT64_MAX;
@@ -102,8 +106,10 @@ static void expire_locked(int64_t now, bool all) {
   for (size_t i = 0; i < cache_count;) {
     if (all || cache[i].expire <= now) {
       if (!all && cache[i].info.kind == LODE_PAGE_HUGE) {
+        if (huge_expired_epoch != _lode_clock_epoch()) huge_expired_waiting = 0;
         huge_expired_at = now;
         huge_expired_epoch = _lode_clock_epoch();
+        huge_expired_waiting++;
       }
       entry_unmap(i);
     } else {
@@ -197,7 +203,8 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* given, size_t comm
  * warm mapping serves a smaller block and the caller releases its warm tail.
  * On success *info describes it; its header must be zeroed by the caller
  * (only fresh mappings are zero) and info->warm says what is still
- * committed.  A huge miss soon after a huge entry expired is a comeback. */
+ * committed.  A huge miss soon after a huge entry expired is a comeback
+ * (once per entry). */
 bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info) {
   int64_t now = _lode_clock_now();
   bool found = false;
@@ -222,10 +229,14 @@ bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_c
     found = true;
     next_expire_update_locked();
   }
-  int64_t expired_at = huge_expired_epoch == _lode_clock_epoch() ? huge_expired_at : -1;
+  int64_t expired_at = -1;
+  if (!found && kind == LODE_PAGE_HUGE && huge_expired_waiting > 0 && huge_expired_epoch == _lode_clock_epoch()) {
+    expired_at = huge_expired_at;
+    huge_expired_waiting--;
+  }
   pthread_mutex_unlock(&cache_lock);
   if (!found) {
-    if (kind == LODE_PAGE_HUGE && expired_at >= 0) _lode_purge_note_comeback(expired_at);
+    if (expired_at >= 0) _lode_purge_note_comeback(expired_at);
     return false;
   }
   *info = e.info;
