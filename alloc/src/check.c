@@ -184,6 +184,8 @@ static void check_heap(const lode_heap_t* heap, const lode_tld_t* tld, uintptr_t
       lode_segment_t* seg = _lode_page_segment(page);
       uint8_t flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
       REPORT_IF(page->on_purge_queue, "P3", page, "page in use by a heap is on a purge queue");
+      /* its next free would inherit it (review, 2026-12-07: purged at once) */
+      REPORT_IF(page->purge_expire != 0, "P3", page, "page in use by a heap keeps a purge expiry");
       REPORT_IF(!page->in_use, "H1", page, "page in a heap queue is not marked in use");
       REPORT_IF(atomic_load_explicit(&page->heap, memory_order_relaxed) != heap, "H1", page,
                 "page sits in a queue of a heap it does not name");
