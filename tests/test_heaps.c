@@ -172,12 +172,37 @@ static void many_heaps_are_checked_and_deleted(void) {
   lode_collect(true);
 }
 
+/* An empty page a deleted heap kept as its bin's only page moved to the
+ * backing heap with neither its retire count nor its bin's retired bit:
+ * there, the first page of a bin the backing heap does not allocate from,
+ * no sweep (it passes each bin's first page) and no generic malloc gave it
+ * back, only a collect (review: 512 KiB per medium bin a deleted heap had
+ * used, held for good). */
+static void deleted_heaps_retained_page_goes_back(void) {
+  lode_collect(true);
+  lode_heap_t* h = lode_heap_new();
+  CHECK(h != NULL);
+  void* p = lode_heap_malloc(h, 20000); /* a medium bin no other test's default heap uses */
+  CHECK(p != NULL);
+  lode_free(p); /* kept: its bin's only page */
+  CHECK(lode_test_page_in_use(p));
+  lode_heap_delete(h);
+  enum { M = 20000 }; /* small blocks: dozens of generic mallocs */
+  static void* q[M];
+  for (int i = 0; i < M; i++) q[i] = lode_malloc(48);
+  for (int i = 0; i < M; i++) lode_free(q[i]);
+  CHECK(!lode_test_page_in_use(p));
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(true);
+}
+
 int main(void) {
   RUN(delete_keeps_blocks);
   RUN(destroy_frees_everything);
   RUN(destroy_spares_reclaimed_blocks);
   RUN(heap_calls_from_other_threads_are_refused);
   RUN(deleted_heaps_pages_come_back);
+  RUN(deleted_heaps_retained_page_goes_back);
   RUN(many_heaps_are_checked_and_deleted);
   return test_done();
 }

@@ -322,6 +322,11 @@ static void visit_adopt(lode_heap_t* from, lode_page_t* page, void* arg) {
   _lode_page_set_delayed(page, full ? LODE_DELAYED_USE : LODE_DELAYED_NO, true);
   from->page_count--;
   to->page_count++;
+  /* An empty page (`from` kept it as its bin's only one) retires in `to` as
+   * a free would: moved with no count and no retired bit, it stayed in use
+   * for good as the first page of a bin `to` does not allocate from (the
+   * sweep passes a bin's first page). */
+  if (page->used == 0) _lode_heap_page_retire(page);
 }
 
 /* Move every page of `from` to `to` (same thread). */
