@@ -107,8 +107,13 @@ static void fork_child(void) {
   }
   for (lode_segment_t* seg = _lode_abandoned_first(); seg != NULL; seg = seg->next) seg->abandoned_pages &= ~(1u << 31);
   /* only the forking thread lives on */
-  atomic_store_explicit(&_lode_stats.threads_current, LODE_TLS(heap_default)->tld != NULL ? 1 : 0,
-                        memory_order_relaxed);
+  /* The count is of the thread data kept listed below (each exit counts one
+   * out): the entry with this thread's id, its own or a gone thread's that
+   * its first allocation exits.  Counting its own data alone left 0 for a
+   * live thread after that exit, and its own exit wrapped the count. */
+  bool kept = false;
+  for (const lode_tld_t* t = tld_live; t != NULL && !kept; t = t->live_next) kept = t->thread_id == me;
+  atomic_store_explicit(&_lode_stats.threads_current, kept ? 1 : 0, memory_order_relaxed);
   _lode_os_fork_child();
   _lode_segment_cache_fork_child();
   _lode_segments_fork_child();
