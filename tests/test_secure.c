@@ -102,6 +102,38 @@ static void overflow_past_the_canary_is_caught(void) {
   }
 }
 
+/* The same write, then a realloc that keeps the block in place: the byte
+ * became part of the block, and the free after it had nothing to see
+ * (security of_slack_realloc, of_huge_slack_realloc, 2026-12-07).  The
+ * realloc checks the slack first. */
+static void overflow_past_the_canary_is_caught_by_realloc(void) {
+  struct { size_t size, at, grow; } cases[] = {
+      {2100, 2200, 2300},                          /* in place within its block */
+      {66544, 66624, 66800},                       /* a large block, within its block */
+      {3u << 20, (3u << 20) + 64, (3u << 20) + 4096}, /* a huge block, grown in place */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    unsigned char* p = lode_malloc(cases[i].size);
+    CHECK(cases[i].at + 8 < _lode_segment_page_of(_lode_ptr_segment(p), p)->block_size - LODE_TRAILER_SIZE);
+    p[cases[i].at] = 0x55;
+    errno = 0;
+    CHECK(lode_realloc(p, cases[i].grow) == NULL && errno == EINVAL);
+    EXPECT_MESSAGE("lode: realloc(): heap overflow (past the canary");
+    p[cases[i].at] = 0; /* mended: the block is the program's again */
+    lode_free(p);
+    EXPECT_SILENCE();
+  }
+  /* written only where they may, the same reallocs stay in place */
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    unsigned char* p = lode_malloc(cases[i].size);
+    memset(p, 0x55, cases[i].size);
+    unsigned char* q = lode_realloc(p, cases[i].grow);
+    CHECK(q == p);
+    lode_free(q);
+    EXPECT_SILENCE();
+  }
+}
+
 /* Two blocks of a size, b right after a (free lists are shuffled: search). */
 static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
   enum { N = 64 };
@@ -811,6 +843,7 @@ int main(void) {
   RUN(overflow_by_one_is_caught);
   RUN(overflow_is_reported_once);
   RUN(overflow_past_the_canary_is_caught);
+  RUN(overflow_past_the_canary_is_caught_by_realloc);
   RUN(underflow_by_one_is_caught);
   RUN(write_after_free_is_caught);
   RUN(double_free_is_caught);

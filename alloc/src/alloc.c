@@ -788,6 +788,15 @@ static void* secure_realloc(lode_heap_t* heap, void* p, size_t newsize) {
     errno = EINVAL;
     return NULL;
   }
+  /* a write past the canary, as the free checks it: a realloc in place took
+   * that byte into the block, and the free after it saw nothing (security
+   * of_slack_realloc, of_huge_slack_realloc, 2026-12-07) */
+  if (!_lode_block_slack_ok(page, block, end)) {
+    _lode_error_block("realloc", "heap overflow (past the canary: the end of the block is written)", p,
+                      page->block_size);
+    errno = EINVAL;
+    return NULL;
+  }
   if (newsize > LODE_MAX_ALLOC_SIZE) {
     errno = ENOMEM;
     return NULL;
