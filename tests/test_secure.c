@@ -134,6 +134,40 @@ static void overflow_past_the_canary_is_caught_by_realloc(void) {
   }
 }
 
+/* A block freed by another thread waits on its page's remote list, its
+ * first word the link; written over after the free, the owner's merge
+ * followed it into a fault, unreported (security waf_remote 8,
+ * 2026-12-07).  In a child: without the check it dies. */
+static void* free_it(void* p) {
+  lode_free(p);
+  return NULL;
+}
+
+static void overwritten_remote_link_is_caught(void) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    for (int round = 0; round < 8; round++) {
+      unsigned char* keep = lode_malloc(24); /* the page stays in use */
+      unsigned char* p = lode_malloc(24);
+      pthread_t t;
+      if (pthread_create(&t, NULL, free_it, p) != 0) _exit(2);
+      pthread_join(t, NULL);
+      memset(p, 0x41 + round, 8);
+      (void)messages();
+      lode_collect(false); /* the owner merges its remote frees */
+      const char* want = "lode: free(): write after free (a free block's link is overwritten)";
+      if (strncmp(messages(), want, strlen(want)) != 0) _exit(3);
+      lode_free(keep);
+    }
+    _exit(0);
+  }
+  int status;
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  if (WIFEXITED(status)) CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 /* Two blocks of a size, b right after a (free lists are shuffled: search). */
 static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
   enum { N = 64 };
@@ -846,6 +880,7 @@ int main(void) {
   RUN(overflow_past_the_canary_is_caught_by_realloc);
   RUN(underflow_by_one_is_caught);
   RUN(write_after_free_is_caught);
+  RUN(overwritten_remote_link_is_caught);
   RUN(double_free_is_caught);
   RUN(kinds_and_sizes_are_checked);
   RUN(copies_are_bounded);

@@ -169,6 +169,28 @@ static bool chain_cut_cycle(lode_page_t* page, lode_block_t* head, uint64_t carv
   return true;
 }
 
+#ifdef LODE_SECURE
+/* A write after free over a remotely freed block's link (its first word)
+ * made it point anywhere: the chain ends before that block, which is
+ * reported and kept out with the rest (leaked), not followed into a fault
+ * (security waf_remote 8, 2026-12-07: SIGSEGV in the merge's walk). */
+static lode_block_t* chain_cut_overwritten(lode_page_t* page, lode_block_t* head) {
+  lode_block_t* prev = NULL;
+  size_t steps = 0;
+  for (lode_block_t* b = head; b != NULL && ++steps <= page->reserved; prev = b, b = lode_block_next(page, b)) {
+    uintptr_t next = (uintptr_t)lode_block_next(page, b);
+    uint64_t off = (uint64_t)(next - (uintptr_t)page->area);
+    if (next != 0 && (off >= (uint64_t)page->reserved * page->block_size || !lode_is_multiple(off, page->block_magic))) {
+      _lode_error_block("free", "write after free (a free block's link is overwritten)", b, page->block_size);
+      if (prev == NULL) return NULL;
+      lode_block_set_next(page, prev, NULL);
+      return head;
+    }
+  }
+  return head;
+}
+#endif
+
 /* Move remote frees into local_free; returns how many. */
 static size_t page_merge_thread_free(lode_page_t* page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
@@ -187,6 +209,10 @@ static size_t page_merge_thread_free(lode_page_t* page) {
    * cycle is cut where it closes (uncarved blocks unlinked first turned one
    * into a block's loop on itself: a double free reported on a block freed
    * once, review 2026-12-07); the rare uncarved ones go in a second walk. */
+#ifdef LODE_SECURE
+  head = chain_cut_overwritten(page, head);
+  if (head == NULL) return 0;
+#endif
   uint64_t carved = page->carved;
   size_t count, steps;
   lode_block_t *tail, *b;
