@@ -168,6 +168,28 @@ static void overwritten_remote_link_is_caught(void) {
   if (WIFEXITED(status)) CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* A block another thread freed went straight back to its page: the next
+ * mallocs of its size got it (security reuse_remote, 2026-12-07).  It waits
+ * in its owner's quarantine as the owner's own frees do. */
+static void remote_free_waits_in_quarantine(void) {
+  size_t sizes[] = {24, 4096, 262144};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    unsigned char* p = lode_malloc(sizes[i]);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_it, p) == 0);
+    pthread_join(t, NULL);
+    void* q[16];
+    for (int k = 0; k < 16; k++) {
+      q[k] = lode_malloc(sizes[i]);
+      CHECK(q[k] != p);
+    }
+    for (int k = 0; k < 16; k++) lode_free(q[k]);
+    lode_collect(true); /* it leaves, its wipe checked */
+    CHECK(!_lode_quarantine_holds(quarantine(), p));
+    EXPECT_SILENCE();
+  }
+}
+
 /* Two blocks of a size, b right after a (free lists are shuffled: search). */
 static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
   enum { N = 64 };
@@ -888,6 +910,7 @@ int main(void) {
   RUN(copies_past_the_last_block_are_refused);
   RUN(realloc_moves_the_canary);
   RUN(quarantine_delays_reuse);
+  RUN(remote_free_waits_in_quarantine);
   RUN(destroyed_heap_leaves_no_quarantined_block);
   RUN(malloc0_faults);
   RUN(malloc0_full_range_is_not_searched);

@@ -80,17 +80,32 @@ void _lode_heap_free_block(lode_page_t* page, lode_block_t* block) {
   if (--page->used == 0) _lode_heap_page_retire(page);
 }
 
-/* Blocks that remote threads freed into this heap's full pages. */
-static void heap_delayed_free_all(lode_heap_t* heap) {
+/* Blocks that remote threads freed into this heap's full pages.
+ * LODE_SECURE, `quarantine` (a malloc's): fresh ones go to the quarantine. */
+static void heap_delayed_free_all_ex(lode_heap_t* heap, bool quarantine) {
   if (atomic_load_explicit(&heap->thread_delayed, memory_order_relaxed) == NULL) return;
   lode_block_t* b = atomic_exchange_explicit(&heap->thread_delayed, NULL, memory_order_acquire);
   while (b != NULL) {
     lode_block_t* next = b->next;
     lode_segment_t* seg = _lode_segment_map_lookup(b);
-    _lode_heap_free_block(_lode_segment_page_of(seg, b), b);
+    lode_page_t* page = _lode_segment_page_of(seg, b);
+#ifdef LODE_SECURE
+    void* out[2];
+    size_t n = 0;
+    if (quarantine && _lode_page_quarantine_remote(page, b, &heap->tld->quarantine, out, &n)) {
+      for (size_t i = 0; i < n; i++) _lode_heap_quarantine_release(out[i]);
+      b = next;
+      continue;
+    }
+#else
+    (void)quarantine;
+#endif
+    _lode_heap_free_block(page, b);
     b = next;
   }
 }
+
+static void heap_delayed_free_all(lode_heap_t* heap) { heap_delayed_free_all_ex(heap, false); }
 
 /* Retained empty pages (see _lode_heap_page_retire) leave after a few ticks,
  * or at once when forced. */
@@ -545,7 +560,7 @@ static lode_page_t* bin_find_page(lode_heap_t* heap, size_t bin) {
   size_t skipped = 0;
   while (page != NULL) {
     lode_page_t* next = page->next;
-    _lode_page_collect(page, false);
+    _lode_page_collect_alloc(page, &heap->tld->quarantine);
     if (page->free != NULL) break;
     if (page->capacity < page->reserved) {
       if (carve == NULL) carve = page;
@@ -556,7 +571,7 @@ static lode_page_t* bin_find_page(lode_heap_t* heap, size_t bin) {
     /* Full: ask for notice of the next remote free, then look once more in
      * case one slipped in before the notice was on. */
     _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-    _lode_page_collect(page, false);
+    _lode_page_collect_alloc(page, &heap->tld->quarantine);
     if (page->free != NULL) {
       _lode_page_set_delayed(page, LODE_DELAYED_NO, false);
       break; /* it is q's candidate after all */
@@ -651,7 +666,7 @@ void* _lode_heap_malloc_generic(lode_heap_t* heap, size_t size) {
     return NULL;
   }
   lode_tld_t* tld = heap->tld;
-  heap_delayed_free_all(heap);
+  heap_delayed_free_all_ex(heap, true);
   heap_collect_retired(heap, false);
   /* A sweep after 64 generic mallocs plus one per page of the heap: a page
    * visit per generic malloc at most, amortized. */

@@ -864,6 +864,17 @@ void _lode_page_init(lode_page_t* page, size_t block_size);
 void _lode_page_regrow(lode_page_t* page, size_t block_size);
 bool _lode_page_extend(lode_page_t* page);
 void _lode_page_collect(lode_page_t* page, bool force);
+/* The owner's page search: LODE_SECURE puts fresh remote frees in its
+ * quarantine q, not on the page's lists (page.c). */
+#ifdef LODE_SECURE
+void _lode_page_collect_alloc(lode_page_t* page, lode_quarantine_t* q);
+/* A block another thread freed, taken in by its owner: true when it went
+ * to q; out[0..*n): the blocks the push sent home, the caller's to free. */
+bool _lode_page_quarantine_remote(lode_page_t* page, lode_block_t* block, lode_quarantine_t* q, void* out[2],
+                                  size_t* n);
+#else
+#define _lode_page_collect_alloc(page, q) _lode_page_collect((page), false)
+#endif
 bool _lode_page_accounting_ok(const lode_page_t* page); /* LODE_DEBUG 3 */
 /* LODE_SECURE: a page whose every block went back wiped: their links and
  * trailers are cleared too.  True when its whole area now reads as zero. */

@@ -49,13 +49,13 @@ void _lode_page_regrow(lode_page_t* page, size_t block_size) {
 /* Carve more blocks from the area: the next block and the rest of the OS
  * page its end lies in, so each extension faults in one new OS page at most
  * (threads that use a few blocks of a page do not pay for more). */
-static size_t page_merge_thread_free(lode_page_t* page);
+static size_t page_merge_thread_free(lode_page_t* page, lode_quarantine_t* q);
 
 bool _lode_page_extend(lode_page_t* page) {
   if (page->capacity >= page->reserved) return false;
   /* remote frees first: one of a block about to be carved was never handed
    * out, and the carve's link would break its chain (the merge reports it) */
-  page_merge_thread_free(page);
+  page_merge_thread_free(page, NULL);
   size_t bsize = page->block_size;
   uint8_t* start = page->area + (size_t)page->capacity * bsize;
   size_t n = (lode_align_up((uintptr_t)start + bsize, LODE_OS_PAGE_SIZE) - (uintptr_t)start) / bsize;
@@ -191,8 +191,46 @@ static lode_block_t* chain_cut_overwritten(lode_page_t* page, lode_block_t* head
 }
 #endif
 
-/* Move remote frees into local_free; returns how many. */
-static size_t page_merge_thread_free(lode_page_t* page) {
+#ifdef LODE_SECURE
+/* Blocks other threads freed wait in their owner's quarantine as its own
+ * frees do: merged straight back, the next mallocs of their size got the
+ * block another thread had just freed (security reuse_remote, 2026-12-07).
+ * The owner takes them in as a malloc merges them or takes its delayed
+ * frees (heap.c).  A block that left the quarantine is marked checked
+ * (FREE, extent 0; a wipe's extent is never 0): it does not go in again. */
+bool _lode_page_quarantine_remote(lode_page_t* page, lode_block_t* block, lode_quarantine_t* q, void* out[2],
+                                  size_t* n) {
+  size_t e;
+  lode_alloc_kind_t k;
+  *n = 0;
+  if (q == NULL || !_lode_option(LODE_OPTION_QUARANTINE) || _lode_page_segment(page)->kind == LODE_PAGE_HUGE ||
+      !_lode_trailer_get(page, (uint8_t*)block, &e, &k) || k != LODE_KIND_FREE || e == 0)
+    return false;
+  *(uint64_t*)(void*)block = 0; /* its link: the wipe's zero again */
+  *n = _lode_quarantine_push(q, block, page->block_size, out);
+  return true;
+}
+
+/* The blocks a merge's pushes send home, while a page search walks the
+ * queues: as remote frees of their pages (merged later, not again taken
+ * in), not owner frees that could retire a page under the search. */
+static void quarantine_send_home(void* out[2], size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    lode_page_t* op = _lode_segment_page_of(_lode_ptr_segment(out[i]), out[i]);
+    if (!_lode_block_is_wiped(op, out[i])) {
+      _lode_error_block("free", "write after free", out[i], op->block_size);
+      _lode_block_retire(op, out[i]);
+      continue;
+    }
+    _lode_block_verified(op, out[i]);
+    _lode_page_free_remote(op, out[i]);
+  }
+}
+#endif
+
+/* Move remote frees into local_free; returns how many.  LODE_SECURE, q not
+ * NULL: fresh ones go to the owner's quarantine q instead. */
+static size_t page_merge_thread_free(lode_page_t* page, lode_quarantine_t* q) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   lode_block_t* head;
   do {
@@ -258,6 +296,30 @@ walk:
     return 0;
   }
 #endif
+#ifdef LODE_SECURE
+  if (q != NULL) {
+    lode_block_t* kept = NULL;
+    count = 0;
+    for (b = head; b != NULL;) {
+      lode_block_t* next = lode_block_next(page, b);
+      void* out[2];
+      size_t n;
+      if (_lode_page_quarantine_remote(page, b, q, out, &n)) {
+        quarantine_send_home(out, n);
+      } else {
+        if (kept == NULL) tail = b;
+        lode_block_set_next(page, b, kept);
+        kept = b;
+        count++;
+      }
+      b = next;
+    }
+    head = kept;
+    if (count == 0) return 0;
+  }
+#else
+  (void)q;
+#endif
   if (page->local_free == NULL) page->local_free_tail = tail;
   lode_block_set_next(page, tail, page->local_free);
   page->local_free = head;
@@ -298,10 +360,10 @@ bool _lode_page_accounting_ok(const lode_page_t* page) {
   return n + page->used == page->capacity;
 }
 
-void _lode_page_collect(lode_page_t* page, bool force) {
+static void page_collect(lode_page_t* page, bool force, lode_quarantine_t* q) {
   /* After the merge: a block freed by its owner and then by another thread
    * breaks the owner's lists, and the merge is what reports it. */
-  page_merge_thread_free(page);
+  page_merge_thread_free(page, q);
   lode_assert_expensive(_lode_page_accounting_ok(page));
   if (page->local_free == NULL) return;
   page->free_is_zero = 0; /* freed blocks join the list */
@@ -318,6 +380,12 @@ void _lode_page_collect(lode_page_t* page, bool force) {
     page->local_free = NULL;
   }
 }
+
+void _lode_page_collect(lode_page_t* page, bool force) { page_collect(page, force, NULL); }
+
+#ifdef LODE_SECURE
+void _lode_page_collect_alloc(lode_page_t* page, lode_quarantine_t* q) { page_collect(page, false, q); }
+#endif
 
 /* --- delayed free --------------------------------------------------------- */
 /* Owner side: change the delayed mode, waiting out a remote thread that is in
