@@ -21,11 +21,14 @@
 #define _GNU_SOURCE
 #include <alloca.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void* (*volatile f_malloc)(size_t) = malloc;
@@ -35,6 +38,8 @@ static void* (*volatile f_calloc)(size_t, size_t) = calloc;
 static void* (*volatile f_memcpy)(void*, const void*, size_t) = memcpy;
 static void* (*volatile f_memset)(void*, int, size_t) = memset;
 static void* (*volatile f_aligned_alloc)(size_t, size_t) = aligned_alloc;
+static int (*volatile f_posix_memalign)(void**, size_t, size_t) = posix_memalign;
+static size_t (*volatile f_usable_size)(void*) = malloc_usable_size;
 
 #define MIB ((size_t)1 << 20)
 #define PATTERN 0xA5C3E10Fu
@@ -229,6 +234,25 @@ static void if_global(size_t n) {
   not_caught();
 }
 
+/* Memory the program mapped itself, not the allocator's. */
+static void if_mmap(size_t n) {
+  size_t len = n + 2 * 4096;
+  char* m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) setup_failed("mmap failed");
+  f_free(m + 16);
+  churn(n);
+  not_caught();
+}
+
+/* realloc of a pointer 16 bytes into a live block. */
+static void if_realloc_interior(size_t n) {
+  char* p = must_malloc(n + 32);
+  char* q = f_realloc(p + 16, n * 2 + 64);
+  (void)q;
+  churn(n);
+  not_caught();
+}
+
 /* An over-aligned block freed twice, once by another thread: that thread
  * may not walk the owner's lists, and the first free's wipe took the
  * block's alignment tag (review, 2026-12-06: no "double free", no size). */
@@ -260,6 +284,32 @@ static void df_aligned_owner_other(size_t n) {
 static void df_aligned_other_owner(size_t n) {
   char* p = must_aligned(65536, n);
   thread_free(p);
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
+/* Freed by this thread, then (after other traffic) by another one: the
+ * second free finds the block in no list of its own. */
+static void df_other_thread(size_t n) {
+  char* p = must_malloc(n);
+  f_free(p);
+  churn(n * 2 + 16);
+  thread_free(p);
+  churn(n);
+  not_caught();
+}
+
+/* posix_memalign at a page's alignment, freed twice. */
+static char* must_memalign(size_t alignment, size_t n) {
+  void* p = NULL;
+  if (f_posix_memalign(&p, alignment, n) != 0 || p == NULL) setup_failed("posix_memalign failed");
+  return p;
+}
+
+static void df_memalign(size_t n) {
+  char* p = must_memalign(4096, n);
+  f_free(p);
   f_free(p);
   churn(n);
   not_caught();
@@ -373,6 +423,124 @@ static void of_huge_room(size_t n) {
   not_caught();
 }
 
+/* One byte past the end at each size near a size-class edge, each in a
+ * child process: caught only if every child is stopped.  SIZE picks the
+ * range: 8 every size 1..160, 4096 sizes around 1, 4, 16 and 64 KiB, 262144
+ * around 256 KiB, 1 MiB and 2 MiB. */
+static int edge_child_caught(size_t z) {
+  pid_t pid = fork();
+  if (pid < 0) setup_failed("fork failed");
+  if (pid == 0) {
+    char* p = f_malloc(z);
+    if (p == NULL) _exit(4);
+    poke(p, (ptrdiff_t)z);
+    f_free(p);
+    churn(z < 4096 ? z : 4096);
+    _exit(0);
+  }
+  int st;
+  if (waitpid(pid, &st, 0) != pid) setup_failed("waitpid failed");
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 4) setup_failed("malloc returned NULL");
+  return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void of_edges_1_write(size_t n) {
+  static const size_t mid[] = {1024, 4096, 16384, 65536};
+  static const size_t big[] = {256 << 10, MIB, 2 * MIB};
+  const size_t* at = n == 8 ? NULL : n == 4096 ? mid : big;
+  size_t count = n == 8 ? 1 : n == 4096 ? 4 : 3;
+  for (size_t c = 0; c < count; c++) {
+    size_t lo = at == NULL ? 1 : at[c] - 24, hi = at == NULL ? 160 : at[c] + 24;
+    for (size_t z = lo; z <= hi; z++) {
+      if (!edge_child_caught(z)) {
+        char digits[24];
+        int d = (int)sizeof digits - 1;
+        digits[d] = '\0';
+        do digits[--d] = (char)('0' + z % 10); while ((z /= 10) != 0);
+        say("missed at size ");
+        say(digits + d);
+        say("\n");
+        not_caught();
+      }
+    }
+  }
+  exit(1); /* every child was stopped: the parent itself did nothing bad */
+}
+
+/* One byte past what malloc_usable_size says may be used. */
+static void of_usable_1_write(size_t n) {
+  char* p = must_malloc(n);
+  size_t u = f_usable_size(p);
+  volatile char* v = p;
+  for (size_t i = 0; i < u; i++) v[i] = 0x33; /* all legal */
+  poke(v, (ptrdiff_t)u);
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
+/* One byte past a posix_memalign block aligned to a page. */
+static void of_memalign_1_write(size_t n) {
+  char* p = must_memalign(4096, n);
+  poke(p, (ptrdiff_t)n);
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
+/* One byte under it. */
+static void uf_memalign_1_write(size_t n) {
+  char* p = must_memalign(4096, n);
+  poke(p, -1);
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
+/* An indexed write past a huge block's canary, then a realloc that grows
+ * the block in place over the byte written. */
+static void of_huge_slack_realloc(size_t n) {
+  size_t z = 3 * MIB + n;
+  char* p = must_malloc(z);
+  volatile char* v = p;
+  v[z + 64] = 0x41;
+  char* q = f_realloc(p, z + 4096);
+  if (q == NULL) setup_failed("realloc returned NULL");
+  f_free(q);
+  churn(n);
+  not_caught();
+}
+
+/* The same past a large block's canary (a block of SIZE + 64 KiB + 1000,
+ * whose size class leaves slack past 64 canary bytes), then a realloc to
+ * a size its block still holds. */
+static void of_slack_realloc(size_t n) {
+  size_t z = n + 65536 + 1000;
+  char* p = must_malloc(z);
+  volatile char* v = p;
+  v[z + 64 + 16] = 0x41;
+  char* q = f_realloc(p, z + 256);
+  if (q == NULL) setup_failed("realloc returned NULL");
+  f_free(q);
+  churn(n);
+  not_caught();
+}
+
+/* A huge block shrunk by realloc, then one byte written two pages past its
+ * new end: in what the block gave up. */
+static void of_huge_shrunk(size_t n) {
+  size_t z = 12 * MIB + n, s = 3 * MIB + n;
+  char* p = must_malloc(z);
+  f_memset(p, 0x42, z);
+  char* q = f_realloc(p, s);
+  if (q == NULL) setup_failed("realloc returned NULL");
+  volatile char* v = q;
+  v[s + 2 * 4096] = 0x41;
+  f_free(q);
+  churn(n);
+  not_caught();
+}
+
 static void of_1_write(size_t n) { write_over(n, 1); }
 static void of_32_write(size_t n) { write_over(n, 32); }
 static void of_1m_write(size_t n) { write_over(n, MIB); }
@@ -417,6 +585,35 @@ static void waf_reuse(size_t n) {
   volatile char* v = p;
   v[n / 2] = 0x41;
   churn(n);
+  not_caught();
+}
+
+/* A write after free, then callocs of the size: each must read as zero,
+ * the written block's too if it comes back. */
+static void waf_calloc(size_t n) {
+  char* p = must_malloc(n);
+  f_free(p);
+  volatile char* v = p;
+  v[n / 2] = 0x41;
+  for (int i = 0; i < 64; i++) {
+    char* c = f_calloc(1, n);
+    if (c == NULL) setup_failed("calloc returned NULL");
+    const volatile char* w = c;
+    for (size_t j = 0; j < n; j++)
+      if (w[j] != 0) not_caught();
+  }
+  churn(n);
+  not_caught();
+}
+
+/* Freed by another thread, then written through the stale pointer. */
+static void waf_remote(size_t n) {
+  char* p = must_malloc(n);
+  thread_free(p);
+  volatile char* v = p;
+  v[n / 2] = 0x41;
+  churn(n);
+  for (int i = 0; i < 4; i++) churn(n);
   not_caught();
 }
 
@@ -512,6 +709,25 @@ static void reuse_realloc(size_t n) {
   held("the block realloc gave up was not the next one handed out");
 }
 
+/* A block freed by another thread: is it among the next 16 handed out? */
+static void reuse_remote(size_t n) {
+  char* p = must_malloc(n);
+  thread_free(p);
+  for (int i = 0; i < 16; i++)
+    if (must_malloc(n) == p) not_caught();
+  held("none of the next 16 mallocs returned the block another thread freed");
+}
+
+/* (double-free, here for moved()) A block a realloc moved away from, freed
+ * again through the old pointer. */
+static void df_realloc_moved(size_t n) {
+  char* p = must_malloc(n);
+  moved(p, n);
+  f_free(p);
+  churn(n);
+  not_caught();
+}
+
 static void fresh_pattern(size_t n) {
   char* p = must_malloc(n);
   fill_pattern(p, n);
@@ -590,6 +806,9 @@ static const struct sec_case cases[] = {
   {"df_realloc", "double-free", df_realloc},
   {"df_aligned_owner_other", "double-free", df_aligned_owner_other},
   {"df_aligned_other_owner", "double-free", df_aligned_other_owner},
+  {"df_other_thread", "double-free", df_other_thread},
+  {"df_memalign", "double-free", df_memalign},
+  {"df_realloc_moved", "double-free", df_realloc_moved},
   {"if_stack", "invalid-free", if_stack},
   {"if_alloca", "invalid-free", if_alloca},
   {"if_far", "invalid-free", if_far},
@@ -598,6 +817,8 @@ static const struct sec_case cases[] = {
   {"if_unaligned", "invalid-free", if_unaligned},
   {"if_unaligned_multi", "invalid-free", if_unaligned_multi},
   {"if_global", "invalid-free", if_global},
+  {"if_mmap", "invalid-free", if_mmap},
+  {"if_realloc_interior", "invalid-free", if_realloc_interior},
   {"of_1_write", "overflow", of_1_write},
   {"of_32_write", "overflow", of_32_write},
   {"of_1m_write", "overflow", of_1m_write},
@@ -606,6 +827,12 @@ static const struct sec_case cases[] = {
   {"of_1m_memcpy", "overflow", of_1m_memcpy},
   {"of_huge_slack", "overflow", of_huge_slack},
   {"of_huge_room", "overflow", of_huge_room},
+  {"of_edges_1_write", "overflow", of_edges_1_write},
+  {"of_usable_1_write", "overflow", of_usable_1_write},
+  {"of_memalign_1_write", "overflow", of_memalign_1_write},
+  {"of_huge_slack_realloc", "overflow", of_huge_slack_realloc},
+  {"of_slack_realloc", "overflow", of_slack_realloc},
+  {"of_huge_shrunk", "overflow", of_huge_shrunk},
   {"uf_1_write", "underflow", uf_1_write},
   {"uf_32_write", "underflow", uf_32_write},
   {"uf_1m_write", "underflow", uf_1m_write},
@@ -616,9 +843,12 @@ static const struct sec_case cases[] = {
   {"uf_large_edge_1_write", "underflow", uf_large_edge_1_write},
   {"uf_aligned_1_write", "underflow", uf_aligned_1_write},
   {"uf_huge_aligned_1_write", "underflow", uf_huge_aligned_1_write},
+  {"uf_memalign_1_write", "underflow", uf_memalign_1_write},
   {"waf_start", "write-after-free", waf_start},
   {"waf_end", "write-after-free", waf_end},
   {"waf_reuse", "write-after-free", waf_reuse},
+  {"waf_calloc", "write-after-free", waf_calloc},
+  {"waf_remote", "write-after-free", waf_remote},
   {"m0_read", "malloc0", m0_read},
   {"m0_write", "malloc0", m0_write},
   {"m0_read_freed", "malloc0", m0_read_freed},
@@ -626,6 +856,7 @@ static const struct sec_case cases[] = {
   {"reuse_malloc", "reuse", reuse_malloc},
   {"reuse_soon", "reuse", reuse_soon},
   {"reuse_realloc", "reuse", reuse_realloc},
+  {"reuse_remote", "reuse", reuse_remote},
   {"fresh_pattern", "reuse", fresh_pattern},
   {"freed_pattern", "reuse", freed_pattern},
   {"realloc_pattern", "reuse", realloc_pattern},
