@@ -399,13 +399,20 @@ static void uf_huge_aligned_1_write(size_t n) {
   not_caught();
 }
 
+/* A huge block (3 MiB + SIZE, *z) with one byte written `past` its end. */
+static char* huge_written_past(size_t n, size_t past, size_t* z) {
+  *z = 3 * MIB + n;
+  char* p = must_malloc(*z);
+  volatile char* v = p;
+  v[*z + past] = 0x41;
+  return p;
+}
+
 /* An indexed write that jumps the 64-byte canary of a huge block into its
  * slack, before the trailer (review, 2026-12-06: unseen). */
 static void of_huge_slack(size_t n) {
-  size_t z = 3 * MIB + n;
-  char* p = must_malloc(z);
-  volatile char* v = p;
-  v[z + 64] = 0x41;
+  size_t z;
+  char* p = huge_written_past(n, 64, &z);
   f_free(p);
   churn(n);
   not_caught();
@@ -414,10 +421,8 @@ static void of_huge_slack(size_t n) {
 /* One byte two pages past a huge block's end: past its last page, where
  * its trailer lies, into the room a realloc would grow it into. */
 static void of_huge_room(size_t n) {
-  size_t z = 3 * MIB + n;
-  char* p = must_malloc(z);
-  volatile char* v = p;
-  v[z + 2 * 4096] = 0x41;
+  size_t z;
+  char* p = huge_written_past(n, 2 * 4096, &z);
   f_free(p);
   churn(n);
   not_caught();
@@ -500,10 +505,8 @@ static void uf_memalign_1_write(size_t n) {
 /* An indexed write past a huge block's canary, then a realloc that grows
  * the block in place over the byte written. */
 static void of_huge_slack_realloc(size_t n) {
-  size_t z = 3 * MIB + n;
-  char* p = must_malloc(z);
-  volatile char* v = p;
-  v[z + 64] = 0x41;
+  size_t z;
+  char* p = huge_written_past(n, 64, &z);
   char* q = f_realloc(p, z + 4096);
   if (q == NULL) setup_failed("realloc returned NULL");
   f_free(q);
