@@ -242,6 +242,39 @@ static void delay_backs_off_after_early_comeback(void) {
   CHECK_EQ(lode_check_thread(), 0);
 }
 
+/* A purge the OS refused leaves the page as it was: committed, and its
+ * record of the last purge (when, against which expiry) that of the last
+ * purge done.  Recording the refused one's expiry with the old time kept
+ * read as a purge before its delay (P6).  The corpus input that reached it
+ * drifted: mutant 91 survived every suite (2026-12-07). */
+static void refused_purge_keeps_last_record(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 100);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 0);
+  test_clock_set(30000);
+  void* keep;
+  lode_page_t* page = free_a_page(&keep);
+  timer_purge(page, 30100);
+  CHECK_EQ(page->last_expire, 30100);
+  CHECK_EQ(comeback(page, 30500), 100);
+  CHECK(page->on_purge_queue && page->purge_expire == 30600);
+  uint64_t refusals = tld()->purge_refusals;
+  lode_test_fail_os_ops(LODE_OS_PURGE, 0, 1);
+  test_clock_set(30600);
+  lode_collect(false);
+  CHECK_EQ(lode_test_fail_os_ops(LODE_OS_PURGE, 0, 0), 0); /* the purge was tried */
+  CHECK_EQ(tld()->purge_refusals, refusals + 1);
+  CHECK(page->is_committed && !page->on_purge_queue);
+  CHECK_EQ(page->purged_at, 30100);
+  CHECK_EQ(page->last_expire, 30100);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_collect(true); /* a forced collect tries again */
+  CHECK(!page->is_committed && page->purged_at == -1);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_option_set(LODE_OPTION_PURGE_BACKOFF, 6);
+  lode_free(keep);
+  lode_collect(true);
+}
+
 /* Four quiet delays halve the backed-off delay, and so do each four after
  * them: a program that settles gives its pages back after the base delay.
  * The halving was taken once per look, however long the quiet: after an
@@ -403,6 +436,7 @@ int main(void) {
   RUN(delay_backs_off_after_early_comeback);
   RUN(span_comeback_backs_off_once);
   RUN(backoff_decays_over_a_quiet_spell);
+  RUN(refused_purge_keeps_last_record);
   RUN(huge_delay_saturates);
   RUN(option_ranges);
   RUN(real_clock_never_purges_early);
