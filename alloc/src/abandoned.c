@@ -206,34 +206,6 @@ static void segment_collect_pages(lode_segment_t* seg) {
   }
 }
 
-/* The committed free pages of a small or medium segment nothing lives in any
- * more, purged (neighbours in one call) before it goes to the cache.  An
- * adoption that found every block freed by other threads after the exit
- * handed them over warm, to wait out the backed-off delay: small and medium
- * pages come from reclaimed segments, so a mapping seldom took them (rptest
- * held 2.5-5 MiB so at most peaks).  Where mappings do take them back (leak)
- * they fault again: a trade, measured in stress/README.  Large segments keep
- * theirs: the next large mapping takes them (realloc: 66 to 95 thousand
- * faults a run when purged).  Only when the policy purges later: with a
- * negative delay nothing but a forced collect purges, with 0 the mapping
- * goes at once.  Not the timer's purge (P6): purged_at is -1, as a forced
- * one's. */
-static void empty_segment_purge(lode_segment_t* seg) {
-  if (seg->kind > LODE_PAGE_MEDIUM || seg->committed == 0) return;
-  int64_t expire;
-  if (_lode_purge_decide(_lode_clock_now(), &expire) != LODE_PURGE_LATER) return; /* never: kept; now: unmapped */
-  for (uint32_t i = 0; i < seg->page_count; i++) {
-    lode_page_t* page = &seg->pages[i];
-    if (page->in_use || !page->is_committed) continue;
-    uint32_t hi = i;
-    while (hi + 1 < seg->page_count && !seg->pages[hi + 1].in_use && seg->pages[hi + 1].is_committed &&
-           _lode_segment_pages_touch(seg, hi))
-      hi++;
-    (void)_lode_segment_purge_pages(seg, i, hi, -1);
-    i = hi;
-  }
-}
-
 /* Adopt a claimed segment into tld: live pages to the backing heap (never a
  * user heap: lode_heap_destroy must not free blocks it did not allocate),
  * committed free pages onto tld's purge queue.  Returns false when the
@@ -246,7 +218,10 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   _lode_stat_add(&_lode_stats.segments_reclaimed, NULL, 1);
   segment_collect_pages(seg);
   if (seg->used == 0) {
-    empty_segment_purge(seg);
+    /* Warm, to the cache: threads that come and go map segments again at
+     * once and take its pages back committed (purged first, leak faulted
+     * them all again: +23 % CPU).  The cache's warm bound and the delay
+     * bound what it holds meanwhile. */
     _lode_segment_release(seg, NULL);
     return false;
   }
