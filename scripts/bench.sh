@@ -8,7 +8,7 @@
 # build/bench/bench.svg (+ .png with gnuplot).
 #
 #   scripts/bench.sh [--repeats N] [--threads N] [--workloads a,b,..] [--allocators a,b,..] [--touch first|pages|all]
-#                    [--hog N] [--seed N]
+#                    [--hog N] [--seed N] [--rounds R --round-ops N]
 #
 # The allocators run in a new random order for each workload of each repeat
 # (--seed, printed, replays it): a run is faster or slower by what ran just
@@ -24,6 +24,11 @@
 # each round waits for its last thread to be scheduled) adds wall time to
 # every allocator alike, which pulls any wall ratio towards 1; spinning or
 # yielding inside an allocator shows as CPU time, lock hand-offs as both.
+# --rounds R --round-ops N (lode-stress's: 300 rounds of 2,000 operations a
+# thread by default) keep the work and change how often the threads meet at
+# the barrier (and how often 30 % of rounds re-create them): 20 rounds of
+# 30,000 measure the allocator under load rather than the scheduler's
+# wake-ups, as programs that do not meet every millisecond see it.
 #
 # Allocators: lode (--target lode), lode-secure (LODE_SECURE build), lode-wipe
 # (lode with --wipe-floor: the least a secure build's wipe and check cost), glibc,
@@ -52,12 +57,12 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 me=bench.sh
 . "$root/scripts/lib-run.sh"
-repeats=5 threads=4 touch=first hog=0 seed=""
+repeats=5 threads=4 touch=first hog=0 seed="" rounds="" round_ops=""
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
 allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   local st=${1:-2}
-  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N] [--seed N]" >&"$((st ? 2 : 1))"
+  echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N] [--seed N] [--rounds R] [--round-ops N]" >&"$((st ? 2 : 1))"
   exit "$st"
 }
 while [ $# -gt 0 ]; do
@@ -69,12 +74,14 @@ while [ $# -gt 0 ]; do
     --touch) touch=${2:-}; shift 2 || usage ;;
     --hog) hog=${2:-}; shift 2 || usage ;;
     --seed) seed=${2:-}; shift 2 || usage ;;
+    --rounds) rounds=${2:-}; shift 2 || usage ;;
+    --round-ops) round_ops=${2:-}; shift 2 || usage ;;
     -h|--help) usage 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
   esac
 done
 [[ $repeats =~ ^[1-9][0-9]*$ && $threads =~ ^[1-9][0-9]*$ && $touch =~ ^(first|pages|all)$ && $hog =~ ^[0-9]+$ &&
-   $seed =~ ^[0-9]*$ ]] || usage
+   $seed =~ ^[0-9]*$ && $rounds =~ ^([1-9][0-9]*)?$ && $round_ops =~ ^([1-9][0-9]*)?$ ]] || usage
 [ -n "$seed" ] || seed=$(( $(date +%s) % 1000000 ))
 seed=$((10#$seed)) # 08 is 8, not a bad octal number
 out=$root/build/bench
@@ -160,7 +167,7 @@ declare -A hung=()
 failed=()
 runlog=$out/run.log
 total=$((repeats * ${#wls[@]} * ${#allocs[@]})) n=0
-echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs, order seed $seed (--seed $seed replays it)"
+echo "bench.sh: ${#allocs[@]} allocators x ${#wls[@]} workloads x $repeats repeats, $threads threads, $hog CPU hog(s) on $(nproc) CPUs${rounds:+, $rounds rounds}${round_ops:+ of $round_ops ops}, order seed $seed (--seed $seed replays it)"
 RANDOM=$seed
 for r in $(seq 1 "$repeats"); do
   for wl in "${wls[@]}"; do
@@ -175,6 +182,8 @@ for r in $(seq 1 "$repeats"); do
       b=${sbin[$a]} tgt=${stgt[$a]} pre=${spre[$a]} via=${svia[$a]}
       cmd=("$b" --bench --quiet --workload "$wl" --target "$tgt" --threads "$threads" --touch "$touch")
       [ -n "$via" ] && cmd+=(--collect-via "$via")
+      [ -n "$rounds" ] && cmd+=(--rounds "$rounds")
+      [ -n "$round_ops" ] && cmd+=(--round-ops "$round_ops")
       [ -n "${sarg[$a]}" ] && cmd+=("${sarg[$a]}")
       [ "$pre" = - ] || cmd=(env LD_PRELOAD="$pre" "${cmd[@]}")
       n=$((n + 1))
