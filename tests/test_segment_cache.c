@@ -874,6 +874,34 @@ static void failed_huge_commit_leaves_no_stale_bytes(void) {
   lode_collect(true);
 }
 
+/* The same with a larger warm mapping serving a smaller block, whose old
+ * tail past the new block the OS refused to discard: the block's commit then
+ * fails, and the discard of the block's own range did not reach that tail.
+ * Released as never committed, the mapping was taken for zero by the next
+ * huge calloc, which found the old bytes past the smaller block's end. */
+static void failed_huge_commit_after_refused_tail_discard(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  test_clock_set(10000);
+  lode_collect(true);
+  size_t big = 8 << 20, small = 6 << 20;
+  int warm = test_warm_huge_mapping(big, 0xcd);
+  CHECK(warm);
+  if (!warm) return;
+  /* the header's commit passes; the tail's discard and the block's commit fail */
+  lode_test_fail_os_ops(LODE_OS_COMMIT | LODE_OS_DISCARD, 1, 2);
+  errno = 0;
+  void* q = lode_aligned_alloc(32, small); /* no retry after a collect, as malloc has */
+  CHECK(q == NULL && errno == ENOMEM);
+  CHECK_EQ(lode_test_fail_os_ops(LODE_OS_CLASSIC, 0, 0), 0); /* both failures were delivered */
+  unsigned char* c = lode_calloc(1, big);
+  CHECK(c != NULL);
+  if (c == NULL) return;
+  CHECK_EQ(test_nonzero_bytes(c, big), 0);
+  lode_free(c);
+  lode_collect(true);
+  CHECK_EQ(lode_check_process(), 0);
+}
+
 /* LODE_HUGE_OS_PAGES changes (another thread) after a huge block's mapping
  * was sized without it and before the block is (review, 2026-12-06): a
  * block over 1 GiB has no slack, so the block rounded up to 2 MiB ran past
@@ -990,6 +1018,7 @@ int main(void) {
   RUN(cache_counts_resident_memory);
   RUN(cache_measures_before_the_bound_evicts);
   RUN(failed_huge_commit_leaves_no_stale_bytes);
+  RUN(failed_huge_commit_after_refused_tail_discard);
   RUN(huge_block_stays_in_its_mapping);
   RUN(small_blocks_at_large_alignments);
   RUN(impossible_huge_block_is_refused);

@@ -623,10 +623,14 @@ lode_page_t* _lode_segment_huge_alloc(lode_tld_t* tld, size_t size, size_t align
   *pbsize = bsize;
   if (!_lode_os_commit(page->area, bsize)) {
     /* A warm mapping's old bytes lie here, and the release measures nothing
-     * of a page never committed: the cache would take them for zero.  When
-     * the OS keeps them too, they are what they are: resident, so the page
-     * is released as committed (counted, measured warm: not zero). */
-    if (!page->free_is_zero && !_lode_os_discard(page->area, bsize)) {
+     * of a page never committed: the cache would take them for zero.  Not
+     * only in the block's range: a tail (or an aligned block's padding)
+     * whose discard segment_take_warm saw refused keeps them too, and a
+     * larger block takes it next -- so all of the mapping past the header
+     * goes.  When the OS keeps them, they are what they are: resident, so
+     * the page is released as committed (counted, measured warm: not zero). */
+    uint8_t* from = (uint8_t*)seg + seg->header_size;
+    if (!page->free_is_zero && !_lode_os_discard(from, (size_t)(page->area + page->area_size - from))) {
       lode_page_set_block_size(page, bsize);
       page->is_committed = 1;
       seg->committed = 1;
