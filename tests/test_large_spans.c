@@ -253,6 +253,45 @@ static void failed_claim_after_forced_collect_is_newer(void) {
   lode_collect(true);
 }
 
+/* The same for a large block grown in place (realloc): its span takes the
+ * purged slices after it, the first commits and the second does not.  The
+ * slice committed on the way stays free and committed (the delay is
+ * negative), newer than the forced collect before; counted as nothing new,
+ * the checker took it for the collect's broken promise (P4). */
+static void* grow_fails_after_forced_collect(void* arg) {
+  (void)arg;
+  char* a = lode_malloc(100 * KiB);
+  CHECK(a != NULL);
+  if (a == NULL) return NULL;
+  memset(a, 4, 100 * KiB);
+  lode_collect(true); /* the free slices after a: purged */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_segment_t* seg = _lode_ptr_segment(a);
+  lode_page_t* head = _lode_segment_page_of(seg, a);
+  uint32_t end = head->index + head->span_count;
+  CHECK(!seg->pages[end].is_committed && !seg->pages[end + 1].is_committed);
+  size_t bsize = head->block_size;
+  lode_test_fail_os_after(1, 1);
+  bool zero;
+  CHECK(!_lode_heap_large_grow(lode_heap_get_default(), head, 500 * KiB, &zero));
+  CHECK_EQ(lode_test_fail_os(0), 0);
+  CHECK_EQ(head->block_size, bsize);
+  CHECK(!seg->pages[end].in_use && seg->pages[end].is_committed); /* the case arose */
+  CHECK_EQ(lode_check_thread(), 0);
+  CHECK(a[0] == 4 && a[100 * KiB - 1] == 4);
+  lode_free(a);
+  lode_collect(true);
+  CHECK_EQ(lode_check_thread(), 0);
+  return NULL;
+}
+
+static void failed_grow_after_forced_collect_is_newer(void) {
+  lode_option_set(LODE_OPTION_PURGE_DELAY, -1);
+  in_new_thread(grow_fails_after_forced_collect, NULL);
+  lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
+  lode_collect(true);
+}
+
 /* realloc grows a large block into the free slices after its span: the
  * same address, its bytes kept, the usable size of its new class.  When the
  * slices after it are taken, it moves. */
@@ -512,6 +551,7 @@ int main(void) {
   RUN(large_realloc_grows_within_its_span);
   RUN(large_grow_takes_queued_slices);
   RUN(failed_grow_leaves_block_as_it_was);
+  RUN(failed_grow_after_forced_collect_is_newer);
 #ifdef LODE_SECURE
   RUN(secure_grow_clears_stale_memory);
   RUN(secure_grow_slack_is_cleared);

@@ -636,6 +636,10 @@ bool _lode_heap_large_grow(lode_heap_t* heap, lode_page_t* page, size_t newsize,
     uint32_t n = page->span_count ? page->span_count : 1;
     _lode_purge_queue_take(tld, page + n, extra); /* P3 */
     if (!_lode_segment_span_extend(tld, page, extra, zero)) {
+      /* slices it committed are free pages newer than the last collect, as
+       * a failed claim's (page_take): that collect promised nothing of them
+       * (P4; kept committed with a negative delay) */
+      tld->page_frees++;
       _lode_purge_schedule_segment(tld, _lode_page_segment(page));
       return false;
     }
