@@ -743,6 +743,12 @@ bool _lode_os_purge(void* p, size_t size, size_t counted, bool* zero) {
     ok = !fail_due(LODE_OS_PURGE);
     if (ok) _lode_os_sim_purge(p, size, mode != LODE_PURGE_FREE);
     dropped = ok && mode != LODE_PURGE_FREE;
+    /* as the kernel path below: a refused MADV_FREE is asked again as
+     * MADV_DONTNEED, so one refusal leaves the range purged and zero */
+    if (!ok && mode == LODE_PURGE_FREE) {
+      ok = dropped = !fail_due(LODE_OS_PURGE);
+      if (ok) _lode_os_sim_purge(p, size, true);
+    }
   } else
 #endif
   {

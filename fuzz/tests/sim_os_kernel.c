@@ -1,0 +1,57 @@
+/* The simulated OS answers as the kernel would, for the calls lode makes.
+ * `sim_os_kernel sim` runs the checks against os_sim.c, `sim_os_kernel real`
+ * against the kernel: both must pass, so a check that passes only one way
+ * is a divergence of the simulation (which would hide, or invent, an
+ * allocator bug only the other mode can show). */
+#include "internal.h"
+#include "testing.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int failed;
+#define EXPECT(c)                                                        \
+  do {                                                                   \
+    if (!(c)) {                                                          \
+      fprintf(stderr, "sim_os_kernel: %s:%d: %s\n", __FILE__, __LINE__, #c); \
+      failed = 1;                                                        \
+    }                                                                    \
+  } while (0)
+
+/* MADV_FREE refused: os.c asks again with MADV_DONTNEED, which the kernel
+ * may grant: one injected refusal then leaves a purge done, its memory
+ * reading as zero.  Only a second refusal fails the purge. */
+static void free_purge_refused_falls_back_to_dontneed(void) {
+  lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_FREE);
+  size_t got = 0, size = (size_t)64 << 10;
+  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
+  EXPECT(p != NULL);
+  if (p == NULL) return;
+  _lode_os_commit_fresh(p, size);
+  _lode_os_touch(p, size);
+  memset(p, 0x5a, size);
+  bool zero = false;
+  lode_test_fail_os_ops(LODE_OS_PURGE, 0, 1);
+  bool ok = _lode_os_purge(p, size, size, &zero);
+  long left = lode_test_fail_os_ops(LODE_OS_PURGE, 0, 0);
+  EXPECT(left == 0);
+  EXPECT(ok);
+  EXPECT(zero); /* what DONTNEED did reads as zero */
+  if (ok && zero) {
+    EXPECT(_lode_os_commit(p, size));
+    _lode_os_touch(p, size);
+    EXPECT(p[0] == 0 && p[size - 1] == 0);
+  }
+  _lode_os_release(p, got, 0, 0);
+}
+
+int main(int argc, char** argv) {
+  bool sim = argc > 1 && strcmp(argv[1], "sim") == 0;
+  if (sim && !lode_sim_os_enable(true)) {
+    fprintf(stderr, "sim_os_kernel: no simulated OS\n");
+    return 1;
+  }
+  free_purge_refused_falls_back_to_dontneed();
+  printf("sim_os_kernel (%s): %s\n", sim ? "sim" : "real", failed ? "FAILED" : "ok");
+  return failed;
+}
