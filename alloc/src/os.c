@@ -91,6 +91,15 @@ static int os_mprotect(void* p, size_t size, int prot) {
   return mprotect(p, size, prot);
 }
 
+/* The mprotect of a decommit or of a protected range's commit.  The
+ * simulated OS protects nothing (its poison check stands for the fault),
+ * but the call stays one the kernel may refuse: injection fails it in both
+ * modes, or fail-os protect would fail commits only on real threads. */
+static int os_protect_range(void* p, size_t size, int prot) {
+  if (SIM_ON()) return fail_due(LODE_OS_PROTECT) ? -1 : 0;
+  return os_mprotect(p, size, prot);
+}
+
 /* madvise that injection can fail as `op`. */
 static int os_madvise(void* p, size_t size, int advice, unsigned op) {
   if (fail_due(op)) return -1;
@@ -449,8 +458,7 @@ void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment
  * tail) is committed with unprotect = true by the one who knows it. */
 static bool os_commit(void* p, size_t size, bool unprotect) {
   if (_lode_os_fail_injected(LODE_OS_COMMIT)) return false;
-  /* The simulated OS protects nothing: its poison check stands for the fault. */
-  if (unprotect && !SIM_ON() && os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+  if (unprotect && os_protect_range(p, size, PROT_READ | PROT_WRITE) != 0) {
     os_failed("mprotect(commit) failed", p, size);
     return false;
   }
@@ -712,7 +720,7 @@ static bool os_decommit(void* p, size_t size, size_t counted) {
     os_failed("decommit failed", p, size);
     return false;
   }
-  if (!SIM_ON() && os_mprotect(p, size, PROT_NONE) != 0) os_failed("mprotect(decommit) failed", p, size);
+  if (os_protect_range(p, size, PROT_NONE) != 0) os_failed("mprotect(decommit) failed", p, size);
   lode_stat_inc(decommits);
   _lode_stat_sub(&_lode_stats.committed_current, counted);
   return true;

@@ -45,6 +45,30 @@ static void free_purge_refused_falls_back_to_dontneed(void) {
   _lode_os_release(p, got, 0, 0);
 }
 
+/* A range _lode_os_decommit protected is committed with an mprotect, which
+ * the kernel may refuse (ENOMEM: a split past vm.max_map_count): fail-os
+ * protect refuses it (a huge block's grow in place then fails, and realloc
+ * moves the block), and the decommit's own mprotect can be refused too. */
+static void protected_commit_can_be_refused(void) {
+  size_t got = 0, size = (size_t)64 << 10;
+  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
+  EXPECT(p != NULL);
+  if (p == NULL) return;
+  _lode_os_commit_fresh(p, size);
+  _lode_os_touch(p, size);
+  memset(p, 0x5a, size);
+  lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 1);
+  EXPECT(_lode_os_decommit(p, size)); /* the memory went: decommitted */
+  EXPECT(lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 0) == 0); /* its mprotect took the refusal */
+  lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 1);
+  EXPECT(!_lode_os_commit_protected(p, size));
+  EXPECT(lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 0) == 0);
+  EXPECT(_lode_os_commit_protected(p, size));
+  _lode_os_touch(p, size);
+  EXPECT(p[0] == 0 && p[size - 1] == 0);
+  _lode_os_release(p, got, size, 0);
+}
+
 int main(int argc, char** argv) {
   bool sim = argc > 1 && strcmp(argv[1], "sim") == 0;
   if (sim && !lode_sim_os_enable(true)) {
@@ -52,6 +76,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   free_purge_refused_falls_back_to_dontneed();
+  protected_commit_can_be_refused();
   printf("sim_os_kernel (%s): %s\n", sim ? "sim" : "real", failed ? "FAILED" : "ok");
   return failed;
 }
