@@ -470,6 +470,11 @@ static bool os_commit(void* p, size_t size, bool unprotect) {
   return true;
 }
 
+#ifdef LODE_SIM
+/* A new fuzz input starts as a new process would, with nothing protected. */
+void _lode_os_sim_forget_protected(void) { atomic_store_explicit(&os_ever_protected, false, memory_order_relaxed); }
+#endif
+
 bool _lode_os_commit(void* p, size_t size) {
   return os_commit(p, size, atomic_load_explicit(&os_ever_protected, memory_order_relaxed));
 }
@@ -739,7 +744,9 @@ bool _lode_os_purge(void* p, size_t size, size_t counted, bool* zero) {
   long mode = _lode_option(LODE_OPTION_PURGE_MODE);
   *zero = false;
   if (mode == LODE_PURGE_DECOMMIT) {
-    if (!SIM_ON()) atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+    /* the simulated OS too: its commits then go through the mprotect's
+     * injection point, as the kernel's (lode_sim_os_new_input forgets it) */
+    atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
     if (!os_decommit(p, size, counted)) return false;
     lode_stat_inc(purges);
     *zero = true;

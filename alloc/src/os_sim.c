@@ -94,6 +94,7 @@ static size_t failures_at_input; /* lode's OS failures when this input began */
 void lode_sim_os_new_input(void) {
   pthread_mutex_lock(&sim_lock);
   purge_seq = 0;
+  _lode_os_sim_forget_protected();
   failures_at_input = atomic_load_explicit(&_lode_stats.os_failures, memory_order_relaxed);
   pthread_mutex_unlock(&sim_lock);
 }

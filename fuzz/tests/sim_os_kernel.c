@@ -69,6 +69,24 @@ static void protected_commit_can_be_refused(void) {
   _lode_os_release(p, got, size, 0);
 }
 
+/* Once purge mode decommit protected pages, every commit unprotects (an
+ * mprotect the kernel may refuse): fail-os protect fails a plain commit. */
+static void commit_after_decommit_mode_can_be_refused(void) {
+  lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DECOMMIT);
+  size_t got = 0, size = (size_t)64 << 10;
+  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
+  EXPECT(p != NULL);
+  if (p == NULL) return;
+  _lode_os_commit_fresh(p, size);
+  bool zero = false;
+  EXPECT(_lode_os_purge(p, size, size, &zero) && zero);
+  lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 1);
+  EXPECT(!_lode_os_commit(p, size));
+  EXPECT(lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 0) == 0);
+  EXPECT(_lode_os_commit(p, size));
+  _lode_os_release(p, got, size, 0);
+}
+
 int main(int argc, char** argv) {
   bool sim = argc > 1 && strcmp(argv[1], "sim") == 0;
   if (sim && !lode_sim_os_enable(true)) {
@@ -77,6 +95,7 @@ int main(int argc, char** argv) {
   }
   free_purge_refused_falls_back_to_dontneed();
   protected_commit_can_be_refused();
+  commit_after_decommit_mode_can_be_refused();
   printf("sim_os_kernel (%s): %s\n", sim ? "sim" : "real", failed ? "FAILED" : "ok");
   return failed;
 }
