@@ -626,7 +626,8 @@ bool _lode_os_sim_resident_map(const void* p, size_t size, unsigned char* vec);
 bool _lode_os_sim_refused_this_input(void); /* an OS failure since lode_sim_os_new_input */
 void _lode_os_sim_touch(void* p, size_t size);
 void _lode_os_sim_copy(void* dst, const void* src, size_t n);
-void _lode_os_sim_forget_protected(void); /* os.c: a new input, nothing protected yet */
+void _lode_os_sim_note_protected(void); /* a decommit protected pages (this input) */
+bool _lode_os_sim_ever_protected(void);
 #endif
 
 /* --- os.c: every OS call goes through here (and through failure injection) -- */

@@ -470,14 +470,27 @@ static bool os_commit(void* p, size_t size, bool unprotect) {
   return true;
 }
 
+/* Purge mode decommit protected pages: every commit must unprotect.  The
+ * simulated OS keeps its own flag, which a new input clears as a new
+ * process starts with none (os_sim.c: the call goes down, not up). */
+static bool ever_protected(void) {
 #ifdef LODE_SIM
-/* A new fuzz input starts as a new process would, with nothing protected. */
-void _lode_os_sim_forget_protected(void) { atomic_store_explicit(&os_ever_protected, false, memory_order_relaxed); }
+  if (SIM_ON()) return _lode_os_sim_ever_protected();
 #endif
-
-bool _lode_os_commit(void* p, size_t size) {
-  return os_commit(p, size, atomic_load_explicit(&os_ever_protected, memory_order_relaxed));
+  return atomic_load_explicit(&os_ever_protected, memory_order_relaxed);
 }
+
+static void note_protected(void) {
+#ifdef LODE_SIM
+  if (SIM_ON()) {
+    _lode_os_sim_note_protected();
+    return;
+  }
+#endif
+  atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+}
+
+bool _lode_os_commit(void* p, size_t size) { return os_commit(p, size, ever_protected()); }
 
 bool _lode_os_commit_protected(void* p, size_t size) { return os_commit(p, size, true); }
 
@@ -502,7 +515,7 @@ bool _lode_os_reuse(void* p, size_t size, bool has_protected, uint32_t guard_pro
     os_failed("madvise(guard remove) failed", p, size);
     return false;
   }
-  if (!has_protected && guard_protects == 0 && !atomic_load_explicit(&os_ever_protected, memory_order_relaxed) &&
+  if (!has_protected && guard_protects == 0 && !ever_protected() &&
       !(SIM_ON() && atomic_load_explicit(&os_ever_guarded, memory_order_relaxed)))
     return true;
   if (os_mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
@@ -745,8 +758,8 @@ bool _lode_os_purge(void* p, size_t size, size_t counted, bool* zero) {
   *zero = false;
   if (mode == LODE_PURGE_DECOMMIT) {
     /* the simulated OS too: its commits then go through the mprotect's
-     * injection point, as the kernel's (lode_sim_os_new_input forgets it) */
-    atomic_store_explicit(&os_ever_protected, true, memory_order_relaxed);
+     * injection point, as the kernel's */
+    note_protected();
     if (!os_decommit(p, size, counted)) return false;
     lode_stat_inc(purges);
     *zero = true;

@@ -91,10 +91,14 @@ bool lode_sim_os_enable(bool on) {
 
 static size_t failures_at_input; /* lode's OS failures when this input began */
 
+static _Atomic(bool) sim_protected; /* a decommit protected pages since this input began */
+void _lode_os_sim_note_protected(void) { atomic_store_explicit(&sim_protected, true, memory_order_relaxed); }
+bool _lode_os_sim_ever_protected(void) { return atomic_load_explicit(&sim_protected, memory_order_relaxed); }
+
 void lode_sim_os_new_input(void) {
   pthread_mutex_lock(&sim_lock);
   purge_seq = 0;
-  _lode_os_sim_forget_protected();
+  atomic_store_explicit(&sim_protected, false, memory_order_relaxed); /* a new process protected nothing */
   failures_at_input = atomic_load_explicit(&_lode_stats.os_failures, memory_order_relaxed);
   pthread_mutex_unlock(&sim_lock);
 }
