@@ -18,16 +18,22 @@ static int failed;
     }                                                                    \
   } while (0)
 
+/* `size` bytes reserved and committed fresh (NULL when the reserve failed). */
+static uint8_t* fresh_range(size_t size, size_t* got) {
+  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, got);
+  EXPECT(p != NULL);
+  if (p != NULL) _lode_os_commit_fresh(p, size);
+  return p;
+}
+
 /* MADV_FREE refused: os.c asks again with MADV_DONTNEED, which the kernel
  * may grant: one injected refusal then leaves a purge done, its memory
  * reading as zero.  Only a second refusal fails the purge. */
 static void free_purge_refused_falls_back_to_dontneed(void) {
   lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_FREE);
   size_t got = 0, size = (size_t)64 << 10;
-  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
-  EXPECT(p != NULL);
+  uint8_t* p = fresh_range(size, &got);
   if (p == NULL) return;
-  _lode_os_commit_fresh(p, size);
   _lode_os_touch(p, size);
   memset(p, 0x5a, size);
   bool zero = false;
@@ -51,10 +57,8 @@ static void free_purge_refused_falls_back_to_dontneed(void) {
  * moves the block), and the decommit's own mprotect can be refused too. */
 static void protected_commit_can_be_refused(void) {
   size_t got = 0, size = (size_t)64 << 10;
-  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
-  EXPECT(p != NULL);
+  uint8_t* p = fresh_range(size, &got);
   if (p == NULL) return;
-  _lode_os_commit_fresh(p, size);
   _lode_os_touch(p, size);
   memset(p, 0x5a, size);
   lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 1);
@@ -74,10 +78,8 @@ static void protected_commit_can_be_refused(void) {
 static void commit_after_decommit_mode_can_be_refused(void) {
   lode_option_set(LODE_OPTION_PURGE_MODE, LODE_PURGE_DECOMMIT);
   size_t got = 0, size = (size_t)64 << 10;
-  uint8_t* p = _lode_os_reserve_flex(size, size, LODE_OS_PAGE_SIZE, &got);
-  EXPECT(p != NULL);
+  uint8_t* p = fresh_range(size, &got);
   if (p == NULL) return;
-  _lode_os_commit_fresh(p, size);
   bool zero = false;
   EXPECT(_lode_os_purge(p, size, size, &zero) && zero);
   lode_test_fail_os_ops(LODE_OS_PROTECT, 0, 1);
