@@ -481,7 +481,20 @@ static void huge_comeback_counts_once(void) {
 
 /* Of the cached huge mappings big enough, the one whose written memory covers
  * the new block is taken (no page faults), not merely the smallest; its warm
- * tail past the block is given back. */
+ * tail past the block becomes part of the block (counted, and not faulted
+ * in again by the next larger block), up to the block's own size again. */
+static size_t resident_bytes(const void* p, size_t len) {
+  size_t pages = len / 4096, r = 0;
+  unsigned char* vec = malloc(pages);
+  if (vec == NULL || mincore((void*)p, len, vec) != 0) {
+    free(vec);
+    return SIZE_MAX;
+  }
+  for (size_t i = 0; i < pages; i++) r += (vec[i] & 1) * (size_t)4096;
+  free(vec);
+  return r;
+}
+
 static void huge_takes_the_warm_mapping(void) {
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_collect(true);
@@ -490,13 +503,37 @@ static void huge_takes_the_warm_mapping(void) {
   char* b = lode_malloc(big);   /* 24 MiB of room, 12 written */
   memset(a, 1, small);
   memset(b, 2, big);
+  size_t b_size = _lode_segment_page_of(_lode_ptr_segment(b), b)->block_size;
   lode_free(a);
   lode_free(b);
   lode_stats_t before = stats();
   char* c = lode_malloc(9 << 20); /* a's mapping fits too (and is smaller), but only b's is warm over 9 MiB */
   CHECK(c == b);
-  CHECK(stats().committed_current < before.committed_current); /* b's tail past 9 MiB (and a) went back */
+  CHECK_EQ(_lode_segment_page_of(_lode_ptr_segment(c), c)->block_size, b_size); /* b's tail past 9 MiB stays */
+  CHECK_EQ(resident_bytes(c, big), big);
+  CHECK_EQ(stats().committed_current, before.committed_current); /* a cached, c as b was */
+  CHECK_EQ(lode_check_thread(), 0);
   lode_free(c);
+  lode_collect(true);
+  /* a block grown in place wrote past twice a smaller one's size: the
+   * smaller block keeps its own size again, the rest goes back */
+  char* g = lode_malloc(small);          /* room for 10 MiB */
+  g = lode_realloc(g, 10 << 20);         /* in place: its mapping is 10 MiB warm */
+  CHECK(g != NULL);
+  memset(g, 3, 10 << 20);
+  size_t g_size = _lode_segment_page_of(_lode_ptr_segment(g), g)->block_size;
+  lode_free(g);
+  before = stats();
+  size_t asked = (5 << 19) + 4096; /* 2.5 MiB: a quarter of its mapping */
+  char* d = lode_malloc(asked);
+  CHECK(d == g);
+  /* its own extent again (LODE_SECURE asks a little more than `asked`) */
+  size_t kept = _lode_segment_page_of(_lode_ptr_segment(d), d)->block_size;
+  CHECK(kept >= 2 * asked && kept <= 2 * asked + 4 * 4096);
+  CHECK_EQ(resident_bytes(d + kept, (10 << 20) - kept), 0); /* past it: given back */
+  CHECK_EQ(before.committed_current - stats().committed_current, g_size - kept);
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(d);
   lode_collect(true);
 }
 
@@ -549,10 +586,12 @@ static void huge_blocks_ask_for_huge_pages(void) {
   lode_free(big);
   p = lode_malloc(HUGE_SIZE + 100);
   CHECK(_lode_ptr_segment(p) == seg);
+  size_t kept = _lode_segment_page_of(_lode_ptr_segment(p), p)->block_size; /* big's memory: the block's size again */
+  CHECK(kept >= 2 * HUGE_SIZE);
   if (thp_in_kernel()) {
     CHECK(mapping_has_flag(p + (4 << 20), "hg"));
-    CHECK(!mapping_has_flag(p + HUGE_SIZE + 99, "hg"));
-    CHECK(!mapping_has_flag(p + HUGE_SIZE + (3 << 20), "hg")); /* big's advice is gone */
+    CHECK(mapping_has_flag(p + HUGE_SIZE + (3 << 20), "hg"));
+    CHECK(!mapping_has_flag(p + kept - 1, "hg")); /* the end's unit */
   }
   lode_free(p);
   lode_option_set(LODE_OPTION_PURGE_DELAY, 0);
