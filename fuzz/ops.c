@@ -395,7 +395,7 @@ static const struct {
     {"purge-delay", LODE_OPTION_PURGE_DELAY, LONG_MIN, LONG_MAX},
     {"purge-mode", LODE_OPTION_PURGE_MODE, 0, 2},
     {"purge-backoff", LODE_OPTION_PURGE_BACKOFF, 0, 16},
-    {"huge-os-pages", LODE_OPTION_HUGE_OS_PAGES, 0, 1},
+    {"huge-os-pages", LODE_OPTION_HUGE_OS_PAGES, 0, 2}, /* 2: auto */
 };
 int fz_text_option_count(void) { return (int)(sizeof(text_options) / sizeof(text_options[0])); }
 const char* fz_text_option_name(int id) { return id >= 0 && id < fz_text_option_count() ? text_options[id].name : "?"; }

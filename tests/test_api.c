@@ -263,6 +263,14 @@ static void option_set_text(void) {
   CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, "3"), -1);
   CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, "+0"), 0);
   CHECK_EQ(lode_option_get(LODE_OPTION_PURGE_MODE), LODE_PURGE_DONTNEED);
+  long huge = lode_option_get(LODE_OPTION_HUGE_OS_PAGES);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_HUGE_OS_PAGES, "false"), 0);
+  CHECK_EQ(lode_option_get(LODE_OPTION_HUGE_OS_PAGES), LODE_HUGE_PAGES_NO);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_HUGE_OS_PAGES, "auto"), 0);
+  CHECK_EQ(lode_option_get(LODE_OPTION_HUGE_OS_PAGES), LODE_HUGE_PAGES_AUTO);
+  CHECK_EQ(lode_option_set_text(LODE_OPTION_HUGE_OS_PAGES, "3"), -1);
+  CHECK_EQ(lode_option_get(LODE_OPTION_HUGE_OS_PAGES), LODE_HUGE_PAGES_AUTO);
+  lode_option_set(LODE_OPTION_HUGE_OS_PAGES, huge);
   CHECK_EQ(lode_option_set_text(LODE_OPTION_COUNT, "1"), -1);
   CHECK_EQ(lode_option_set_text(LODE_OPTION_PURGE_MODE, NULL), -1);
   lode_option_set(LODE_OPTION_PURGE_DELAY, delay);

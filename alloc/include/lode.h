@@ -102,8 +102,9 @@ typedef enum lode_option_e {
   LODE_OPTION_VERBOSE,         /* LODE_VERBOSE: log OS failures and errors */
   LODE_OPTION_ON_ERROR,        /* LODE_ON_ERROR: 0 abort (default), 1 warn, 2 ignore */
   LODE_OPTION_PURGE_BACKOFF,   /* LODE_PURGE_BACKOFF: doublings of the delay allowed, 0..16 (default 6) */
-  LODE_OPTION_HUGE_OS_PAGES,   /* LODE_HUGE_OS_PAGES: 1 (default) huge blocks ask for transparent huge
-                                  pages (2 MiB: far fewer page faults), 0 lode gives no advice */
+  LODE_OPTION_HUGE_OS_PAGES,   /* LODE_HUGE_OS_PAGES: 1 huge blocks ask for transparent huge pages
+                                  (2 MiB: far fewer page faults), 0 lode gives no advice, 2 (default,
+                                  "auto") as 1 unless the kernel reports free memory to a hypervisor */
   LODE_OPTION_QUARANTINE,      /* LODE_QUARANTINE (LODE_SECURE builds): 1 (default) a thread's frees
                                   wait in a quarantine of 16 blocks before reuse, 0 they do not */
   LODE_OPTION_COUNT
@@ -111,6 +112,7 @@ typedef enum lode_option_e {
 
 enum { LODE_PURGE_DONTNEED = 0, LODE_PURGE_FREE = 1, LODE_PURGE_DECOMMIT = 2 };
 enum { LODE_ON_ERROR_ABORT = 0, LODE_ON_ERROR_WARN = 1, LODE_ON_ERROR_IGNORE = 2 };
+enum { LODE_HUGE_PAGES_NO = 0, LODE_HUGE_PAGES_YES = 1, LODE_HUGE_PAGES_AUTO = 2 };
 
 long lode_option_get(lode_option_t option);
 void lode_option_set(lode_option_t option, long value); /* an out-of-range value is ignored */

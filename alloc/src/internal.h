@@ -689,6 +689,7 @@ void _lode_os_fork_prepare(void);
 void _lode_os_fork_parent(void);
 void _lode_os_fork_child(void); /* drops what describes the parent's pages */
 int _lode_os_pagemap_fd(void);   /* -1: none open (tests) */
+bool _lode_os_huge_pages_wanted(void);                 /* LODE_HUGE_OS_PAGES, "auto" resolved */
 void _lode_os_advise_huge_pages(void* p, size_t size); /* LODE_HUGE_OS_PAGES */
 void _lode_os_advise_small_pages(void* p, size_t size); /* undoes it */
 void* _lode_os_remap(void* p, size_t old_size, size_t new_size, size_t alignment); /* mremap; NULL: cannot */

@@ -19,7 +19,7 @@ static option_desc_t options[LODE_OPTION_COUNT] = {
     [LODE_OPTION_VERBOSE] = {"LODE_VERBOSE", 0},
     [LODE_OPTION_ON_ERROR] = {"LODE_ON_ERROR", LODE_ON_ERROR_ABORT},
     [LODE_OPTION_PURGE_BACKOFF] = {"LODE_PURGE_BACKOFF", 6},
-    [LODE_OPTION_HUGE_OS_PAGES] = {"LODE_HUGE_OS_PAGES", 1},
+    [LODE_OPTION_HUGE_OS_PAGES] = {"LODE_HUGE_OS_PAGES", LODE_HUGE_PAGES_AUTO},
     [LODE_OPTION_QUARANTINE] = {"LODE_QUARANTINE", 1},
 };
 static _Atomic(long) values[LODE_OPTION_COUNT];
@@ -48,6 +48,7 @@ static bool parse_named(lode_option_t o, const char* s, long* out) {
       {LODE_OPTION_SHOW_STATS, "true", 1}, {LODE_OPTION_SHOW_STATS, "false", 0},
       {LODE_OPTION_VERBOSE, "true", 1}, {LODE_OPTION_VERBOSE, "false", 0},
       {LODE_OPTION_HUGE_OS_PAGES, "true", 1}, {LODE_OPTION_HUGE_OS_PAGES, "false", 0},
+      {LODE_OPTION_HUGE_OS_PAGES, "auto", LODE_HUGE_PAGES_AUTO},
       {LODE_OPTION_QUARANTINE, "true", 1}, {LODE_OPTION_QUARANTINE, "false", 0},
   };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -68,8 +69,8 @@ static bool value_valid(lode_option_t o, long v) {
     case LODE_OPTION_PURGE_MODE: return v >= LODE_PURGE_DONTNEED && v <= LODE_PURGE_DECOMMIT;
     case LODE_OPTION_SHOW_STATS:
     case LODE_OPTION_VERBOSE:
-    case LODE_OPTION_HUGE_OS_PAGES:
     case LODE_OPTION_QUARANTINE: return v == 0 || v == 1;
+    case LODE_OPTION_HUGE_OS_PAGES: return v >= LODE_HUGE_PAGES_NO && v <= LODE_HUGE_PAGES_AUTO;
     case LODE_OPTION_ON_ERROR: return v >= LODE_ON_ERROR_ABORT && v <= LODE_ON_ERROR_IGNORE;
     case LODE_OPTION_PURGE_BACKOFF: return v >= 0 && v <= LODE_PURGE_BACKOFF_MAX;
     default: return false;

@@ -94,7 +94,7 @@ static void huge_advice_range(size_t mapped, size_t area, size_t bsize, bool gro
  * none and takes none back: where the system's THP is `always`, advice
  * against them would forbid what the system would give. */
 static void huge_advise(lode_segment_t* seg, size_t bsize, bool growing) {
-  if (_lode_option(LODE_OPTION_HUGE_OS_PAGES) == 0) return;
+  if (!_lode_os_huge_pages_wanted()) return;
   size_t start, end, was = seg->advised, area = (size_t)(seg->pages[0].area - (uint8_t*)seg);
   huge_advice_range(seg->size, area, bsize, growing, &start, &end);
   if (end == was) return;
@@ -260,7 +260,7 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t* huge_sizep, 
    * already faulted in 4 KiB pages stays so (the block's first 2 MiB,
    * beside the header, faulted 512 times). */
   size_t advised = reused ? SIZE_MAX : 0;
-  if (seg != NULL && !reused && kind == LODE_PAGE_HUGE && _lode_option(LODE_OPTION_HUGE_OS_PAGES) != 0) {
+  if (seg != NULL && !reused && kind == LODE_PAGE_HUGE && _lode_os_huge_pages_wanted()) {
     size_t start;
     huge_advice_range(mapped, area_offset, huge_size, false, &start, &advised);
     _lode_os_advise_huge_pages((uint8_t*)seg + start, advised - start);

@@ -71,6 +71,9 @@ void lode_test_options_reload(void);
  * markers (before Linux 6.13: mprotect, within a budget of mappings);
  * true tries markers again.  lode_test_guard_protects: mprotect guards alive. */
 void lode_test_guard_markers(bool on);
+/* LODE_HUGE_OS_PAGES=auto asks the virtio balloon drivers under `dir`
+ * (NULL: /sys/bus/virtio/drivers/virtio_balloon) again, at its next use. */
+void lode_test_balloon_dir(const char* dir);
 long lode_test_guard_protects(void);
 
 /* Corrupt state on purpose so that `invariant`'s check must fire.  Returns 0
