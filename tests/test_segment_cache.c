@@ -596,6 +596,23 @@ static void huge_blocks_ask_for_huge_pages(void) {
     CHECK(!mapping_has_flag(p + kept - 1, "hg")); /* the end's unit */
   }
   lode_free(p);
+  /* a grown block's mapping (advised to its end) serves a block under half
+   * of it: the block keeps its size again, and no advice lies past that */
+  lode_collect(true);
+  char* g = lode_malloc(HUGE_SIZE);
+  char* g2 = lode_realloc(g, 2 * HUGE_SIZE); /* in its room: advised to 12 MiB */
+  CHECK(g2 != NULL);
+  seg = _lode_ptr_segment(g2);
+  lode_free(g2);
+  p = lode_malloc((3 << 20) + 4096);
+  if (g2 == g && _lode_ptr_segment(p) == seg && thp_in_kernel()) {
+    size_t bs = _lode_segment_page_of(seg, p)->block_size; /* (LODE_SECURE asks a little more) */
+    CHECK(bs >= (size_t)2 * ((3 << 20) + 4096) && bs <= (size_t)2 * ((3 << 20) + 4096) + 4 * 4096);
+    CHECK(!mapping_has_flag(p + (9 << 20), "hg")); /* the grown block's advice is gone */
+  } else {
+    CHECK(g2 == g && _lode_ptr_segment(p) == seg); /* (LODE_SECURE included) */
+  }
+  lode_free(p);
   lode_option_set(LODE_OPTION_PURGE_DELAY, 0);
   lode_collect(true);
   lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0);

@@ -169,7 +169,7 @@ void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
  * own extent again (*huge_size grows; the block counts it and its free
  * gives it back): a program that replaces blocks of random sizes faulted a
  * larger one's memory in again each time a smaller one had dropped it
- * (review, 2026-12-08: 20 slots of 5-25 MiB, 600 replacements, 170,000
+ * (bench, 2026-12-08: 20 slots of 5-25 MiB, 600 replacements, 170,000
  * faults and 1.6 s against tcmalloc's 0.8 s).  Past that it is dropped, so
  * a reused block holds at most twice what it asked for. */
 static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info_t* c, size_t* huge_size,
@@ -214,7 +214,7 @@ static void segment_guard(lode_segment_t* seg, void* p, size_t size) {
 }
 #endif
 
-/* huge_size (huge kind only, else NULL): the block's size in, its extent
+/* huge_sizep (huge kind only, else NULL): the block's size in, its extent
  * out (a cached mapping's warm tail may add to it). */
 static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t* huge_sizep, size_t alignment, lode_tld_t* tld) {
   size_t huge_size = huge_sizep != NULL ? *huge_sizep : 0;
