@@ -599,6 +599,7 @@ static bool balloon_reports(int dir, const char* name) {
 static bool free_page_reporting(void) {
   int st = atomic_load_explicit(&os_reporting, memory_order_relaxed);
   if (st != 0) return st == 2;
+  int saved = errno; /* inside the program's malloc: a missing driver is no error of its */
   bool yes = false;
   int dir = open(os_balloon_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
@@ -617,6 +618,7 @@ static bool free_page_reporting(void) {
     close(dir);
   }
   atomic_store_explicit(&os_reporting, yes ? 2 : 1, memory_order_relaxed);
+  errno = saved;
   return yes;
 }
 
