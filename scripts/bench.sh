@@ -47,6 +47,13 @@
 # forced collects call mi_collect(true) (jemalloc's purge, tcmalloc's
 # release), so lode-preload meets it like with like.
 #
+# floor (huge only): lode-stress --floor, the same steps with no allocator:
+# each slot writes into a region of its own (perfect reuse without moving
+# anything), and floor-bound, from the same run, the writes alone plus the
+# first touch of the largest live total: no allocator with 4 KiB pages is
+# faster than floor-bound on this machine, whose page faults cost 2-8x more
+# than another's -- read huge's ratios against it.
+#
 # The ratios are to mimalloc, or to the first allocator when mimalloc is not
 # measured.  A library whose path has a space or colon (ld.so splits
 # LD_PRELOAD there) is preloaded through a symlink in /tmp/lode-preload.*;
@@ -59,7 +66,7 @@ me=bench.sh
 . "$root/scripts/lib-run.sh"
 repeats=5 threads=4 touch=first hog=0 seed="" rounds="" round_ops=""
 workloads=mixed,collect,churn,heaps,xthread,large,realloc,espresso,huge,gthread,leak,rptest,thrash,larson
-allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload
+allocators=lode,lode-secure,glibc,mimalloc,mimalloc-own,mimalloc-api,jemalloc,tcmalloc,scudo,lode-preload,floor
 usage() { # [status]: --help gets stdout and 0, a bad argument stderr and 2
   local st=${1:-2}
   echo "usage: $0 [--repeats N] [--threads N] [--workloads LIST] [--allocators LIST] [--touch first|pages|all] [--hog N] [--seed N] [--rounds R] [--round-ops N]" >&"$((st ? 2 : 1))"
@@ -130,6 +137,7 @@ spec tcmalloc "$bin" libc "$libdir/libtcmalloc_minimal.so.4"
 spec tcmalloc-own "$bin" libc "$libdir/libtcmalloc_minimal.so.4" own
 spec scudo "$bin" libc "${scudo:-/nonexistent/libclang_rt.scudo_standalone.so}"
 spec lode-preload "$bin" libc "$out/lode/alloc/liblode.so"
+spec floor "$bin" lode - "" --floor
 IFS=, read -r -a wls <<<"$workloads"
 IFS=, read -r -a allocs_in <<<"$allocators"
 allocs=()
@@ -187,6 +195,7 @@ for r in $(seq 1 "$repeats"); do
       [ -n "${sarg[$a]}" ] && cmd+=("${sarg[$a]}")
       [ "$pre" = - ] || cmd=(env LD_PRELOAD="$pre" "${cmd[@]}")
       n=$((n + 1))
+      [ "$a" = floor ] && [ "$wl" != huge ] && continue # (huge's alone)
       [ -n "${hung[$a/$wl]:-}" ] && continue # it hung once: do not wait again
       timeout -k 5 "$run_timeout" "${cmd[@]}" >"$runlog" 2>&1 &
       child=$!
@@ -208,6 +217,8 @@ for r in $(seq 1 "$repeats"); do
         echo "bench.sh: $a $wl failed (exit $rc); replay: $(quote "${cmd[@]}")"; tail -5 <<<"$line"; continue
       fi
       echo "$a,$wl,$r,$s,$m,$pf,$cpu" >>"$csv"
+      bound=$(grep -o 'bound_seconds=[0-9.]*' <<<"$line" | cut -d= -f2)
+      [ -n "$bound" ] && echo "floor-bound,$wl,$r,$bound,,,$bound" >>"$csv"
       [ -t 2 ] && printf '\rbench.sh: %d/%d runs' "$n" "$total" >&2
     done
   done
@@ -216,7 +227,9 @@ stop_hogs
 [ -t 2 ] && echo >&2
 
 rm -f "$out/ref.txt"
-python3 - "$csv" "$out" "${allocs[*]}" <<'PY'
+shown=()
+for a in "${allocs[@]}"; do shown+=("$a"); [ "$a" = floor ] && shown+=(floor-bound); done
+python3 - "$csv" "$out" "${shown[*]}" <<'PY'
 import csv, statistics, sys, os
 rows = list(csv.DictReader(open(sys.argv[1])))
 out = sys.argv[2]
@@ -231,7 +244,7 @@ med = {}
 for a in allocs:
     for w in wls:
         t = [float(r["seconds"]) for r in rows if r["allocator"] == a and r["workload"] == w]
-        m = [int(r["peak_rss_kib"]) for r in rows if r["allocator"] == a and r["workload"] == w]
+        m = [int(r["peak_rss_kib"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
         pf = [int(r["minor_faults"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
         cpu = [float(r["cpu_seconds"] or 0) for r in rows if r["allocator"] == a and r["workload"] == w]
         if t: med[a, w] = (statistics.median(t), statistics.median(m), statistics.median(pf), statistics.median(cpu))
@@ -256,11 +269,17 @@ for title, idx, unit, scale in (("median time, s", 0, "", 1.0), ("median peak RS
             if (a, w) not in med or (ref, w) not in med:
                 line += f"{'-':>16}"; continue
             v, r = med[a, w][idx], med[ref, w][idx]
-            if not r:
+            if not r or (idx in (1, 2) and not v):  # (floor-bound: a time only)
                 line += f"{'-':>16}"; continue
             line += f"{v / scale:9.3f} ({v / r:4.2f})" if idx in (0, 3) else f"{v / scale:9.1f} ({v / r:4.2f})"
         print(line)
-# lode-secure cost
+# huge against the machine's floor
+for w in wls:
+    if ("floor-bound", w) not in med: continue
+    b = med["floor-bound", w][0]
+    rel = ", ".join(f"{a} {med[a, w][0] / b:.2f}x" for a in allocs if (a, w) in med and a != "floor-bound")
+    g = f", {b / med['glibc', w][0]:.2f}x glibc's time" if ("glibc", w) in med else ""
+    print(f"\n{w} against floor-bound ({b:.3f} s{g}: no allocator with 4 KiB pages is faster here): {rel}")
 if "lode" in allocs and "lode-secure" in allocs:
     costs = [med["lode-secure", w][0] / med["lode", w][0] for w in wls if ("lode", w) in med and ("lode-secure", w) in med]
     if costs:

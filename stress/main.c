@@ -63,6 +63,10 @@ static void usage(const char* fmt, const char* arg) {
           "  --wipe-floor          --bench: before each free the driver zeroes the block (below\n"
           "                        64 KiB) and reads it back: the least a hardened allocator's\n"
           "                        wipe and write-after-free check cost, on any allocator\n"
+          "  --floor               --bench --workload huge: no allocator; each slot writes into a\n"
+          "                        region of its own, and a floor line adds the writes alone and\n"
+          "                        the first touch of the largest live total (a bound for any\n"
+          "                        allocator with 4 KiB pages)\n"
           "  --json                machine-readable summary on stdout (table goes to stderr)\n"
           "  --quiet               no status lines\n"
           "  --inject-corruption I[@R[:exit]] corrupt invariant I (e.g. P1) in round R (default 0), or\n"
@@ -186,6 +190,8 @@ static void parse(int argc, char** argv) {
       else if (strcmp(v, "first") != 0) usage("bad value for --touch: '%s' (first, pages or all)", v);
     } else if (!strcmp(a, "--wipe-floor")) {
       opt.wipe_floor = true;
+    } else if (!strcmp(a, "--floor")) {
+      opt.floor = true;
     } else if (!strcmp(a, "--collect-via")) {
       NEEDV();
       if (!strcmp(v, "own")) opt.collect_own = true;
@@ -230,6 +236,8 @@ static void parse(int argc, char** argv) {
   if (opt.seconds > 0 && opt.rounds > 0) usage("give --seconds or --rounds, not both%s", "");
   if (opt.bench && opt.seconds > 0) usage("--bench runs a fixed amount of work: use --rounds, not --seconds%s", "");
   if (opt.wipe_floor && !opt.bench) usage("--wipe-floor applies to --bench%s", "");
+  if (opt.floor && (!opt.bench || opt.workloads != 1u << W_HUGE))
+    usage("--floor applies to --bench --workload huge%s", "");
   if (opt.touch != TOUCH_FIRST && !opt.bench) usage("--touch applies to --bench (checked runs fill every block)%s", "");
   if (opt.collect_own && strcmp(opt.target, "libc") != 0)
     usage("--collect-via applies to --target libc (got target '%s')", opt.target);
@@ -505,7 +513,9 @@ static void run_workload(int wl, double budget, size_t baseline) {
     double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     printf("bench workload=%s target=%s threads=%d rounds=%ld seconds=%.4f cpu_seconds=%.4f peak_rss_kib=%ld "
            "minor_faults=%ld\n",
-           workload_names[wl], opt.target, opt.threads, r->rounds, r->seconds, cpu, ru.ru_maxrss, ru.ru_minflt);
+           workload_names[wl], opt.floor ? "floor" : opt.target, opt.threads, r->rounds, r->seconds, cpu, ru.ru_maxrss,
+           ru.ru_minflt);
+    if (workloads[wl]->report) workloads[wl]->report();
     fflush(stdout);
   }
 }
@@ -567,7 +577,7 @@ int main(int argc, char** argv) {
   if (workers == NULL || tids == NULL) return 1;
   int nwl = __builtin_popcount(opt.workloads);
   FILE* out = opt.json ? stderr : stdout;
-  fprintf(out, "lode-stress: target %s, seed %llu, threads %d, %s, workloads", opt.target,
+  fprintf(out, "lode-stress: target %s, seed %llu, threads %d, %s, workloads", opt.floor ? "none" : opt.target,
           (unsigned long long)opt.seed, opt.threads, opt.bench ? "bench" : "checks on");
   for (int wl = 0; wl < W_COUNT; wl++)
     if (opt.workloads & (1u << wl)) fprintf(out, " %s", workload_names[wl]);
@@ -575,6 +585,7 @@ int main(int argc, char** argv) {
   if (opt.touch == TOUCH_PAGES) fprintf(out, ", every 4 KiB of each block written");
   if (opt.touch == TOUCH_ALL) fprintf(out, ", every byte of each block written");
   if (opt.wipe_floor) fprintf(out, ", freed blocks wiped and read back by the driver");
+  if (opt.floor) fprintf(out, ", no allocator: its floor on this machine");
   if (opt.rounds) fprintf(out, ", %ld rounds each\n", opt.rounds);
   else if (opt.bench) fprintf(out, ", 300 rounds each (large: 20)\n");
   else fprintf(out, ", %.1f s in total\n", opt.seconds);

@@ -118,6 +118,7 @@ typedef struct {
   long round_ops;      /* operations per thread per round */
   bool json, bench, quiet;
   bool wipe_floor;     /* --bench --wipe-floor: the driver wipes each freed block and reads it back */
+  bool floor;          /* --bench --floor (huge only): no allocator, the machine's floor for the steps */
   int touch;           /* --bench --touch: TOUCH_FIRST, TOUCH_PAGES (every 4 KiB), TOUCH_ALL (every byte) */
   bool collect_own;    /* --collect-via own: libc target's forced collect asks the
                           preloaded allocator through its own call */
@@ -212,6 +213,7 @@ typedef struct {
   void (*begin)(void);
   void (*barrier)(long round, long live);
   void (*end)(void);
+  void (*report)(void); /* --bench, after the timed run: further measurements */
   long purge_delay; /* lode's purge delay in its rounds unless --purge-delay; 0: 10 ms */
 } workload_t;
 extern const workload_t wl_mixed, wl_collect, wl_churn, wl_heaps, wl_xthread, wl_large, wl_fork, wl_held, wl_spans,
