@@ -262,6 +262,7 @@ typedef struct lode_segment_s {
   bool is_abandoned;
   bool has_protected;            /* huge: a shrink decommitted (PROT_NONE) part of it */
   size_t advised;                /* huge: bytes from its start with MADV_HUGEPAGE (SIZE_MAX: unknown) */
+  size_t held;                   /* huge: its warm tail past twice its size (_lode_segment_cache_hold) */
   bool guard_markers;            /* LODE_SECURE: its guard pages are page-table markers */
   uint32_t guard_protects;       /* LODE_SECURE: guard pages made by mprotect (os.c's budget) */
   struct lode_segment_s* next;   /* tld segment list, or abandoned list */
@@ -809,7 +810,9 @@ void _lode_segment_cache_measure(lode_segment_cache_info_t* info);
 bool _lode_segment_cache_accepts(size_t size);
 size_t _lode_segment_cache_room(void); /* resident bytes it takes before evicting (unlocked estimate) */
 bool _lode_segment_cache_put(const lode_segment_cache_info_t* info, size_t committed);
-bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, lode_segment_cache_info_t* info);
+bool _lode_segment_cache_take(lode_page_kind_t kind, size_t size, size_t grow_to, lode_segment_cache_info_t* info);
+size_t _lode_segment_cache_hold(size_t want); /* warm tail a live huge block may keep past twice its size */
+void _lode_segment_cache_unhold(size_t bytes);
 bool _lode_segment_cache_due(int64_t now); /* an entry's expiry has come (read without the lock) */
 bool _lode_segment_cache_expiring(void);   /* an entry will expire (not one kept until a forced collect) */
 void _lode_segment_cache_collect(bool force);

@@ -170,15 +170,21 @@ void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
  * gives it back): a program that replaces blocks of random sizes faulted a
  * larger one's memory in again each time a smaller one had dropped it
  * (bench, 2026-12-08: 20 slots of 5-25 MiB, 600 replacements, 170,000
- * faults and 1.6 s against tcmalloc's 0.8 s).  Past that it is dropped, so
- * a reused block holds at most twice what it asked for. */
+ * faults and 1.6 s against tcmalloc's 0.8 s).  Past that it keeps what the
+ * cache's warm bound has room for (seg->held, given back at its free) and
+ * the rest is dropped: twice what it asked for, plus a share of a bound the
+ * cache's own entries count against too. */
 static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info_t* c, size_t* huge_size,
                               lode_tld_t* tld) {
   if (seg->kind == LODE_PAGE_HUGE) {
     /* The new block [a, b) is committed (and counted) by the caller. */
     size_t h = seg->header_size, a = (size_t)(seg->pages[0].area - (uint8_t*)seg);
     size_t end = (size_t)c->warm, keep = a + seg->pages[0].area_size; /* (not a guard page) */
-    if (*huge_size < keep - a - *huge_size) keep = a + 2 * *huge_size;
+    if (*huge_size < keep - a - *huge_size) {
+      size_t twice = a + 2 * *huge_size;
+      seg->held = end > twice ? _lode_segment_cache_hold((end < keep ? end : keep) - twice) : 0;
+      keep = twice + seg->held;
+    }
     if (end > a + *huge_size) *huge_size = (end < keep ? end : keep) - a;
     size_t b = a + *huge_size; /* huge_size: the extent */
     bool dropped = true; /* a refused discard leaves old bytes: the block is not vouched for */
@@ -244,16 +250,23 @@ static lode_segment_t* segment_alloc(lode_page_kind_t kind, size_t* huge_sizep, 
   size_t mapped = size;
   lode_segment_t* seg = NULL;
   lode_segment_cache_info_t cached;
-  bool reused = alignment <= LODE_SEGMENT_SIZE && _lode_segment_cache_take(kind, size, &cached);
+  /* A huge block gets as much address space again (untouched, so it costs
+   * no memory): realloc can then grow it in place instead of copying. */
+  size_t want = size;
+  if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
+  /* A warm cached mapping too small for the block may move to a reservation
+   * of that size -- not under an address-space limit (as reserve_flex), nor
+   * with LODE_SECURE, whose guard markers lie where the layout put them. */
+  size_t grow_to = 0;
+#ifndef LODE_SECURE
+  if (kind == LODE_PAGE_HUGE && !_lode_os_address_space_limited()) grow_to = want;
+#endif
+  bool reused = alignment <= LODE_SEGMENT_SIZE && _lode_segment_cache_take(kind, size, grow_to, &cached);
   if (reused) {
     seg = cached.base;
     mapped = cached.size;
   } else {
     if (kind == LODE_PAGE_HUGE && !_lode_os_overcommit_ok(huge_size)) return NULL;
-    /* A huge block gets as much address space again (untouched, so it costs
-     * no memory): realloc can then grow it in place instead of copying. */
-    size_t want = size;
-    if (kind == LODE_PAGE_HUGE && size - area_offset <= LODE_HUGE_SLACK_MAX) want = size + (size - area_offset);
     seg = _lode_os_reserve_flex(size, want, alignment > LODE_SEGMENT_SIZE ? alignment : LODE_SEGMENT_SIZE, &mapped);
   }
   /* A fresh huge mapping is advised before its header is written: a unit
@@ -379,6 +392,8 @@ void _lode_segment_release(lode_segment_t* seg, lode_tld_t* tld) {
     if (page->is_committed) committed += page_committed_bytes(page);
   }
   if (tld != NULL && !seg->is_abandoned) _lode_segment_list_remove(&tld->segments[seg->kind], seg);
+  _lode_segment_cache_unhold(seg->held); /* (before the put: the tail goes back with the mapping) */
+  seg->held = 0;
   _lode_segment_map_remove(seg, seg->size);
   registry_remove(seg);
   _lode_stat_sub(&_lode_stats.segments_current, 1);

@@ -74,6 +74,9 @@ void lode_test_guard_markers(bool on);
 /* LODE_HUGE_OS_PAGES=auto asks the virtio balloon drivers under `dir`
  * (NULL: /sys/bus/virtio/drivers/virtio_balloon) again, at its next use. */
 void lode_test_balloon_dir(const char* dir);
+/* The warm tail all live huge blocks may hold past twice their size (the
+ * warm bound's room decides below it; SIZE_MAX: that alone, 0: none). */
+void lode_test_huge_hold_limit(size_t bytes);
 long lode_test_guard_protects(void);
 
 /* Corrupt state on purpose so that `invariant`'s check must fire.  Returns 0
