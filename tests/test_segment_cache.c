@@ -595,8 +595,8 @@ static void huge_warm_mapping_grows(void) {
   lode_option_set(LODE_OPTION_HUGE_OS_PAGES, LODE_HUGE_PAGES_AUTO);
 }
 
-/* A block grown to its room (40 MiB, all written) and freed; a 10 MiB
- * block takes its mapping: returns that block. */
+/* A block of room_half grown to its room, all written, and freed; a block
+ * of req takes its mapping: returns that block. */
 static char* take_grown_mapping(size_t room_half, size_t req, int fill, size_t* grown_size) {
   char* g = lode_malloc(room_half);
   CHECK(lode_realloc(g, 2 * room_half) == g); /* in its room: warm to its end */
@@ -609,51 +609,80 @@ static char* take_grown_mapping(size_t room_half, size_t req, int fill, size_t* 
 }
 
 /* Past twice its size a block taking a warm mapping keeps what the warm
- * bound (48 MiB while the program commits under 96) has room for beside
- * the cache's entries and other blocks' holds, and gives it back at its
- * free; the cache's entries make room for the holds as for each other. */
+ * bound has room for beside the cache's entries and other blocks' holds,
+ * and gives it back at its free; the cache makes room for the holds as for
+ * its own entries.  Bounds: a hold, half of what the program commits; the
+ * cache, that or 48 MiB if more. */
 static void huge_holds_within_the_warm_bound(void) {
   lode_option_set(LODE_OPTION_HUGE_OS_PAGES, 0); /* (an advised end unit would count as warm) */
   lode_option_set(LODE_OPTION_PURGE_DELAY, 1000);
   lode_collect(true);
-  CHECK(stats().committed_current < ((size_t)16 << 20)); /* so the bound stays 48 MiB */
-  const size_t bound = (size_t)48 << 20, half = 20 << 20, req = (10 << 20) + 4096;
+  CHECK(stats().committed_current < ((size_t)14 << 20)); /* what the sizes below assume */
+  const size_t half = 8 << 20, req = (4 << 20) + 4096;
   char* probe = lode_malloc(req);
-  size_t twice = 2 * bsize_of(probe);
+  size_t twice = 2 * bsize_of(probe), grown;
   lode_free(probe);
   lode_collect(true);
-  char* d[3];
-  size_t held = 0, bs[3], grown;
-  for (int k = 0; k < 3; k++) {
-    d[k] = take_grown_mapping(half, req, k + 1, &grown);
-    size_t room = held < bound ? bound - held : 0;
-    bs[k] = twice + (grown - twice < room ? grown - twice : room);
-    CHECK_EQ(bsize_of(d[k]), bs[k]);
-    CHECK_EQ(resident_bytes(d[k], bs[k]), bs[k]);
-    CHECK_EQ(resident_bytes(d[k] + bs[k], grown - bs[k]), 0);
-    held += bs[k] - twice;
-    if (k == 0) {
-      /* 20 MiB held: a 10 MiB entry and a 30 MiB one are over the bound */
-      char* y = lode_malloc(10 << 20);
-      char* x = lode_malloc(30 << 20);
-      memset(y, 1, 10 << 20);
-      memset(x, 1, 30 << 20);
-      lode_stats_t before = stats();
-      lode_free(y);
-      CHECK_EQ(stats().munmaps, before.munmaps); /* cached */
-      lode_free(x);
-      CHECK_EQ(stats().munmaps, before.munmaps + 1); /* y's entry made room */
-      lode_collect(true);
-    }
-  }
-  CHECK(bs[2] < bs[1]); /* the bound took its part */
-  CHECK_EQ(lode_check_thread(), 0);
-  for (int k = 0; k < 3; k++) lode_free(d[k]);
+  /* With nothing else committed, nothing past twice. */
+  char* t = take_grown_mapping(half, req, 1, &grown);
+  CHECK(bsize_of(t) < twice + (7 << 20));
+  lode_free(t);
   lode_collect(true);
-  /* given back: the next block keeps as much as the first did */
-  char* e = take_grown_mapping(half, req, 9, &grown);
-  CHECK_EQ(bsize_of(e), bs[0]);
-  lode_free(e);
+  /* A 120 MiB block (not cached when freed: its mapping is over the cache's
+   * largest entry) raises the bound to 60 MiB and more: six blocks keep their
+   * whole tails (8 MiB each), and a seventh mapping is cached.  Its free
+   * brings the hold bound to 48 MiB and half the test's own, under what the
+   * six hold and the seventh's tail. */
+  char* big = lode_malloc(120 << 20);
+  char* d[7];
+  for (int k = 0; k < 6; k++) {
+    d[k] = take_grown_mapping(half, req, k + 1, &grown);
+    CHECK_EQ(bsize_of(d[k]), grown);
+    CHECK_EQ(resident_bytes(d[k], grown), grown);
+  }
+  char* g = lode_malloc(half);
+  CHECK(lode_realloc(g, 2 * half) == g);
+  memset(g, 7, 2 * half);
+  lode_free(g);
+  lode_free(big);
+  d[6] = lode_malloc(req);
+  CHECK(d[6] == g);
+  size_t bs = bsize_of(d[6]);
+  CHECK(bs >= twice && bs < grown); /* the bound took its part */
+  CHECK_EQ(resident_bytes(d[6], bs), bs);
+  CHECK_EQ(resident_bytes(d[6] + bs, grown - bs), 0);
+  CHECK_EQ(lode_check_thread(), 0);
+  for (int k = 0; k < 7; k++) lode_free(d[k]);
+  lode_collect(true);
+  /* Given back: beside a 64 MiB block two blocks keep their whole tails
+   * again (16 MiB held after it is freed). */
+  big = lode_malloc(64 << 20);
+  char* e[2];
+  for (int k = 0; k < 2; k++) {
+    e[k] = take_grown_mapping(half, req, 9, &grown);
+    CHECK_EQ(bsize_of(e[k]), grown);
+  }
+  lode_free(big);
+  /* A 10 MiB entry and a 24 MiB one are over the cache's 48 MiB with the
+   * holds: the older goes; a 34 MiB one has no room even alone: not cached. */
+  char* y = lode_malloc(10 << 20);
+  char* x = lode_malloc(24 << 20);
+  memset(y, 1, 10 << 20);
+  memset(x, 1, 24 << 20);
+  lode_stats_t before = stats();
+  lode_free(y);
+  CHECK_EQ(stats().munmaps, before.munmaps); /* cached */
+  lode_free(x);
+  CHECK_EQ(stats().munmaps, before.munmaps + 1); /* y's entry made room */
+  lode_collect(true);
+  char* z = lode_malloc(34 << 20);
+  memset(z, 1, 34 << 20);
+  before = stats();
+  lode_free(z);
+  CHECK_EQ(stats().munmaps, before.munmaps + 1); /* not cached */
+  CHECK_EQ(lode_check_thread(), 0);
+  lode_free(e[0]);
+  lode_free(e[1]);
   lode_option_set(LODE_OPTION_PURGE_DELAY, 0);
   lode_collect(true);
   lode_option_set(LODE_OPTION_PURGE_DELAY, 10);

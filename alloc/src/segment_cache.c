@@ -20,8 +20,9 @@
  *   delay 0 caches nothing; a forced collect unmaps every entry, so "everything
  *     freed + forced collect => committed memory back at baseline" (A5) holds;
  *   resident bytes of all entries (info.resident: in memory as the OS tells,
- *     not merely committed or carved) <= warm_max(): CACHE_MIN_WARM, or a
- *     half of the memory the program has committed if that is more (a
+ *     not merely committed or carved), plus the warm tails live huge blocks
+ *     hold past twice their size (cache_held), <= warm_max(): CACHE_MIN_WARM,
+ *     or a half of the memory the program has committed if that is more (a
  *     program with 400 MiB of 20 MiB blocks replaces them faster than a
  *     48 MiB cache could serve, and may hold 100 MiB more for a delay).
  *
@@ -142,9 +143,11 @@ size_t _lode_segment_cache_room(void) {
  * size; past that it may keep as much of `want` as the warm bound has room
  * for, as if the tail stayed in the cache (a program that replaces blocks of
  * random sizes faults in again whatever a smaller block gave back).  Unlike
- * a cache entry it does not expire: the block holds it until it is freed,
- * and then gives it back (_lode_segment_cache_unhold).  Returns the bytes
- * granted, whole OS pages. */
+ * a cache entry it does not expire -- the block holds it until it is freed,
+ * then gives it back (_lode_segment_cache_unhold) -- so the bound here is
+ * half of what the program has committed, without the cache's 48 MiB floor:
+ * a small program that freed one large buffer does not keep it for good.
+ * Returns the bytes granted, whole OS pages. */
 #ifdef LODE_TESTING
 static _Atomic(size_t) hold_limit = SIZE_MAX;
 void lode_test_huge_hold_limit(size_t bytes) { atomic_store_explicit(&hold_limit, bytes, memory_order_relaxed); }
@@ -153,7 +156,8 @@ void lode_test_huge_hold_limit(size_t bytes) { atomic_store_explicit(&hold_limit
 size_t _lode_segment_cache_hold(size_t want) {
   pthread_mutex_lock(&cache_lock);
   size_t held = atomic_load_explicit(&cache_held, memory_order_relaxed);
-  size_t bound = warm_max(), used = cache_warm + held;
+  size_t bound = (size_t)atomic_load_explicit(&_lode_stats.committed_current, memory_order_relaxed) / 2;
+  size_t used = cache_warm + held;
   size_t grant = used < bound ? bound - used : 0;
   if (grant > want) grant = want;
 #ifdef LODE_TESTING
@@ -228,6 +232,11 @@ bool _lode_segment_cache_put(const lode_segment_cache_info_t* given, size_t comm
   while (cache_count > 0 && (cache_count == CACHE_SLOTS || cache_bytes + info->size > CACHE_MAX_BYTES ||
                              cache_warm + held + info->resident > warm_bound))
     entry_unmap(oldest_locked());
+  if (held + info->resident > warm_bound) { /* the live blocks' tails leave it no room */
+    next_expire_update_locked();
+    pthread_mutex_unlock(&cache_lock);
+    return false;
+  }
   cache[cache_count++] = (cache_entry_t){*info, committed, when == LODE_PURGE_NEVER ? INT64_MAX : expire};
   cache_bytes += info->size;
   cache_warm += info->resident;
