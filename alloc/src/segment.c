@@ -170,10 +170,10 @@ void _lode_segment_update_position(lode_segment_t* seg, lode_tld_t* tld) {
  * gives it back): a program that replaces blocks of random sizes faulted a
  * larger one's memory in again each time a smaller one had dropped it
  * (bench, 2026-12-08: 20 slots of 5-25 MiB, 600 replacements, 170,000
- * faults and 1.6 s against tcmalloc's 0.8 s).  Past that it keeps what the
- * cache's warm bound has room for (seg->held, given back at its free) and
- * the rest is dropped: twice what it asked for, plus a share of a bound the
- * cache's own entries count against too. */
+ * faults and 1.6 s against tcmalloc's 0.8 s).  Past that it keeps what
+ * half the committed memory has room for beside the cache's entries and
+ * other blocks' tails (seg->held, given back at its free) and the rest is
+ * dropped: twice what it asked for, plus that share. */
 static void segment_take_warm(lode_segment_t* seg, const lode_segment_cache_info_t* c, size_t* huge_size,
                               lode_tld_t* tld) {
   if (seg->kind == LODE_PAGE_HUGE) {
