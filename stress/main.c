@@ -548,7 +548,7 @@ static void print_table(FILE* f) {
 static void print_json(void) {
   printf("{\"tool\":\"lode-stress\",\"target\":\"%s\",\"seed\":%llu,\"threads\":%d,\"bench\":%s,\"result\":\"pass\","
          "\"workloads\":[",
-         opt.target, (unsigned long long)opt.seed, opt.threads, opt.bench ? "true" : "false");
+         opt.floor ? "floor" : opt.target, (unsigned long long)opt.seed, opt.threads, opt.bench ? "true" : "false");
   bool first = true;
   for (int wl = 0; wl < W_COUNT; wl++) {
     result_t* r = &results[wl];

@@ -89,6 +89,7 @@ static int fmt_replay(char* buf, size_t n, int workload, long round) {
   if (opt.collect_own && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --collect-via own");
   if (opt.bench && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --bench");
   if (opt.wipe_floor && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --wipe-floor");
+  if (opt.floor && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, " --floor");
   if (opt.touch != TOUCH_FIRST && k > 0 && (size_t)k < n)
     k += snprintf(buf + k, n - (size_t)k, " --touch %s", opt.touch == TOUCH_PAGES ? "pages" : "all");
   if (opt.inject && k > 0 && (size_t)k < n)
