@@ -43,7 +43,7 @@ for testing in OFF ON; do
           hooks=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -E '^lode_(test|sim)_' | tr '\n' ' ')
           if [ "$testing" = OFF ] && [ -n "$hooks" ]; then echo "FAIL: $tag: liblode.so exports $hooks"; bad=1; fi
           if [ "$testing" = ON ] && [ -z "$hooks" ]; then echo "FAIL: $tag: liblode.so has no test interface"; bad=1; fi
-          nm -D --defined-only "$so" | grep -q ' lode_malloc$' || { echo "FAIL: $tag: no lode_malloc"; bad=1; }
+          nm -D --defined-only "$so" | grep ' lode_malloc$' >/dev/null || { echo "FAIL: $tag: no lode_malloc"; bad=1; }
         done
       done
     done

@@ -47,9 +47,9 @@ for cc in "${compilers[@]}"; do
     fi
     if grep -i 'warning' "$dir.log"; then bad "cmake consumer $cc $kind: warnings"; fi
     if [ "$kind" = static ]; then
-      if readelf -d "$dir/consumer" | grep -q 'liblode'; then bad "cmake consumer $cc static: depends on liblode.so"; fi
+      if readelf -d "$dir/consumer" | grep 'liblode' >/dev/null; then bad "cmake consumer $cc static: depends on liblode.so"; fi
     else
-      readelf -d "$dir/consumer" | grep -q 'liblode.so' || bad "cmake consumer $cc shared: no liblode.so in NEEDED"
+      readelf -d "$dir/consumer" | grep 'liblode.so' >/dev/null || bad "cmake consumer $cc shared: no liblode.so in NEEDED"
     fi
     out=$(LD_LIBRARY_PATH="$libdir" "$dir/consumer" 2>&1) || { echo "$out"; bad "cmake consumer $cc $kind: run"; continue; }
     note "cmake      $cc $kind: $out"
@@ -75,7 +75,7 @@ if command -v pkg-config >/dev/null 2>&1; then
         # shellcheck disable=SC2086
         $cc -std=c11 -Wall -Wextra -Werror -Wl,--fatal-warnings -DCONSUMER_STATIC=1 $cflags "$here/main.c" \
           -o "$exe" $slibs >"$exe.log" 2>&1 || { cat "$exe.log"; bad "pkg-config $cc static: build"; continue; }
-        if readelf -d "$exe" | grep -q 'liblode'; then bad "pkg-config $cc static: depends on liblode.so"; fi
+        if readelf -d "$exe" | grep 'liblode' >/dev/null; then bad "pkg-config $cc static: depends on liblode.so"; fi
       fi
       [ -s "$exe.log" ] && { cat "$exe.log"; bad "pkg-config $cc $kind: compiler output"; }
       out=$(LD_LIBRARY_PATH="$libdir" "$exe" 2>&1) || { echo "$out"; bad "pkg-config $cc $kind: run"; continue; }
