@@ -289,7 +289,7 @@ static worker_t* workers;
 static pthread_t* tids;
 static result_t results[W_COUNT];
 
-static double now_s(void) {
+double stress_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -319,7 +319,7 @@ static long status_ops;
 static bool tty;
 
 static void status(result_t* r, int wl, bool force) {
-  double t = now_s();
+  double t = stress_now_s();
   size_t rss = stress_rss_bytes();
   if (rss > r->peak_rss) r->peak_rss = rss;
   if (opt.quiet || opt.bench) return;
@@ -448,7 +448,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
   transfer_init(workloads[wl]->transfer_slots);
   r->ran = true;
   target_stats(&r->s0);
-  double t0 = now_s();
+  double t0 = stress_now_s();
   last_status = status_ops_t = t0;
   status_ops = 0;
   long round = 0;
@@ -464,7 +464,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
     if (barrier) barrier(round, SUM(live_bytes));
     r->rounds++;
     long limit = opt.rounds ? opt.rounds : opt.bench ? workloads[wl]->bench_rounds : 0;
-    bool stop = limit ? round + 1 >= limit : now_s() - t0 >= budget;
+    bool stop = limit ? round + 1 >= limit : stress_now_s() - t0 >= budget;
     if (stop) {
       ctl.final = true;
       oracle_update_replay(wl, round); /* this round is the last now, exit or not */
@@ -494,7 +494,7 @@ static void run_workload(int wl, double budget, size_t baseline) {
   oracle_check_process("at the end, after the final forced collect");
   oracle_check_clean(baseline);
   if (workloads[wl]->end) workloads[wl]->end();
-  r->seconds = now_s() - t0;
+  r->seconds = stress_now_s() - t0;
   r->ops = SUM(ops);
   r->checks = SUM(checks);
   r->collects = SUM(collects);

@@ -244,5 +244,6 @@ size_t workload_max(int wl);
 /* Resident bytes of the process (/proc/self/statm; 0 without it), read
  * without allocating. */
 size_t stress_rss_bytes(void);
+double stress_now_s(void); /* CLOCK_MONOTONIC, seconds */
 
 #endif

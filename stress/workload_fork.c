@@ -109,23 +109,17 @@ static _Noreturn void child_main(worker_t* w, ltable_t* t) {
   _exit(0);
 }
 
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void fork_and_wait(worker_t* w, ltable_t* t) {
   pid_t pid = fork();
   if (pid < 0) oracle_fail("FORK", NULL, "fork: %s", strerror(errno));
   if (pid == 0) child_main(w, t);
-  double deadline = mono_s() + FORK_WAIT_S;
+  double deadline = stress_now_s() + FORK_WAIT_S;
   int st = 0;
   for (;;) {
     pid_t r = waitpid(pid, &st, WNOHANG);
     if (r == pid) break;
     if (r < 0 && errno != EINTR) oracle_fail("FORK", NULL, "waitpid: %s", strerror(errno));
-    if (mono_s() > deadline) {
+    if (stress_now_s() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
       oracle_fail("FORK-HANG", NULL, "a fork child did not finish in %.0f s (a wait for a thread that is not there?)",

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define HUGE_SLOTS 20
 
@@ -63,27 +62,21 @@ static void floor_write(uint32_t slot, size_t size) {
   memset(fl.base + slot * fl.region, 0, size);
 }
 
-static double floor_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void huge_report(void) {
   if (!opt.floor || fl.base == NULL) return;
   memset(fl.base, 1, fl.region * HUGE_SLOTS); /* all in memory: no fault below */
-  double t0 = floor_now();
+  double t0 = stress_now_s();
   for (size_t i = 0; i < fl.n; i++) memset(fl.base + fl.steps[i].slot * fl.region, 0, fl.steps[i].size);
-  double work = floor_now() - t0;
+  double work = stress_now_s() - t0;
   /* The regions go first: the touch then takes memory this process just
    * gave back, as an allocator's reuse would (memory new to a VM can cost a
    * host fault besides: 0.14 s against 1.0 s for the same touch here). */
   munmap(fl.base, fl.region * HUGE_SLOTS);
   volatile uint8_t* p = mmap(NULL, fl.peak, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) floor_die("mmap of the largest live total");
-  t0 = floor_now();
+  t0 = stress_now_s();
   for (size_t o = 0; o < fl.peak; o += 4096) p[o] = 1;
-  double touch = floor_now() - t0;
+  double touch = stress_now_s() - t0;
   munmap((void*)p, fl.peak);
   free(fl.steps);
   printf("floor workload=huge steps=%zu work_seconds=%.4f first_touch_seconds=%.4f peak_live_kib=%zu "
