@@ -190,6 +190,87 @@ static void remote_free_waits_in_quarantine(void) {
   }
 }
 
+/* The merges no malloc makes took remote frees straight to the free lists
+ * (review, 2026-12-08): a non-forced collect (and the generic malloc's
+ * sweep, the same visit), and a reclaim, which merges what was freed into
+ * the abandoned segment and finds what its owner merged as it exited.  The
+ * collecting thread, or the adopting one, takes them in. */
+struct two_blocks {
+  size_t size;
+  void* keep; /* the page stays in use */
+  void* p;
+  int free_before_exit; /* 1: by another thread, 2: by itself (its quarantine's at the exit) */
+};
+
+static void* leave_with_two(void* arg) {
+  struct two_blocks* b = arg;
+  b->keep = lode_malloc(b->size);
+  b->p = lode_malloc(b->size);
+  if (b->free_before_exit == 2) lode_free(b->p);
+  if (b->free_before_exit == 1) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_it, b->p) != 0) abort();
+    pthread_join(t, NULL);
+  }
+  return NULL;
+}
+
+/* The quarantine holds blocks; p may lie inside its block (large ones are
+ * handed out aligned within). */
+static bool quarantined(const void* p) {
+  lode_page_t* page = _lode_segment_page_of(_lode_ptr_segment(p), p);
+  size_t off = (size_t)((const uint8_t*)p - page->area);
+  return _lode_quarantine_holds(quarantine(), page->area + off / page->block_size * page->block_size);
+}
+
+static void next_mallocs_are_not(size_t size, const void* p) {
+  void* q[16];
+  for (int k = 0; k < 16; k++) {
+    q[k] = lode_malloc(size);
+    CHECK(q[k] != p);
+  }
+  for (int k = 0; k < 16; k++) lode_free(q[k]);
+}
+
+static void remote_frees_merged_elsewhere_wait_in_quarantine(void) {
+  size_t sizes[] = {24, 4096, 262144};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    size_t n = sizes[i];
+    /* a non-forced collect merges it */
+    void* keep = lode_malloc(n);
+    void* p = lode_malloc(n);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_it, p) == 0);
+    pthread_join(t, NULL);
+    lode_collect(false);
+    CHECK(quarantined(p));
+    next_mallocs_are_not(n, p);
+    lode_free(keep);
+    /* freed by its owner, in its quarantine as it exits; freed by another
+     * thread, merged as its owner exits; freed into the abandoned segment,
+     * merged by the reclaim */
+    for (int before_exit = 2; before_exit >= 0; before_exit--) {
+      lode_collect(true); /* an empty quarantine: a full one's byte budget lets blocks by */
+      struct two_blocks b = {n, NULL, NULL, before_exit};
+      CHECK(pthread_create(&t, NULL, leave_with_two, &b) == 0);
+      pthread_join(t, NULL);
+      lode_segment_t* seg = _lode_ptr_segment(b.keep);
+      CHECK(seg->is_abandoned);
+      if (!before_exit) lode_free(b.p);
+      _lode_abandoned_reclaim(lode_heap_get_default(), seg->kind, 64);
+      CHECK(!seg->is_abandoned);
+      if (!quarantined(b.p))
+        fprintf(stderr, "size %zu, freed %s: not in the quarantine\n", n,
+                before_exit == 2 ? "by its owner before exit" : before_exit ? "before exit" : "after exit");
+      CHECK(quarantined(b.p));
+      next_mallocs_are_not(n, b.p);
+      lode_free(b.keep);
+    }
+    lode_collect(true);
+    EXPECT_SILENCE();
+  }
+}
+
 /* Two blocks of a size, b right after a (free lists are shuffled: search). */
 static bool neighbours(size_t size, unsigned char** pa, unsigned char** pb) {
   enum { N = 64 };
@@ -605,7 +686,10 @@ static void page_emptied_while_abandoned_is_vouched(void) {
   lode_page_t* page = _lode_segment_page_of(seg, blocks[0]);
   CHECK(seg == _lode_ptr_segment(blocks[1]) && seg->is_abandoned);
   lode_free(blocks[0]); /* the segment's last free of that page */
+  /* (with the quarantine the reclaim keeps the block, and its page, a while) */
+  lode_option_set(LODE_OPTION_QUARANTINE, 0);
   _lode_abandoned_reclaim(lode_heap_get_default(), seg->kind, 64);
+  lode_option_set(LODE_OPTION_QUARANTINE, 1);
   CHECK(!seg->is_abandoned && !page->in_use);
   CHECK(page->area_wiped);
   lode_free(blocks[1]);
@@ -911,6 +995,7 @@ int main(void) {
   RUN(realloc_moves_the_canary);
   RUN(quarantine_delays_reuse);
   RUN(remote_free_waits_in_quarantine);
+  RUN(remote_frees_merged_elsewhere_wait_in_quarantine);
   RUN(destroyed_heap_leaves_no_quarantined_block);
   RUN(malloc0_faults);
   RUN(malloc0_full_range_is_not_searched);

@@ -88,7 +88,7 @@ static bool abandoned_push(lode_segment_t* seg) {
   return true;
 }
 
-static void segment_collect_pages(lode_segment_t* seg);
+static void segment_collect_pages(lode_segment_t* seg, lode_quarantine_t* q);
 
 /* An abandoned segment goes on the list, or, freed as huge_freed_locked
  * says, to `me`, who merges the free and releases it (true; only the list
@@ -101,7 +101,7 @@ static bool list_or_release(lode_segment_t* seg, uintptr_t me) {
       lode_assert(!"unlisted abandoned segment owned");
       return false;
     }
-    segment_collect_pages(seg);
+    segment_collect_pages(seg, NULL);
     if (seg->used == 0) {
       seg->is_abandoned = false;
       seg->abandoned_pages = 0;
@@ -178,8 +178,17 @@ static bool segment_claim(lode_segment_t* seg, lode_tld_t* tld) {
                                                  memory_order_acq_rel, memory_order_acquire);
 }
 
-/* Merge remote frees of every in-use page; pages left empty become free. */
-static void segment_collect_pages(lode_segment_t* seg) {
+/* Merge remote frees of every in-use page; pages left empty become free.
+ * LODE_SECURE, q (the adopting thread's): first fresh frees, merged now or
+ * before, go to q (review, 2026-12-08: a reclaim handed them out next); the
+ * merge after it takes what the pushes sent home. */
+static void segment_collect_pages(lode_segment_t* seg, lode_quarantine_t* q) {
+  for (uint32_t i = 0; q != NULL && i < seg->page_count; i++) {
+    lode_page_t* page = &seg->pages[i];
+    if (!page->in_use || page->span_back) continue;
+    _lode_page_collect_owned(page, q);
+    (void)_lode_page_quarantine_listed(page, q);
+  }
   for (uint32_t i = 0; i < seg->page_count; i++) {
     lode_page_t* page = &seg->pages[i];
     if (!page->in_use || page->span_back) continue; /* a span's tail is no page */
@@ -216,7 +225,7 @@ static bool segment_adopt(lode_segment_t* seg, lode_tld_t* tld) {
   seg->tld = tld;
   tld->adoptions++; /* its free pages postdate this thread's last collect (P4) */
   _lode_stat_add(&_lode_stats.segments_reclaimed, NULL, 1);
-  segment_collect_pages(seg);
+  segment_collect_pages(seg, lode_tld_quarantine(tld));
   if (seg->used == 0) {
     /* Warm, to the cache: threads that come and go map segments again at
      * once and take its pages back committed (purged first, leak faulted
@@ -435,7 +444,7 @@ size_t _lode_abandoned_release_empty(lode_tld_t* tld) {
       lode_assert(!"abandoned segment already owned");
       continue;
     }
-    segment_collect_pages(seg);
+    segment_collect_pages(seg, NULL); /* forced: everything goes back */
     if (seg->used == 0) {
       _lode_segment_release(seg, NULL);
       released++;

@@ -105,8 +105,6 @@ static void heap_delayed_free_all_ex(lode_heap_t* heap, bool quarantine) {
   }
 }
 
-static void heap_delayed_free_all(lode_heap_t* heap) { heap_delayed_free_all_ex(heap, false); }
-
 /* Retained empty pages (see _lode_heap_page_retire) leave after a few ticks,
  * or at once when forced. */
 static void heap_collect_retired(lode_heap_t* heap, bool force) {
@@ -150,11 +148,12 @@ static void visit_set_never(lode_heap_t* heap, lode_page_t* page, void* arg) {
 
 /* After this no remote thread can push to heap->thread_delayed any more.
  * False when a remote free in flight never finished (_lode_page_set_delayed):
- * the heap's memory must then stay, for the push may still come. */
-static bool heap_stop_delayed(lode_heap_t* heap) {
+ * the heap's memory must then stay, for the push may still come.
+ * LODE_SECURE, `quarantine`: fresh ones go to the quarantine. */
+static bool heap_stop_delayed(lode_heap_t* heap, bool quarantine) {
   bool settled = true;
   heap_visit_pages(heap, visit_set_never, &settled);
-  heap_delayed_free_all(heap);
+  heap_delayed_free_all_ex(heap, quarantine);
   return settled;
 }
 
@@ -193,6 +192,9 @@ static void visit_sweep(lode_heap_t* heap, lode_page_t* page, void* arg) {
   (void)arg;
   bool in_full = atomic_load_explicit(&page->flags, memory_order_relaxed) & LODE_PAGE_IN_FULL;
   if (!in_full && page->bin < LODE_BIN_HUGE && heap->pages[page->bin].first == page) return;
+#ifdef LODE_SECURE
+  _lode_page_collect_owned(page, &heap->tld->quarantine); /* as heap_quarantine_remote */
+#endif
   bool force = false;
   visit_collect(heap, page, &force);
 }
@@ -207,9 +209,29 @@ static void heap_sweep(lode_heap_t* heap) {
   heap_visit_pages(heap, visit_sweep, NULL);
 }
 
+/* LODE_SECURE: the fresh remote frees of every page to the quarantine
+ * (review, 2026-12-08: a non-forced collect, the sweep and a thread's exit
+ * put them on the free lists, the next blocks handed out).  Before the
+ * visit that retires emptied pages: it merges what the pushes sent home. */
+#ifdef LODE_SECURE
+static void visit_quarantine_remote(lode_heap_t* heap, lode_page_t* page, void* arg) {
+  (void)arg;
+  _lode_page_collect_owned(page, &heap->tld->quarantine);
+}
+#endif
+
+static void heap_quarantine_remote(lode_heap_t* heap) {
+#ifdef LODE_SECURE
+  heap_visit_pages(heap, visit_quarantine_remote, NULL);
+#else
+  (void)heap;
+#endif
+}
+
 /* --- collect ------------------------------------------------------------------- */
 static void heap_collect_pages(lode_heap_t* heap, bool force) {
-  heap_delayed_free_all(heap);
+  heap_delayed_free_all_ex(heap, !force);
+  if (!force) heap_quarantine_remote(heap);
   heap_visit_pages(heap, visit_collect, &force);
   if (force) heap->retired[0] = heap->retired[1] = 0; /* (none left) */
 }
@@ -346,7 +368,7 @@ static void visit_adopt(lode_heap_t* from, lode_page_t* page, void* arg) {
 
 /* Move every page of `from` to `to` (same thread). */
 static bool heap_absorb(lode_heap_t* to, lode_heap_t* from) {
-  bool settled = heap_stop_delayed(from);
+  bool settled = heap_stop_delayed(from, false);
   heap_visit_pages(from, visit_adopt, to);
   return settled;
 }
@@ -377,7 +399,7 @@ void lode_heap_destroy(lode_heap_t* heap) {
   if (!heap_is_mine(heap) || heap->is_backing) return;
   /* its blocks in the quarantine die with it; the others' wait no more */
   _lode_heap_quarantine_flush(heap->tld);
-  bool settled = heap_stop_delayed(heap);
+  bool settled = heap_stop_delayed(heap, false);
   heap_visit_pages(heap, visit_destroy, NULL);
   heap_unlink(heap);
   heap_free_struct(heap, settled);
@@ -409,12 +431,27 @@ static void visit_orphan(lode_heap_t* heap, lode_page_t* page, void* arg) {
   atomic_store_explicit(&page->heap, NULL, memory_order_release);
 }
 
+/* LODE_SECURE, the thread exiting: its quarantine's blocks go back as
+ * remote frees, unchecked, to wait in the quarantine of the thread that
+ * adopts their pages (segment_collect_pages).  Flushed to the free lists
+ * instead, they and the remote frees the exit merged were the next blocks
+ * handed out there: a large block's page, emptied, at once (review,
+ * 2026-12-08).  Their pages count them live, so they are abandoned. */
+static void quarantine_hand_over(lode_tld_t* tld) {
+#ifdef LODE_SECURE
+  void* b;
+  while ((b = _lode_quarantine_pop(&tld->quarantine)) != NULL)
+    _lode_page_free_remote(_lode_segment_page_of(_lode_ptr_segment(b), b), b);
+#else
+  (void)tld;
+#endif
+}
+
 /* The thread is exiting: heaps fold into the backing heap, empty pages go
  * back, and every segment still holding a live block is abandoned.  False
  * when a remote free in flight never finished: tld must then stay. */
 bool _lode_heap_abandon_all(lode_tld_t* tld) {
   lode_heap_t* backing = &tld->heap_backing;
-  _lode_heap_quarantine_flush(tld);
   bool settled = true;
   while (backing->next != NULL) {
     lode_heap_t* h = backing->next;
@@ -424,8 +461,10 @@ bool _lode_heap_abandon_all(lode_tld_t* tld) {
     heap_free_struct(h, s);
     settled = settled && s;
   }
-  settled = heap_stop_delayed(backing) && settled;
+  settled = heap_stop_delayed(backing, true) && settled;
+  heap_quarantine_remote(backing);
   heap_visit_pages(backing, visit_orphan, NULL);
+  quarantine_hand_over(tld);
   /* What is due goes now: no owner will run this queue again. */
   int64_t now = _lode_clock_now();
   if (_lode_purge_queue_due(tld, now)) _lode_purge_queue_run(tld, false, now);
@@ -560,7 +599,7 @@ static lode_page_t* bin_find_page(lode_heap_t* heap, size_t bin) {
   size_t skipped = 0;
   while (page != NULL) {
     lode_page_t* next = page->next;
-    _lode_page_collect_alloc(page, &heap->tld->quarantine);
+    _lode_page_collect_owned(page, lode_tld_quarantine(heap->tld));
     if (page->free != NULL) break;
     if (page->capacity < page->reserved) {
       if (carve == NULL) carve = page;
@@ -571,7 +610,7 @@ static lode_page_t* bin_find_page(lode_heap_t* heap, size_t bin) {
     /* Full: ask for notice of the next remote free, then look once more in
      * case one slipped in before the notice was on. */
     _lode_page_set_delayed(page, LODE_DELAYED_USE, false);
-    _lode_page_collect_alloc(page, &heap->tld->quarantine);
+    _lode_page_collect_owned(page, lode_tld_quarantine(heap->tld));
     if (page->free != NULL) {
       _lode_page_set_delayed(page, LODE_DELAYED_NO, false);
       break; /* it is q's candidate after all */

@@ -364,6 +364,12 @@ struct lode_tld_s {
   lode_heap_t heap_backing;      /* the thread's default heap */
 };
 
+#ifdef LODE_SECURE
+#define lode_tld_quarantine(tld) (&(tld)->quarantine)
+#else
+#define lode_tld_quarantine(tld) ((void)(tld), (lode_quarantine_t*)NULL)
+#endif
+
 /* --- per-thread state ------------------------------------------------------- */
 extern lode_heap_t _lode_heap_empty; /* tls.c: a thread's heap before its first malloc */
 extern lode_page_t _lode_page_empty; /* tls.c: a page with no free block */
@@ -870,16 +876,22 @@ void _lode_page_init(lode_page_t* page, size_t block_size);
 void _lode_page_regrow(lode_page_t* page, size_t block_size);
 bool _lode_page_extend(lode_page_t* page);
 void _lode_page_collect(lode_page_t* page, bool force);
-/* The owner's page search: LODE_SECURE puts fresh remote frees in its
- * quarantine q, not on the page's lists (page.c). */
+/* A merge by the page's owner (its page search, a non-forced collect, an
+ * adoption): LODE_SECURE puts fresh remote frees in its quarantine q, not on
+ * the page's lists (page.c); q NULL: on the lists. */
 #ifdef LODE_SECURE
-void _lode_page_collect_alloc(lode_page_t* page, lode_quarantine_t* q);
+void _lode_page_collect_owned(lode_page_t* page, lode_quarantine_t* q);
+/* Fresh frees merged while no thread could take them in (at their owner's
+ * exit, by a forced collect's walk of abandoned segments) lie on the page's
+ * lists: its new owner moves them to q.  Returns how many. */
+size_t _lode_page_quarantine_listed(lode_page_t* page, lode_quarantine_t* q);
 /* A block another thread freed, taken in by its owner: true when it went
  * to q; out[0..*n): the blocks the push sent home, the caller's to free. */
 bool _lode_page_quarantine_remote(lode_page_t* page, lode_block_t* block, lode_quarantine_t* q, void* out[2],
                                   size_t* n);
 #else
-#define _lode_page_collect_alloc(page, q) _lode_page_collect((page), false)
+#define _lode_page_collect_owned(page, q) ((void)(q), _lode_page_collect((page), false))
+#define _lode_page_quarantine_listed(page, q) ((void)(page), (void)(q), (size_t)0)
 #endif
 bool _lode_page_accounting_ok(const lode_page_t* page); /* LODE_DEBUG 3 */
 /* LODE_SECURE: a page whose every block went back wiped: their links and

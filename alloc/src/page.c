@@ -384,7 +384,44 @@ static void page_collect(lode_page_t* page, bool force, lode_quarantine_t* q) {
 void _lode_page_collect(lode_page_t* page, bool force) { page_collect(page, force, NULL); }
 
 #ifdef LODE_SECURE
-void _lode_page_collect_alloc(lode_page_t* page, lode_quarantine_t* q) { page_collect(page, false, q); }
+void _lode_page_collect_owned(lode_page_t* page, lode_quarantine_t* q) { page_collect(page, false, q); }
+
+/* The fresh frees of one list to q, the others kept in order (its tail is
+ * the last kept).  A link written over is cut first: a walk must not follow
+ * it out of the page. */
+static size_t list_quarantine_fresh(lode_page_t* page, lode_block_t** list, lode_block_t** tail,
+                                    lode_quarantine_t* q) {
+  lode_block_t *kept = NULL, *last = NULL;
+  size_t taken = 0, steps = 0;
+  for (lode_block_t* b = chain_cut_overwritten(page, *list); b != NULL && ++steps <= page->reserved;) {
+    lode_block_t* next = lode_block_next(page, b);
+    void* out[2];
+    size_t n;
+    if (_lode_page_quarantine_remote(page, b, q, out, &n)) {
+      quarantine_send_home(out, n);
+      taken++;
+    } else {
+      if (last == NULL) kept = b;
+      else lode_block_set_next(page, last, b);
+      last = b;
+    }
+    b = next;
+  }
+  if (last != NULL) {
+    lode_block_set_next(page, last, NULL);
+    *tail = last;
+  }
+  *list = kept;
+  return taken;
+}
+
+size_t _lode_page_quarantine_listed(lode_page_t* page, lode_quarantine_t* q) {
+  if (q == NULL || !_lode_option(LODE_OPTION_QUARANTINE)) return 0;
+  size_t n = list_quarantine_fresh(page, &page->free, &page->free_tail, q) +
+             list_quarantine_fresh(page, &page->local_free, &page->local_free_tail, q);
+  page->used += (uint32_t)n; /* a quarantined block counts as live */
+  return n;
+}
 #endif
 
 /* --- delayed free --------------------------------------------------------- */
