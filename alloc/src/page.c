@@ -390,20 +390,21 @@ void _lode_page_collect_owned(lode_page_t* page, lode_quarantine_t* q) { page_co
  * the last kept).  A link written over is cut first: a walk must not follow
  * it out of the page. */
 static size_t list_quarantine_fresh(lode_page_t* page, lode_block_t** list, lode_block_t** tail,
-                                    lode_quarantine_t* q) {
+                                    lode_quarantine_t* q, size_t* taken) {
   lode_block_t *kept = NULL, *last = NULL;
-  size_t taken = 0, steps = 0;
+  size_t n_kept = 0, steps = 0;
   for (lode_block_t* b = chain_cut_overwritten(page, *list); b != NULL && ++steps <= page->reserved;) {
     lode_block_t* next = lode_block_next(page, b);
     void* out[2];
     size_t n;
     if (_lode_page_quarantine_remote(page, b, q, out, &n)) {
       quarantine_send_home(out, n);
-      taken++;
+      (*taken)++;
     } else {
       if (last == NULL) kept = b;
       else lode_block_set_next(page, last, b);
       last = b;
+      n_kept++;
     }
     b = next;
   }
@@ -412,15 +413,18 @@ static size_t list_quarantine_fresh(lode_page_t* page, lode_block_t** list, lode
     *tail = last;
   }
   *list = kept;
-  return taken;
+  return n_kept;
 }
 
 size_t _lode_page_quarantine_listed(lode_page_t* page, lode_quarantine_t* q) {
   if (q == NULL || !_lode_option(LODE_OPTION_QUARANTINE)) return 0;
-  size_t n = list_quarantine_fresh(page, &page->free, &page->free_tail, q) +
-             list_quarantine_fresh(page, &page->local_free, &page->local_free_tail, q);
-  page->used += (uint32_t)n; /* a quarantined block counts as live */
-  return n;
+  size_t taken = 0;
+  size_t listed = list_quarantine_fresh(page, &page->free, &page->free_tail, q, &taken) +
+                  list_quarantine_fresh(page, &page->local_free, &page->local_free_tail, q, &taken);
+  /* quarantined blocks count as live, and so do those a cut link lost
+   * (as a remote chain's: kept off every list for good) */
+  page->used = page->capacity - (uint32_t)listed;
+  return taken;
 }
 #endif
 
